@@ -1,0 +1,145 @@
+"""Model families and the one entry point that loads any of them: :func:`load_model`.
+
+``load_model`` accepts a family name (loads its public checkpoint from the Hub), a
+tiny fixture name (built in code, offline), a local pipeline folder, or a Hub repo
+id; for the last two the family is read from the pipeline's ``model_index.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+from typing import Any
+
+import torch
+
+from ..errors import TadaError
+from ..fixtures import TINY_MODELS
+from .ace_step import AceStepAdapter
+from .audioldm2 import AudioLDM2Adapter
+from .base import Conditioning, CrossAttentionLayer, Generation, ModelAdapter, Run, hook_handles
+from .stable_audio import StableAudioAdapter
+
+FAMILIES: dict[str, type[ModelAdapter]] = {
+    cls.family: cls for cls in (AceStepAdapter, StableAudioAdapter, AudioLDM2Adapter)
+}
+DEFAULT_MODEL = "tiny-ace-step"
+
+__all__ = ["FAMILIES", "DEFAULT_MODEL", "ModelAdapter", "CrossAttentionLayer", "Generation", "Run",
+           "Conditioning", "hook_handles", "load_model", "model_names", "model_catalog"]
+
+
+def model_names() -> list[str]:
+    """Every name ``load_model`` accepts besides folders and repo ids."""
+    return list(FAMILIES) + list(TINY_MODELS)
+
+
+def _family_of_pipeline(class_name: str, where: str) -> type[ModelAdapter]:
+    for cls in FAMILIES.values():
+        if cls.pipeline_class_name == class_name:
+            return cls
+    accepted = ", ".join(c.pipeline_class_name for c in FAMILIES.values())
+    raise TadaError(f"{where} holds a {class_name!r}; supported pipelines: {accepted}")
+
+
+def _read_model_index(model: str, revision: str | None) -> tuple[dict[str, Any], str]:
+    if os.path.isdir(model):
+        path = os.path.join(model, "model_index.json")
+        if not os.path.isfile(path):
+            raise TadaError(f"{model!r} is a folder but has no model_index.json; is it a diffusers pipeline folder?")
+        with open(path, encoding="utf-8") as f:
+            return json.load(f), model
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    try:
+        path = hf_hub_download(model, "model_index.json", revision=revision)
+    except LocalEntryNotFoundError:
+        raise TadaError(
+            f"cannot load {model!r}: it is not in the local Hugging Face cache and the Hub cannot be reached "
+            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}). Download it on a connected machine, "
+            f"or pass a local pipeline folder") from None
+    except RepositoryNotFoundError:
+        raise TadaError(f"Hub repo {model!r} does not exist (or is private and you are not logged in)") from None
+    except RevisionNotFoundError:
+        raise TadaError(f"Hub repo {model!r} has no revision {revision!r}") from None
+    except EntryNotFoundError:
+        raise TadaError(f"Hub repo {model!r} has no model_index.json: it is not a diffusers pipeline") from None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f), model
+
+
+def load_model(model: str = DEFAULT_MODEL, *, device: str | torch.device | None = None,
+               dtype: torch.dtype | None = None, revision: str | None = None) -> ModelAdapter:
+    """Load a model as a :class:`ModelAdapter`.
+
+    ``model`` is a family name (``ace-step``, ``stable-audio``, ``audioldm2``: the public
+    checkpoint), a tiny fixture (``tiny-ace-step``, ...), a local diffusers pipeline folder,
+    or a Hub repo id (``org/name``). ``device`` defaults to CUDA when available.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise TadaError(f"model must be a name, folder or Hub repo id; got {model!r}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if model in TINY_MODELS:
+        family, build, defaults = TINY_MODELS[model]
+        adapter = FAMILIES[family](build(), name=model, source="built in code (tada_core.fixtures)",
+                                   defaults=defaults)
+        return adapter.to(device)
+    if model in FAMILIES:
+        cls, source = FAMILIES[model], FAMILIES[model].default_hub_id
+    elif os.path.isdir(model) or (model.count("/") == 1 and not model.startswith((".", "/"))):
+        index, source = _read_model_index(model, revision)
+        cls = _family_of_pipeline(index.get("_class_name", "?"), source)
+    else:
+        raise TadaError(f"unknown model {model!r}; accepted: {', '.join(model_names())}, "
+                        f"a local pipeline folder, or a Hub repo id like org/name")
+    import diffusers
+
+    pipeline_cls = getattr(diffusers, cls.pipeline_class_name)
+    try:
+        pipeline = pipeline_cls.from_pretrained(source, torch_dtype=dtype, revision=revision)
+    except OSError as e:
+        raise TadaError(f"cannot load {cls.family} pipeline from {source!r}: {e}") from None
+    return cls(pipeline, name=model, source=source).to(device)
+
+
+def _cached_layer_count(cls: type[ModelAdapter]) -> int | None:
+    """Count layers of a real checkpoint from its cached config, without loading weights."""
+    from huggingface_hub import try_to_load_from_cache
+
+    config_path = try_to_load_from_cache(cls.default_hub_id, f"{cls.denoiser_attr}/config.json")
+    if not isinstance(config_path, str):
+        return None
+    import diffusers
+    from diffusers.pipelines import audioldm2
+
+    with open(config_path, encoding="utf-8") as f:
+        class_name = json.load(f)["_class_name"]
+    model_cls = getattr(diffusers, class_name, None) or getattr(audioldm2, class_name)
+    with torch.device("meta"):
+        denoiser = model_cls.from_config(model_cls.load_config(config_path))
+    return len(cls.find_layers(types.SimpleNamespace(**{cls.denoiser_attr: denoiser})))
+
+
+def model_catalog() -> list[dict[str, Any]]:
+    """One row per loadable model name: family, source, layer count, CFG batch order."""
+    rows = []
+    for family, cls in FAMILIES.items():
+        count = _cached_layer_count(cls)
+        rows.append({
+            "name": family, "family": family, "source": cls.default_hub_id,
+            "layers": str(count) if count is not None else f"{cls.paper_layer_count} (paper; not cached here)",
+            "cfg_batch": "[cond, uncond]" if cls.cond_first else "[uncond, cond]",
+            "paper_functional": ",".join(map(str, cls.paper_functional_layers)),
+        })
+    for name, (family, build, _) in TINY_MODELS.items():
+        cls = FAMILIES[family]
+        rows.append({
+            "name": name, "family": family, "source": "built in code, offline",
+            "layers": str(len(cls.find_layers(build()))),
+            "cfg_batch": "[cond, uncond]" if cls.cond_first else "[uncond, cond]",
+            "paper_functional": "-",
+        })
+    return rows

@@ -1,0 +1,328 @@
+"""The one interface the rest of tada_core uses to talk to a diffusers audio pipeline.
+
+A :class:`ModelAdapter` owns a diffusers pipeline and knows three family quirks:
+which modules are the cross-attention layers (in a fixed order), how the pipeline
+batches classifier-free guidance (CFG), and how to call the pipeline. Everything
+else (recording, patching, steering) is written once against this interface.
+
+Run state. Interventions must know, inside a hook, which diffusion step is running
+and which rows of the batch are the conditional branch. ``generate`` opens a
+:class:`Run` for the duration of one pipeline call; a pre-hook on the denoiser
+counts its calls (one per diffusion step for all supported pipelines). The CFG
+layout is read from the row count of each call, because a pipeline may switch
+CFG on and off between steps (ACE-Step's ``cfg_interval``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import threading
+from typing import Any, Callable, ClassVar, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import TadaError, check_layers, check_positive, check_prompts
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossAttentionLayer:
+    """One cross-attention module. ``index`` is the 0-based index used everywhere in the API."""
+
+    index: int
+    path: str  # module path inside the pipeline, e.g. "transformer.layers.6.cross_attn"
+    module: nn.Module
+    width: int  # feature width of the module's output (what a steering vector must match)
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """Waveforms from one batched call: ``audio`` is float32 on CPU, shaped [batch, channels, samples]."""
+
+    audio: torch.Tensor
+    sample_rate: int
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclasses.dataclass
+class Run:
+    """State of one pipeline call, visible to intervention hooks through ``adapter.run``."""
+
+    n_samples: int
+    settings: dict[str, Any]
+    capture: bool = False  # True for the short conditioning-capture pass of `patch`
+    step: int = -1  # index of the denoiser call now running (0-based diffusion step)
+
+
+class _StopCapture(Exception):
+    """Raised from a hook to end a capture pass after the first denoiser call."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Conditioning:
+    """What one cross-attention layer received as key/value input, for the conditional rows."""
+
+    states: torch.Tensor  # [n_samples, tokens, dim]
+    mask: torch.Tensor | None  # as the module received it, sliced to the conditional rows
+
+
+class ModelAdapter:
+    """Base class: a diffusers text-to-audio pipeline with ordered cross-attention layers.
+
+    Subclasses set the class attributes and implement ``find_layers`` and
+    ``_call_pipeline``; nothing outside the subclass knows the family's quirks.
+    """
+
+    family: ClassVar[str]
+    pipeline_class_name: ClassVar[str]
+    default_hub_id: ClassVar[str]
+    denoiser_attr: ClassVar[str]  # "transformer" or "unet"
+    cond_first: ClassVar[bool]  # True if the CFG batch is [cond, uncond]
+    conditioning_kwarg: ClassVar[str] = "encoder_hidden_states"
+    conditioning_mask_kwarg: ClassVar[str] = "attention_mask"
+    paper_layer_count: ClassVar[int | None] = None
+    paper_functional_layers: ClassVar[tuple[int, ...]] = ()  # 0-based module indices
+
+    def __init__(self, pipeline: Any, *, name: str, source: str,
+                 defaults: dict[str, float] | None = None) -> None:
+        self.pipeline = pipeline
+        for component in pipeline.components.values():
+            if isinstance(component, nn.Module):
+                component.eval()  # models built in code start in train mode, with dropout on
+        self.name = name
+        self.source = source
+        self.defaults = {**self.family_defaults(), **(defaults or {})}
+        self._layers = tuple(self.find_layers(pipeline))
+        if not self._layers:
+            raise TadaError(f"{name}: found no cross-attention layers in {source}")
+        self._lock = threading.RLock()
+        self._run: Run | None = None
+        self._before_generate: list[Callable[[Run], None]] = []
+
+    # ----- family quirks -----------------------------------------------------------
+    @classmethod
+    def find_layers(cls, pipeline: Any) -> list[CrossAttentionLayer]:
+        """The ordered cross-attention layers of ``pipeline`` (anything with the denoiser attribute)."""
+        raise NotImplementedError
+
+    def _call_pipeline(self, prompts: list[str], generators: list[torch.Generator],
+                       duration: float, steps: int, guidance: float) -> torch.Tensor:
+        """Run the pipeline; return audio as a float tensor [batch, channels, samples]."""
+        raise NotImplementedError
+
+    def family_defaults(self) -> dict[str, float]:
+        """Default duration (s), steps and guidance for this family."""
+        raise NotImplementedError
+
+    def max_duration(self) -> float | None:
+        """Longest duration the model can produce, if it has a hard limit."""
+        return None
+
+    @property
+    def sample_rate(self) -> int:
+        raise NotImplementedError
+
+    # ----- public interface ---------------------------------------------------------
+    @property
+    def denoiser(self) -> nn.Module:
+        return getattr(self.pipeline, self.denoiser_attr)
+
+    @property
+    def layers(self) -> tuple[CrossAttentionLayer, ...]:
+        return self._layers
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    @property
+    def run(self) -> Run | None:
+        """The pipeline call in progress, or None outside ``generate``."""
+        return self._run
+
+    def resolve_layers(self, layers: Sequence[int] | None) -> tuple[int, ...]:
+        """Validate 0-based layer indices (None = all layers) against this model."""
+        return check_layers(layers, len(self._layers), self.name)
+
+    def to(self, device: str | torch.device) -> "ModelAdapter":
+        self.pipeline.to(device)
+        return self
+
+    def set_progress_bar(self, enabled: bool) -> None:
+        self.pipeline.set_progress_bar_config(disable=not enabled)
+
+    def branch_rows(self, n_rows: int) -> tuple[slice, slice | None]:
+        """Rows of a denoiser batch that hold the conditional and unconditional branch.
+
+        With CFG the batch has 2 * n_samples rows, ordered by ``cond_first``; without
+        CFG (guidance <= 1, or outside ACE-Step's cfg interval) every row is conditional.
+        """
+        run = self._run
+        if run is None:
+            raise TadaError("interventions act only inside adapter.generate(); no generation is running")
+        n = run.n_samples
+        if n_rows == n:
+            return slice(0, n), None
+        if n_rows == 2 * n:
+            first, second = slice(0, n), slice(n, 2 * n)
+            return (first, second) if self.cond_first else (second, first)
+        raise TadaError(
+            f"{self.name}: a cross-attention call had {n_rows} rows for {n} samples; "
+            f"expected {n} (no CFG) or {2 * n} (CFG)"
+        )
+
+    def check_settings(self, prompts: str | Sequence[str], seeds: int | Sequence[int] | None,
+                       duration: float | None, steps: int | None,
+                       guidance: float | None) -> dict[str, Any]:
+        """Validate generation settings and fill in this model's defaults."""
+        prompts = check_prompts(prompts)
+        if seeds is None:
+            seeds = list(range(len(prompts)))
+        elif isinstance(seeds, int) and not isinstance(seeds, bool):
+            seeds = [seeds + i for i in range(len(prompts))]
+        seeds = list(seeds)
+        if len(seeds) != len(prompts):
+            raise TadaError(f"got {len(seeds)} seeds for {len(prompts)} prompts; give one seed per prompt")
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise TadaError(f"seeds must be non-negative integers; got {s!r}")
+        duration = check_positive("duration", self.defaults["duration"] if duration is None else duration)
+        limit = self.max_duration()
+        if limit is not None and duration > limit + 1e-9:
+            raise TadaError(f"duration {duration:g}s is too long for {self.name}: at most {limit:g}s")
+        steps = self.defaults["steps"] if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise TadaError(f"steps must be an integer >= 1; got {steps!r}")
+        guidance = self.defaults["guidance"] if guidance is None else guidance
+        if not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
+            raise TadaError(f"guidance must be a finite number >= 0; got {guidance!r}")
+        return dict(prompts=prompts, seeds=seeds, duration=duration, steps=int(steps), guidance=float(guidance))
+
+    def generate(self, prompts: str | Sequence[str], *, seeds: int | Sequence[int] | None = None,
+                 duration: float | None = None, steps: int | None = None,
+                 guidance: float | None = None) -> Generation:
+        """Generate one waveform per prompt, each from its own seed. Same seed, same audio.
+
+        ``seeds`` is one int per prompt (an int ``s`` means ``s, s+1, ...``); ``duration``
+        is in seconds; ``steps`` is the number of diffusion steps; ``guidance`` the CFG scale.
+        Active interventions (``record``, ``patch``, ``steer``) apply to this call.
+        """
+        s = self.check_settings(prompts, seeds, duration, steps, guidance)
+        with self._lock:
+            run = Run(n_samples=len(s["prompts"]), settings=s)
+            for prepare in list(self._before_generate):
+                prepare(run)
+            audio = self._run_pipeline(run)
+        return Generation(audio=audio, sample_rate=self.sample_rate,
+                          prompts=tuple(s["prompts"]), seeds=tuple(s["seeds"]))
+
+    def capture_conditioning(self, prompts: Sequence[str], settings: dict[str, Any],
+                             layers: Sequence[int]) -> dict[int, Conditioning]:
+        """Key/value inputs of the given layers for ``prompts``, under the given settings.
+
+        Runs the pipeline's own prompt encoding and one denoiser call, then stops: this
+        is the cached "target run" of activation patching (TADA Sec. 3, Fig. 2a).
+        """
+        prompts = check_prompts(prompts, "patch prompts")
+        settings = {**settings, "prompts": list(prompts), "seeds": [0] * len(prompts)}
+        run = Run(n_samples=len(prompts), settings=settings, capture=True)
+        found: dict[int, Conditioning] = {}
+
+        def grab(index: int):
+            def hook(module, args, kwargs):
+                cond, _ = self.branch_rows(_batch_rows(args, kwargs))
+                states = kwargs.get(self.conditioning_kwarg)
+                if states is None:
+                    raise TadaError(f"{self.name}: layer {index} received no {self.conditioning_kwarg}")
+                mask = kwargs.get(self.conditioning_mask_kwarg)
+                found[index] = Conditioning(states[cond].detach(), None if mask is None else mask[cond].detach())
+            return hook
+
+        def stop(module, args, kwargs, output):
+            raise _StopCapture
+
+        with hook_handles() as add:
+            for i in layers:
+                add(self._layers[i].module.register_forward_pre_hook(grab(i), with_kwargs=True))
+            add(self.denoiser.register_forward_hook(stop, with_kwargs=True))
+            with self._lock:
+                try:
+                    self._run_pipeline(run)
+                except _StopCapture:
+                    pass
+        missing = [i for i in layers if i not in found]
+        if missing:
+            raise TadaError(f"{self.name}: layers {missing} were not called during the first denoiser step")
+        return found
+
+    # ----- internals ----------------------------------------------------------------------
+    def _run_pipeline(self, run: Run) -> torch.Tensor:
+        s = run.settings
+        gen_device = "cpu" if self.device.type == "mps" else self.device
+        generators = [torch.Generator(device=gen_device).manual_seed(seed) for seed in s["seeds"]]
+
+        def count_step(module, args):
+            run.step += 1
+
+        previous, self._run = self._run, run
+        try:
+            with hook_handles() as add:
+                add(self.denoiser.register_forward_pre_hook(count_step))
+                with torch.no_grad():
+                    audio = self._call_pipeline(s["prompts"], generators, s["duration"], s["steps"], s["guidance"])
+        finally:
+            self._run = previous
+        audio = torch.as_tensor(audio).detach().float().cpu()
+        if audio.ndim == 2:
+            audio = audio[:, None, :]
+        return audio
+
+    def add_before_generate(self, fn: Callable[[Run], None]) -> Callable[[], None]:
+        """Register ``fn(run)`` to be called before each pipeline call; returns its remover."""
+        self._before_generate.append(fn)
+
+        def remove() -> None:
+            if fn in self._before_generate:
+                self._before_generate.remove(fn)
+        return remove
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data summary: family, source, sample rate, layer paths and widths."""
+        return {
+            "name": self.name, "family": self.family, "source": self.source,
+            "sample_rate": self.sample_rate, "cfg_batch": "[cond, uncond]" if self.cond_first else "[uncond, cond]",
+            "layers": [{"index": layer.index, "path": layer.path, "width": layer.width} for layer in self._layers],
+        }
+
+
+def _batch_rows(args: tuple, kwargs: dict) -> int:
+    hidden = args[0] if args else kwargs["hidden_states"]
+    return hidden.shape[0]
+
+
+def output_width(module: nn.Module) -> int:
+    """Width of an attention module's output: the out-features of its first output projection."""
+    to_out = getattr(module, "to_out", None)
+    first = to_out[0] if isinstance(to_out, nn.ModuleList) else to_out
+    if isinstance(first, nn.Linear):
+        return first.out_features
+    raise TadaError(f"cannot tell the output width of {type(module).__name__}")
+
+
+@contextlib.contextmanager
+def hook_handles() -> Iterator[Callable[[Any], Any]]:
+    """Collect hook handles; remove exactly those on exit, even when an exception escapes."""
+    handles: list[Any] = []
+
+    def add(handle: Any) -> Any:
+        handles.append(handle)
+        return handle
+
+    try:
+        yield add
+    finally:
+        for handle in reversed(handles):
+            handle.remove()

@@ -1,0 +1,163 @@
+"""Tiny random-weight versions of each supported pipeline, built in code, offline.
+
+They exercise the real diffusers pipelines end to end (prompt encoding, CFG batching,
+schedulers, decoders) in well under a second on a CPU, so that the tests and the CLI
+(``--model tiny-ace-step``) never need a download. Tokenizers are trained here with
+the ``tokenizers`` library on a small built-in corpus; weights are seeded and the
+caller's global RNG is left untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+# Words the tiny tokenizers learn whole; anything else falls back to byte pieces.
+_CORPUS = """
+a an the with and of in slow fast happy sad calm energetic dark bright loud soft
+music song track tune melody piece ballad beat rhythm groove tempo mood
+techno house jazz rock pop classical folk ambient reggae metal blues country hip hop lofi
+piano guitar violin trumpet flute drums bass synth strings saxophone vocals voice choir
+female male singer singing instrumental acoustic electronic orchestral dramatic cheerful gloomy
+""".split()
+
+_SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "<mask>", "<|endoftext|>"]
+
+
+def build_tokenizer(cls: type | None = None, *, vocab_size: int = 400, model_max_length: int = 64):
+    """A byte-level BPE tokenizer trained on a fixed music-word corpus, wrapped in ``cls``.
+
+    ``cls`` is a transformers tokenizer class (default ``PreTrainedTokenizerFast``);
+    pipelines that check the tokenizer type (AudioLDM2 wants Roberta/T5) get their own.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=_SPECIALS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([" ".join(_CORPUS)] + _CORPUS, trainer)
+    cls = cls or PreTrainedTokenizerFast
+    return cls(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+               unk_token="<unk>", model_max_length=model_max_length)
+
+
+def _seeded(build: Callable[[], Any], seed: int = 0) -> Any:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def tiny_ace_step(num_layers: int = 4):
+    """AceStepPipeline with a 4-layer DiT (32 wide), CFG enabled (not turbo), 800 Hz audio."""
+    from diffusers import AceStepPipeline, AutoencoderOobleck, FlowMatchEulerDiscreteScheduler
+    from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
+    from diffusers.pipelines.ace_step import AceStepConditionEncoder
+    from transformers import Qwen3Config, Qwen3Model
+
+    def build():
+        tokenizer = build_tokenizer(model_max_length=512)
+        transformer = AceStepTransformer1DModel(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=num_layers, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, in_channels=24, audio_acoustic_hidden_dim=8, patch_size=2,
+            rope_theta=10000.0, sliding_window=16)
+        text_encoder = Qwen3Model(Qwen3Config(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, vocab_size=len(tokenizer), max_position_embeddings=512))
+        condition_encoder = AceStepConditionEncoder(
+            hidden_size=32, intermediate_size=64, text_hidden_dim=32, timbre_hidden_dim=8,
+            num_lyric_encoder_hidden_layers=1, num_timbre_encoder_hidden_layers=1, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, rope_theta=10000.0, sliding_window=16)
+        vae = AutoencoderOobleck(encoder_hidden_size=6, downsampling_ratios=[2, 4], decoder_channels=4,
+                                 decoder_input_channels=8, audio_channels=2, channel_multiples=[2, 4],
+                                 sampling_rate=800)
+        scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0)
+        return AceStepPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer,
+                               condition_encoder=condition_encoder, scheduler=scheduler)
+
+    return _seeded(build)
+
+
+def tiny_stable_audio(num_layers: int = 4):
+    """StableAudioPipeline with a 4-block DiT, 128 Hz stereo audio, at most 2 s."""
+    from diffusers import (AutoencoderOobleck, CosineDPMSolverMultistepScheduler, StableAudioDiTModel,
+                           StableAudioPipeline, StableAudioProjectionModel)
+    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
+
+    def build():
+        tokenizer = build_tokenizer(T5TokenizerFast, model_max_length=16)
+        transformer = StableAudioDiTModel(
+            sample_size=128, in_channels=3, num_layers=num_layers, attention_head_dim=4,
+            num_key_value_attention_heads=2, out_channels=3, cross_attention_dim=4, time_proj_dim=8,
+            global_states_input_dim=8, cross_attention_input_dim=4)
+        text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, d_kv=8,
+                                               num_heads=2, num_layers=2))
+        vae = AutoencoderOobleck(encoder_hidden_size=6, downsampling_ratios=[1, 2], decoder_channels=3,
+                                 decoder_input_channels=3, audio_channels=2, channel_multiples=[2, 4],
+                                 sampling_rate=128)
+        projection = StableAudioProjectionModel(text_encoder_dim=16, conditioning_dim=4, min_value=0, max_value=32)
+        scheduler = CosineDPMSolverMultistepScheduler(solver_order=2, prediction_type="v_prediction",
+                                                      sigma_data=1.0, sigma_schedule="exponential")
+        return StableAudioPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                                   projection_model=projection, transformer=transformer, scheduler=scheduler)
+
+    return _seeded(build)
+
+
+def tiny_audioldm2():
+    """AudioLDM2Pipeline with a 2-block UNet (12 true cross-attention layers), 1 kHz audio."""
+    from diffusers import (AudioLDM2Pipeline, AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel,
+                           AutoencoderKL, DDIMScheduler)
+    from transformers import (ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig,
+                              GPT2Config, GPT2Model, RobertaTokenizerFast, SpeechT5HifiGan,
+                              SpeechT5HifiGanConfig, T5Config, T5EncoderModel, T5TokenizerFast)
+
+    def build():
+        tokenizer = build_tokenizer(RobertaTokenizerFast, model_max_length=32)
+        tokenizer_2 = build_tokenizer(T5TokenizerFast, model_max_length=32)
+        vocab = len(tokenizer)
+        unet = AudioLDM2UNet2DConditionModel(
+            block_out_channels=(16, 32), layers_per_block=2, sample_size=16, in_channels=4, out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=([None, 16, 32], [None, 16, 32]), norm_num_groups=8, attention_head_dim=4)
+        vae = AutoencoderKL(block_out_channels=[8, 16], in_channels=1, out_channels=1,
+                            down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                            latent_channels=4, norm_num_groups=8)
+        text_config = ClapTextConfig(bos_token_id=1, eos_token_id=2, pad_token_id=0, hidden_size=16,
+                                     intermediate_size=37, num_attention_heads=2, num_hidden_layers=2,
+                                     vocab_size=vocab, projection_dim=16, max_position_embeddings=40)
+        audio_config = ClapAudioConfig(spec_size=64, window_size=4, num_mel_bins=64, intermediate_size=37,
+                                       depths=[2, 2], num_attention_heads=[2, 2], num_hidden_layers=2,
+                                       hidden_size=192, projection_dim=16, patch_size=2, patch_stride=2,
+                                       patch_embed_input_channels=4)
+        clap = ClapModel(ClapConfig(text_config=text_config.to_dict(), audio_config=audio_config.to_dict(),
+                                    projection_dim=16))
+        t5 = T5EncoderModel(T5Config(vocab_size=vocab, d_model=32, d_ff=37, d_kv=8, num_heads=2, num_layers=2))
+        language_model = GPT2Model(GPT2Config(n_embd=16, n_head=2, n_layer=2, vocab_size=vocab, n_ctx=99,
+                                              n_positions=99, bos_token_id=1, eos_token_id=2))
+        language_model.config.max_new_tokens = 8
+        projection = AudioLDM2ProjectionModel(text_encoder_dim=16, text_encoder_1_dim=32, langauge_model_dim=16)
+        vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(
+            model_in_dim=8, sampling_rate=1000, upsample_initial_channel=16, upsample_rates=[2, 2],
+            upsample_kernel_sizes=[4, 4], resblock_kernel_sizes=[3, 7],
+            resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]], normalize_before=False, initializer_range=0.1))
+        scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                  clip_sample=False, set_alpha_to_one=False)
+        return AudioLDM2Pipeline(vae=vae, text_encoder=clap, text_encoder_2=t5, projection_model=projection,
+                                 language_model=language_model, tokenizer=tokenizer, tokenizer_2=tokenizer_2,
+                                 feature_extractor=ClapFeatureExtractor(), unet=unet, scheduler=scheduler,
+                                 vocoder=vocoder)
+
+    return _seeded(build)
+
+
+# name -> (family, builder, generation defaults)
+TINY_MODELS: dict[str, tuple[str, Callable[[], Any], dict[str, float]]] = {
+    "tiny-ace-step": ("ace-step", tiny_ace_step, {"duration": 1.0, "steps": 4, "guidance": 3.0}),
+    "tiny-stable-audio": ("stable-audio", tiny_stable_audio, {"duration": 1.0, "steps": 4, "guidance": 3.0}),
+    "tiny-audioldm2": ("audioldm2", tiny_audioldm2, {"duration": 1.0, "steps": 4, "guidance": 3.0}),
+}

@@ -1,0 +1,269 @@
+"""Interventions on cross-attention layers: ``record``, ``patch`` and ``steer``.
+
+Each is a context manager over a :class:`~tada_core.adapters.ModelAdapter`. It
+registers forward hooks on the chosen layers when entered and removes exactly those
+hooks when left, also when an exception escapes, so contexts nest and hooks that
+other code placed on the model survive. Hooks act only inside ``adapter.generate``;
+they read the diffusion step and the CFG layout from ``adapter.run``.
+
+Layer indices are 0-based module indices (see each adapter for how they map to the
+papers' numbering, which counts from 1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections import defaultdict
+from typing import Callable, Iterator, Literal, Mapping, Sequence
+
+import torch
+
+from .adapters.base import Conditioning, ModelAdapter, Run, hook_handles
+from .errors import TadaError, check_finite, check_prompts
+
+Branch = Literal["cond", "uncond", "both"]
+BRANCHES = ("cond", "uncond", "both")
+
+
+def _active_run(adapter: ModelAdapter) -> Run | None:
+    run = adapter.run
+    return None if run is None or run.capture else run
+
+
+# --------------------------------------------------------------------------------------
+# record
+# --------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Recording:
+    """Cross-attention outputs captured by :func:`record`, conditional branch only.
+
+    ``mode="mean"``: ``activations[layer]`` is [steps, samples, width], the output
+    averaged over frames (the h-bar of TADA Eq. 2). ``mode="tokens"``: it is
+    [steps, samples, tokens, width], a random subsample of frames per step.
+    """
+
+    mode: str
+    layers: tuple[int, ...]
+    _steps: dict[int, list[torch.Tensor]] = dataclasses.field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def activations(self) -> dict[int, torch.Tensor]:
+        return {layer: torch.stack(self._steps[layer]) for layer in self.layers if self._steps[layer]}
+
+    def clear(self) -> None:
+        self._steps.clear()
+
+
+Sink = Callable[[int, int, torch.Tensor], None]
+
+
+@contextlib.contextmanager
+def record(adapter: ModelAdapter, layers: Sequence[int] | None = None, *, mode: str = "mean",
+           tokens: int = 16, seed: int = 0, sink: Sink | None = None) -> Iterator[Recording]:
+    """Record cross-attention outputs at ``layers`` for every diffusion step.
+
+    ``mode`` is ``"mean"`` (average over frames) or ``"tokens"`` (``tokens`` frames drawn
+    per step and sample with a generator seeded by ``seed``; all frames if fewer).
+    ``sink(layer, step, tensor)``, if given, receives each step's tensor instead of the
+    in-memory :class:`Recording` (for streaming to disk).
+    """
+    if mode not in ("mean", "tokens"):
+        raise TadaError(f"record mode must be 'mean' or 'tokens'; got {mode!r}")
+    if mode == "tokens" and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
+        raise TadaError(f"tokens must be an integer >= 1; got {tokens!r}")
+    layer_ids = adapter.resolve_layers(layers)
+    recording = Recording(mode=mode, layers=layer_ids)
+    rng = torch.Generator().manual_seed(seed)
+
+    def make_hook(layer: int):
+        def hook(module, args, output):
+            run = _active_run(adapter)
+            if run is None:
+                return None
+            cond, _ = adapter.branch_rows(output.shape[0])
+            h = output[cond].detach()
+            if mode == "mean":
+                value = h.float().mean(dim=1).cpu()
+            else:
+                n_frames = h.shape[1]
+                k = min(tokens, n_frames)
+                idx = torch.stack([torch.randperm(n_frames, generator=rng)[:k] for _ in range(h.shape[0])])
+                value = torch.gather(h, 1, idx.to(h.device)[..., None].expand(-1, -1, h.shape[-1])).float().cpu()
+            if sink is not None:
+                sink(layer, run.step, value)
+            else:
+                recording._steps[layer].append(value)
+            return None
+        return hook
+
+    with hook_handles() as add:
+        for i in layer_ids:
+            add(adapter.layers[i].module.register_forward_hook(make_hook(i)))
+        yield recording
+
+
+# --------------------------------------------------------------------------------------
+# patch
+# --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def patch(adapter: ModelAdapter, layers: Sequence[int] | None, prompts: str | Sequence[str]) -> Iterator[None]:
+    """Activation patching (TADA Sec. 3, Fig. 2): ``layers`` get the keys and values of ``prompts``.
+
+    Inside the block, each ``adapter.generate(source_prompts, ...)`` first caches the
+    conditioning that ``prompts`` (the target run) feed to the chosen layers, then
+    generates the source prompts with those layers' conditional branch computing K and V
+    from the target conditioning; every other layer, and the unconditional branch, keep
+    the source prompt. ``prompts`` is one target prompt per source prompt, or a single
+    prompt used for all. ``layers=[]`` patches nothing; ``None`` patches all layers.
+    """
+    targets = check_prompts(prompts, "patch prompts")
+    layer_ids = adapter.resolve_layers(layers) if layers is None or len(layers) else ()
+    cached: dict[int, Conditioning] = {}
+
+    def prepare(run: Run) -> None:
+        cached.clear()
+        if not layer_ids:
+            return
+        if len(targets) not in (1, run.n_samples):
+            raise TadaError(f"patch has {len(targets)} target prompts for {run.n_samples} source prompts; "
+                            f"give one target per source prompt, or a single target")
+        batch = targets * run.n_samples if len(targets) == 1 else targets
+        cached.update(adapter.capture_conditioning(batch, run.settings, layer_ids))
+
+    def make_hook(layer: int):
+        def hook(module, args, kwargs, output):
+            if _active_run(adapter) is None:
+                return None
+            hidden = args[0] if args else kwargs["hidden_states"]
+            cond, _ = adapter.branch_rows(hidden.shape[0])
+            target = cached[layer]
+            call_kwargs = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+            call_kwargs[adapter.conditioning_kwarg] = target.states
+            call_kwargs[adapter.conditioning_mask_kwarg] = target.mask
+            # module.forward, not module(...): recompute without re-entering hooks.
+            patched = module.forward(hidden[cond], *args[1:], **call_kwargs)
+            out = output.clone()
+            out[cond] = patched.to(out.dtype)
+            return out
+        return hook
+
+    remove_prepare = adapter.add_before_generate(prepare)
+    try:
+        with hook_handles() as add:
+            for i in layer_ids:
+                add(adapter.layers[i].module.register_forward_hook(make_hook(i), with_kwargs=True))
+            yield
+    finally:
+        remove_prepare()
+        cached.clear()
+
+
+# --------------------------------------------------------------------------------------
+# steer
+# --------------------------------------------------------------------------------------
+def renorm(steered: torch.Tensor, original: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """ReNorm (TADA Eq. 3): rescale each token of ``steered`` to the L2 norm it had in ``original``."""
+    return steered / steered.norm(dim=-1, keepdim=True).clamp_min(eps) * original.norm(dim=-1, keepdim=True)
+
+
+def _steering_tensors(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tensor],
+                      layers: Sequence[int] | None) -> dict[int, torch.Tensor]:
+    if isinstance(vectors, torch.Tensor):
+        layer_ids = adapter.resolve_layers(layers)
+        per_layer = {i: vectors for i in layer_ids}
+    elif isinstance(vectors, Mapping):
+        if not vectors:
+            raise TadaError("steer got an empty mapping of vectors; give at least one layer -> vector")
+        keys = adapter.resolve_layers(list(vectors))
+        layer_ids = adapter.resolve_layers(layers) if layers is not None else keys
+        missing = [i for i in layer_ids if i not in vectors]
+        if missing:
+            raise TadaError(f"no steering vector for layers {missing}; vectors exist for layers {list(keys)}")
+        per_layer = {i: vectors[i] for i in layer_ids}
+    else:
+        raise TadaError(f"vectors must be a tensor or a mapping layer -> tensor; got {type(vectors).__name__}")
+    out = {}
+    for i, v in per_layer.items():
+        v = torch.as_tensor(v)
+        width = adapter.layers[i].width
+        if v.ndim not in (1, 2) or v.shape[-1] != width:
+            raise TadaError(f"steering vector for layer {i} has shape {tuple(v.shape)}; layer {i} of "
+                            f"{adapter.name} needs [{width}] or [steps, {width}]")
+        if not torch.isfinite(v).all():
+            raise TadaError(f"steering vector for layer {i} contains NaN or inf")
+        out[i] = v.detach()
+    return out
+
+
+@contextlib.contextmanager
+def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tensor],
+          alpha: float | Sequence[float], *, layers: Sequence[int] | None = None,
+          use_renorm: bool = False, branch: Branch = "cond") -> Iterator[None]:
+    """Activation steering: h' = h + alpha * v at the chosen layers (TADA Eq. 2 and Eq. 8).
+
+    ``vectors``: one tensor for all ``layers``, or a mapping layer -> tensor; a tensor is
+    [width] (every step) or [steps, width] (one vector per diffusion step).
+    ``alpha``: a float, or one float per sample of the batch, so that an alpha sweep or
+    an original-vs-steered pair (alpha 0 and alpha a) is a single batched call; samples
+    with alpha 0 are left bit-identical. Signed: negative alpha removes the concept.
+    ``use_renorm``: apply ReNorm (Eq. 3) per token; off by default, as in the paper's code.
+    ``branch``: which CFG branch to steer: ``"cond"`` (default, as in the paper's code; the
+    effect is then amplified by the guidance scale), ``"uncond"``, or ``"both"``.
+    """
+    if branch not in BRANCHES:
+        raise TadaError(f"branch must be one of {', '.join(BRANCHES)}; got {branch!r}")
+    if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
+        alphas = [check_finite("alpha", alpha)]
+        per_sample = False
+    else:
+        alphas = [check_finite(f"alpha[{i}]", a) for i, a in enumerate(alpha)]
+        if not alphas:
+            raise TadaError("alpha is an empty list; give a float or one float per sample")
+        per_sample = True
+    steering = _steering_tensors(adapter, vectors, layers)
+
+    def row_alphas(n_rows: int, n_samples: int, device, dtype) -> torch.Tensor:
+        if per_sample and len(alphas) != n_samples:
+            raise TadaError(f"steer got {len(alphas)} alphas for a batch of {n_samples} samples; "
+                            f"give one alpha per sample or a single float")
+        a = torch.tensor(alphas if per_sample else alphas * n_samples, dtype=dtype, device=device)
+        cond, uncond = adapter.branch_rows(n_rows)
+        rows = torch.zeros(n_rows, dtype=dtype, device=device)
+        if branch in ("cond", "both"):
+            rows[cond] = a
+        if uncond is not None and branch in ("uncond", "both"):
+            rows[uncond] = a
+        return rows
+
+    def make_hook(layer: int):
+        vector = steering[layer]
+
+        def hook(module, args, output):
+            run = _active_run(adapter)
+            if run is None:
+                return None
+            if vector.ndim == 2:
+                if run.step >= vector.shape[0]:
+                    raise TadaError(f"layer {layer} has per-step vectors for {vector.shape[0]} steps, "
+                                    f"but generation is at step {run.step}; use as many steps as the vector has")
+                v = vector[run.step]
+            else:
+                v = vector
+            a = row_alphas(output.shape[0], run.n_samples, output.device, output.dtype)
+            if not bool((a != 0).any()):
+                return None
+            steered = output + a[:, None, None] * v.to(output.device, output.dtype)
+            if use_renorm:
+                steered = renorm(steered, output)
+            # Rows with alpha 0 keep their exact values (no renorm rounding).
+            return torch.where((a != 0)[:, None, None], steered, output)
+        return hook
+
+    with hook_handles() as add:
+        for i in steering:
+            add(adapter.layers[i].module.register_forward_hook(make_hook(i)))
+        yield
+
+
+__all__ = ["record", "patch", "steer", "renorm", "Recording", "BRANCHES"]
