@@ -1,0 +1,39 @@
+"""Tests run offline on tiny models built in code; nothing touches the network."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import pytest  # noqa: E402
+
+from tada_core import load_model  # noqa: E402
+
+TINY = ["tiny-ace-step", "tiny-stable-audio", "tiny-audioldm2"]
+
+
+@pytest.fixture(scope="session")
+def models():
+    """One instance per tiny model, shared by the tests (interventions leave no state behind)."""
+    loaded = {}
+
+    def get(name):
+        if name not in loaded:
+            loaded[name] = load_model(name, device="cpu")
+            loaded[name].set_progress_bar(False)
+        return loaded[name]
+    return get
+
+
+@pytest.fixture(params=TINY)
+def model(request, models):
+    return models(request.param)
+
+
+def all_hooks(adapter):
+    """Every forward (pre-)hook on the denoiser and its submodules, as a set of ids."""
+    ids = set()
+    for name, module in adapter.denoiser.named_modules():
+        for kind in ("_forward_hooks", "_forward_pre_hooks"):
+            ids |= {(name, kind, k) for k in getattr(module, kind)}
+    return ids
