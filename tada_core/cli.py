@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # torch's weight_norm deprecation, raised inside diffusers' decoders, says nothing to a user.
+    warnings.filterwarnings("ignore", message=".*weight_norm.*deprecated.*")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
