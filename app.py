@@ -9,6 +9,7 @@ hooks exist only inside one request's ``with`` block, under the model's lock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -28,19 +29,28 @@ MAX_DURATION = float(os.environ.get("TADA_MAX_DURATION", "30"))
 
 
 class ModelCache:
-    """Loaded models by name; each load happens once, even under concurrent requests."""
+    """Loaded models by name, each with a lock held for a whole request.
+
+    Hooks live on a model's modules, so one request's ``with patch(...)`` block must not
+    overlap another request on the same model: ``use`` serializes requests per model.
+    """
 
     def __init__(self) -> None:
         self._models = {}
+        self._locks = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str):
+    @contextlib.contextmanager
+    def use(self, name: str):
         with self._lock:
             if name not in self._models:
                 model = load_model(name)
                 model.set_progress_bar(False)
                 self._models[name] = model
-            return self._models[name]
+                self._locks[name] = threading.Lock()
+            model, lock = self._models[name], self._locks[name]
+        with lock:
+            yield model
 
 
 def _clip(generation, i: int):
@@ -59,8 +69,8 @@ def make_handlers(cache: ModelCache):
 
     @gpu
     def generate(model_name: str, prompt: str, seed: int, duration: float, steps: int):
-        model = cache.get(model_name)
-        gen = model.generate(prompt, seeds=int(seed), duration=_check_duration(duration), steps=int(steps))
+        with cache.use(model_name) as model:
+            gen = model.generate(prompt, seeds=int(seed), duration=_check_duration(duration), steps=int(steps))
         return _clip(gen, 0)
 
     @gpu
@@ -68,19 +78,19 @@ def make_handlers(cache: ModelCache):
                  steps: int):
         if not layers:
             raise TadaError("select at least one layer to patch from prompt B")
-        model = cache.get(model_name)
         layer_ids = [int(str(x).split()[0]) for x in layers]
         kwargs = dict(seeds=int(seed), duration=_check_duration(duration), steps=int(steps))
-        # A and B are generated one at a time: some pipelines (ACE-Step) pad prompts to the
-        # longest in the batch without masking, so a batch [A, B] would not sound like B alone.
-        a, b = model.generate(prompt_a, **kwargs), model.generate(prompt_b, **kwargs)
-        with patch(model, layer_ids, prompt_b):
-            patched = model.generate(prompt_a, **kwargs)
+        with cache.use(model_name) as model:
+            # A and B are generated one at a time: some pipelines (ACE-Step) pad prompts to the
+            # longest in the batch without masking, so a batch [A, B] would not sound like B alone.
+            a, b = model.generate(prompt_a, **kwargs), model.generate(prompt_b, **kwargs)
+            with patch(model, layer_ids, prompt_b):
+                patched = model.generate(prompt_a, **kwargs)
         return _clip(a, 0), _clip(b, 0), _clip(patched, 0)
 
     def layer_choices(model_name: str) -> list[str]:
-        model = cache.get(model_name)
-        return [f"{layer.index} ({layer.path})" for layer in model.layers]
+        with cache.use(model_name) as model:
+            return [f"{layer.index} ({layer.path})" for layer in model.layers]
 
     return generate, ab_patch, layer_choices
 

@@ -50,3 +50,22 @@ def test_launched_app_answers_client():
             client.predict("tiny-ace-step", "fast techno", 0, -1.0, 4, api_name="/generate")
     finally:
         app.close()
+
+
+def test_concurrent_requests_do_not_see_each_others_hooks(handlers):
+    """A patch request and plain generate requests on one model, at the same time,
+    each return what they return alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    generate, ab_patch, layer_choices = handlers
+    choices = layer_choices("tiny-ace-step")
+    alone_gen = generate("tiny-ace-step", "slow sad piano", 2, 1.0, 4)[1]
+    alone_patch = ab_patch("tiny-ace-step", "slow sad piano", "fast techno", choices, 2, 1.0, 4)[2][1]
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(ab_patch, "tiny-ace-step", "slow sad piano", "fast techno", choices, 2, 1.0, 4)
+                   if i % 2 else pool.submit(generate, "tiny-ace-step", "slow sad piano", 2, 1.0, 4)
+                   for i in range(6)]
+        results = [f.result() for f in futures]
+    for i, r in enumerate(results):
+        got = r[2][1] if i % 2 else r[1]
+        assert np.array_equal(got, alone_patch if i % 2 else alone_gen)

@@ -50,24 +50,19 @@ def test_renorm_inside_generation_keeps_norms(model):
     with ReNorm its output tokens keep their norms; without ReNorm they do not."""
     layer, frames = 1, 10_000
 
-    def norms(**steer_kwargs):
+    def unsteered_norms():
         with record(model, [layer], mode="tokens", tokens=frames, seed=0) as rec:
-            if steer_kwargs:
-                with steer(model, vector(model, layer, scale=5.0), layers=[layer], **steer_kwargs):
-                    model.generate(PROMPT, seeds=0)
-            else:
-                model.generate(PROMPT, seeds=0)
-        # steer's hook was registered after record's, so record saw the unsteered output;
-        # re-record with the opposite nesting to see the steered one
+            model.generate(PROMPT, seeds=0)
         return rec.activations[layer][0].norm(dim=-1)
 
     def steered_norms(use_renorm):
+        # steer is entered first, so its hook runs before record's and record sees the steered output
         with steer(model, vector(model, layer, scale=5.0), alpha=2.0, layers=[layer], use_renorm=use_renorm):
             with record(model, [layer], mode="tokens", tokens=frames, seed=0) as rec:
                 model.generate(PROMPT, seeds=0)
         return rec.activations[layer][0].norm(dim=-1)
 
-    base = norms()
+    base = unsteered_norms()
     torch.testing.assert_close(steered_norms(True), base, atol=1e-4, rtol=1e-4)
     assert not torch.allclose(steered_norms(False), base, atol=1e-3)
 
