@@ -92,16 +92,22 @@ def make_handlers(cache: ModelCache):
         with cache.use(model_name) as model:
             return [f"{layer.index} ({layer.path})" for layer in model.layers]
 
-    return generate, ab_patch, layer_choices
+    def model_defaults(model_name: str) -> tuple[float, int]:
+        """The selected model's default duration (capped by the app's limit) and steps."""
+        with cache.use(model_name) as model:
+            return min(float(model.defaults["duration"]), MAX_DURATION), int(model.defaults["steps"])
+
+    return generate, ab_patch, layer_choices, model_defaults
 
 
 def build_app(default_model: str | None = None):
     import gradio as gr
 
     cache = ModelCache()
-    generate, ab_patch, layer_choices = make_handlers(cache)
+    generate, ab_patch, layer_choices, model_defaults = make_handlers(cache)
     default_model = default_model or os.environ.get("TADA_MODEL", "tiny-ace-step")
     names = model_names()
+    duration0, steps0 = model_defaults(default_model)
 
     def friendly(fn):
         def wrapped(*args):
@@ -119,8 +125,8 @@ def build_app(default_model: str | None = None):
             prompt = gr.Textbox("fast techno with drums", label="prompt")
             with gr.Row():
                 seed = gr.Number(0, label="seed", precision=0)
-                duration = gr.Number(1.0, label="duration (s)")
-                steps = gr.Number(4, label="steps", precision=0)
+                duration = gr.Number(duration0, label="duration (s)")
+                steps = gr.Number(steps0, label="steps", precision=0)
             go = gr.Button("Generate", variant="primary")
             out = gr.Audio(label="audio", type="numpy")
             go.click(friendly(generate), [model_box, prompt, seed, duration, steps], out, concurrency_limit=1,
@@ -134,14 +140,18 @@ def build_app(default_model: str | None = None):
             layers = gr.CheckboxGroup(layer_choices(default_model), label="layers to patch from B")
             with gr.Row():
                 seed_p = gr.Number(0, label="seed", precision=0)
-                duration_p = gr.Number(1.0, label="duration (s)")
-                steps_p = gr.Number(4, label="steps", precision=0)
+                duration_p = gr.Number(duration0, label="duration (s)")
+                steps_p = gr.Number(steps0, label="steps", precision=0)
             go_p = gr.Button("Patch", variant="primary")
             with gr.Row():
                 out_a, out_b, out_ab = (gr.Audio(label=x, type="numpy") for x in ("A", "B", "A with layers from B"))
             go_p.click(friendly(ab_patch), [model_box, prompt_a, prompt_b, layers, seed_p, duration_p, steps_p],
                        [out_a, out_b, out_ab], concurrency_limit=1, api_name="patch")
-        model_box.change(lambda name: gr.update(choices=layer_choices(name), value=[]), model_box, layers)
+        def on_model(name):
+            d, n = model_defaults(name)
+            return gr.update(choices=layer_choices(name), value=[]), d, n, d, n
+
+        model_box.change(friendly(on_model), model_box, [layers, duration, steps, duration_p, steps_p])
     return app
 
 

@@ -16,16 +16,17 @@ def handlers():
 
 
 def test_generate_handler(handlers):
-    generate, _, _ = handlers
+    generate, _, _, _ = handlers
     sr, audio = generate("tiny-ace-step", "fast techno", 0, 1.0, 4)
     sr2, audio2 = generate("tiny-ace-step", "fast techno", 0, 1.0, 4)
     assert sr == 800 and audio.shape == (800, 2) and np.array_equal(audio, audio2)
 
 
 def test_ab_patch_handler(handlers):
-    _, ab_patch, layer_choices = handlers
+    _, ab_patch, layer_choices, model_defaults = handlers
     choices = layer_choices("tiny-ace-step")
     assert len(choices) == 4 and choices[0].startswith("0 (transformer.layers.0.cross_attn")
+    assert model_defaults("tiny-ace-step") == (1.0, 4) and model_defaults("tiny-audioldm2") == (1.0, 4)
     (_, a), (_, b), (_, ab) = ab_patch("tiny-ace-step", "slow sad piano", "fast techno", choices, 1, 1.0, 4)
     assert np.abs(a - b).max() > 1e-3
     np.testing.assert_allclose(ab, b, atol=1e-4)  # all layers patched from B = B
@@ -57,7 +58,7 @@ def test_concurrent_requests_do_not_see_each_others_hooks(handlers):
     each return what they return alone."""
     from concurrent.futures import ThreadPoolExecutor
 
-    generate, ab_patch, layer_choices = handlers
+    generate, ab_patch, layer_choices, _ = handlers
     choices = layer_choices("tiny-ace-step")
     alone_gen = generate("tiny-ace-step", "slow sad piano", 2, 1.0, 4)[1]
     alone_patch = ab_patch("tiny-ace-step", "slow sad piano", "fast techno", choices, 2, 1.0, 4)[2][1]
