@@ -10,13 +10,19 @@ import torch
 from .errors import TadaError
 
 
+def check_wav_path(path: str | Path) -> Path:
+    """Return ``path`` as a Path if it ends in .wav, else raise :class:`TadaError`."""
+    path = Path(path)
+    if path.suffix.lower() != ".wav":
+        raise TadaError(f"output file must end in .wav; got {str(path)!r}")
+    return path
+
+
 def save_wav(path: str | Path, audio: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
     """Write one clip, shaped [channels, samples] or [samples], as 16-bit PCM WAV."""
     import soundfile as sf
 
-    path = Path(path)
-    if path.suffix.lower() != ".wav":
-        raise TadaError(f"output file must end in .wav; got {str(path)!r}")
+    path = check_wav_path(path)
     data = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float32)
     if data.ndim == 2:
         data = data.T  # soundfile wants [samples, channels]

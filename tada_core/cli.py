@@ -42,10 +42,9 @@ def _out_paths(out: str, n: int) -> list[Path]:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .adapters import load_model
-    from .audio import save_wav
+    from .audio import check_wav_path, save_wav
 
-    if not args.out.lower().endswith(".wav"):
-        raise TadaError(f"--out must end in .wav; got {args.out!r}")
+    check_wav_path(args.out)  # before loading a model, not after generating
     t0 = time.perf_counter()
     model = load_model(args.model, device=args.device)
     t1 = time.perf_counter()

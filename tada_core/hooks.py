@@ -223,13 +223,14 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
         per_sample = True
     steering = _steering_tensors(adapter, vectors, layers)
 
-    def row_alphas(n_rows: int, n_samples: int, device, dtype) -> torch.Tensor:
+    def row_alphas(n_rows: int, n_samples: int) -> list[float]:
+        """Alpha of every row of a denoiser batch (0 for rows of branches not steered)."""
         if per_sample and len(alphas) != n_samples:
             raise TadaError(f"steer got {len(alphas)} alphas for a batch of {n_samples} samples; "
                             f"give one alpha per sample or a single float")
-        a = torch.tensor(alphas if per_sample else alphas * n_samples, dtype=dtype, device=device)
+        a = alphas if per_sample else alphas * n_samples
         cond, uncond = adapter.branch_rows(n_rows)
-        rows = torch.zeros(n_rows, dtype=dtype, device=device)
+        rows = [0.0] * n_rows
         if branch in ("cond", "both"):
             rows[cond] = a
         if uncond is not None and branch in ("uncond", "both"):
@@ -250,9 +251,10 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
                 v = vector[run.step]
             else:
                 v = vector
-            a = row_alphas(output.shape[0], run.n_samples, output.device, output.dtype)
-            if not bool((a != 0).any()):
+            rows = row_alphas(output.shape[0], run.n_samples)
+            if not any(rows):
                 return None
+            a = torch.tensor(rows, dtype=output.dtype, device=output.device)
             steered = output + a[:, None, None] * v.to(output.device, output.dtype)
             if use_renorm:
                 steered = renorm(steered, output)

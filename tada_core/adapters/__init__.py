@@ -131,7 +131,7 @@ def model_catalog() -> list[dict[str, Any]]:
         rows.append({
             "name": family, "family": family, "source": cls.default_hub_id,
             "layers": str(count) if count is not None else f"{cls.paper_layer_count} (paper; not cached here)",
-            "cfg_batch": "[cond, uncond]" if cls.cond_first else "[uncond, cond]",
+            "cfg_batch": cls.cfg_batch(),
             "paper_functional": ",".join(map(str, cls.paper_functional_layers)),
         })
     for name, (family, build, _) in TINY_MODELS.items():
@@ -139,7 +139,7 @@ def model_catalog() -> list[dict[str, Any]]:
         rows.append({
             "name": name, "family": family, "source": "built in code, offline",
             "layers": str(len(cls.find_layers(build()))),
-            "cfg_batch": "[cond, uncond]" if cls.cond_first else "[uncond, cond]",
+            "cfg_batch": cls.cfg_batch(),
             "paper_functional": "-",
         })
     return rows

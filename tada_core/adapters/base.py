@@ -125,6 +125,11 @@ class ModelAdapter:
     def sample_rate(self) -> int:
         raise NotImplementedError
 
+    @classmethod
+    def cfg_batch(cls) -> str:
+        """How the pipeline stacks the CFG batch, for display."""
+        return "[cond, uncond]" if cls.cond_first else "[uncond, cond]"
+
     # ----- public interface ---------------------------------------------------------
     @property
     def denoiser(self) -> nn.Module:
@@ -293,7 +298,7 @@ class ModelAdapter:
         """Plain-data summary: family, source, sample rate, layer paths and widths."""
         return {
             "name": self.name, "family": self.family, "source": self.source,
-            "sample_rate": self.sample_rate, "cfg_batch": "[cond, uncond]" if self.cond_first else "[uncond, cond]",
+            "sample_rate": self.sample_rate, "cfg_batch": self.cfg_batch(),
             "layers": [{"index": layer.index, "path": layer.path, "width": layer.width} for layer in self._layers],
         }
 
