@@ -25,8 +25,9 @@ female male singer singing instrumental acoustic electronic orchestral dramatic 
 _SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "<mask>", "<|endoftext|>"]
 
 
-def build_tokenizer(cls: type | None = None, *, vocab_size: int = 400, model_max_length: int = 64):
-    """A byte-level BPE tokenizer trained on a fixed music-word corpus, wrapped in ``cls``.
+def build_tokenizer(cls: type | None = None, *, vocab_size: int = 400, model_max_length: int = 64,
+                    corpus: list[str] | None = None):
+    """A byte-level BPE tokenizer trained on a music-word corpus (default: a fixed built-in one), wrapped in ``cls``.
 
     ``cls`` is a transformers tokenizer class (default ``PreTrainedTokenizerFast``);
     pipelines that check the tokenizer type (AudioLDM2 wants Roberta/T5) get their own.
@@ -39,7 +40,8 @@ def build_tokenizer(cls: type | None = None, *, vocab_size: int = 400, model_max
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=_SPECIALS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([" ".join(_CORPUS)] + _CORPUS, trainer)
+    words = corpus or _CORPUS
+    tok.train_from_iterator([" ".join(words)] + list(words), trainer)
     cls = cls or PreTrainedTokenizerFast
     return cls(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
                unk_token="<unk>", model_max_length=model_max_length)

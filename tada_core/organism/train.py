@@ -1,0 +1,228 @@
+"""Train the organism: ``python -m tada_core.organism.train --out DIR``.
+
+Seeded and reproducible: the data (synthetic clips and captions), the initialization
+and the batch order all derive from ``--seed``. The DiT, the T5 text encoder and the
+projection model are trained jointly with Stable Audio's v-objective, using the
+scheduler's own EDM preconditioning (``c_in``, ``c_noise``, ``c_skip``, ``c_out``), and
+10% caption dropout to the all-zero conditioning that ``StableAudioPipeline`` uses for
+the unconditional half of classifier-free guidance. Weights are an EMA of the training
+weights. A checkpoint (pipeline + optimizer state, safetensors only) is written every
+``--save-every`` steps; rerunning the same command resumes from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import synth
+from .codec import encode
+from .model import OrganismConfig, build_pipeline
+
+DEFAULTS = dict(clips=6000, steps=3000, batch=32, lr=1e-3, warmup=100, ema=0.998, p_uncond=0.1, seed=0)
+
+
+def make_data(n: int, seed: int, workers: int = 1, progress: bool = True):
+    """``n`` synthetic clips: (attributes list, latents [n, 256, 64] float32)."""
+    items = synth.dataset(n, seed=seed)
+    chunks = [items[i:i + 100] for i in range(0, n, 100)]
+    from tqdm.auto import tqdm
+
+    if workers > 1:
+        from multiprocessing import get_context
+
+        with get_context("spawn").Pool(workers) as pool:
+            parts = list(tqdm(pool.imap(_encode_chunk, chunks), total=len(chunks), desc="synthesizing clips",
+                              disable=not progress))
+    else:
+        parts = [_encode_chunk(c) for c in tqdm(chunks, desc="synthesizing clips", disable=not progress)]
+    return [a for a, _, _ in items], np.concatenate(parts)
+
+
+def _encode_chunk(chunk):
+    return encode(np.stack([synth.synthesize(a, s) for a, _, s in chunk]))
+
+
+class _Trainable(torch.nn.Module):
+    def __init__(self, pipe):
+        super().__init__()
+        self.transformer, self.text_encoder, self.projection_model = (pipe.transformer, pipe.text_encoder,
+                                                                      pipe.projection_model)
+
+
+def conditioning(pipe, captions: list[str], seconds_end: torch.Tensor, drop: torch.Tensor):
+    """Exactly what ``StableAudioPipeline.__call__`` feeds the DiT; rows in ``drop`` get the null conditioning."""
+    text = pipe.encode_prompt(captions, "cpu", do_classifier_free_guidance=False)
+    start, end = pipe.encode_duration(0.0, seconds_end.tolist(), "cpu", False, len(captions))
+    cross = torch.cat([text, start, end], dim=1)
+    cross = torch.where(drop[:, None, None], torch.zeros_like(cross), cross)
+    return cross, torch.cat([start, end], dim=2)
+
+
+def diffusion_loss(pipe, latents: torch.Tensor, cross: torch.Tensor, glob: torch.Tensor,
+                   generator: torch.Generator) -> torch.Tensor:
+    """v-objective with the scheduler's preconditioning: ``denoised = c_skip x + c_out F(c_in x, c_noise)``."""
+    from diffusers.models.embeddings import get_1d_rotary_pos_embed
+
+    sched = pipe.scheduler
+    b = latents.shape[0]
+    log_sigma = torch.randn(b, generator=generator) * 1.4 - 0.6
+    sigma = log_sigma.exp().clamp(sched.config.sigma_min, sched.config.sigma_max)[:, None, None]
+    noise = torch.randn(latents.shape, generator=generator)
+    noisy = latents + sigma * noise
+    sd = sched.config.sigma_data
+    c_in = 1 / (sigma ** 2 + sd ** 2).sqrt()
+    c_skip = sd ** 2 / (sigma ** 2 + sd ** 2)
+    c_out = -sigma * sd / (sigma ** 2 + sd ** 2).sqrt()
+    rotary = get_1d_rotary_pos_embed(pipe.rotary_embed_dim, latents.shape[2] + glob.shape[1], use_real=True,
+                                     repeat_interleave_real=False)
+    out = pipe.transformer(c_in * noisy, sched.precondition_noise(sigma.flatten()), encoder_hidden_states=cross,
+                           global_hidden_states=glob, rotary_embedding=rotary, return_dict=False)[0]
+    target = (latents - c_skip * noisy) / c_out
+    return (out - target).pow(2).mean()
+
+
+def _save_state(path: Path, step: int, trainable, ema, opt, config: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"ema.{k}": v.contiguous() for k, v in ema.items()}
+    names = {id(p): n for n, p in trainable.named_parameters()}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if torch.is_tensor(value):
+                    tensors[f"opt.{names[id(p)]}.{key}"] = value.contiguous()
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps({"step": step, "config": config}))
+
+
+def _load_state(path: Path, trainable, ema, opt) -> int:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    params = dict(trainable.named_parameters())
+    for k in ema:
+        ema[k].copy_(tensors[f"ema.{k}"])
+    for name, p in params.items():
+        state = {key.rsplit(".", 1)[1]: v for key, v in tensors.items()
+                 if key.startswith(f"opt.{name}.") and key.count(".") == name.count(".") + 2}
+        if state:
+            opt.state[p] = state
+    return json.loads(path.with_suffix(".json").read_text())["step"]
+
+
+def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAULTS["steps"],
+          batch: int = DEFAULTS["batch"], lr: float = DEFAULTS["lr"], warmup: int = DEFAULTS["warmup"],
+          ema_decay: float = DEFAULTS["ema"], p_uncond: float = DEFAULTS["p_uncond"], seed: int = DEFAULTS["seed"],
+          save_every: int = 200, workers: int = 2, threads: int | None = None, progress: bool = True,
+          config: OrganismConfig | None = None) -> dict:
+    """Train and write a ``StableAudioPipeline`` folder to ``out``; returns a summary dict."""
+    from tqdm.auto import tqdm
+
+    if threads:
+        torch.set_num_threads(threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = config or OrganismConfig()
+    run = dict(clips=clips, steps=steps, batch=batch, lr=lr, warmup=warmup, ema=ema_decay, p_uncond=p_uncond,
+               seed=seed, config=vars(config))
+    t0 = time.time()
+    attrs, latents = make_data(clips, seed, workers=workers, progress=progress)
+    data_s = time.time() - t0
+    latents = torch.from_numpy(latents)
+    caption_rng = np.random.default_rng(seed + 1)
+
+    pipe = build_pipeline(config, seed=seed)
+    trainable = _Trainable(pipe).train()
+    params = [p for p in trainable.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+    ema = {k: v.detach().clone() for k, v in trainable.state_dict().items()}
+    state_path = out / "_train_state.safetensors"
+    start = 0
+    if state_path.exists() and json.loads(state_path.with_suffix(".json").read_text())["config"] == run:
+        # the model weights themselves are the last saved training weights (in ``out``'s pipeline folder)
+        saved = type(pipe).from_pretrained(str(out / "_last"), torch_dtype=torch.float32)
+        trainable.load_state_dict(_Trainable(saved).state_dict())
+        start = _load_state(state_path, trainable, ema, opt)
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.Generator().manual_seed(seed + 2)
+    losses = []
+    bar = tqdm(range(steps), desc="training organism", initial=start, disable=not progress)
+    for step in range(steps):
+        # Draw every step's randomness even when skipping, so a resumed run sees the same batches.
+        idx = torch.randint(len(attrs), (batch,), generator=order)
+        caps = [synth.caption(attrs[i], caption_rng) for i in idx.tolist()]
+        seconds = torch.rand(batch, generator=order) * 3.1 + 1.0
+        drop = torch.rand(batch, generator=order) < p_uncond
+        if step < start:
+            torch.randn(batch, generator=generator)
+            torch.randn(latents[idx].shape, generator=generator)
+            continue
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        cross, glob = conditioning(pipe, caps, seconds, drop)
+        loss = diffusion_loss(pipe, latents[idx], cross, glob, generator)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            for k, v in trainable.state_dict().items():
+                ema[k].lerp_(v, 1 - ema_decay) if v.dtype.is_floating_point else ema[k].copy_(v)
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        if (step + 1) % save_every == 0 and step + 1 < steps:
+            pipe.save_pretrained(str(out / "_last"))
+            _save_state(state_path, step + 1, trainable, ema, opt, run)
+    bar.close()
+    trainable.load_state_dict(ema)
+    trainable.eval()
+    summary = dict(run, data_seconds=round(data_s, 1), train_seconds=round(time.time() - t0 - data_s, 1),
+                   final_loss=float(np.mean(losses[-100:])) if losses else None, torch=torch.__version__,
+                   threads=torch.get_num_threads())
+    save_checkpoint(pipe, out, summary)
+    for leftover in (out / "_last", state_path, state_path.with_suffix(".json")):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        elif leftover.exists():
+            leftover.unlink()
+    return summary
+
+
+def save_checkpoint(pipe, out: Path, summary: dict) -> None:
+    """Write the pipeline folder: learned weights in float16, the analytic decoder in float32."""
+    pipe.save_pretrained(str(out))
+    for name in ("transformer", "text_encoder", "projection_model"):
+        getattr(pipe, name).to(torch.float16).save_pretrained(str(out / name))
+        getattr(pipe, name).to(torch.float32)
+    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m tada_core.organism.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="organism-run", help="output pipeline folder")
+    for k, v in DEFAULTS.items():
+        p.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--workers", type=int, default=2, help="processes for synthesizing clips")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    a = p.parse_args(argv)
+    summary = train(a.out, clips=a.clips, steps=a.steps, batch=a.batch, lr=a.lr, warmup=a.warmup, ema_decay=a.ema,
+                    p_uncond=a.p_uncond, seed=a.seed, save_every=a.save_every, workers=a.workers,
+                    threads=a.threads)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
