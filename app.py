@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from tada_core import TadaError, load_model, model_names, patch
+from tada_core import DEFAULT_MODEL, TadaError, load_model, model_names, patch
 
 try:  # on a ZeroGPU Space; a no-op decorator elsewhere
     import spaces
@@ -105,7 +105,7 @@ def build_app(default_model: str | None = None):
 
     cache = ModelCache()
     generate, ab_patch, layer_choices, model_defaults = make_handlers(cache)
-    default_model = default_model or os.environ.get("TADA_MODEL", "tiny-ace-step")
+    default_model = default_model or os.environ.get("TADA_MODEL", DEFAULT_MODEL)
     names = model_names()
     duration0, steps0 = model_defaults(default_model)
 

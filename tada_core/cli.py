@@ -2,6 +2,11 @@
 
     tada models                      supported models, hub ids, layer counts, CFG batch order
     tada generate --prompt P --out x.wav [--model M --seed S --duration D --steps N --guidance G]
+                  [--steer VECTOR --alpha A]   VECTOR: a steering-vector folder or Hub repo id
+    tada list [ROOT ...]             steering vectors and SAEs in vectors/ and saes/ (rebuilds index.json)
+    tada push FOLDER --repo ORG/NAME [--dry-run]   validate and upload an artifact folder
+    tada pull ORG/NAME [--revision R]              download (or find in the cache) and validate
+    tada import-steer-audio VECTORS.pkl --config config.json --model ace-step --out FOLDER
 
 Bad input ends with a one-line message and exit code 2, never a traceback.
 """
@@ -9,6 +14,7 @@ Bad input ends with a one-line message and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import warnings
@@ -48,14 +54,69 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = load_model(args.model, device=args.device)
     t1 = time.perf_counter()
-    gen = model.generate(args.prompt, seeds=args.seed, duration=args.duration, steps=args.steps,
-                         guidance=args.guidance)
+    with contextlib.ExitStack() as stack:
+        if args.steer:
+            from .hub import load_vector
+
+            stack.enter_context(load_vector(args.steer, args.revision).apply(model, alpha=args.alpha))
+        gen = model.generate(args.prompt, seeds=args.seed, duration=args.duration, steps=args.steps,
+                             guidance=args.guidance)
     t2 = time.perf_counter()
     for path, clip, prompt, seed in zip(_out_paths(args.out, len(gen.prompts)), gen.audio, gen.prompts, gen.seeds):
         save_wav(path, clip, gen.sample_rate)
         print(f"wrote {path}  ({clip.shape[-1] / gen.sample_rate:.2f}s, {gen.sample_rate} Hz, "
               f"seed {seed}, prompt {prompt!r})")
     print(f"model {model.name}: loaded in {t1 - t0:.2f}s, generated in {t2 - t1:.2f}s", file=sys.stderr)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .hub import build_index
+
+    for root in args.roots:
+        rows = build_index(root)
+        print(f"{root}/  ({len(rows)} artifacts; index written to {root}/index.json)" if rows else
+              f"{root}/  (no artifacts)")
+        for r in rows:
+            layers = ",".join(map(str, r["layers"]))
+            print(f"  {r['name']:<28} {r['kind']:<16} model={r['model']}  concept={r['concept']}  "
+                  f"method={r['method']}  layers={layers}")
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push
+
+    files = push(args.folder, args.repo, revision=args.revision, private=args.private, dry_run=args.dry_run)
+    verb = "would upload" if args.dry_run else "uploaded"
+    for name, size in files:
+        print(f"{verb} {name}  ({size} bytes)")
+    print(f"{verb} {len(files)} files to https://huggingface.co/{args.repo}")
+    return 0
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    from .hub import artifact_summary, pull
+
+    folder = pull(args.repo, args.revision)
+    r = artifact_summary(folder)
+    print(f"{folder}\n  {r['kind']} model={r['model']} concept={r['concept']} layers={r['layers']}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .adapters import FAMILIES, load_model
+    from .hub import import_steer_audio
+
+    cls = FAMILIES.get(args.model)
+    if cls is not None and cls.layer_path_template:
+        paths = {i: cls.layer_path_template.format(i=i) for i in range(cls.paper_layer_count or 64)}
+    else:
+        paths = {layer.index: layer.path for layer in load_model(args.model, device="cpu").layers}
+    vec = import_steer_audio(args.pickle, args.config, model=args.model, layer_paths=paths, concept=args.concept)
+    out = vec.save(args.out)
+    print(f"wrote {out}: concept {vec.concept!r}, layers {vec.layers}, "
+          f"{next(iter(vec.vectors.values())).shape[0]} steps")
     return 0
 
 
@@ -80,7 +141,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--out", required=True, help="output .wav path")
+    p.add_argument("--steer", default=None, help="steering-vector folder or Hub repo id to apply")
+    p.add_argument("--alpha", type=float, default=0.0, help="steering strength (signed; 0 = no change)")
+    p.add_argument("--revision", default=None, help="Hub revision of --steer")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("list", help="list (and index) the steering vectors and SAEs in artifact folders")
+    p.add_argument("roots", nargs="*", default=["vectors", "saes"])
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("push", help="validate an artifact folder and upload it as a Hub model repo")
+    p.add_argument("folder")
+    p.add_argument("--repo", required=True, help="ORG/NAME")
+    p.add_argument("--revision", default=None)
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="list what would be uploaded; send nothing")
+    p.set_defaults(func=_cmd_push)
+
+    p = sub.add_parser("pull", help="download a vector/SAE repo (or find it in the cache) and validate it")
+    p.add_argument("repo")
+    p.add_argument("--revision", default=None)
+    p.set_defaults(func=_cmd_pull)
+
+    p = sub.add_parser("import-steer-audio", help="convert the TADA reference code's pickled CAA vectors "
+                                                  "(read with a restricted unpickler: numpy arrays only)")
+    p.add_argument("pickle", help="the reference code's vectors .pkl")
+    p.add_argument("--config", default=None, help="its config.json")
+    p.add_argument("--model", default="ace-step", help="model the vectors were computed on (default: ace-step)")
+    p.add_argument("--concept", default=None)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_import)
     return parser
 
 

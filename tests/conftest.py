@@ -10,6 +10,8 @@ import pytest  # noqa: E402
 from tada_core import load_model  # noqa: E402
 
 TINY = ["tiny-ace-step", "tiny-stable-audio", "tiny-audioldm2"]
+# Every intervention test also runs on the shipped organism, with test-sized settings.
+MODELS = TINY + ["tada-organism"]
 
 
 @pytest.fixture(scope="session")
@@ -21,11 +23,13 @@ def models():
         if name not in loaded:
             loaded[name] = load_model(name, device="cpu")
             loaded[name].set_progress_bar(False)
+            if name == "tada-organism":
+                loaded[name].defaults.update(duration=1.0, steps=4, guidance=3.0)
         return loaded[name]
     return get
 
 
-@pytest.fixture(params=TINY)
+@pytest.fixture(params=MODELS)
 def model(request, models):
     return models(request.param)
 

@@ -118,7 +118,7 @@ def run_cli(*args):
 def test_cli_models():
     r = run_cli("models")
     assert r.returncode == 0, r.stderr
-    for name in TINY + ["ace-step", "stable-audio", "audioldm2"]:
+    for name in TINY + ["tada-organism", "ace-step", "stable-audio", "audioldm2"]:
         assert name in r.stdout
     assert "[cond, uncond]" in r.stdout and "[uncond, cond]" in r.stdout
 
@@ -129,6 +129,14 @@ def test_cli_generate_writes_wav(tmp_path):
     assert r.returncode == 0, r.stderr
     data, sr = sf.read(out)
     assert sr == 800 and data.shape == (800, 2) and abs(data).max() > 0.01
+
+
+def test_cli_generate_defaults_to_the_shipped_organism(tmp_path):
+    out = tmp_path / "o.wav"
+    r = run_cli("generate", "--prompt", "a fast happy pop song with drums", "--steps", "4", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    data, sr = sf.read(out)
+    assert sr == 16000 and data.shape == (4 * 16000,) and abs(data).max() > 0.01
 
 
 def test_cli_bad_input_is_one_line(tmp_path):

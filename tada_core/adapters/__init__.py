@@ -24,7 +24,10 @@ from .stable_audio import StableAudioAdapter
 FAMILIES: dict[str, type[ModelAdapter]] = {
     cls.family: cls for cls in (AceStepAdapter, StableAudioAdapter, AudioLDM2Adapter)
 }
-DEFAULT_MODEL = "tiny-ace-step"
+# The model organism trained and shipped in this repo (tada_core/organism): offline, CPU, < 1 s a clip.
+ORGANISM = "tada-organism"
+ORGANISM_DEFAULTS = {"duration": 4.0, "steps": 20, "guidance": 4.0}
+DEFAULT_MODEL = ORGANISM
 
 __all__ = ["FAMILIES", "DEFAULT_MODEL", "ModelAdapter", "CrossAttentionLayer", "Generation", "Run",
            "Conditioning", "hook_handles", "load_model", "model_names", "model_catalog"]
@@ -32,7 +35,7 @@ __all__ = ["FAMILIES", "DEFAULT_MODEL", "ModelAdapter", "CrossAttentionLayer", "
 
 def model_names() -> list[str]:
     """Every name ``load_model`` accepts besides folders and repo ids."""
-    return list(FAMILIES) + list(TINY_MODELS)
+    return [ORGANISM] + list(FAMILIES) + list(TINY_MODELS)
 
 
 def _family_of_pipeline(class_name: str, where: str) -> type[ModelAdapter]:
@@ -87,6 +90,8 @@ def load_model(model: str = DEFAULT_MODEL, *, device: str | torch.device | None 
         adapter = FAMILIES[family](build(), name=model, source="built in code (tada_core.fixtures)",
                                    defaults=defaults)
         return adapter.to(device)
+    if model == ORGANISM:
+        return _load_organism(device, dtype)
     if model in FAMILIES:
         cls, source = FAMILIES[model], FAMILIES[model].default_hub_id
     elif os.path.isdir(model) or (model.count("/") == 1 and not model.startswith((".", "/"))):
@@ -103,6 +108,21 @@ def load_model(model: str = DEFAULT_MODEL, *, device: str | torch.device | None 
     except OSError as e:
         raise TadaError(f"cannot load {cls.family} pipeline from {source!r}: {e}") from None
     return cls(pipeline, name=model, source=source).to(device)
+
+
+def _load_organism(device, dtype) -> ModelAdapter:
+    from diffusers import StableAudioPipeline
+
+    from ..organism.model import checkpoint_path
+
+    path = checkpoint_path()
+    if not os.path.isfile(os.path.join(path, "model_index.json")):
+        raise TadaError(f"the organism checkpoint is missing at {path!r}; train it with "
+                        f"python -m tada_core.organism.train --out {path}")
+    # Learned weights are stored in float16 to stay small; compute in float32 unless asked otherwise.
+    pipeline = StableAudioPipeline.from_pretrained(path, torch_dtype=dtype or torch.float32)
+    adapter = StableAudioAdapter(pipeline, name=ORGANISM, source=path, defaults=dict(ORGANISM_DEFAULTS))
+    return adapter.to(device)
 
 
 def _cached_layer_count(cls: type[ModelAdapter]) -> int | None:
@@ -123,9 +143,21 @@ def _cached_layer_count(cls: type[ModelAdapter]) -> int | None:
     return len(cls.find_layers(types.SimpleNamespace(**{cls.denoiser_attr: denoiser})))
 
 
+def _organism_layer_count() -> int | str:
+    from ..organism.model import checkpoint_path
+
+    try:
+        with open(os.path.join(checkpoint_path(), "transformer", "config.json"), encoding="utf-8") as f:
+            return json.load(f)["num_layers"]
+    except OSError:
+        return "? (checkpoint missing)"
+
+
 def model_catalog() -> list[dict[str, Any]]:
     """One row per loadable model name: family, source, layer count, CFG batch order."""
-    rows = []
+    rows = [{"name": ORGANISM, "family": "stable-audio", "source": "shipped in this repo (tada_core/organism)",
+             "layers": str(_organism_layer_count()), "cfg_batch": StableAudioAdapter.cfg_batch(),
+             "paper_functional": "-"}]
     for family, cls in FAMILIES.items():
         count = _cached_layer_count(cls)
         rows.append({

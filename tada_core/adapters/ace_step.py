@@ -19,6 +19,7 @@ class AceStepAdapter(ModelAdapter):
     pipeline_class_name = "AceStepPipeline"
     default_hub_id = "ACE-Step/acestep-v15-xl-turbo-diffusers"
     denoiser_attr = "transformer"
+    layer_path_template = "transformer.layers.{i}.cross_attn"
     cond_first = True
     paper_layer_count = 24
     paper_functional_layers = (6, 7)

@@ -84,6 +84,7 @@ class ModelAdapter:
     conditioning_kwarg: ClassVar[str] = "encoder_hidden_states"
     conditioning_mask_kwarg: ClassVar[str] = "attention_mask"
     paper_layer_count: ClassVar[int | None] = None
+    layer_path_template: ClassVar[str | None] = None   # "...{i}..." when layer i's path is regular
     paper_functional_layers: ClassVar[tuple[int, ...]] = ()  # 0-based module indices
 
     def __init__(self, pipeline: Any, *, name: str, source: str,

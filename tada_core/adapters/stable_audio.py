@@ -18,6 +18,7 @@ class StableAudioAdapter(ModelAdapter):
     pipeline_class_name = "StableAudioPipeline"
     default_hub_id = "stabilityai/stable-audio-open-1.0"
     denoiser_attr = "transformer"
+    layer_path_template = "transformer.transformer_blocks.{i}.attn2"
     cond_first = False
     paper_layer_count = 24
     paper_functional_layers = (11, 12)

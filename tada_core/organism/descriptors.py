@@ -101,7 +101,6 @@ def descriptors(audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
     for a in amps:
         p = a ** 2
         total = p.sum() + 1e-12
-        seconds = a.shape[1] * synth.HOP / synth.SR
         log_a = np.log(1e-3 + a)
         flux = np.clip(np.diff(log_a, axis=1), 0, None).sum(0)
         out["onset_rate"].append(_beat_rate(flux))
@@ -133,58 +132,83 @@ def clip_features(audio, sample_rate: int = synth.SR) -> np.ndarray:
     bands = amps.reshape(amps.shape[0], 32, 8, amps.shape[-1])
     log_e = np.log(1e-4 + (bands ** 2).sum(2))                 # [B, 32, T]
     log_e = log_e - log_e.mean((1, 2), keepdims=True)
-    delta = np.abs(np.diff(log_e, axis=2))
+    step = np.diff(log_e, axis=2)
+    delta = np.abs(step)
+    # tremolo flips the sign of consecutive changes; decays and swells keep it
+    wobble = (step[..., 1:] * step[..., :-1]).mean(2) / ((step ** 2).mean(2) + 1e-6)
     env = np.log(1e-4 + (amps[:, 23:] ** 2).sum(1))            # >= 370 Hz
     d_env = np.diff(env, axis=1)
     d = descriptors(audio, sample_rate)
     extra = np.stack([d["onset_rate"], d["centroid"] / 1000, d["major_minor"], d["percussive"], d["low_voice"],
                       np.clip(d_env, 0, None).mean(1), np.clip(d_env, None, 0).mean(1),
                       (d_env < 0).mean(1)], axis=1)
-    return np.concatenate([log_e.mean(2), log_e.std(2), delta.mean(2), extra], axis=1).astype(np.float32)
+    return np.concatenate([log_e.mean(2), log_e.std(2), delta.mean(2), wobble, extra], axis=1).astype(np.float32)
+
+
+HEADS = ("tempo", "mood", "brightness", "drums", "vocal_gender", "instrument")
 
 
 class Scorer:
-    """Descriptor thresholds plus the instrument classifier; ``predict`` labels clips for every concept."""
+    """Descriptor thresholds plus a linear classifier per concept over :func:`clip_features`.
 
-    def __init__(self, thresholds: dict[str, float], weight: np.ndarray, bias: np.ndarray, mean: np.ndarray,
-                 std: np.ndarray, classes: Sequence[str] = synth.INSTRUMENTS):
-        self.thresholds, self.weight, self.bias = dict(thresholds), weight, bias
-        self.mean, self.std, self.classes = mean, std, tuple(classes)
+    ``descriptor_labels`` is weight-free apart from one threshold per concept;
+    ``classifier_probs`` is the trained classifier (the only scorer for instruments).
+    """
 
-    def instrument_probs(self, audio, sample_rate: int = synth.SR) -> np.ndarray:
-        """Softmax over :data:`synth.INSTRUMENTS`, ``[B, 4]``."""
+    def __init__(self, thresholds: dict[str, float], heads: dict[str, tuple[np.ndarray, np.ndarray]],
+                 mean: np.ndarray, std: np.ndarray):
+        self.thresholds, self.heads, self.mean, self.std = dict(thresholds), dict(heads), mean, std
+
+    def descriptor_labels(self, audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
+        """``{concept: 1 where the descriptor says the positive value, else 0}``."""
+        d = descriptors(audio, sample_rate)
+        return {c: (SIGNS[c] * (d[name] - self.thresholds[c]) > 0).astype(int) for c, name in DESCRIPTORS.items()}
+
+    def classifier_probs(self, audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
+        """``{concept: P(positive) [B]}`` and ``{"instrument": softmax [B, 4]}`` over :data:`synth.INSTRUMENTS`."""
         x = (clip_features(audio, sample_rate) - self.mean) / self.std
-        logits = x @ self.weight.T + self.bias
-        logits -= logits.max(1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(1, keepdims=True)
+        out = {}
+        for head, (w, b) in self.heads.items():
+            logits = x @ w.T + b
+            if head == "instrument":
+                logits = logits - logits.max(1, keepdims=True)
+                e = np.exp(logits)
+                out[head] = e / e.sum(1, keepdims=True)
+            else:
+                out[head] = 1 / (1 + np.exp(-logits[:, 0]))
+        return out
 
     def predict(self, audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
-        """``{concept: 1 if the clip shows the concept's positive value else 0}`` plus ``instrument`` names."""
-        d = descriptors(audio, sample_rate)
-        out = {c: (SIGNS[c] * (d[name] - self.thresholds[c]) > 0).astype(int) for c, name in DESCRIPTORS.items()}
-        probs = self.instrument_probs(audio, sample_rate)
-        out["instrument"] = np.array([self.classes[i] for i in probs.argmax(1)])
+        """Classifier labels: ``{concept: 0/1}`` and ``{"instrument": names}``."""
+        probs = self.classifier_probs(audio, sample_rate)
+        out = {c: (p > 0.5).astype(int) for c, p in probs.items() if c != "instrument"}
+        out["instrument"] = np.array([synth.INSTRUMENTS[i] for i in probs["instrument"].argmax(1)])
         return out
 
     def save(self, folder: str | Path) -> None:
         from safetensors.numpy import save_file
 
         folder = Path(folder)
-        save_file({"weight": self.weight, "bias": self.bias, "mean": self.mean, "std": self.std},
-                  str(folder / "scorer.safetensors"))
+        tensors = {"mean": self.mean, "std": self.std}
+        for head, (w, b) in self.heads.items():
+            tensors[f"{head}.weight"], tensors[f"{head}.bias"] = w, b
+        save_file(tensors, str(folder / "scorer.safetensors"))
         (folder / "scorer.json").write_text(json.dumps(
-            {"thresholds": self.thresholds, "classes": list(self.classes), "descriptors": DESCRIPTORS},
-            indent=2) + "\n")
+            {"thresholds": self.thresholds, "descriptors": DESCRIPTORS, "heads": list(self.heads),
+             "instrument_classes": list(synth.INSTRUMENTS)}, indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: str | Path) -> "Scorer":
         from safetensors.numpy import load_file
 
         folder = Path(folder)
+        if not (folder / "scorer.json").is_file():
+            raise FileNotFoundError(f"no scorer.json in {str(folder)!r}; fit one with "
+                                    f"python -m tada_core.organism.descriptors --out {folder}")
         t = load_file(str(folder / "scorer.safetensors"))
         meta = json.loads((folder / "scorer.json").read_text())
-        return cls(meta["thresholds"], t["weight"], t["bias"], t["mean"], t["std"], meta["classes"])
+        heads = {h: (t[f"{h}.weight"], t[f"{h}.bias"]) for h in meta["heads"]}
+        return cls(meta["thresholds"], heads, t["mean"], t["std"])
 
 
 def synthetic_set(n: int, seed: int, roundtrip: bool = True):
@@ -199,9 +223,9 @@ def synthetic_set(n: int, seed: int, roundtrip: bool = True):
     return [a for a, _, _ in items], audio
 
 
-def fit_scorer(attrs: Sequence[synth.Attributes], audio, sample_rate: int = synth.SR, steps: int = 500,
+def fit_scorer(attrs: Sequence[synth.Attributes], audio, sample_rate: int = synth.SR, steps: int = 400,
                seed: int = 0) -> Scorer:
-    """Fit descriptor thresholds (midpoint of class medians) and the instrument classifier."""
+    """Fit descriptor thresholds (midpoint of the class medians) and one linear head per concept."""
     import torch
 
     d = descriptors(audio, sample_rate)
@@ -211,28 +235,74 @@ def fit_scorer(attrs: Sequence[synth.Attributes], audio, sample_rate: int = synt
         thresholds[concept] = float((np.median(d[name][y == 1]) + np.median(d[name][y == 0])) / 2)
     x = clip_features(audio, sample_rate)
     mean, std = x.mean(0), x.std(0) + 1e-6
-    y = torch.tensor([synth.INSTRUMENTS.index(a.instrument) for a in attrs])
     xt = torch.tensor((x - mean) / std)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        lin = torch.nn.Linear(x.shape[1], len(synth.INSTRUMENTS))
-    opt = torch.optim.Adam(lin.parameters(), lr=0.05, weight_decay=1e-3)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(lin(xt), y).backward()
-        opt.step()
-    return Scorer(thresholds, lin.weight.detach().numpy(), lin.bias.detach().numpy(), mean, std)
+    heads = {}
+    for head in HEADS:
+        if head == "instrument":
+            y = torch.tensor([synth.INSTRUMENTS.index(a.instrument) for a in attrs])
+            keep = torch.ones(len(attrs), dtype=torch.bool)
+        else:
+            lab = synth.label(attrs, head)
+            keep = torch.tensor(lab >= 0)
+            y = torch.tensor(lab).clamp(min=0).float()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            lin = torch.nn.Linear(x.shape[1], 4 if head == "instrument" else 1)
+        opt = torch.optim.Adam(lin.parameters(), lr=0.05, weight_decay=1e-3)
+        for _ in range(steps):
+            opt.zero_grad()
+            logits = lin(xt[keep])
+            loss = (torch.nn.functional.cross_entropy(logits, y[keep]) if head == "instrument" else
+                    torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], y[keep]))
+            loss.backward()
+            opt.step()
+        heads[head] = (lin.weight.detach().numpy(), lin.bias.detach().numpy())
+    return Scorer(thresholds, heads, mean, std)
 
 
 def agreement(scorer: Scorer, attrs: Sequence[synth.Attributes], audio,
-              sample_rate: int = synth.SR) -> dict[str, float]:
-    """Accuracy of ``scorer`` against ground truth, per concept (clips without the concept's values skipped)."""
-    pred = scorer.predict(audio, sample_rate)
-    acc = {}
+              sample_rate: int = synth.SR) -> dict[str, dict[str, float]]:
+    """Accuracy against ground truth per concept: ``{"descriptor": {...}, "classifier": {...}}``."""
+    by_desc = scorer.descriptor_labels(audio, sample_rate)
+    by_clf = scorer.predict(audio, sample_rate)
+    out = {"descriptor": {}, "classifier": {}}
     for concept in DESCRIPTORS:
         y = synth.label(attrs, concept)
         keep = y >= 0
-        acc[concept] = float((pred[concept][keep] == y[keep]).mean())
+        out["descriptor"][concept] = float((by_desc[concept][keep] == y[keep]).mean())
+        out["classifier"][concept] = float((by_clf[concept][keep] == y[keep]).mean())
     truth = np.array([a.instrument for a in attrs])
-    acc["instrument"] = float((pred["instrument"] == truth).mean())
-    return acc
+    out["classifier"]["instrument"] = float((by_clf["instrument"] == truth).mean())
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Fit the scorer on synthetic clips and print its agreement with ground truth on held-out clips."""
+    import argparse
+
+    from .model import checkpoint_path
+
+    p = argparse.ArgumentParser(prog="python -m tada_core.organism.descriptors", description=main.__doc__)
+    p.add_argument("--out", default=checkpoint_path(), help="folder for scorer.safetensors + scorer.json")
+    p.add_argument("--clips", type=int, default=800)
+    p.add_argument("--seed", type=int, default=7)
+    a = p.parse_args(argv)
+    attrs, audio = synthetic_set(a.clips, a.seed)
+    scorer = fit_scorer(attrs, audio)
+    scorer.save(a.out)
+    rows = []
+    for name, roundtrip in (("held-out synthetic clips, through the codec", True),
+                            ("held-out synthetic clips, raw audio", False)):
+        h_attrs, h_audio = synthetic_set(400, a.seed + 1000, roundtrip=roundtrip)
+        rows.append((name, agreement(scorer, h_attrs, h_audio)))
+    print(f"scorer written to {a.out}\n")
+    print("| clips | scorer | " + " | ".join(HEADS) + " |")
+    print("|---|---|" + "---|" * len(HEADS))
+    for name, acc in rows:
+        for kind in ("descriptor", "classifier"):
+            cells = [f"{acc[kind][h]:.2f}" if h in acc[kind] else "-" for h in HEADS]
+            print(f"| {name} | {kind} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Artifact format, validation, Hub cache loading, push dry run, index and importer; all offline."""
+
+import json
+import pickle
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tada_core import TadaError
+from tada_core.hub import (SteeringVector, build_index, import_steer_audio, load_vector, pull, push, read_index,
+                           validate_sae)
+
+from .test_adapters import run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_vector(model, layers=(0, 2), per_step_layer=2, steps=4, concept="tempo"):
+    g = torch.Generator().manual_seed(0)
+    vecs = {}
+    for layer in layers:
+        width = model.layers[layer].width
+        shape = (steps, width) if layer == per_step_layer else (width,)
+        vecs[layer] = torch.randn(shape, generator=g)
+    return SteeringVector(vectors=vecs, concept=concept, model=model.name,
+                          layer_paths={layer: model.layers[layer].path for layer in layers},
+                          prompts={"positive": ["a fast song"], "negative": ["a slow song"]},
+                          alpha_range=(-4.0, 4.0), command="test")
+
+
+def test_save_load_roundtrip_is_exact_and_applies(tmp_path, models):
+    m = models("tiny-stable-audio")
+    vec = make_vector(m)
+    folder = vec.save(tmp_path / "tempo-caa")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "steering.safetensors"]
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: tada-steer") and "load_vector" in card
+    back = load_vector(folder)
+    assert back.layers == [0, 2] and back.concept == "tempo" and back.alpha_range == (-4.0, 4.0)
+    assert all(torch.equal(back.vectors[k], vec.vectors[k]) for k in vec.vectors)
+    assert back.layer_paths == vec.layer_paths and back.prompts == vec.prompts
+    base = m.generate(["a fast song"] * 2, seeds=[0, 0]).audio
+    with back.apply(m, alpha=[0.0, 3.0]):
+        pair = m.generate(["a fast song"] * 2, seeds=[0, 0]).audio
+    assert torch.equal(pair[0], base[0]) and not torch.equal(pair[1], base[0])
+
+
+def test_wrong_model_width_or_path_is_refused(tmp_path, models):
+    vec = make_vector(models("tiny-stable-audio"))
+    with pytest.raises(TadaError, match="made for model 'tiny-stable-audio'"):
+        vec.check_compatible(models("tiny-ace-step"))
+    m = models("tiny-ace-step")
+    wide = SteeringVector(vectors={0: torch.ones(m.layers[0].width + 1)}, concept="x", model=m.name,
+                          layer_paths={0: m.layers[0].path})
+    with pytest.raises(TadaError, match="has width"):
+        wide.check_compatible(m)
+    moved = SteeringVector(vectors={0: torch.ones(m.layers[0].width)}, concept="x", model=m.name,
+                           layer_paths={0: "transformer.elsewhere"})
+    with pytest.raises(TadaError, match="was 'transformer.elsewhere'"):
+        moved.check_compatible(m)
+    gone = SteeringVector(vectors={99: torch.ones(m.layers[0].width)}, concept="x", model=m.name,
+                          layer_paths={99: "x"})
+    with pytest.raises(TadaError, match="does not exist"):
+        gone.check_compatible(m)
+
+
+def test_truncated_corrupted_and_inconsistent_files(tmp_path, models):
+    folder = make_vector(models("tiny-stable-audio")).save(tmp_path / "v")
+    data = (folder / "steering.safetensors").read_bytes()
+    (folder / "steering.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(TadaError, match="truncated or corrupted"):
+        load_vector(folder)
+    (folder / "steering.safetensors").write_bytes(data)
+    config = json.loads((folder / "config.json").read_text())
+    config["layers"][0]["shape"] = [3]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(TadaError, match="config.json says"):
+        load_vector(folder)
+    config["layers"][0]["shape"] = [models("tiny-stable-audio").layers[0].width]
+    config["prompts"]["positive"].append("edited")
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(TadaError, match="prompts_sha256"):
+        load_vector(folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(TadaError, match="not valid JSON"):
+        load_vector(folder)
+    with pytest.raises(TadaError, match="neither a folder nor a Hub repo id"):
+        load_vector("no/such/path")
+
+
+def _populate_cache(cache: Path, repo: str, folder: Path, revision: str = "main") -> str:
+    """Lay ``folder`` out as the Hugging Face cache does after a download of ``repo``."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    base = cache / f"models--{repo.replace('/', '--')}"
+    shutil.copytree(folder, base / "snapshots" / commit)
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / revision).write_text(commit)
+    return commit
+
+
+def test_load_by_repo_id_from_the_cache_offline(tmp_path, models, monkeypatch):
+    import huggingface_hub
+
+    assert huggingface_hub.constants.HF_HUB_OFFLINE
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    vec = make_vector(models("tiny-stable-audio"))
+    _populate_cache(cache, "tada-org/tempo-caa", vec.save(tmp_path / "src"))
+    back = load_vector("tada-org/tempo-caa")
+    assert all(torch.equal(back.vectors[k], vec.vectors[k]) for k in vec.vectors)
+    assert pull("tada-org/tempo-caa").is_dir()
+    with pytest.raises(TadaError, match="not in the local Hugging Face cache"):
+        load_vector("tada-org/not-downloaded")
+    with pytest.raises(TadaError, match="not in the local Hugging Face cache"):
+        load_vector("tada-org/tempo-caa", revision="v2")
+
+
+def test_push_dry_run_lists_files_and_validates(tmp_path, models):
+    folder = make_vector(models("tiny-stable-audio")).save(tmp_path / "v")
+    files = push(folder, "tada-org/v", dry_run=True)
+    assert [name for name, _ in files] == ["README.md", "config.json", "steering.safetensors"]
+    assert all(size > 0 for _, size in files)
+    r = run_cli("push", str(folder), "--repo", "tada-org/v", "--dry-run")
+    assert r.returncode == 0 and "would upload steering.safetensors" in r.stdout, r.stderr
+    with pytest.raises(TadaError, match="org/name"):
+        push(folder, "no-slash", dry_run=True)
+    (folder / "README.md").unlink()
+    with pytest.raises(TadaError, match="model card"):
+        push(folder, "tada-org/v", dry_run=True)
+
+
+def test_index_and_cli_list(tmp_path, models):
+    root = tmp_path / "vectors"
+    make_vector(models("tiny-stable-audio"), concept="tempo").save(root / "tempo")
+    make_vector(models("tiny-ace-step"), layers=(1,), per_step_layer=None, concept="mood").save(root / "mood")
+    rows = build_index(root)
+    assert [(r["name"], r["concept"], r["model"], r["layers"]) for r in rows] == [
+        ("mood", "mood", "tiny-ace-step", [1]), ("tempo", "tempo", "tiny-stable-audio", [0, 2])]
+    assert read_index(root) == rows
+    r = run_cli("list", str(root))
+    assert r.returncode == 0 and "concept=mood" in r.stdout and "concept=tempo" in r.stdout, r.stderr
+
+
+def test_sae_folder_in_sparsify_layout(tmp_path):
+    hp = tmp_path / "sae" / "transformer.transformer_blocks.6.attn2"
+    hp.mkdir(parents=True)
+    from safetensors.torch import save_file
+
+    d, m = 8, 32
+    (hp / "cfg.json").write_text(json.dumps({"expansion_factor": 4, "k": 4, "d_in": d, "normalize_decoder": True}))
+    save_file({"encoder.weight": torch.randn(m, d), "encoder.bias": torch.zeros(m), "W_dec": torch.randn(m, d),
+               "b_dec": torch.zeros(d)}, str(hp / "sae.safetensors"))
+    assert validate_sae(tmp_path / "sae")["transformer.transformer_blocks.6.attn2"]["k"] == 4
+    save_file({"encoder.weight": torch.randn(m, d)}, str(hp / "sae.safetensors"))
+    with pytest.raises(TadaError, match="lacks"):
+        validate_sae(tmp_path / "sae")
+
+
+def test_import_steer_audio_pickle(tmp_path, models):
+    m = models("tiny-ace-step")
+    width = m.layers[2].width
+    rng = np.random.default_rng(0)
+    data = {step: {"tf2": [rng.standard_normal(width).astype(np.float32)]} for step in range(3)}
+    (tmp_path / "vec.pkl").write_bytes(pickle.dumps(data))
+    (tmp_path / "config.json").write_text(json.dumps({"concept": "piano", "layers": ["tf2"]}))
+    paths = {layer.index: layer.path for layer in m.layers}
+    vec = import_steer_audio(tmp_path / "vec.pkl", tmp_path / "config.json", model=m.name, layer_paths=paths)
+    assert vec.concept == "piano" and vec.vectors[2].shape == (3, width)
+    assert np.allclose(vec.vectors[2][1].numpy(), data[1]["tf2"][0])
+    vec.check_compatible(m)
+    r = run_cli("import-steer-audio", str(tmp_path / "vec.pkl"), "--config", str(tmp_path / "config.json"),
+                "--model", "ace-step", "--out", str(tmp_path / "imported"))
+    assert r.returncode == 0, r.stderr
+    assert load_vector(tmp_path / "imported").layer_paths == {2: "transformer.layers.2.cross_attn"}
+
+
+class Sneaky:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_importer_refuses_anything_but_arrays(tmp_path, models, capsys):
+    paths = {layer.index: layer.path for layer in models("tiny-ace-step").layers}
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({0: {"tf2": [Sneaky()]}}))
+    with pytest.raises(TadaError, match="builtins.print.*refused"):
+        import_steer_audio(tmp_path / "evil.pkl", None, model="tiny-ace-step", layer_paths=paths)
+    assert "must never run" not in capsys.readouterr().out
+    (tmp_path / "cut.pkl").write_bytes(pickle.dumps({0: {"tf2": [np.ones(3)]}})[:20])
+    with pytest.raises(TadaError, match="not a readable pickle"):
+        import_steer_audio(tmp_path / "cut.pkl", None, model="tiny-ace-step", layer_paths=paths)
+    (tmp_path / "odd.pkl").write_bytes(pickle.dumps({0: {"block7": [np.ones(3)]}}))
+    with pytest.raises(TadaError, match="expected 'tf<index>'"):
+        import_steer_audio(tmp_path / "odd.pkl", None, model="tiny-ace-step", layer_paths=paths)
+
+
+def test_nothing_in_the_repo_loads_a_pickle():
+    offenders = []
+    for path in list((ROOT / "tada_core").rglob("*.py")) + [ROOT / "app.py"]:
+        text = path.read_text(encoding="utf-8")
+        for pattern in (r"torch\.load\(", r"pickle\.loads?\(", r"np\.load\(.*allow_pickle=True", "trust_remote_code"):
+            if re.search(pattern, text):
+                offenders.append((path.name, pattern))
+    assert offenders == []
