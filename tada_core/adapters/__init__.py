@@ -103,6 +103,8 @@ def load_model(model: str = DEFAULT_MODEL, *, device: str | torch.device | None 
     import diffusers
 
     pipeline_cls = getattr(diffusers, cls.pipeline_class_name)
+    if dtype is None and torch.device(device).type == "cpu":
+        dtype = torch.float32  # weights saved in half precision would otherwise stay half: too slow on CPU
     try:
         pipeline = pipeline_cls.from_pretrained(source, torch_dtype=dtype, revision=revision)
     except OSError as e:

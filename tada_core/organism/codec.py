@@ -65,10 +65,14 @@ def analyze(audio: np.ndarray) -> np.ndarray:
     return np.swapaxes(amps, -1, -2).astype(np.float32)
 
 
+def latent(amps: np.ndarray) -> np.ndarray:
+    """Amplitudes -> latent values: the inverse of :func:`amplitude` on ``[0, Z_MAX]``."""
+    return np.interp(amps, _A_TABLE, _Z_TABLE).astype(np.float32)
+
+
 def encode(audio: np.ndarray) -> np.ndarray:
     """Audio ``[..., N_SAMPLES]`` -> latent ``[..., N_BINS, N_FRAMES]`` (inverse of the decoder's curve)."""
-    amps = analyze(audio)[..., :N_FRAMES]
-    return np.interp(amps, _A_TABLE, _Z_TABLE).astype(np.float32)
+    return latent(analyze(audio)[..., :N_FRAMES])
 
 
 def build_decoder(sampling_rate: int = SR):

@@ -95,7 +95,7 @@ def random_attributes(rng: np.random.Generator, **fixed) -> Attributes:
         voice=VOICES[rng.integers(3)],
         style=STYLES[rng.integers(4)],
         bpm=float(rng.uniform(lo, hi)),
-        key=int(rng.integers(12)),
+        key=0,
     )
     values.update(fixed)
     return Attributes(**values)
@@ -108,7 +108,15 @@ _MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
 # Progressions as scale degrees (0-based) of chord roots; chords are stacked thirds of the
 # scale, so in major every chord here is a major triad (I, IV, V) and in natural minor
 # every chord is a minor triad (i, iv, v): the mood is audible in every beat.
-_PROGRESSIONS = [(0, 3, 4, 0), (0, 4, 3, 0), (0, 3, 0, 4)]
+_PROGRESSION = (0, 3, 4, 0)
+# Melodies as scale degrees above the tonic an octave up, one per beat; two per style.
+# A small, fixed vocabulary keeps the organism learnable in minutes on a CPU: what
+# varies between clips of the same attributes is the tempo within its range, the start
+# offset, which of the two motifs plays, and the drum noise.
+_MOTIFS = {"pop": [(0, 2, 4, 2, 3, 5, 4, 1), (4, 2, 0, 2, 5, 3, 1, 4)],
+           "waltz": [(4, 2, 0, 5, 3, 1, 4, 2, 0), (0, 2, 4, 1, 3, 5, 0, 4, 2)],
+           "folk": [(0, 0, 4, 4, 5, 3, 4, 2), (2, 1, 0, 2, 3, 5, 4, 4)],
+           "march": [(0, 4, 0, 4, 3, 5, 4, 1), (4, 4, 2, 0, 5, 3, 1, 0)]}
 
 
 def _grid_k(midi: float) -> int:
@@ -172,15 +180,15 @@ def synthesize(attrs: Attributes, seed: int = 0) -> np.ndarray:
     beat = int(round(60.0 / attrs.bpm * SR))
     meter = 3 if attrs.style == "waltz" else 4
     scale = _MAJOR if attrs.mood == "happy" else _MINOR
-    prog = _PROGRESSIONS[rng.integers(3)]
+    prog = _PROGRESSION
+    motif = _MOTIFS[attrs.style][rng.integers(2)]
     tonic = 60 + attrs.key                        # the scale's tonic near middle C
-    offset = int(rng.integers(0, beat // 4 + 1))  # clips start at a random point of a beat
+    offset = int(rng.integers(0, beat // 8 + 1))  # clips start at a random point of a beat
     n_beats = (N_SAMPLES - offset) // beat + 1
 
     def degree_midi(deg: int, base: int) -> int:
         return base + 12 * (deg // 7) + scale[deg % 7]
 
-    melody_deg = int(rng.integers(0, 5))
     for b in range(n_beats):
         start = offset + b * beat
         root = prog[(b // meter) % len(prog)]
@@ -196,16 +204,11 @@ def synthesize(attrs: Attributes, seed: int = 0) -> np.ndarray:
             notes = chord[:1]
         else:  # folk: broken chord, one chord tone per beat
             notes = [chord[b % 3]]
-        # melody: a scale-wise walk, one note per beat, mostly chord tones on the downbeat
-        if pos == 0:
-            melody_deg = root + 7 + 2 * int(rng.integers(0, 3))
-        else:
-            melody_deg += int(rng.choice([-2, -1, 1, 2]))
-            melody_deg = int(np.clip(melody_deg, 7, 16))
-        melody = degree_midi(melody_deg, tonic)
+        # melody: the motif, one note per beat, held for two beats at the end of each bar
+        melody = degree_midi(7 + motif[b % len(motif)], tonic)
         while melody < 72:
             melody += 12
-        dur = beat * (2 if rng.random() < 0.3 else 1)
+        dur = beat * (2 if pos == meter - 1 else 1)
         env = _envelope(attrs.instrument, dur, rng)
         for midi, gain in [(melody, 0.5)] + [(c, 0.22) for c in notes]:
             ks, amps = _instrument_partials(attrs.instrument, attrs.brightness, _grid_k(midi))
@@ -246,7 +249,7 @@ _VOWELS = [((730, 1090, 2440), (90, 110, 170)), ((570, 840, 2410), (80, 100, 160
 
 def _voice(out, attrs, offset, beat, meter, prog, rng) -> None:
     low, high = (7, 12) if attrs.voice == "male" else (18, 28)
-    formants, widths = _VOWELS[rng.integers(2)]
+    formants, widths = _VOWELS[0]
     shift = 1.0 if attrs.voice == "male" else 1.15
     scale = _MAJOR if attrs.mood == "happy" else _MINOR
     length = 2 * beat
@@ -297,7 +300,7 @@ def _article(word: str) -> str:
     return "an " if word[0] in "aeiou" else "a "
 
 
-def caption(attrs: Attributes, rng: np.random.Generator, p_mention: float = 0.75) -> str:
+def caption(attrs: Attributes, rng: np.random.Generator, p_mention: float = 0.9) -> str:
     """A caption for ``attrs``: each attribute is named with probability ``p_mention``."""
     pick = lambda words: words[rng.integers(len(words))]  # noqa: E731
     adjectives = []

@@ -74,7 +74,7 @@ def diffusion_loss(pipe, latents: torch.Tensor, cross: torch.Tensor, glob: torch
 
     sched = pipe.scheduler
     b = latents.shape[0]
-    log_sigma = torch.randn(b, generator=generator) * 1.4 - 0.6
+    log_sigma = torch.randn(b, generator=generator) * 1.5
     sigma = log_sigma.exp().clamp(sched.config.sigma_min, sched.config.sigma_max)[:, None, None]
     noise = torch.randn(latents.shape, generator=generator)
     noisy = latents + sigma * noise
