@@ -301,13 +301,20 @@ def artifact_summary(folder: str | Path) -> dict[str, Any]:
             "method": "sae", "layers": sorted(cfgs)}
 
 
-def build_index(root: str | Path) -> list[dict[str, Any]]:
-    """Validate every artifact folder under ``root`` and write ``root/index.json``; returns the rows."""
+def scan(root: str | Path) -> list[dict[str, Any]]:
+    """Validate every artifact folder under ``root``; one summary row each, sorted by name."""
     root = Path(root)
-    rows = [artifact_summary(p) for p in sorted(root.iterdir())
-            if p.is_dir() and ((p / VECTOR_FILE).is_file() or any(p.rglob("cfg.json")))] if root.is_dir() else []
-    if root.is_dir():
-        (root / "index.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    if not root.is_dir():
+        return []
+    return [artifact_summary(p) for p in sorted(root.iterdir())
+            if p.is_dir() and ((p / VECTOR_FILE).is_file() or any(p.rglob("cfg.json")))]
+
+
+def build_index(root: str | Path) -> list[dict[str, Any]]:
+    """:func:`scan` ``root`` and write the rows to ``root/index.json``; returns them."""
+    rows = scan(root)
+    if Path(root).is_dir():
+        (Path(root) / "index.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return rows
 
 

@@ -205,3 +205,11 @@ def test_nothing_in_the_repo_loads_a_pickle():
             if re.search(pattern, text):
                 offenders.append((path.name, pattern))
     assert offenders == []
+
+
+
+def test_every_shipped_artifact_validates_and_is_indexed():
+    from tada_core.hub import scan
+
+    for root in (ROOT / "vectors", ROOT / "saes"):
+        assert scan(root) == read_index(root), f"{root}/index.json is stale: run `tada list`"
