@@ -1,7 +1,7 @@
 """The organism's audio representation and its exact, weight-free decoder.
 
 Latent: for each 64 ms frame (HOP = 1024 samples at 16 kHz) and each grid frequency
-``k * 15.625 Hz`` (k = 1..256, up to 4 kHz), a compressed amplitude ``z``. Because
+``k * 15.625 Hz`` (k = 1..128, up to 2 kHz), a compressed amplitude ``z``. Because
 every grid sinusoid completes a whole number of cycles per hop, overlap-adding
 Hann-windowed grid sinusoids with amplitude ``A(z)`` reconstructs a steady tone exactly
 and keeps phase across frames: the decoder is linear in ``A`` and needs no training.
@@ -61,7 +61,7 @@ def analyze(audio: np.ndarray) -> np.ndarray:
     padded[..., _PAD:_PAD + n] = audio
     idx = np.arange(frames)[:, None] * HOP + np.arange(2 * HOP)[None, :]
     spec = np.fft.rfft(padded[..., idx] * _window(), axis=-1)      # [..., frames, 1025]
-    amps = np.abs(spec[..., 2:2 * N_BINS + 1:2]) / (HOP / 2)         # grid bins k = 1..256
+    amps = np.abs(spec[..., 2:2 * N_BINS + 1:2]) / (HOP / 2)         # grid bins k = 1..N_BINS
     return np.swapaxes(amps, -1, -2).astype(np.float32)
 
 

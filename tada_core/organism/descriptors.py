@@ -96,7 +96,7 @@ def _beat_rate(flux: np.ndarray) -> float:
 
 def descriptors(audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
     """Weight-free descriptors of each clip: ``{name: array [B]}`` (see the module table)."""
-    amps = analyze(_as_batch(audio, sample_rate))            # [B, 256, T]
+    amps = analyze(_as_batch(audio, sample_rate))            # [B, N_BINS, T]
     out = {k: [] for k in ("onset_rate", "centroid", "major_minor", "percussive", "low_voice")}
     for a in amps:
         p = a ** 2
@@ -120,7 +120,7 @@ def descriptors(audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
         diff = corr[:12].max(0) - corr[12:].max(0)
         out["major_minor"].append(float((diff * energy).sum() / (energy.sum() + 1e-12)))
         # snare and hats are noise: they lift the median bin above 1.5 kHz, sparse partials do not
-        out["percussive"].append(float(np.median(a[_FREQS >= 1500], axis=0).mean()))
+        out["percussive"].append(float(np.median(a[_FREQS >= 1200], axis=0).mean()))
         low = (_FREQS >= 90) & (_FREQS <= 270)
         out["low_voice"].append(float(p[low].sum() / total))
     return {k: np.array(v) for k, v in out.items()}
@@ -129,7 +129,7 @@ def descriptors(audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
 def clip_features(audio, sample_rate: int = synth.SR) -> np.ndarray:
     """Per-clip feature vector for the classifier: band log-energy mean/std/|delta| and the descriptors."""
     amps = analyze(_as_batch(audio, sample_rate))
-    bands = amps.reshape(amps.shape[0], 32, 8, amps.shape[-1])
+    bands = amps.reshape(amps.shape[0], synth.N_BINS // 8, 8, amps.shape[-1])
     log_e = np.log(1e-4 + (bands ** 2).sum(2))                 # [B, 32, T]
     log_e = log_e - log_e.mean((1, 2), keepdims=True)
     step = np.diff(log_e, axis=2)

@@ -2,7 +2,7 @@
 
 Components: a T5 text encoder and BPE tokenizer trained here, Stable Audio's projection
 model (text + seconds conditioning), a ``StableAudioDiTModel`` with ``num_layers``
-cross-attention layers over the codec's 256-channel latent, the analytic Oobleck decoder
+cross-attention layers over the codec's 128-channel latent, the analytic Oobleck decoder
 from :mod:`.codec`, and ``CosineDPMSolverMultistepScheduler`` (v-prediction). The
 training objective in :mod:`.train` uses the scheduler's own preconditioning, so the
 pipeline samples exactly the model that was trained.

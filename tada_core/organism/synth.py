@@ -15,8 +15,9 @@ voice      none, male (low), female (high)       a sung vowel at a low or high p
 ========== ===================================== =====================================
 
 Every partial lies on a grid of multiples of ``GRID_HZ = SR / HOP`` (15.625 Hz) and
-below 4 kHz, so the clip is exactly representable by the codec in
-:mod:`tada_core.organism.codec` (one channel per grid frequency). Pitches are rounded to
+below 2 kHz (the codec's ceiling; drum and breath noise is band-limited to it too), so
+the tonal part is exactly representable by the codec in :mod:`tada_core.organism.codec`
+(one channel per grid frequency). Pitches are rounded to
 that grid: at the registers used here (melody >= 523 Hz, chords >= 392 Hz) the
 rounding is under 0.35 semitone, so keys and chords stay recognizable. Voices use
 whole-grid fundamentals directly.
@@ -36,7 +37,7 @@ import numpy as np
 SR = 16000
 HOP = 1024
 GRID_HZ = SR / HOP
-N_BINS = 256                     # grid frequencies k * GRID_HZ for k = 1..256 (up to 4 kHz)
+N_BINS = 128                     # grid frequencies k * GRID_HZ for k = 1..128 (up to 2 kHz)
 N_FRAMES = 64
 N_SAMPLES = N_FRAMES * HOP       # 4.096 s
 
@@ -216,7 +217,7 @@ def synthesize(attrs: Attributes, seed: int = 0) -> np.ndarray:
             tone = np.tile(_period(ks[keep], amps[keep]), dur // HOP + 2)[:dur]
             _add(out, start, gain * env * tone)
         if attrs.instrument == "flute":  # breath
-            _add(out, start, 0.02 * env * _band_noise(rng, dur, 1500, 3500))
+            _add(out, start, 0.02 * env * _band_noise(rng, dur, 1200, 2000))
         if attrs.drums:
             _drum(out, start, "kick" if pos % 2 == 0 else "snare", rng)
             _drum(out, start, "hat", rng)   # on the beat too: onsets per second stay the tempo
@@ -235,12 +236,12 @@ def _drum(out: np.ndarray, start: int, kind: str, rng: np.random.Generator) -> N
     elif kind == "snare":
         n = int(0.2 * SR)
         t = np.arange(n) / SR
-        _add(out, start, 0.6 * np.exp(-t / 0.05) * _band_noise(rng, n, 800, 4000)
+        _add(out, start, 0.6 * np.exp(-t / 0.05) * _band_noise(rng, n, 600, 2000)
              + 0.2 * np.exp(-t / 0.03) * np.sin(2 * np.pi * 12 * GRID_HZ * t))
     else:
         n = int(0.06 * SR)
         t = np.arange(n) / SR
-        _add(out, start, 0.3 * np.exp(-t / 0.015) * _band_noise(rng, n, 2500, 4000))
+        _add(out, start, 0.3 * np.exp(-t / 0.015) * _band_noise(rng, n, 1400, 2000))
 
 
 # vowel formants (Hz) and bandwidths: "ah" and "oh"

@@ -31,7 +31,7 @@ DEFAULTS = dict(clips=6000, steps=3000, batch=32, lr=1e-3, warmup=100, ema=0.998
 
 
 def make_data(n: int, seed: int, workers: int = 1, progress: bool = True):
-    """``n`` synthetic clips: (attributes list, latents [n, 256, 64] float32)."""
+    """``n`` synthetic clips: (attributes list, latents [n, N_BINS, 64] float32)."""
     items = synth.dataset(n, seed=seed)
     chunks = [items[i:i + 100] for i in range(0, n, 100)]
     from tqdm.auto import tqdm
