@@ -11,32 +11,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+
+from common import machine, median_time  # noqa: E402
 
 from tada_core import load_model  # noqa: E402
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(machine())
     t = time.perf_counter()
     model = load_model(device="cpu")
     load = time.perf_counter() - t

@@ -10,33 +10,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+
+from common import machine, median_time  # noqa: E402
 
 from tada_core import load_model  # noqa: E402
 from tada_core.fixtures import TINY_MODELS  # noqa: E402
 
 
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(machine())
     print(f"{'model':<18}{'build s':>9}{'1 clip s':>10}{'4 single / 1 batch of 4':>26}")
     for name in TINY_MODELS:
         t = time.perf_counter()
@@ -44,9 +35,9 @@ def main() -> None:
         build = time.perf_counter() - t
         model.set_progress_bar(False)
         model.generate("warm up")
-        one = timed(lambda: model.generate("fast techno", seeds=0), args.repeats)
-        singles = timed(lambda: [model.generate("fast techno", seeds=s) for s in range(4)], args.repeats)
-        batch = timed(lambda: model.generate(["fast techno"] * 4, seeds=[0, 1, 2, 3]), args.repeats)
+        one = median_time(lambda: model.generate("fast techno", seeds=0), args.repeats)
+        singles = median_time(lambda: [model.generate("fast techno", seeds=s) for s in range(4)], args.repeats)
+        batch = median_time(lambda: model.generate(["fast techno"] * 4, seeds=[0, 1, 2, 3]), args.repeats)
         print(f"{name:<18}{build:>9.3f}{one:>10.3f}{singles / batch:>26.2f}")
 
 

@@ -6,8 +6,10 @@ user never has to read a traceback to learn what they did wrong.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Iterable, Sequence
+import os
+from typing import Iterable, Iterator, Sequence
 
 
 class TadaError(ValueError):
@@ -67,3 +69,24 @@ def check_layers(layers: Iterable[int] | None, n_layers: int, model: str) -> tup
     if not out:
         raise TadaError(f"no layer selected; choose at least one of 0..{n_layers - 1}")
     return tuple(sorted(out))
+
+
+@contextlib.contextmanager
+def hub_errors(repo: str, revision: str | None, *, missing_file: str | None = None,
+               offline_hint: str = "download it on a connected machine") -> Iterator[None]:
+    """Turn huggingface_hub's download errors for ``repo`` into one-line :class:`TadaError` messages."""
+    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    try:
+        yield
+    except LocalEntryNotFoundError:
+        raise TadaError(
+            f"cannot get {repo!r}: it is not in the local Hugging Face cache and the Hub cannot be reached "
+            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}); {offline_hint}") from None
+    except RepositoryNotFoundError:
+        raise TadaError(f"Hub repo {repo!r} does not exist (or is private and you are not logged in)") from None
+    except RevisionNotFoundError:
+        raise TadaError(f"Hub repo {repo!r} has no revision {revision!r}") from None
+    except EntryNotFoundError:
+        raise TadaError(f"Hub repo {repo!r} has no {missing_file or 'such file'}") from None

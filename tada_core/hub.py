@@ -28,7 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from .errors import TadaError
+from .errors import TadaError, hub_errors
 
 VECTOR_FILE = "steering.safetensors"
 CONFIG_FILE = "config.json"
@@ -197,19 +197,9 @@ def resolve(source: str | Path, revision: str | None = None, allow_patterns: Seq
     if isinstance(source, Path) or source.startswith((".", "/")) or source.count("/") != 1:
         raise TadaError(f"{str(source)!r} is neither a folder nor a Hub repo id like org/name")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    try:
+    with hub_errors(source, revision, offline_hint=f"run `tada pull {source}` on a connected machine"):
         return Path(snapshot_download(source, revision=revision, allow_patterns=list(allow_patterns or ["*"])))
-    except LocalEntryNotFoundError:
-        raise TadaError(
-            f"cannot get {source!r}: it is not in the local Hugging Face cache and the Hub cannot be reached "
-            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}); run `tada pull {source}` on a "
-            f"connected machine") from None
-    except RepositoryNotFoundError:
-        raise TadaError(f"Hub repo {source!r} does not exist (or is private and you are not logged in)") from None
-    except RevisionNotFoundError:
-        raise TadaError(f"Hub repo {source!r} has no revision {revision!r}") from None
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:

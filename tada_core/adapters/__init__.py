@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import TadaError
+from ..errors import TadaError, hub_errors
 from ..fixtures import TINY_MODELS
 from .ace_step import AceStepAdapter
 from .audioldm2 import AudioLDM2Adapter
@@ -54,22 +54,10 @@ def _read_model_index(model: str, revision: str | None) -> tuple[dict[str, Any],
         with open(path, encoding="utf-8") as f:
             return json.load(f), model
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
 
-    try:
+    with hub_errors(model, revision, missing_file="model_index.json: it is not a diffusers pipeline",
+                    offline_hint="download it on a connected machine, or pass a local pipeline folder"):
         path = hf_hub_download(model, "model_index.json", revision=revision)
-    except LocalEntryNotFoundError:
-        raise TadaError(
-            f"cannot load {model!r}: it is not in the local Hugging Face cache and the Hub cannot be reached "
-            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}). Download it on a connected machine, "
-            f"or pass a local pipeline folder") from None
-    except RepositoryNotFoundError:
-        raise TadaError(f"Hub repo {model!r} does not exist (or is private and you are not logged in)") from None
-    except RevisionNotFoundError:
-        raise TadaError(f"Hub repo {model!r} has no revision {revision!r}") from None
-    except EntryNotFoundError:
-        raise TadaError(f"Hub repo {model!r} has no model_index.json: it is not a diffusers pipeline") from None
     with open(path, encoding="utf-8") as f:
         return json.load(f), model
 
