@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import shlex
 import sys
@@ -425,9 +424,3 @@ def import_steer_audio(pickle_path: str | Path, config_path: str | Path | None, 
                           extra={"imported_from": "steer-audio", "source_config": config,
                                  "steps": [int(s) for s in steps]})
 
-
-def finite_range(values: Sequence[float]) -> tuple[float, float]:
-    """(min, max) of a list of alphas, rejecting NaN/inf."""
-    if not values or not all(math.isfinite(v) for v in values):
-        raise TadaError(f"alpha range must be finite numbers; got {list(values)}")
-    return float(min(values)), float(max(values))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import synth
-from .descriptors import DESCRIPTORS, Scorer
+from .descriptors import DESCRIPTORS, Scorer, descriptors
 
 # concept -> (positive template, negative template)
 CONTRASTS: dict[str, tuple[str, str]] = {
@@ -78,8 +78,9 @@ def evaluate(model, scorer: Scorer, seeds: tuple[int, ...] = (1000, 1001), steps
             truth = np.array([1] * (len(prompts) // 2) + [0] * (len(prompts) // 2))
             seed_list = [s for _ in range(2) for _ in bases for s in seeds]
             audio = run(prompts, seed_list)
-            by_desc = scorer.descriptor_labels(audio, model.sample_rate)[concept]
-            by_clf = scorer.predict(audio, model.sample_rate)[concept]
+            d = descriptors(audio, model.sample_rate)
+            by_desc = scorer.descriptor_labels(audio, model.sample_rate, d)[concept]
+            by_clf = scorer.predict(audio, model.sample_rate, d)[concept]
             results[concept] = {"n": len(prompts), "descriptor": float((by_desc == truth).mean()),
                                 "classifier": float((by_clf == truth).mean())}
         all_prompts += prompts

@@ -126,8 +126,11 @@ def descriptors(audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
     return {k: np.array(v) for k, v in out.items()}
 
 
-def clip_features(audio, sample_rate: int = synth.SR) -> np.ndarray:
-    """Per-clip feature vector for the classifier: band log-energy mean/std/|delta| and the descriptors."""
+def clip_features(audio, sample_rate: int = synth.SR, desc: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Per-clip feature vector for the classifier: band log-energy mean/std/|delta| and the descriptors.
+
+    ``desc``: this audio's :func:`descriptors`, when the caller already has them.
+    """
     amps = analyze(_as_batch(audio, sample_rate))
     bands = amps.reshape(amps.shape[0], synth.N_BINS // 8, 8, amps.shape[-1])
     log_e = np.log(1e-4 + (bands ** 2).sum(2))                 # [B, 32, T]
@@ -138,7 +141,7 @@ def clip_features(audio, sample_rate: int = synth.SR) -> np.ndarray:
     wobble = (step[..., 1:] * step[..., :-1]).mean(2) / ((step ** 2).mean(2) + 1e-6)
     env = np.log(1e-4 + (amps[:, 23:] ** 2).sum(1))            # >= 370 Hz
     d_env = np.diff(env, axis=1)
-    d = descriptors(audio, sample_rate)
+    d = desc if desc is not None else descriptors(audio, sample_rate)
     extra = np.stack([d["onset_rate"], d["centroid"] / 1000, d["major_minor"], d["percussive"], d["low_voice"],
                       np.clip(d_env, 0, None).mean(1), np.clip(d_env, None, 0).mean(1),
                       (d_env < 0).mean(1)], axis=1)
@@ -159,14 +162,16 @@ class Scorer:
                  mean: np.ndarray, std: np.ndarray):
         self.thresholds, self.heads, self.mean, self.std = dict(thresholds), dict(heads), mean, std
 
-    def descriptor_labels(self, audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
+    def descriptor_labels(self, audio, sample_rate: int = synth.SR,
+                          desc: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """``{concept: 1 where the descriptor says the positive value, else 0}``."""
-        d = descriptors(audio, sample_rate)
+        d = desc if desc is not None else descriptors(audio, sample_rate)
         return {c: (SIGNS[c] * (d[name] - self.thresholds[c]) > 0).astype(int) for c, name in DESCRIPTORS.items()}
 
-    def classifier_probs(self, audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
+    def classifier_probs(self, audio, sample_rate: int = synth.SR,
+                         desc: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """``{concept: P(positive) [B]}`` and ``{"instrument": softmax [B, 4]}`` over :data:`synth.INSTRUMENTS`."""
-        x = (clip_features(audio, sample_rate) - self.mean) / self.std
+        x = (clip_features(audio, sample_rate, desc) - self.mean) / self.std
         out = {}
         for head, (w, b) in self.heads.items():
             logits = x @ w.T + b
@@ -178,9 +183,10 @@ class Scorer:
                 out[head] = 1 / (1 + np.exp(-logits[:, 0]))
         return out
 
-    def predict(self, audio, sample_rate: int = synth.SR) -> dict[str, np.ndarray]:
+    def predict(self, audio, sample_rate: int = synth.SR,
+                desc: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Classifier labels: ``{concept: 0/1}`` and ``{"instrument": names}``."""
-        probs = self.classifier_probs(audio, sample_rate)
+        probs = self.classifier_probs(audio, sample_rate, desc)
         out = {c: (p > 0.5).astype(int) for c, p in probs.items() if c != "instrument"}
         out["instrument"] = np.array([synth.INSTRUMENTS[i] for i in probs["instrument"].argmax(1)])
         return out
@@ -253,7 +259,7 @@ def fit_scorer(attrs: Sequence[synth.Attributes], audio, sample_rate: int = synt
         y = synth.label(attrs[:n], concept)
         v = d[name][:n]
         thresholds[concept] = float((np.median(v[y == 1]) + np.median(v[y == 0])) / 2)
-    x = clip_features(audio, sample_rate)
+    x = clip_features(audio, sample_rate, d)
     mean, std = x.mean(0), x.std(0) + 1e-6
     xt = torch.tensor((x - mean) / std)
     heads = {}
@@ -283,8 +289,9 @@ def fit_scorer(attrs: Sequence[synth.Attributes], audio, sample_rate: int = synt
 def agreement(scorer: Scorer, attrs: Sequence[synth.Attributes], audio,
               sample_rate: int = synth.SR) -> dict[str, dict[str, float]]:
     """Accuracy against ground truth per concept: ``{"descriptor": {...}, "classifier": {...}}``."""
-    by_desc = scorer.descriptor_labels(audio, sample_rate)
-    by_clf = scorer.predict(audio, sample_rate)
+    d = descriptors(audio, sample_rate)
+    by_desc = scorer.descriptor_labels(audio, sample_rate, d)
+    by_clf = scorer.predict(audio, sample_rate, d)
     out = {"descriptor": {}, "classifier": {}}
     for concept in DESCRIPTORS:
         y = synth.label(attrs, concept)

@@ -222,7 +222,7 @@ def synthesize(attrs: Attributes, seed: int = 0) -> np.ndarray:
             _drum(out, start, "kick" if pos % 2 == 0 else "snare", rng)
             _drum(out, start, "hat", rng)   # on the beat too: onsets per second stay the tempo
     if attrs.voice != "none":
-        _voice(out, attrs, offset, beat, meter, prog, rng)
+        _voice(out, attrs, offset, beat, meter, prog)
     out /= max(1.0, np.abs(out).max() / 0.9)
     return out.astype(np.float32)
 
@@ -244,13 +244,13 @@ def _drum(out: np.ndarray, start: int, kind: str, rng: np.random.Generator) -> N
         _add(out, start, 0.3 * np.exp(-t / 0.015) * _band_noise(rng, n, 1400, 2000))
 
 
-# vowel formants (Hz) and bandwidths: "ah" and "oh"
-_VOWELS = [((730, 1090, 2440), (90, 110, 170)), ((570, 840, 2410), (80, 100, 160))]
+# formants (Hz) and bandwidths of the sung vowel "ah"
+_VOWEL = ((730, 1090, 2440), (90, 110, 170))
 
 
-def _voice(out, attrs, offset, beat, meter, prog, rng) -> None:
+def _voice(out, attrs, offset, beat, meter, prog) -> None:
     low, high = (7, 12) if attrs.voice == "male" else (18, 28)
-    formants, widths = _VOWELS[0]
+    formants, widths = _VOWEL
     shift = 1.0 if attrs.voice == "male" else 1.15
     scale = _MAJOR if attrs.mood == "happy" else _MINOR
     length = 2 * beat
