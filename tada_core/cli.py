@@ -7,6 +7,11 @@
     tada push FOLDER --repo ORG/NAME [--dry-run]   validate and upload an artifact folder
     tada pull ORG/NAME [--revision R]              download (or find in the cache) and validate
     tada import-steer-audio VECTORS.pkl --config config.json --model ace-step --out FOLDER
+    tada localize --concept C [--concept ...|all] [--captions musiccaps.csv] [--out DIR]
+                                     activation-patching sweep, Eq. 9 per layer, heatmap (resumable)
+    tada caa --concept C [--localization DIR] [--out vectors/NAME]   CAA vector (Eq. 2) as an artifact
+    tada sweep VECTOR [VECTOR ...] --alphas A [A ...]   concept measure vs alpha, both signs
+    tada ablate VECTOR [VECTOR ...] --alpha A        Table 2: steer all / all but functional / functional
 
 Bad input ends with a one-line message and exit code 2, never a traceback.
 """
@@ -120,6 +125,193 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- localization and CAA
+def _settings(args: argparse.Namespace) -> dict:
+    return dict(duration=args.duration, steps=args.steps, guidance=args.guidance)
+
+
+def _concept_names(names: Sequence[str], model_name: str) -> list[str]:
+    from .concepts import concepts_for
+
+    if not names:
+        raise TadaError("give at least one --concept (or --concept all)")
+    return list(concepts_for(model_name)) if list(names) == ["all"] else list(names)
+
+
+def _cmd_localize(args: argparse.Namespace) -> int:
+    from .adapters import load_model
+    from .concepts import default_bases, default_captions, get_concept, read_captions
+    from .localize import localize, write_summary
+    from .scoring import make_scorer
+
+    model = load_model(args.model, device=args.device)
+    model.set_progress_bar(False)
+    scorer = make_scorer(args.scorer, device=str(model.device))
+    captions = read_captions(args.captions) if args.captions else default_captions(model.name)
+    out = Path(args.out or f"results/localization/{model.name}")
+    results = []
+    for name in _concept_names(args.concept, model.name):
+        concept = get_concept(name, model.name)
+        if captions is not None and not args.templates and concept.keywords:
+            pairs = concept.pairs(captions, limit=args.pairs)
+            how = "counterfactual captions"
+        else:
+            pos, neg = concept.contrastive_prompts(default_bases(model.name))
+            pairs = list(zip(pos, neg))[:args.pairs]
+            how = "templates"
+        print(f"{concept.name}: {len(pairs)} pairs from {how} x {len(args.seeds)} seeds, "
+              f"{len(model.resolve_layers(args.layers)) + 2} conditions", file=sys.stderr)
+        results.append(localize(model, concept, pairs, scorer, seeds=args.seeds, layers=args.layers,
+                                batch_size=args.batch_size, out=out / concept.name, **_settings(args)))
+    files = write_summary(results, out)
+    layers = results[0].layers
+    print("concept".ljust(14) + "".join(f"{layer:>7}" for layer in layers) + "   functional")
+    for r in results:
+        print(r.concept.ljust(14) + "".join(f"{r.impact[layer]:7.2f}" for layer in layers)
+              + f"   {r.functional_layers(args.min_impact)}")
+    print(f"wrote {files['csv']}, {files['json']}, {files['png']}")
+    return 0
+
+
+def _cmd_caa(args: argparse.Namespace) -> int:
+    from .adapters import load_model
+    from .caa import compute_caa
+    from .concepts import default_bases, get_concept
+    from .localize import read_localization
+
+    model = load_model(args.model, device=args.device)
+    model.set_progress_bar(False)
+    concept = get_concept(args.concept, model.name)
+    functional = args.functional
+    if functional is None and args.localization:
+        functional = read_localization(Path(args.localization) / concept.name).functional_layers(args.min_impact)
+    if functional is not None:
+        model.resolve_layers(functional)
+    pos, neg = concept.contrastive_prompts(default_bases(model.name))
+    pos = [p for p in pos for _ in args.seeds]
+    neg = [n for n in neg for _ in args.seeds]
+    seeds = [s for _ in range(len(pos) // len(args.seeds)) for s in args.seeds]
+    vec = compute_caa(model, pos, neg, concept=concept.name, layers=args.layers, functional_layers=functional,
+                      seeds=seeds, per_step=args.per_step, batch_size=args.batch_size,
+                      alpha_range=tuple(args.alpha_range) if args.alpha_range else None, **_settings(args))
+    out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-caa")
+    print(f"wrote {out}: concept {concept.name!r}, {len(pos)} pairs, layers {vec.layers}, "
+          f"functional (default steering) layers {vec.default_layers()}")
+    print("run `tada list` to refresh vectors/index.json", file=sys.stderr)
+    return 0
+
+
+def _load_for_vectors(args: argparse.Namespace):
+    from .adapters import load_model
+    from .concepts import get_concept
+    from .hub import load_vector
+    from .scoring import make_scorer
+
+    vectors = [load_vector(v, args.revision) for v in args.vectors]
+    model = load_model(args.model or vectors[0].model, device=args.device)
+    model.set_progress_bar(False)
+    for v in vectors:
+        v.check_compatible(model)
+    scorer = make_scorer(args.scorer, device=str(model.device))
+    return model, scorer, [(v, get_concept(v.concept, model.name)) for v in vectors]
+
+
+def _write_report(out: str | None, title: str, intro: str, table: str, data) -> None:
+    import json
+
+    if not out:
+        return
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".md").write_text(f"# {title}\n\n{intro}\n\n{table}\n", encoding="utf-8")
+    path.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path.with_suffix('.md')} and {path.with_suffix('.json')}", file=sys.stderr)
+
+
+def _eval_prompts(args, model) -> list[str]:
+    from .concepts import default_eval_prompts
+
+    prompts = default_eval_prompts(model.name)
+    return prompts[:args.prompts] if args.prompts else prompts
+
+
+def _alphas_for(vec, given: Sequence[float] | None) -> list[float]:
+    if given:
+        return sorted(set(given) | {0.0})
+    if not vec.alpha_range:
+        raise TadaError(f"vector {vec.concept!r} has no alpha_range; give --alphas A [A ...]")
+    lo, hi = vec.alpha_range
+    return sorted({lo, lo / 2, 0.0, hi / 2, hi})
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .evaluate import alpha_sweep
+
+    model, scorer, items = _load_for_vectors(args)
+    prompts = _eval_prompts(args, model)
+    rows, data = [], []
+    for vec, concept in items:
+        r = alpha_sweep(model, vec, scorer, concept, prompts, _alphas_for(vec, args.alphas), seeds=args.seeds,
+                        layers=args.layers, use_renorm=args.renorm, batch_size=args.batch_size, **_settings(args))
+        sign = scorer.sign(concept) if hasattr(scorer, "sign") else 1
+        mono = r.monotonic(sign)
+        data.append({**r.to_dict(), "monotonic": mono, "sign": sign})
+        rows.append(f"| {concept.name} | {r.measure_label} | {','.join(map(str, r.layers))} | "
+                    + ", ".join(f"{a:g}" for a in r.alphas) + " | "
+                    + " | ".join(f"{r.measure[a]:.3g}" for a in r.alphas) + f" | {'yes' if mono else 'no'} |")
+    n = len(data[0]["alphas"])
+    if any(len(d["alphas"]) != n for d in data):
+        raise TadaError("vectors were swept over different numbers of alphas; give --alphas to use one list")
+    heads = [f"alpha {a:g}" for a in data[0]["alphas"]] if args.alphas else \
+        (["-max", "-max/2", "0", "+max/2", "+max"] if n == 5 else [f"#{i}" for i in range(n)])
+    table = ("| concept | measure | steered layers | alphas | " + " | ".join(heads)
+             + " | monotonic |\n|---|---|---|---|" + "---|" * n + "---|\n" + "\n".join(rows))
+    print(table)
+    intro = (f"`tada sweep` on {model.name}: {len(prompts)} prompts x seeds {args.seeds}, mean of the measure at "
+             f"each alpha (alpha 0 = unsteered), steering each vector's functional layers. Monotonic = the measure "
+             f"moves with alpha in the concept's direction over the whole range, both signs (for vocal_gender the "
+             f"vector points to 'female', so low_voice falls as alpha grows).")
+    _write_report(args.out, f"Alpha sweep: {model.name}", intro, table, data)
+    return 0
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from .evaluate import layer_ablation
+
+    model, scorer, items = _load_for_vectors(args)
+    prompts = _eval_prompts(args, model)
+    rows, data = [], []
+    for vec, concept in items:
+        functional = args.functional or vec.functional_layers
+        if not functional:
+            raise TadaError(f"vector {concept.name!r} has no functional layers; give --functional L [L ...]")
+        result = layer_ablation(model, vec, scorer, concept, prompts, args.alpha, functional, seeds=args.seeds,
+                                use_renorm=args.renorm, batch_size=args.batch_size, **_settings(args))
+        data.append({"concept": concept.name, "alpha": args.alpha, "rows": result})
+        for row in result:
+            m = row["measure"]
+            rows.append(f"| {concept.name} | {row['set']} | {row['n_layers']} | {row['preservation']:.2f} | "
+                        f"{row['delta_alignment']:.3g} | {m[f'{-args.alpha:g}']:.3g} / {m['0']:.3g} / "
+                        f"{m[f'{args.alpha:g}']:.3g} ({row['measure_label']}) |")
+    table = ("| concept | layers | # | preservation: spectral distance, dB (lower = closer) | Delta alignment | "
+             f"measure at -{args.alpha:g} / 0 / +{args.alpha:g} |\n|---|---|---|---|---|---|\n" + "\n".join(rows))
+    print(table)
+    intro = (f"`tada ablate` on {model.name} (TADA Table 2): alpha = +/-{args.alpha:g} steering all layers (L), all but "
+             f"the functional ones (L \\ F) or only them (F); {len(prompts)} prompts x seeds {args.seeds}. "
+             f"Delta alignment is sign-corrected and averaged over both signs, in units of the organism "
+             f"scorer's similarity for the concept (see `tada_core.scoring`).")
+    _write_report(args.out, f"Layer-set ablation: {model.name}", intro, table, data)
+    return 0
+
+
+def _add_settings(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--duration", type=float, default=None, help="seconds (default: the model's)")
+    p.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the model's)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--batch-size", type=int, default=24, help="generations per pipeline call (default 24)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .adapters import DEFAULT_MODEL
 
@@ -171,6 +363,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concept", default=None)
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_import)
+
+    scorer_help = "organism (default: the shipped model's scorer), clap:FOLDER_OR_ID or muq:FOLDER_OR_ID"
+    p = sub.add_parser("localize", help="find functional layers: activation-patching sweep, Eq. 9, heatmap")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--concept", action="append", default=[], help="concept name or .json/.yaml file; repeat, or 'all'")
+    p.add_argument("--captions", default=None, help="MusicCaps CSV (caption column), JSON list or text file; "
+                                                     "default: the organism's captions, else the templates")
+    p.add_argument("--templates", action="store_true", help="use the contrastive templates, not caption pairs")
+    p.add_argument("--pairs", type=int, default=12, help="prompt pairs per concept (default 12; the paper: 256)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds per pair (default 0 1)")
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="layers to patch (default: all)")
+    p.add_argument("--scorer", default="organism", help=scorer_help)
+    p.add_argument("--min-impact", type=float, default=0.3, help="I(l, c) that makes a layer functional")
+    p.add_argument("--out", default=None, help="output folder (default results/localization/MODEL); rerun to resume")
+    _add_settings(p)
+    p.set_defaults(func=_cmd_localize)
+
+    p = sub.add_parser("caa", help="compute a CAA steering vector (Eq. 2) and save it as an artifact folder")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--concept", required=True, help="concept name or .json/.yaml concept file")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="seeds per base prompt")
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="layers to compute vectors for (default all)")
+    p.add_argument("--functional", type=int, nargs="+", default=None,
+                   help="layers the vector steers by default (overrides --localization)")
+    p.add_argument("--localization", default=None, help="a `tada localize --out` folder: take the concept's "
+                                                        "functional layers from it")
+    p.add_argument("--min-impact", type=float, default=0.3)
+    p.add_argument("--per-step", action="store_true", help="one vector per diffusion step")
+    p.add_argument("--alpha-range", type=float, nargs=2, default=None, metavar=("MIN", "MAX"))
+    p.add_argument("--out", default=None, help="output folder (default vectors/MODEL-CONCEPT-caa)")
+    _add_settings(p)
+    p.set_defaults(func=_cmd_caa)
+
+    for name, fn, text in (("sweep", _cmd_sweep, "measure a concept at several alphas, both signs"),
+                           ("ablate", _cmd_ablate, "Table 2: steer all / all but functional / functional layers")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("vectors", nargs="+", help="steering-vector folders or Hub repo ids")
+        p.add_argument("--model", default=None, help="default: the vectors' model")
+        p.add_argument("--revision", default=None)
+        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+        p.add_argument("--prompts", type=int, default=None, help="use the first N evaluation prompts")
+        p.add_argument("--scorer", default="organism", help=scorer_help)
+        p.add_argument("--renorm", action="store_true", help="apply ReNorm (Eq. 3)")
+        p.add_argument("--out", default=None, help="write OUT.md and OUT.json")
+        if name == "sweep":
+            p.add_argument("--alphas", type=float, nargs="+", default=None,
+                           help="default: -max, -max/2, 0, +max/2, +max of each vector's alpha_range")
+            p.add_argument("--layers", type=int, nargs="+", default=None, help="default: the vector's functional")
+        else:
+            p.add_argument("--alpha", type=float, required=True)
+            p.add_argument("--functional", type=int, nargs="+", default=None, help="default: the vector's")
+        _add_settings(p)
+        p.set_defaults(func=fn)
     return parser
 
 

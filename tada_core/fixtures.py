@@ -9,6 +9,8 @@ caller's global RNG is left untouched.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Any, Callable
 
 import torch
@@ -155,6 +157,27 @@ def tiny_audioldm2():
                                  vocoder=vocoder)
 
     return _seeded(build)
+
+
+def tiny_clap(folder: str | Path) -> Path:
+    """Save a random-weight ``ClapModel`` + ``ClapProcessor`` (1 s windows at 48 kHz) to ``folder``.
+
+    For testing :class:`tada_core.scoring.ClapScorer` offline through ``from_pretrained``.
+    """
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizerFast
+
+    tok = build_tokenizer(RobertaTokenizerFast)
+    text = dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                intermediate_size=37, max_position_embeddings=80, projection_dim=16)
+    audio = dict(hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2],
+                 window_size=4, spec_size=64, num_mel_bins=64, patch_size=4, patch_stride=[4, 4], projection_dim=16)
+    model = _seeded(lambda: ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=16)))
+    extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=48000, max_length_s=1, truncation="rand_trunc",
+                                     hop_length=1024, fft_window_size=1024)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    ClapProcessor(feature_extractor=extractor, tokenizer=tok).save_pretrained(folder)
+    return folder
 
 
 # name -> (family, builder, generation defaults)

@@ -67,6 +67,7 @@ class SteeringVector:
     command: str | None = None
     tada_version: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    functional_layers: list[int] | None = None  # where apply() steers by default (from localization)
 
     def __post_init__(self):
         if not self.vectors:
@@ -76,6 +77,11 @@ class SteeringVector:
         missing = sorted(set(self.vectors) - set(self.layer_paths))
         if missing:
             raise TadaError(f"layer_paths lacks layers {missing}; every vector layer needs its module path")
+        if self.functional_layers is not None:
+            self.functional_layers = sorted(int(x) for x in self.functional_layers)
+            outside = sorted(set(self.functional_layers) - set(self.vectors))
+            if outside:
+                raise TadaError(f"functional_layers {outside} have no vector; vector layers are {sorted(self.vectors)}")
         for layer, v in self.vectors.items():
             if v.dim() not in (1, 2):
                 raise TadaError(f"vector for layer {layer} must be [width] or [steps, width]; got {tuple(v.shape)}")
@@ -85,6 +91,10 @@ class SteeringVector:
     @property
     def layers(self) -> list[int]:
         return sorted(self.vectors)
+
+    def default_layers(self) -> list[int]:
+        """Where :meth:`apply` steers unless told otherwise."""
+        return list(self.functional_layers) if self.functional_layers else self.layers
 
     def widths(self) -> dict[int, int]:
         return {layer: int(v.shape[-1]) for layer, v in self.vectors.items()}
@@ -108,11 +118,15 @@ class SteeringVector:
 
     @contextlib.contextmanager
     def apply(self, adapter, alpha, layers: Sequence[int] | None = None, **kwargs) -> Iterator[None]:
-        """Steer ``adapter`` with this vector (after :meth:`check_compatible`); kwargs go to ``hooks.steer``."""
+        """Steer ``adapter`` with this vector (after :meth:`check_compatible`); kwargs go to ``hooks.steer``.
+
+        ``layers``: where to steer; default: the vector's functional layers if it has
+        them (from localization), else every layer it has a vector for.
+        """
         from .hooks import steer
 
         self.check_compatible(adapter)
-        chosen = self.layers if layers is None else list(layers)
+        chosen = self.default_layers() if layers is None else list(layers)
         unknown = sorted(set(chosen) - set(self.vectors))
         if unknown:
             raise TadaError(f"this vector has no layers {unknown}; it has {self.layers}")
@@ -128,6 +142,7 @@ class SteeringVector:
                         "shape": list(self.vectors[layer].shape)} for layer in self.layers],
             "prompts": self.prompts, "prompts_sha256": prompts_sha256(self.prompts),
             "alpha_range": list(self.alpha_range) if self.alpha_range else None,
+            "functional_layers": self.functional_layers,
             "command": self.command, "tada_version": self.tada_version, "extra": self.extra,
         }
 
@@ -169,6 +184,7 @@ def model_card(config: Mapping[str, Any], name: str) -> str:
 A steering vector for the concept **{config['concept']}** on `{base}`, made with
 [TADA](https://github.com/) ({config['method']}). It adds `alpha * v` to the output of
 cross-attention layers {layers} (0-based module indices; the papers count from 1).
+{f"By default it steers its functional layers {config['functional_layers']} (found by localization)." if config.get('functional_layers') else ""}
 {f"Validated for alpha in [{alpha[0]}, {alpha[1]}]." if alpha else ""}
 
 ```python
@@ -251,7 +267,8 @@ def load_vector(source: str | Path, revision: str | None = None) -> SteeringVect
                           layer_paths=paths, method=config.get("method", "caa"),
                           model_revision=config.get("base_model_revision"), prompts=config.get("prompts"),
                           alpha_range=tuple(alpha) if alpha else None, command=config.get("command"),
-                          tada_version=config.get("tada_version"), extra=config.get("extra") or {})
+                          tada_version=config.get("tada_version"), extra=config.get("extra") or {},
+                          functional_layers=config.get("functional_layers"))
 
 
 def validate_sae(folder: str | Path) -> dict[str, dict[str, Any]]:

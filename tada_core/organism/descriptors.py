@@ -87,7 +87,9 @@ def _beat_rate(flux: np.ndarray) -> float:
     f = flux - flux.mean()
     ac = np.correlate(f, f, mode="full")[len(f) - 1:]
     ac = ac / (ac[0] + 1e-12)
-    lags = np.arange(4, 21)
+    lags = np.arange(4, min(21, len(f) - 1))
+    if len(lags) == 0:
+        return float("nan")  # under ~0.3 s: too short to have a beat period
     strong = ac[lags] >= 0.7 * ac[lags].max()
     peak = [l for l, s in zip(lags, strong) if s and ac[l] >= ac[l - 1] and ac[l] >= ac[l + 1]]
     lag = peak[0] if peak else lags[np.argmax(ac[lags])]

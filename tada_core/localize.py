@@ -1,0 +1,262 @@
+"""Layer localization by activation patching (TADA Sec. 3-4, Fig. 2, Eq. 9).
+
+For a concept c with counterfactual prompt pairs (P_c, P_c-tilde) and seeds, the sweep
+generates, for every pair and seed:
+
+* ``c``: P_c with no patch, the upper reference sim(l <- c, l' <- c);
+* ``c~``: P_c-tilde with no patch, the lower reference sim(l <- c~, l' <- c~);
+* ``patch:l`` for every layer l: P_c-tilde with layer l's keys and values taken from
+  P_c (:func:`tada_core.hooks.patch`), i.e. sim(l <- c, l' <- c~).
+
+A scorer (:mod:`tada_core.scoring`) gives each clip its similarity to the concept, and
+Eq. 9 turns the means into the impact I(l, c) of each layer.
+
+Patched generations run batched: one call per (condition, batch of pairs x seeds).
+The cached "target run" of Fig. 2a is a single denoiser pass, because cross-attention
+keys and values depend only on the prompt. With ``out``, every finished batch is
+appended to ``scores.jsonl`` and fsynced; rerunning the same sweep skips what is done,
+so an interrupted sweep loses at most the batch in flight, and since the batches are
+fixed, a resumed sweep gives exactly the numbers of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .concepts import Concept
+from .errors import TadaError, check_prompts
+from .hooks import patch
+
+SWEEP_FILE, SCORES_FILE, RESULT_FILE = "sweep.json", "scores.jsonl", "impact.json"
+
+
+def impact(sim_patched: float | np.ndarray, sim_pos: float, sim_neg: float) -> float | np.ndarray:
+    """Eq. 9 of the TADA paper: I(l, c) = (sim(l<-c, l'<-c~) - sim(c~)) / (sim(c) - sim(c~)).
+
+    ``sim_patched``: mean similarity of the patched generations (one value or one per
+    layer); ``sim_pos`` / ``sim_neg``: means of the unpatched P_c / P_c-tilde generations.
+    The denominator is the similarity gain of the full prompt change, so I is 0 when
+    patching the layer does nothing and 1 when it does as much as the prompt. Values are
+    not clipped (noise can put them slightly outside [0, 1]). If the prompt change does not
+    raise the similarity (denominator <= 0) the model does not show the concept and I is
+    undefined: NaN.
+    """
+    denom = sim_pos - sim_neg
+    if not math.isfinite(denom) or denom <= 1e-12:
+        return np.full_like(np.asarray(sim_patched, dtype=float), np.nan) if np.ndim(sim_patched) else float("nan")
+    out = (np.asarray(sim_patched, dtype=float) - sim_neg) / denom
+    return out if np.ndim(sim_patched) else float(out)
+
+
+@dataclasses.dataclass
+class Localization:
+    """The outcome of a sweep for one concept: Eq. 9 per layer, and the similarities behind it."""
+
+    concept: str
+    model: str
+    scorer: str
+    layers: list[int]
+    n: int  # generations per condition (pairs x seeds)
+    sim_pos: float
+    sim_neg: float
+    sim_patched: dict[int, float]
+    impact: dict[int, float]
+
+    def functional_layers(self, min_impact: float = 0.3) -> list[int]:
+        """Layers with I(l, c) >= ``min_impact``; the single strongest one if none reaches it."""
+        return functional_layers(self.impact, min_impact)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sim_patched"] = {str(k): v for k, v in self.sim_patched.items()}
+        d["impact"] = {str(k): (None if not math.isfinite(v) else v) for k, v in self.impact.items()}
+        d["functional_layers"] = self.functional_layers()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Localization":
+        fields = {k: d[k] for k in ("concept", "model", "scorer", "layers", "n", "sim_pos", "sim_neg")}
+        return cls(**fields, sim_patched={int(k): float(v) for k, v in d["sim_patched"].items()},
+                   impact={int(k): (float("nan") if v is None else float(v)) for k, v in d["impact"].items()})
+
+
+def functional_layers(impacts: Mapping[int, float], min_impact: float = 0.3) -> list[int]:
+    """Layers whose impact reaches ``min_impact``, or the argmax when none does (NaN impacts are skipped)."""
+    finite = {k: v for k, v in impacts.items() if math.isfinite(v)}
+    if not finite:
+        return []
+    chosen = sorted(k for k, v in finite.items() if v >= min_impact)
+    return chosen or [max(finite, key=finite.get)]
+
+
+# --------------------------------------------------------------------------------------
+# the sweep
+# --------------------------------------------------------------------------------------
+def _conditions(layers: Sequence[int]) -> list[str]:
+    return ["c", "c~"] + [f"patch:{layer}" for layer in layers]
+
+
+def _read_done(path: Path) -> dict[tuple[str, int], list[float]]:
+    done = {}
+    if not path.is_file():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+            done[(rec["condition"], int(rec["batch"]))] = [float(x) for x in rec["sim"]]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue  # a line cut short by an interruption: that batch is simply redone
+    return done
+
+
+def _check_same_sweep(folder: Path, spec: dict) -> None:
+    spec = json.loads(json.dumps(spec))  # compare as JSON sees it (tuples are lists)
+    path = folder / SWEEP_FILE
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old != spec:
+            diff = sorted(k for k in set(old) | set(spec) if old.get(k) != spec.get(k))
+            raise TadaError(f"{folder} holds a different sweep (differs in: {', '.join(diff)}); resume with the same "
+                            f"settings, or choose another output folder")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer, *,
+             seeds: Sequence[int] = (0,), layers: Sequence[int] | None = None, batch_size: int = 16,
+             out: str | Path | None = None, duration: float | None = None, steps: int | None = None,
+             guidance: float | None = None, progress: bool = True) -> Localization:
+    """Run the patching sweep for one concept and compute Eq. 9 per layer (see module docstring).
+
+    ``pairs``: (P_c, P_c-tilde) prompt pairs, e.g. from :meth:`Concept.pairs` or
+    :meth:`Concept.contrastive_prompts`; ``seeds``: every pair runs with each seed;
+    ``batch_size``: generations per pipeline call; ``out``: folder for the resumable record.
+    """
+    from tqdm.auto import tqdm
+
+    pairs = [(str(a), str(b)) for a, b in pairs]
+    if not pairs:
+        raise TadaError(f"concept {concept.name!r}: no prompt pairs to localize with; give captions that contain "
+                        f"its keywords ({', '.join(concept.keywords) or 'none set'}) or a concept with prompts")
+    check_prompts([p for pair in pairs for p in pair], f"concept {concept.name!r} pairs")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise TadaError("seeds is empty; give at least one seed")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TadaError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    layer_ids = list(adapter.resolve_layers(layers))
+    settings = adapter.check_settings(pairs[0][0], 0, duration, steps, guidance)
+    items = [(i, s) for i in range(len(pairs)) for s in seeds]
+    batches = [items[k:k + batch_size] for k in range(0, len(items), batch_size)]
+    scorer_name = getattr(scorer, "name", type(scorer).__name__)
+    spec = {"model": adapter.name, "source": str(adapter.source), "concept": concept.name, "pairs": pairs,
+            "seeds": seeds, "layers": layer_ids, "batch_size": batch_size, "scorer": scorer_name,
+            "duration": settings["duration"], "steps": settings["steps"], "guidance": settings["guidance"]}
+    folder = Path(out) if out is not None else None
+    done: dict[tuple[str, int], list[float]] = {}
+    if folder is not None:
+        _check_same_sweep(folder, spec)
+        done = _read_done(folder / SCORES_FILE)
+
+    work = [(cond, b) for cond in _conditions(layer_ids) for b in range(len(batches))]
+    todo = [w for w in work if w not in done]
+    bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=f"localize {concept.name}", unit="batch",
+               disable=not progress)
+    log = (folder / SCORES_FILE).open("a", encoding="utf-8") if folder is not None else None
+    try:
+        for cond, b in todo:
+            batch = batches[b]
+            pos = [pairs[i][0] for i, _ in batch]
+            neg = [pairs[i][1] for i, _ in batch]
+            bseeds = [s for _, s in batch]
+            gen = dict(seeds=bseeds, duration=settings["duration"], steps=settings["steps"],
+                       guidance=settings["guidance"])
+            if cond == "c":
+                audio = adapter.generate(pos, **gen).audio
+            elif cond == "c~":
+                audio = adapter.generate(neg, **gen).audio
+            else:
+                with patch(adapter, [int(cond.split(":")[1])], prompts=pos):
+                    audio = adapter.generate(neg, **gen).audio
+            sim = [float(x) for x in np.asarray(scorer.similarity(audio, adapter.sample_rate, concept))]
+            done[(cond, b)] = sim
+            if log is not None:
+                log.write(json.dumps({"condition": cond, "batch": b, "pair": [i for i, _ in batch], "seed": bseeds,
+                                      "sim": sim}) + "\n")
+                log.flush()
+                os.fsync(log.fileno())
+            bar.update(1)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+
+    def mean(cond: str) -> float:
+        return float(np.mean([x for b in range(len(batches)) for x in done[(cond, b)]]))
+
+    sim_pos, sim_neg = mean("c"), mean("c~")
+    patched = {layer: mean(f"patch:{layer}") for layer in layer_ids}
+    values = impact(np.array([patched[layer] for layer in layer_ids]), sim_pos, sim_neg)
+    result = Localization(concept=concept.name, model=adapter.name, scorer=scorer_name, layers=layer_ids,
+                          n=len(items), sim_pos=sim_pos, sim_neg=sim_neg, sim_patched=patched,
+                          impact={layer: float(v) for layer, v in zip(layer_ids, values)})
+    if folder is not None:
+        _write_outputs(folder, result, batches, done, pairs)
+    return result
+
+
+def _write_outputs(folder: Path, result: Localization, batches, done, pairs) -> None:
+    (folder / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    with (folder / "scores.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["condition", "patched_layer", "pair", "seed", "prompt_c", "prompt_c_tilde", "sim"])
+        for cond in _conditions(result.layers):
+            layer = cond.split(":")[1] if cond.startswith("patch:") else ""
+            for b, batch in enumerate(batches):
+                for (i, s), sim in zip(batch, done[(cond, b)]):
+                    w.writerow([cond, layer, i, s, pairs[i][0], pairs[i][1], f"{sim:.6g}"])
+
+
+def read_localization(folder: str | Path) -> Localization:
+    """Load ``impact.json`` from a finished sweep folder."""
+    path = Path(folder) / RESULT_FILE
+    if not path.is_file():
+        raise TadaError(f"no {RESULT_FILE} in {str(folder)!r}; run `tada localize --out {folder}` first")
+    return Localization.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def write_summary(results: Iterable[Localization], out: str | Path, title: str = "") -> dict[str, Path]:
+    """Layers x concepts table (``impact.csv``, ``summary.json``) and heatmap (``heatmap.png``) like Fig. 3."""
+    from .plots import heatmap_png
+
+    results = list(results)
+    if not results:
+        raise TadaError("no localization results to summarize")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    layers = sorted({layer for r in results for layer in r.layers})
+    matrix = np.array([[r.impact.get(layer, float("nan")) for layer in layers] for r in results])
+    with (out / "impact.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["concept"] + [f"layer_{layer}" for layer in layers] + ["functional_layers"])
+        for r, row in zip(results, matrix):
+            w.writerow([r.concept] + [("" if not math.isfinite(v) else f"{v:.4f}") for v in row]
+                       + [" ".join(map(str, r.functional_layers()))])
+    (out / "summary.json").write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n", encoding="utf-8")
+    png = heatmap_png(matrix, [r.concept for r in results], [str(layer) for layer in layers], out / "heatmap.png",
+                      title=title or f"I(l, c), Eq. 9: {results[0].model}, scorer {results[0].scorer}")
+    return {"csv": out / "impact.csv", "json": out / "summary.json", "png": png}
+
+
+__all__ = ["impact", "localize", "Localization", "functional_layers", "read_localization", "write_summary"]

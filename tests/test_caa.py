@@ -1,0 +1,107 @@
+"""CAA (Eq. 2): the vector, its artifact, steering the shipped model, the CLI."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tada_core import record
+from tada_core.caa import caa_vector, compute_caa
+from tada_core.cli import main
+from tada_core.errors import TadaError
+from tada_core.hub import load_vector
+
+POS = ["a fast happy pop song", "a quick waltz", "an uptempo tune"]
+NEG = ["a slow sad pop song", "a leisurely waltz", "a downtempo tune"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_caa_equals_direct_computation_on_recorded_activations(models):
+    model = models("tada-organism")
+    vec = compute_caa(model, POS, NEG, concept="tempo", layers=[2, 5], seeds=[4, 5, 6], batch_size=6,
+                      functional_layers=[5], progress=False)
+    with record(model, layers=[2, 5]) as rec:
+        model.generate(POS + NEG, seeds=[4, 5, 6] * 2)
+    for layer in (2, 5):
+        h = rec.activations[layer].mean(0)            # [6, width]: frames, then steps averaged
+        v = (h[:3] - h[3:]).mean(0)
+        assert torch.allclose(vec.vectors[layer], v / v.norm(), atol=1e-5)
+        assert vec.vectors[layer].norm() == pytest.approx(1.0, abs=1e-6)
+    assert vec.default_layers() == [5] and vec.model == "tada-organism"
+    per_step = compute_caa(model, POS, NEG, concept="tempo", layers=[5], per_step=True, progress=False)
+    steps = model.defaults["steps"]
+    assert per_step.vectors[5].shape == (steps, 128)
+    assert torch.allclose(per_step.vectors[5].norm(dim=1), torch.ones(steps), atol=1e-5)
+
+
+def test_caa_vector_formula_and_errors():
+    hp, hn = torch.tensor([[1.0, 2.0], [3.0, 2.0]]), torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert torch.allclose(caa_vector(hp, hn), torch.tensor([1.0, 2.0]) / 5 ** 0.5)
+    with pytest.raises(TadaError, match="identical mean activations"):
+        caa_vector(hp, hp)
+    with pytest.raises(TadaError, match="differ in shape"):
+        caa_vector(hp, hn[:1])
+
+
+@pytest.mark.parametrize("pos, neg, message", [
+    ([], NEG, "expected at least one prompt"),
+    (POS, NEG[:2], "3 positive but 2 negative"),
+    (POS, ["", "a", "b"], "non-empty string"),
+])
+def test_bad_prompt_lists(models, pos, neg, message):
+    with pytest.raises(TadaError, match=message):
+        compute_caa(models("tada-organism"), pos, neg, concept="tempo", progress=False)
+
+
+def test_vector_for_another_model_is_refused(models, tmp_path):
+    vec = compute_caa(models("tiny-stable-audio"), POS[:2], NEG[:2], concept="tempo", progress=False)
+    folder = vec.save(tmp_path / "v")
+    with pytest.raises(TadaError, match="made for model 'tiny-stable-audio'"):
+        with load_vector(folder).apply(models("tada-organism"), alpha=2.0):
+            pass
+    assert main(["generate", "--prompt", "a waltz", "--steer", str(folder), "--alpha", "2",
+                 "--out", str(tmp_path / "x.wav")]) == 2
+
+
+def test_shipped_tempo_vector_moves_onset_rate_with_the_sign_of_alpha():
+    """The committed vector, on the shipped model at its real settings (4 s, 20 steps)."""
+    from tada_core import load_model
+    from tada_core.organism.descriptors import descriptors
+
+    model = load_model("tada-organism", device="cpu")
+    model.set_progress_bar(False)
+    vec = load_vector(ROOT / "vectors" / "tada-organism-tempo-caa")
+    a = max(abs(x) for x in vec.alpha_range)
+    prompts = ["a waltz", "a pop song", "a folk tune", "a march"]
+    alphas = [-a, 0.0, a]
+    with vec.apply(model, alpha=[x for _ in prompts for x in alphas]):
+        audio = model.generate([p for p in prompts for _ in alphas], seeds=[s for s in range(4) for _ in alphas]).audio
+    rate = descriptors(audio.numpy(), model.sample_rate)["onset_rate"].reshape(len(prompts), 3).mean(0)
+    assert rate[0] < rate[1] < rate[2], rate
+
+
+def test_cli_caa_sweep_and_ablate(tmp_path, capsys):
+    loc = tmp_path / "loc"
+    settings = ["--steps", "4", "--duration", "2"]
+    assert main(["localize", "--concept", "brightness", "--pairs", "2", "--seeds", "0", "--layers", "1", "6",
+                 "--out", str(loc)] + settings) == 0
+    out = tmp_path / "vec"
+    assert main(["caa", "--concept", "brightness", "--seeds", "0", "--localization", str(loc), "--out", str(out),
+                 "--alpha-range", "-4", "4"] + settings) == 0
+    vec = load_vector(out)
+    assert vec.layers == list(range(10)) and vec.functional_layers and set(vec.functional_layers) <= {1, 6}
+    assert vec.prompts["positive"][0] == "a bright folk song" and vec.extra["steps"] == 4
+    capsys.readouterr()
+    assert main(["sweep", str(out), "--alphas", "-4", "4", "--prompts", "2", "--seeds", "0",
+                 "--out", str(tmp_path / "sweep")] + settings) == 0
+    table = (tmp_path / "sweep.md").read_text()
+    assert "| brightness | centroid |" in table and "alpha -4 | alpha 0 | alpha 4" in table
+    assert main(["ablate", str(out), "--alpha", "4", "--functional", "1", "--prompts", "2", "--seeds", "0",
+                 "--out", str(tmp_path / "ablate")] + settings) == 0
+    rows = [r for r in (tmp_path / "ablate.md").read_text().splitlines() if r.startswith("| brightness")]
+    assert [r.split("|")[2].strip() for r in rows] == ["L", "L \\ F", "F"]
+    assert [int(r.split("|")[3]) for r in rows] == [10, 9, 1]
+    assert np.isfinite([float(r.split("|")[4]) for r in rows]).all()
+    assert main(["caa", "--concept", "brightness", "--functional", "12", "--out", str(out)]) == 2
+    assert "out of range" in capsys.readouterr().err

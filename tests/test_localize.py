@@ -1,0 +1,136 @@
+"""Localization (Eq. 9): the formula, batching, resuming, outputs, CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tada_core.cli import main
+from tada_core.concepts import Concept
+from tada_core.errors import TadaError
+from tada_core.localize import functional_layers, impact, localize, read_localization, write_summary
+
+CONCEPT = Concept("loud", "a loud {base}", "a quiet {base}")
+PAIRS = [("a loud song", "a quiet song"), ("a loud tune", "a quiet tune"), ("loud drums", "quiet drums")]
+
+
+class Energy:
+    """A scorer that needs no model: mean absolute amplitude of each clip."""
+
+    name = "energy"
+
+    def similarity(self, audio, sample_rate, concept):
+        return audio.abs().mean(dim=(1, 2)).double().numpy()
+
+
+class Interrupting(Energy):
+    def __init__(self, after):
+        self.calls, self.after = 0, after
+
+    def similarity(self, audio, sample_rate, concept):
+        self.calls += 1
+        if self.calls > self.after:
+            raise KeyboardInterrupt
+        return super().similarity(audio, sample_rate, concept)
+
+
+def same(a, b):
+    """Equal results, NaN impacts included."""
+    return json.dumps(a.to_dict()) == json.dumps(b.to_dict())
+
+
+def test_eq9_on_constructed_similarities():
+    # sim(c) = 0.9, sim(c~) = 0.1: a layer that brings the patched run to 0.5 has impact 0.5
+    assert impact(0.5, 0.9, 0.1) == pytest.approx(0.5)
+    assert np.allclose(impact(np.array([0.1, 0.9, 0.3, 1.0]), 0.9, 0.1), [0.0, 1.0, 0.25, 1.125])
+    # affine rescaling of the scorer leaves I unchanged
+    assert impact(3 * 0.5 + 7, 3 * 0.9 + 7, 3 * 0.1 + 7) == pytest.approx(0.5)
+    assert math.isnan(impact(0.5, 0.2, 0.2)) and math.isnan(impact(0.5, 0.1, 0.2))
+    assert functional_layers({0: 0.1, 1: 0.8, 2: 0.35, 3: float("nan")}) == [1, 2]
+    assert functional_layers({0: 0.1, 1: 0.2}) == [1]
+
+
+def test_sweep_is_batched_and_means_follow_eq9(models):
+    model = models("tiny-stable-audio")
+    calls = []
+    original = model.generate
+
+    def counting(prompts, **kw):
+        calls.append(len(prompts))
+        return original(prompts, **kw)
+
+    model.generate = counting
+    try:
+        r = localize(model, CONCEPT, PAIRS, Energy(), seeds=[0, 1], layers=[0, 2], batch_size=4, progress=False)
+    finally:
+        del model.generate
+    # 4 conditions (c, c~, patch 0, patch 2) x ceil(6 / 4) batches; never one clip per call unless the remainder
+    assert sorted(calls) == sorted([4, 2] * 4)
+    assert r.n == 6 and r.layers == [0, 2]
+    direct = original([a for a, _ in PAIRS for _ in (0, 1)], seeds=[0, 1] * 3).audio.abs().mean(dim=(1, 2))
+    assert r.sim_pos == pytest.approx(float(direct.double().mean()), rel=1e-5)
+    for layer in (0, 2):
+        assert r.impact[layer] == pytest.approx(impact(r.sim_patched[layer], r.sim_pos, r.sim_neg), nan_ok=True)
+
+
+def test_resumed_sweep_equals_uninterrupted(models, tmp_path):
+    model = models("tada-organism")
+    kw = dict(seeds=[0, 1], layers=[1, 4, 7], batch_size=4)
+    full = localize(model, CONCEPT, PAIRS, Energy(), out=tmp_path / "full", progress=False, **kw)
+    with pytest.raises(KeyboardInterrupt):
+        localize(model, CONCEPT, PAIRS, Interrupting(after=4), out=tmp_path / "cut", progress=False, **kw)
+    lines = (tmp_path / "cut" / "scores.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # every finished batch was kept
+    with (tmp_path / "cut" / "scores.jsonl").open("a") as f:
+        f.write('{"condition": "patch:4", "batch": 1, "si')  # a line cut short by a crash
+    resumed = Interrupting(after=10 ** 6)
+    again = localize(model, CONCEPT, PAIRS, resumed, out=tmp_path / "cut", progress=False, **kw)
+    assert resumed.calls == 5 * 2 - 4  # only the missing batches ran
+    assert same(again, full)
+    assert (tmp_path / "cut" / "scores.csv").read_text() == (tmp_path / "full" / "scores.csv").read_text()
+    assert same(read_localization(tmp_path / "cut"), full)
+    with pytest.raises(TadaError, match="different sweep .*seeds"):
+        localize(model, CONCEPT, PAIRS, Energy(), out=tmp_path / "cut", progress=False, **{**kw, "seeds": [5]})
+
+
+def test_summary_writes_table_json_and_heatmap(models, tmp_path):
+    model = models("tiny-ace-step")
+    results = [localize(model, Concept(n, f"{n} {{base}}", "{base}"), PAIRS[:2], Energy(), layers=[0, 1],
+                        batch_size=8, progress=False) for n in ("a", "b")]
+    files = write_summary(results, tmp_path)
+    from PIL import Image
+
+    assert Image.open(files["png"]).size[0] > 100
+    rows = files["csv"].read_text().splitlines()
+    assert rows[0] == "concept,layer_0,layer_1,functional_layers" and rows[1].startswith("a,")
+    assert len(json.loads(files["json"].read_text())) == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(pairs=[]), "no prompt pairs"),
+    (dict(pairs=[("", "x")]), "must be a non-empty string"),
+    (dict(seeds=[]), "seeds is empty"),
+    (dict(layers=[99]), "out of range"),
+    (dict(batch_size=0), "batch_size"),
+])
+def test_bad_sweep_input(models, kwargs, message):
+    args = dict(pairs=PAIRS, seeds=[0], layers=[0], batch_size=4)
+    args.update(kwargs)
+    with pytest.raises(TadaError, match=message):
+        localize(models("tiny-ace-step"), CONCEPT, args.pop("pairs"), Energy(), progress=False, **args)
+
+
+def test_cli_localize_on_the_shipped_model(tmp_path, capsys):
+    out = tmp_path / "loc"
+    argv = ["localize", "--concept", "tempo", "--concept", "drums", "--pairs", "2", "--seeds", "0", "--layers",
+            "3", "5", "--steps", "4", "--duration", "2", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "tempo" in printed and (out / "heatmap.png").is_file() and (out / "impact.csv").is_file()
+    r = read_localization(out / "drums")
+    assert r.model == "tada-organism" and r.layers == [3, 5] and r.n == 2 and r.scorer == "organism"
+    assert main(argv) == 0  # a rerun resumes: nothing left to generate, same numbers
+    assert same(read_localization(out / "drums"), r)
+    assert main(["localize", "--concept", "loudness", "--out", str(out)]) == 2
+    assert "unknown concept 'loudness'" in capsys.readouterr().err
