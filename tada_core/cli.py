@@ -168,7 +168,8 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     print("concept".ljust(14) + "".join(f"{layer:>7}" for layer in layers) + "   functional")
     for r in results:
         print(r.concept.ljust(14) + "".join(f"{r.impact[layer]:7.2f}" for layer in layers)
-              + f"   {r.functional_layers(args.min_impact)}")
+              + (f"   {r.functional_layers(args.min_impact) or 'none: no single layer carries it'}" if r.reliable else
+                 f"   none: the prompt change gains {r.sim_pos - r.sim_neg:.3g} +/- {r.gain_se:.2g} (not significant)"))
     print(f"wrote {files['csv']}, {files['json']}, {files['png']}")
     return 0
 
@@ -185,8 +186,11 @@ def _cmd_caa(args: argparse.Namespace) -> int:
     functional = args.functional
     if functional is None and args.localization:
         functional = read_localization(Path(args.localization) / concept.name).functional_layers(args.min_impact)
-    if functional is not None:
+    if functional:
         model.resolve_layers(functional)
+    elif functional is not None:
+        print(f"{concept.name}: no functional layer in {args.localization}; the vector steers all layers",
+              file=sys.stderr)
     pos, neg = concept.contrastive_prompts(default_bases(model.name))
     pos = [p for p in pos for _ in args.seeds]
     neg = [n for n in neg for _ in args.seeds]
@@ -235,6 +239,11 @@ def _eval_prompts(args, model) -> list[str]:
     return prompts[:args.prompts] if args.prompts else prompts
 
 
+def _num(x: float) -> str:
+    """Table number: no exponent notation, 3 decimals below 100 (probabilities, rates, dB)."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3f}"
+
+
 def _alphas_for(vec, given: Sequence[float] | None) -> list[float]:
     if given:
         return sorted(set(given) | {0.0})
@@ -258,7 +267,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         data.append({**r.to_dict(), "monotonic": mono, "sign": sign})
         rows.append(f"| {concept.name} | {r.measure_label} | {','.join(map(str, r.layers))} | "
                     + ", ".join(f"{a:g}" for a in r.alphas) + " | "
-                    + " | ".join(f"{r.measure[a]:.3g}" for a in r.alphas) + f" | {'yes' if mono else 'no'} |")
+                    + " | ".join(_num(r.measure[a]) for a in r.alphas) + f" | {'yes' if mono else 'no'} |")
     n = len(data[0]["alphas"])
     if any(len(d["alphas"]) != n for d in data):
         raise TadaError("vectors were swept over different numbers of alphas; give --alphas to use one list")
@@ -285,18 +294,24 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         functional = args.functional or vec.functional_layers
         if not functional:
             raise TadaError(f"vector {concept.name!r} has no functional layers; give --functional L [L ...]")
-        result = layer_ablation(model, vec, scorer, concept, prompts, args.alpha, functional, seeds=args.seeds,
+        alpha = args.alpha if args.alpha is not None else (max(abs(a) for a in vec.alpha_range)
+                                                           if vec.alpha_range else None)
+        if alpha is None:
+            raise TadaError(f"vector {concept.name!r} has no alpha_range; give --alpha A")
+        result = layer_ablation(model, vec, scorer, concept, prompts, alpha, functional, seeds=args.seeds,
                                 use_renorm=args.renorm, batch_size=args.batch_size, **_settings(args))
-        data.append({"concept": concept.name, "alpha": args.alpha, "rows": result})
+        data.append({"concept": concept.name, "alpha": alpha, "rows": result})
         for row in result:
             m = row["measure"]
-            rows.append(f"| {concept.name} | {row['set']} | {row['n_layers']} | {row['preservation']:.2f} | "
-                        f"{row['delta_alignment']:.3g} | {m[f'{-args.alpha:g}']:.3g} / {m['0']:.3g} / "
-                        f"{m[f'{args.alpha:g}']:.3g} ({row['measure_label']}) |")
-    table = ("| concept | layers | # | preservation: spectral distance, dB (lower = closer) | Delta alignment | "
-             f"measure at -{args.alpha:g} / 0 / +{args.alpha:g} |\n|---|---|---|---|---|---|\n" + "\n".join(rows))
+            rows.append(f"| {concept.name} | {alpha:g} | {row['set']} = {{{','.join(map(str, row['layers']))}}} | "
+                        f"{row['n_layers']} | {row['preservation']:.2f} | {_num(row['delta_alignment'])} | "
+                        f"{_num(m[f'{-alpha:g}'])} / {_num(m['0'])} / {_num(m[f'{alpha:g}'])} "
+                        f"({row['measure_label']}) |")
+    table = ("| concept | alpha | steered layers | # | preservation: spectral distance, dB (lower = closer) | "
+             "Delta alignment (higher = better) | measure at -alpha / 0 / +alpha |\n|---|---|---|---|---|---|---|\n"
+             + "\n".join(rows))
     print(table)
-    intro = (f"`tada ablate` on {model.name} (TADA Table 2): alpha = +/-{args.alpha:g} steering all layers (L), all but "
+    intro = (f"`tada ablate` on {model.name} (TADA Table 2): +/- alpha steering all layers (L), all but "
              f"the functional ones (L \\ F) or only them (F); {len(prompts)} prompts x seeds {args.seeds}. "
              f"Delta alignment is sign-corrected and averaged over both signs, in units of the organism "
              f"scorer's similarity for the concept (see `tada_core.scoring`).")
@@ -412,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="default: -max, -max/2, 0, +max/2, +max of each vector's alpha_range")
             p.add_argument("--layers", type=int, nargs="+", default=None, help="default: the vector's functional")
         else:
-            p.add_argument("--alpha", type=float, required=True)
+            p.add_argument("--alpha", type=float, default=None, help="default: the largest |alpha| of each "
+                                                                       "vector's alpha_range")
             p.add_argument("--functional", type=int, nargs="+", default=None, help="default: the vector's")
         _add_settings(p)
         p.set_defaults(func=fn)

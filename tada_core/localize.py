@@ -69,32 +69,52 @@ class Localization:
     sim_neg: float
     sim_patched: dict[int, float]
     impact: dict[int, float]
+    gain_se: float = float("nan")  # standard error of the paired gain sim(c) - sim(c~)
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the prompt change itself raises the similarity clearly: gain > 2 standard errors.
+
+        When it does not, Eq. 9 divides noise by noise (the scorer cannot see the concept in
+        this model's output, or the model ignores the words) and no layer is called functional.
+        """
+        gain = self.sim_pos - self.sim_neg
+        return bool(gain > 0 and (not math.isfinite(self.gain_se) or gain > 2 * self.gain_se))
 
     def functional_layers(self, min_impact: float = 0.3) -> list[int]:
-        """Layers with I(l, c) >= ``min_impact``; the single strongest one if none reaches it."""
-        return functional_layers(self.impact, min_impact)
+        """:func:`functional_layers` of the impacts; [] if the sweep is not :attr:`reliable`."""
+        return functional_layers(self.impact, min_impact) if self.reliable else []
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["sim_patched"] = {str(k): v for k, v in self.sim_patched.items()}
         d["impact"] = {str(k): (None if not math.isfinite(v) else v) for k, v in self.impact.items()}
+        d["gain_se"] = None if not math.isfinite(self.gain_se) else self.gain_se
+        d["reliable"] = self.reliable
         d["functional_layers"] = self.functional_layers()
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Localization":
         fields = {k: d[k] for k in ("concept", "model", "scorer", "layers", "n", "sim_pos", "sim_neg")}
+        se = d.get("gain_se")
         return cls(**fields, sim_patched={int(k): float(v) for k, v in d["sim_patched"].items()},
-                   impact={int(k): (float("nan") if v is None else float(v)) for k, v in d["impact"].items()})
+                   impact={int(k): (float("nan") if v is None else float(v)) for k, v in d["impact"].items()},
+                   gain_se=float("nan") if se is None else float(se))
 
 
-def functional_layers(impacts: Mapping[int, float], min_impact: float = 0.3) -> list[int]:
-    """Layers whose impact reaches ``min_impact``, or the argmax when none does (NaN impacts are skipped)."""
+def functional_layers(impacts: Mapping[int, float], min_impact: float = 0.3, floor: float = 0.1) -> list[int]:
+    """Layers whose impact reaches ``min_impact``; else the strongest one if it reaches ``floor``; else [].
+
+    [] means no single layer carries the concept (patching any one layer barely moves it),
+    and steering should use all layers. NaN impacts are skipped.
+    """
     finite = {k: v for k, v in impacts.items() if math.isfinite(v)}
-    if not finite:
-        return []
     chosen = sorted(k for k, v in finite.items() if v >= min_impact)
-    return chosen or [max(finite, key=finite.get)]
+    if chosen or not finite:
+        return chosen
+    best = max(finite, key=finite.get)
+    return [best] if finite[best] >= floor else []
 
 
 # --------------------------------------------------------------------------------------
@@ -202,15 +222,20 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
         if log is not None:
             log.close()
 
+    def values(cond: str) -> np.ndarray:
+        return np.array([x for b in range(len(batches)) for x in done[(cond, b)]])
+
     def mean(cond: str) -> float:
-        return float(np.mean([x for b in range(len(batches)) for x in done[(cond, b)]]))
+        return float(values(cond).mean())
 
     sim_pos, sim_neg = mean("c"), mean("c~")
+    gain = values("c") - values("c~")  # paired: same pair, same seed
+    gain_se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else float("nan")
     patched = {layer: mean(f"patch:{layer}") for layer in layer_ids}
-    values = impact(np.array([patched[layer] for layer in layer_ids]), sim_pos, sim_neg)
+    impacts = impact(np.array([patched[layer] for layer in layer_ids]), sim_pos, sim_neg)
     result = Localization(concept=concept.name, model=adapter.name, scorer=scorer_name, layers=layer_ids,
                           n=len(items), sim_pos=sim_pos, sim_neg=sim_neg, sim_patched=patched,
-                          impact={layer: float(v) for layer, v in zip(layer_ids, values)})
+                          impact={layer: float(v) for layer, v in zip(layer_ids, impacts)}, gain_se=gain_se)
     if folder is not None:
         _write_outputs(folder, result, batches, done, pairs)
     return result
@@ -249,12 +274,13 @@ def write_summary(results: Iterable[Localization], out: str | Path, title: str =
     matrix = np.array([[r.impact.get(layer, float("nan")) for layer in layers] for r in results])
     with (out / "impact.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["concept"] + [f"layer_{layer}" for layer in layers] + ["functional_layers"])
+        w.writerow(["concept"] + [f"layer_{layer}" for layer in layers] + ["functional_layers", "reliable"])
         for r, row in zip(results, matrix):
             w.writerow([r.concept] + [("" if not math.isfinite(v) else f"{v:.4f}") for v in row]
-                       + [" ".join(map(str, r.functional_layers()))])
+                       + [" ".join(map(str, r.functional_layers())), str(r.reliable).lower()])
     (out / "summary.json").write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n", encoding="utf-8")
-    png = heatmap_png(matrix, [r.concept for r in results], [str(layer) for layer in layers], out / "heatmap.png",
+    labels = [r.concept if r.reliable else f"{r.concept} (n.s.)" for r in results]
+    png = heatmap_png(matrix, labels, [str(layer) for layer in layers], out / "heatmap.png",
                       title=title or f"I(l, c), Eq. 9: {results[0].model}, scorer {results[0].scorer}")
     return {"csv": out / "impact.csv", "json": out / "summary.json", "png": png}
 

@@ -100,8 +100,8 @@ def test_cli_caa_sweep_and_ablate(tmp_path, capsys):
     assert main(["ablate", str(out), "--alpha", "4", "--functional", "1", "--prompts", "2", "--seeds", "0",
                  "--out", str(tmp_path / "ablate")] + settings) == 0
     rows = [r for r in (tmp_path / "ablate.md").read_text().splitlines() if r.startswith("| brightness")]
-    assert [r.split("|")[2].strip() for r in rows] == ["L", "L \\ F", "F"]
-    assert [int(r.split("|")[3]) for r in rows] == [10, 9, 1]
-    assert np.isfinite([float(r.split("|")[4]) for r in rows]).all()
+    assert [r.split("|")[3].split(" = ")[0].strip() for r in rows] == ["L", "L \\ F", "F"]
+    assert [int(r.split("|")[4]) for r in rows] == [10, 9, 1]
+    assert np.isfinite([float(r.split("|")[5]) for r in rows]).all()
     assert main(["caa", "--concept", "brightness", "--functional", "12", "--out", str(out)]) == 2
     assert "out of range" in capsys.readouterr().err

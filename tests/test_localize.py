@@ -1,5 +1,6 @@
 """Localization (Eq. 9): the formula, batching, resuming, outputs, CLI."""
 
+import dataclasses
 import json
 import math
 
@@ -9,7 +10,8 @@ import pytest
 from tada_core.cli import main
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError
-from tada_core.localize import functional_layers, impact, localize, read_localization, write_summary
+from tada_core.localize import (Localization, functional_layers, impact, localize, read_localization,
+                                write_summary)
 
 CONCEPT = Concept("loud", "a loud {base}", "a quiet {base}")
 PAIRS = [("a loud song", "a quiet song"), ("a loud tune", "a quiet tune"), ("loud drums", "quiet drums")]
@@ -49,6 +51,11 @@ def test_eq9_on_constructed_similarities():
     assert math.isnan(impact(0.5, 0.2, 0.2)) and math.isnan(impact(0.5, 0.1, 0.2))
     assert functional_layers({0: 0.1, 1: 0.8, 2: 0.35, 3: float("nan")}) == [1, 2]
     assert functional_layers({0: 0.1, 1: 0.2}) == [1]
+    assert functional_layers({0: 0.05, 1: -0.2}) == []   # no single layer carries the concept
+    noisy = Localization("x", "m", "s", [0, 1], 8, 0.5, 0.4, {0: 0.5, 1: 0.4}, {0: 1.0, 1: 0.0}, gain_se=0.2)
+    assert not noisy.reliable and noisy.functional_layers() == []
+    clear = dataclasses.replace(noisy, gain_se=0.01)
+    assert clear.reliable and clear.functional_layers() == [0]
 
 
 def test_sweep_is_batched_and_means_follow_eq9(models):
