@@ -22,6 +22,7 @@ import argparse
 import os
 import statistics
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -59,7 +60,7 @@ def main() -> None:
     model.set_progress_bar(False)
     model.generate("warm up")
 
-    vec = load_vector("vectors/tada-organism-tempo-caa")
+    vec = load_vector(Path(__file__).resolve().parents[1] / "vectors" / "tada-organism-tempo-caa")
     prompts = ["a waltz", "a pop song", "a folk tune", "a march"]
     plain, steered = [], []
     for _ in range(args.repeats):       # interleaved, so drift hits both alike

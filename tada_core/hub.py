@@ -159,7 +159,8 @@ class SteeringVector:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({f"layers.{layer}": self.vectors[layer] for layer in self.layers}, str(folder / VECTOR_FILE),
-                  metadata={"kind": VECTOR_KIND, "concept": self.concept})
+                  # one key: safetensors writes metadata in hash order, and files should be byte-reproducible
+                  metadata={"kind": VECTOR_KIND})
         (folder / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2) + "\n", encoding="utf-8")
         if card:
             (folder / CARD_FILE).write_text(model_card(self.config(), folder.name), encoding="utf-8")
@@ -213,7 +214,9 @@ def resolve(source: str | Path, revision: str | None = None, allow_patterns: Seq
         raise TadaError(f"{str(source)!r} is neither a folder nor a Hub repo id like org/name")
     from huggingface_hub import snapshot_download
 
-    with hub_errors(source, revision, offline_hint=f"run `tada pull {source}` on a connected machine"):
+    hint = (f"run `tada pull {source}` on a connected machine (there is no local folder {source!r} in "
+            f"{os.getcwd()} either)")
+    with hub_errors(source, revision, offline_hint=hint):
         return Path(snapshot_download(source, revision=revision, allow_patterns=list(allow_patterns or ["*"])))
 
 

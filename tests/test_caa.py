@@ -67,16 +67,17 @@ def test_vector_for_another_model_is_refused(models, tmp_path):
 def test_shipped_tempo_vector_moves_onset_rate_with_the_sign_of_alpha():
     """The committed vector, on the shipped model at its real settings (4 s, 20 steps)."""
     from tada_core import load_model
+    from tada_core.organism.concepts import eval_prompts
     from tada_core.organism.descriptors import descriptors
 
     model = load_model("tada-organism", device="cpu")
     model.set_progress_bar(False)
     vec = load_vector(ROOT / "vectors" / "tada-organism-tempo-caa")
     a = max(abs(x) for x in vec.alpha_range)
-    prompts = ["a waltz", "a pop song", "a folk tune", "a march"]
+    prompts = eval_prompts()          # 12 prompts that name no tempo
     alphas = [-a, 0.0, a]
     with vec.apply(model, alpha=[x for _ in prompts for x in alphas]):
-        audio = model.generate([p for p in prompts for _ in alphas], seeds=[s for s in range(4) for _ in alphas]).audio
+        audio = model.generate([p for p in prompts for _ in alphas], seeds=[0] * (3 * len(prompts))).audio
     rate = descriptors(audio.numpy(), model.sample_rate)["onset_rate"].reshape(len(prompts), 3).mean(0)
     assert rate[0] < rate[1] < rate[2], rate
 
