@@ -2,7 +2,8 @@
 
     tada models                      supported models, hub ids, layer counts, CFG batch order
     tada generate --prompt P --out x.wav [--model M --seed S --duration D --steps N --guidance G]
-                  [--steer VECTOR --alpha A]   VECTOR: a steering-vector folder or Hub repo id
+                  [--steer VECTOR --alpha A [--steer-layers L ...] [--renorm]]
+                                     VECTOR: a steering-vector folder or Hub repo id
     tada list [ROOT ...]             steering vectors and SAEs in vectors/ and saes/ (rebuilds index.json)
     tada push FOLDER --repo ORG/NAME [--dry-run]   validate and upload an artifact folder
     tada pull ORG/NAME [--revision R]              download (or find in the cache) and validate
@@ -63,7 +64,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         if args.steer:
             from .hub import load_vector
 
-            stack.enter_context(load_vector(args.steer, args.revision).apply(model, alpha=args.alpha))
+            vec = load_vector(args.steer, args.revision)
+            stack.enter_context(vec.apply(model, alpha=args.alpha, layers=args.steer_layers, use_renorm=args.renorm))
+            print(f"steering {vec.concept!r} at layers {args.steer_layers or vec.default_layers()}, alpha {args.alpha:g}"
+                  f"{' with ReNorm' if args.renorm else ''}", file=sys.stderr)
         gen = model.generate(args.prompt, seeds=args.seed, duration=args.duration, steps=args.steps,
                              guidance=args.guidance)
     t2 = time.perf_counter()
@@ -313,7 +317,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     print(table)
     intro = (f"`tada ablate` on {model.name} (TADA Table 2): +/- alpha steering all layers (L), all but "
              f"the functional ones (L \\ F) or only them (F); {len(prompts)} prompts x seeds {args.seeds}. "
-             f"Delta alignment is sign-corrected and averaged over both signs, in units of the organism "
+             f"Delta alignment is sign-corrected and averaged over both signs, in units of the {scorer.name} "
              f"scorer's similarity for the concept (see `tada_core.scoring`).")
     _write_report(args.out, f"Layer-set ablation: {model.name}", intro, table, data)
     return 0
@@ -351,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steer", default=None, help="steering-vector folder or Hub repo id to apply")
     p.add_argument("--alpha", type=float, default=0.0, help="steering strength (signed; 0 = no change)")
     p.add_argument("--revision", default=None, help="Hub revision of --steer")
+    p.add_argument("--steer-layers", type=int, nargs="+", default=None,
+                   help="layers to steer (default: the vector's functional layers)")
+    p.add_argument("--renorm", action="store_true", help="apply ReNorm (Eq. 3) after steering")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("list", help="list (and index) the steering vectors and SAEs in artifact folders")

@@ -85,24 +85,24 @@ def test_shipped_tempo_vector_moves_onset_rate_with_the_sign_of_alpha():
 def test_cli_caa_sweep_and_ablate(tmp_path, capsys):
     loc = tmp_path / "loc"
     settings = ["--steps", "4", "--duration", "2"]
-    assert main(["localize", "--concept", "brightness", "--pairs", "2", "--seeds", "0", "--layers", "1", "6",
+    assert main(["localize", "--concept", "drums", "--pairs", "3", "--seeds", "0", "--layers", "6", "8",
                  "--out", str(loc)] + settings) == 0
     out = tmp_path / "vec"
-    assert main(["caa", "--concept", "brightness", "--seeds", "0", "--localization", str(loc), "--out", str(out),
+    assert main(["caa", "--concept", "drums", "--seeds", "0", "--localization", str(loc), "--out", str(out),
                  "--alpha-range", "-4", "4"] + settings) == 0
     vec = load_vector(out)
-    assert vec.layers == list(range(10)) and vec.functional_layers and set(vec.functional_layers) <= {1, 6}
-    assert vec.prompts["positive"][0] == "a bright folk song" and vec.extra["steps"] == 4
+    assert vec.layers == list(range(10)) and vec.functional_layers == [6]   # drums live in layer 6
+    assert vec.prompts["positive"][0] == "a folk song with drums" and vec.extra["steps"] == 4
     capsys.readouterr()
     assert main(["sweep", str(out), "--alphas", "-4", "4", "--prompts", "2", "--seeds", "0",
                  "--out", str(tmp_path / "sweep")] + settings) == 0
     table = (tmp_path / "sweep.md").read_text()
-    assert "| brightness | centroid |" in table and "alpha -4 | alpha 0 | alpha 4" in table
+    assert "| drums | P(drums) | 6 |" in table and "alpha -4 | alpha 0 | alpha 4" in table
     assert main(["ablate", str(out), "--alpha", "4", "--functional", "1", "--prompts", "2", "--seeds", "0",
                  "--out", str(tmp_path / "ablate")] + settings) == 0
-    rows = [r for r in (tmp_path / "ablate.md").read_text().splitlines() if r.startswith("| brightness")]
+    rows = [r for r in (tmp_path / "ablate.md").read_text().splitlines() if r.startswith("| drums")]
     assert [r.split("|")[3].split(" = ")[0].strip() for r in rows] == ["L", "L \\ F", "F"]
     assert [int(r.split("|")[4]) for r in rows] == [10, 9, 1]
     assert np.isfinite([float(r.split("|")[5]) for r in rows]).all()
-    assert main(["caa", "--concept", "brightness", "--functional", "12", "--out", str(out)]) == 2
+    assert main(["caa", "--concept", "drums", "--functional", "12", "--out", str(out)]) == 2
     assert "out of range" in capsys.readouterr().err

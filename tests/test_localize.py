@@ -110,7 +110,7 @@ def test_summary_writes_table_json_and_heatmap(models, tmp_path):
 
     assert Image.open(files["png"]).size[0] > 100
     rows = files["csv"].read_text().splitlines()
-    assert rows[0] == "concept,layer_0,layer_1,functional_layers" and rows[1].startswith("a,")
+    assert rows[0] == "concept,layer_0,layer_1,functional_layers,reliable" and rows[1].startswith("a,")
     assert len(json.loads(files["json"].read_text())) == 2
 
 
