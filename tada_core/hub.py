@@ -183,8 +183,9 @@ def model_card(config: Mapping[str, Any], name: str) -> str:
 # {name}: {config['concept']} steering vector ({config['method'].upper()})
 
 A steering vector for the concept **{config['concept']}** on `{base}`, made with
-[TADA](https://github.com/) ({config['method']}). It adds `alpha * v` to the output of
-cross-attention layers {layers} (0-based module indices; the papers count from 1).
+[TADA](https://github.com/) ({config['method']}). It holds a vector `v` for cross-attention
+layers {layers} (0-based module indices; the papers count from 1); steering adds `alpha * v`
+to those layers' outputs.
 {f"By default it steers its functional layers {config['functional_layers']} (found by localization)." if config.get('functional_layers') else ""}
 {f"Validated for alpha in [{alpha[0]}, {alpha[1]}]." if alpha else ""}
 
