@@ -1,0 +1,291 @@
+"""TopK sparse autoencoders (TADA Sec. 3, Eq. 4-8), in EleutherAI sparsify's on-disk layout.
+
+The model::
+
+    f     = TopK(W_enc (h - b_pre))          (Eq. 4; ReLU before TopK, as sparsify does)
+    h_hat = W_dec f + b_pre                  (Eq. 5; decoder rows kept at unit norm)
+
+trained on the fraction of variance unexplained (FVU) plus sparsify's AuxK term, which
+lets latents that have not fired for a while reconstruct the residual so they come back.
+
+Concept features: the TF-IDF score of Eq. 6 from the mean latent activations on two
+contrastive prompt sets, the top-tau features (Table 1), and the steering vector as the
+sum of their decoder directions (Eq. 7), applied as h + alpha v (Eq. 8) by
+:func:`tada_core.hooks.steer`.
+
+On disk, one folder per hookpoint: ``cfg.json`` and ``sae.safetensors`` with
+``encoder.weight`` [latents, d_in], ``encoder.bias`` [latents], ``W_dec`` [latents, d_in]
+and ``b_dec`` [d_in]: the layout of sparsify's ``SparseCoder.save_to_disk``, so SAEs
+trained with either tool load in the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .errors import TadaError
+
+
+@dataclasses.dataclass
+class SaeConfig:
+    """The fields of sparsify's ``cfg.json`` that define a TopK SAE."""
+
+    d_in: int
+    expansion_factor: int = 4
+    k: int = 32
+    num_latents: int = 0  # 0: d_in * expansion_factor
+    normalize_decoder: bool = True
+    multi_topk: bool = False
+    skip_connection: bool = False
+
+    @property
+    def latents(self) -> int:
+        return self.num_latents or self.d_in * self.expansion_factor
+
+    def check(self) -> None:
+        for name in ("d_in", "expansion_factor", "k"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise TadaError(f"SAE {name} must be an integer >= 1; got {v!r}")
+        if self.k > self.latents:
+            raise TadaError(f"SAE k={self.k} exceeds its {self.latents} latents")
+        if self.multi_topk or self.skip_connection:
+            raise TadaError("multi_topk and skip_connection SAEs are not supported (TADA uses plain TopK)")
+
+
+class ForwardOutput(NamedTuple):
+    sae_out: Tensor
+    latent_acts: Tensor      # [tokens, k]
+    latent_indices: Tensor   # [tokens, k]
+    fvu: Tensor
+    auxk_loss: Tensor
+
+
+class TopKSAE(nn.Module):
+    """A TopK sparse autoencoder over ``d_in``-dimensional activations (Eq. 4-5)."""
+
+    def __init__(self, cfg: SaeConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        cfg.check()
+        self.cfg = cfg
+        self.encoder = nn.Linear(cfg.d_in, cfg.latents)
+        with torch.no_grad():
+            w = torch.randn(cfg.latents, cfg.d_in, generator=generator) / math.sqrt(cfg.d_in)
+            self.encoder.weight.copy_(w)
+            self.encoder.bias.zero_()
+        self.W_dec = nn.Parameter(self.encoder.weight.data.clone())
+        self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
+        if cfg.normalize_decoder:
+            self.set_decoder_norm_to_unit_norm()
+
+    # ----- Eq. 4-5 -------------------------------------------------------------------
+    def pre_acts(self, h: Tensor) -> Tensor:
+        return torch.relu(self.encoder(h - self.b_dec))
+
+    def encode(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Eq. 4: the k largest latent activations of each token and their indices."""
+        return self.pre_acts(h).topk(self.cfg.k, dim=-1, sorted=False)
+
+    def decode(self, acts: Tensor, indices: Tensor) -> Tensor:
+        """Eq. 5: sum of the chosen decoder rows weighted by their activations, plus b_pre."""
+        return torch.einsum("tk,tkd->td", acts, self.W_dec[indices]) + self.b_dec
+
+    def dense_latents(self, h: Tensor) -> Tensor:
+        """f as a dense [tokens, latents] tensor (zeros outside the top k)."""
+        acts, idx = self.encode(h)
+        return torch.zeros(h.shape[0], self.cfg.latents, dtype=acts.dtype, device=h.device).scatter_(1, idx, acts)
+
+    def forward(self, h: Tensor, dead_mask: Tensor | None = None) -> ForwardOutput:
+        pre = self.pre_acts(h)
+        acts, idx = pre.topk(self.cfg.k, dim=-1, sorted=False)
+        out = torch.einsum("tk,tkd->td", acts, self.W_dec[idx]) + self.b_dec
+        err = out - h
+        total_var = (h - h.mean(0)).pow(2).sum().clamp_min(1e-12)
+        fvu = err.pow(2).sum() / total_var
+        aux = h.new_zeros(())
+        if dead_mask is not None and dead_mask.any():
+            # AuxK (Gao et al. 2024, as in sparsify): dead latents reconstruct the residual.
+            k_aux = self.cfg.d_in // 2
+            scale = min(int(dead_mask.sum()) / k_aux, 1.0)
+            k_aux = min(k_aux, int(dead_mask.sum()))
+            aux_pre = torch.where(dead_mask[None], pre, -torch.inf)
+            a, i = aux_pre.topk(k_aux, dim=-1, sorted=False)
+            e_hat = torch.einsum("tk,tkd->td", a.clamp_min(0), self.W_dec[i])
+            aux = scale * (e_hat + err.detach()).pow(2).sum() / total_var
+        return ForwardOutput(out, acts, idx, fvu, aux)
+
+    # ----- decoder constraints ---------------------------------------------------------
+    @torch.no_grad()
+    def set_decoder_norm_to_unit_norm(self) -> None:
+        self.W_dec.data /= self.W_dec.data.norm(dim=1, keepdim=True).clamp_min(torch.finfo(self.W_dec.dtype).eps)
+
+    @torch.no_grad()
+    def remove_gradient_parallel_to_decoder_directions(self) -> None:
+        if self.W_dec.grad is None:
+            return
+        parallel = (self.W_dec.grad * self.W_dec.data).sum(dim=1, keepdim=True)
+        self.W_dec.grad -= parallel * self.W_dec.data
+
+    # ----- disk (sparsify layout) ------------------------------------------------------
+    def save(self, folder: str | Path, extra: dict | None = None) -> Path:
+        """Write ``cfg.json`` + ``sae.safetensors`` (sparsify's layout) to ``folder``."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {"encoder.weight": self.encoder.weight, "encoder.bias": self.encoder.bias,
+                   "W_dec": self.W_dec, "b_dec": self.b_dec}
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(folder / "sae.safetensors"))
+        cfg = {**dataclasses.asdict(self.cfg), **(extra or {})}
+        (folder / "cfg.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> "TopKSAE":
+        """Load one hookpoint folder written by :meth:`save` or by sparsify."""
+        from .hub import validate_sae, _read_tensors
+
+        folder = Path(folder)
+        validate_sae(folder)
+        raw = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
+        t = _read_tensors(folder / "sae.safetensors")
+        fields = {f.name for f in dataclasses.fields(SaeConfig)}
+        cfg = SaeConfig(**{k: v for k, v in raw.items() if k in fields and k != "d_in"},
+                        d_in=int(raw.get("d_in", t["W_dec"].shape[1])))
+        if cfg.num_latents == 0 and t["W_dec"].shape[0] != cfg.latents:
+            cfg.num_latents = int(t["W_dec"].shape[0])
+        sae = cls(cfg)
+        with torch.no_grad():
+            sae.encoder.weight.copy_(t["encoder.weight"])
+            sae.encoder.bias.copy_(t["encoder.bias"])
+            sae.W_dec.copy_(t["W_dec"])
+            sae.b_dec.copy_(t["b_dec"])
+        return sae.to(device).eval()
+
+
+# --------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class SaeMetrics:
+    """Reconstruction and health of an SAE on a set of activations."""
+
+    fvu: float               # fraction of variance unexplained (lower is better)
+    dead_fraction: float     # latents that never fired
+    high_freq_fraction: float  # latents firing on more than 10% of tokens
+    tokens: int
+
+
+@torch.no_grad()
+def evaluate_sae(sae: TopKSAE, batches: Iterable[Tensor], high_freq: float = 0.1) -> SaeMetrics:
+    """FVU over all tokens, and dead / high-frequency latent fractions (the paper's selection criteria)."""
+    err, sums, sq, n = 0.0, 0.0, 0.0, 0
+    fires = torch.zeros(sae.cfg.latents)
+    for x in batches:
+        x = x.reshape(-1, sae.cfg.d_in).float()
+        out = sae(x)
+        err += float((out.sae_out - x).pow(2).sum())
+        sums = sums + x.sum(0)
+        sq += float(x.pow(2).sum())
+        n += x.shape[0]
+        fires += torch.bincount(out.latent_indices.flatten(), minlength=sae.cfg.latents).float()
+    if n == 0:
+        raise TadaError("no activations to evaluate the SAE on")
+    var_sum = sq - float((sums ** 2).sum()) / n
+    return SaeMetrics(fvu=err / max(var_sum, 1e-12), dead_fraction=float((fires == 0).float().mean()),
+                      high_freq_fraction=float((fires / n > high_freq).float().mean()), tokens=n)
+
+
+def train_sae(batches: Callable[[], Iterable[Tensor]], cfg: SaeConfig, *, epochs: int = 1, lr: float | None = None,
+              auxk_alpha: float = 1 / 32, dead_after_tokens: int = 100_000, seed: int = 0,
+              progress: bool = True) -> TopKSAE:
+    """Train a TopK SAE on activation batches; knows nothing about the model that made them.
+
+    ``batches``: a callable returning a fresh iterable of [tokens, d_in] tensors (one pass
+    = one epoch). ``lr`` defaults to sparsify's 2e-4 / sqrt(latents / 2**14). ``b_pre`` is
+    initialized to the mean of the first batch; decoder rows are kept at unit norm.
+    """
+    from tqdm.auto import tqdm
+
+    cfg.check()
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise TadaError(f"epochs must be an integer >= 1; got {epochs!r}")
+    gen = torch.Generator().manual_seed(seed)
+    sae = TopKSAE(cfg, generator=gen)
+    lr = lr or 2e-4 / math.sqrt(cfg.latents / 2 ** 14)
+    opt = torch.optim.Adam(sae.parameters(), lr=lr, eps=6.25e-10)
+    since_fired = torch.zeros(cfg.latents, dtype=torch.long)
+    first = True
+    bar = tqdm(desc=f"SAE m={cfg.expansion_factor} k={cfg.k}", unit="tok", unit_scale=True, disable=not progress)
+    try:
+        for _ in range(epochs):
+            for x in batches():
+                x = x.reshape(-1, cfg.d_in).float()
+                if first:
+                    with torch.no_grad():
+                        sae.b_dec.copy_(x.mean(0))
+                    first = False
+                out = sae(x, dead_mask=since_fired > dead_after_tokens)
+                loss = out.fvu + auxk_alpha * out.auxk_loss
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.normalize_decoder:
+                    sae.remove_gradient_parallel_to_decoder_directions()
+                opt.step()
+                if cfg.normalize_decoder:
+                    sae.set_decoder_norm_to_unit_norm()
+                with torch.no_grad():
+                    fired = torch.zeros(cfg.latents, dtype=torch.bool)
+                    fired[out.latent_indices.flatten()] = True
+                    since_fired += x.shape[0]
+                    since_fired[fired] = 0
+                bar.update(x.shape[0])
+                bar.set_postfix(fvu=f"{float(out.fvu):.3f}")
+    finally:
+        bar.close()
+    if first:
+        raise TadaError("the activation iterator yielded no batches")
+    return sae.eval()
+
+
+# --------------------------------------------------------------------------------------
+# concept features (Eq. 6-7)
+# --------------------------------------------------------------------------------------
+def tfidf_scores(mu_pos: Tensor, mu_neg: Tensor, eps: float = 1e-6) -> Tensor:
+    """Eq. 6 of the TADA paper: score(j, c) = mu_j(P_c) * log(1 + 1 / (mu_j(P_c~) + eps)).
+
+    ``mu_pos``, ``mu_neg``: mean activation of every latent over the positive and the
+    negative prompt set ([latents]).
+    """
+    if mu_pos.shape != mu_neg.shape:
+        raise TadaError(f"mean activations differ in shape: {tuple(mu_pos.shape)} vs {tuple(mu_neg.shape)}")
+    return mu_pos * torch.log1p(1.0 / (mu_neg + eps))
+
+
+def select_features(scores: Tensor, tau: int) -> list[int]:
+    """The ``tau`` highest-scoring latents (Table 1: tau = 5 or 20), best first."""
+    if isinstance(tau, bool) or not isinstance(tau, int) or not 1 <= tau <= scores.numel():
+        raise TadaError(f"tau must be an integer in 1..{scores.numel()}; got {tau!r}")
+    return [int(i) for i in scores.topk(tau).indices]
+
+
+def sae_vector(sae: TopKSAE, features: Iterable[int]) -> Tensor:
+    """Eq. 7: v_c^SAE = sum of the decoder directions of the selected features ([d_in])."""
+    idx = sorted({int(j) for j in features})
+    if not idx:
+        raise TadaError("select at least one feature")
+    bad = [j for j in idx if not 0 <= j < sae.cfg.latents]
+    if bad:
+        raise TadaError(f"features {bad} do not exist; this SAE has latents 0..{sae.cfg.latents - 1}")
+    return sae.W_dec.detach()[idx].sum(0)
+
+
+__all__ = ["SaeConfig", "TopKSAE", "ForwardOutput", "SaeMetrics", "train_sae", "evaluate_sae", "tfidf_scores",
+           "select_features", "sae_vector"]

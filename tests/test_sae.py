@@ -1,0 +1,116 @@
+"""TopK SAE (Eq. 4-5), training, sparsify layout, TF-IDF features (Eq. 6-7)."""
+
+import json
+
+import pytest
+import torch
+
+from tada_core import steer
+from tada_core.errors import TadaError
+from tada_core.sae import (SaeConfig, TopKSAE, evaluate_sae, sae_vector, select_features, tfidf_scores,
+                           train_sae)
+
+
+def sparse_data(n=4096, d=16, atoms=64, active=3, seed=0):
+    """Tokens that are sums of `active` of `atoms` fixed directions: an SAE can learn them."""
+    g = torch.Generator().manual_seed(seed)
+    dictionary = torch.nn.functional.normalize(torch.randn(atoms, d, generator=g), dim=1)
+    idx = torch.stack([torch.randperm(atoms, generator=g)[:active] for _ in range(n)])
+    coef = torch.rand(n, active, generator=g) + 0.5
+    return torch.einsum("na,nad->nd", coef, dictionary[idx]) + 0.3
+
+
+def test_topk_keeps_exactly_k_nonzeros_per_token():
+    sae = TopKSAE(SaeConfig(d_in=16, expansion_factor=4, k=5), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        sae.encoder.bias.fill_(1.0)           # every pre-activation positive: TopK alone decides
+        f = sae.dense_latents(torch.randn(50, 16))
+    assert ((f != 0).sum(dim=1) == 5).all()
+    acts, idx = sae.encode(torch.randn(7, 16))
+    assert acts.shape == idx.shape == (7, 5)
+
+
+def test_training_reduces_fvu_and_keeps_unit_norm_decoder():
+    x = sparse_data()
+    cfg = SaeConfig(d_in=16, expansion_factor=4, k=4)
+    batches = lambda: x.split(256)  # noqa: E731
+    untrained = evaluate_sae(TopKSAE(cfg, generator=torch.Generator().manual_seed(0)), batches())
+    sae = train_sae(batches, cfg, epochs=8, lr=3e-3, progress=False)
+    m = evaluate_sae(sae, batches())
+    assert m.fvu < 0.3 < untrained.fvu and m.tokens == 4096
+    assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(64), atol=1e-5)
+    assert 0 <= m.dead_fraction < 1 and 0 <= m.high_freq_fraction <= 1
+
+
+def test_training_is_deterministic_per_seed():
+    x = sparse_data(n=1024)
+    cfg = SaeConfig(d_in=16, expansion_factor=2, k=4)
+    a = train_sae(lambda: x.split(256), cfg, epochs=2, progress=False)
+    b = train_sae(lambda: x.split(256), cfg, epochs=2, progress=False)
+    assert torch.equal(a.W_dec, b.W_dec) and torch.equal(a.encoder.weight, b.encoder.weight)
+
+
+def test_sparsify_layout_round_trip_and_hand_built_folder(tmp_path):
+    sae = TopKSAE(SaeConfig(d_in=16, expansion_factor=2, k=3), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        sae.b_dec.normal_()
+    folder = sae.save(tmp_path / "transformer.transformer_blocks.6.attn2")
+    again = TopKSAE.load(folder)
+    x = torch.randn(9, 16)
+    assert torch.equal(again(x).sae_out, sae(x).sae_out)
+    # a folder as sparsify writes it: its cfg.json fields and tensor names, built by hand
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(2)
+    W_enc, b_enc = torch.randn(32, 16, generator=g), torch.randn(32, generator=g)
+    W_dec, b_dec = torch.nn.functional.normalize(torch.randn(32, 16, generator=g), dim=1), torch.randn(16, generator=g)
+    hp = tmp_path / "sparsify" / "layers.6"
+    hp.mkdir(parents=True)
+    save_file({"encoder.weight": W_enc, "encoder.bias": b_enc, "W_dec": W_dec, "b_dec": b_dec},
+              str(hp / "sae.safetensors"))
+    (hp / "cfg.json").write_text(json.dumps({"expansion_factor": 2, "normalize_decoder": True, "num_latents": 0,
+                                             "k": 3, "multi_topk": False, "skip_connection": False,
+                                             "transcode": False, "d_in": 16}))
+    loaded = TopKSAE.load(hp)
+    pre = torch.relu((x - b_dec) @ W_enc.T + b_enc)
+    acts, idx = pre.topk(3, dim=-1)
+    expected = torch.einsum("tk,tkd->td", acts, W_dec[idx]) + b_dec
+    assert torch.allclose(loaded(x).sae_out, expected, atol=1e-6)
+
+
+def test_eq6_tfidf_on_constructed_means_and_eq7_vector():
+    mu_pos = torch.tensor([1.0, 1.0, 0.0, 2.0])
+    mu_neg = torch.tensor([0.0, 1.0, 1.0, 3.0])
+    s = tfidf_scores(mu_pos, mu_neg, eps=1e-6)
+    assert s[0] == pytest.approx(torch.log1p(torch.tensor(1e6)).item(), rel=1e-5)   # fires only for c
+    assert s[1] == pytest.approx(torch.log(torch.tensor(2.0)).item(), rel=1e-5)
+    assert s[2] == 0
+    assert s[3] == pytest.approx(2 * torch.log1p(torch.tensor(1 / 3)).item(), rel=1e-5)
+    assert select_features(s, 3) == [0, 1, 3]   # log 2 = 0.69 > 2 log(4/3) = 0.58 > 0
+    sae = TopKSAE(SaeConfig(d_in=16, expansion_factor=2, k=3), generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(sae_vector(sae, [0, 3]), sae.W_dec[0] + sae.W_dec[3])
+    with pytest.raises(TadaError, match="tau must be"):
+        select_features(s, 9)
+    with pytest.raises(TadaError, match="do not exist"):
+        sae_vector(sae, [99])
+
+
+def test_sae_vector_steers_through_the_core_intervention(models):
+    """Eq. 8: h + alpha * v_SAE, applied by the same steer hook as CAA."""
+    model = models("tada-organism")
+    sae = TopKSAE(SaeConfig(d_in=model.layers[6].width, expansion_factor=2, k=8),
+                  generator=torch.Generator().manual_seed(0))
+    v = sae_vector(sae, [1, 2, 3])
+    with steer(model, {6: v}, alpha=[0.0, 2.0]):
+        out = model.generate(["a waltz"] * 2, seeds=[0, 0]).audio
+    plain = model.generate(["a waltz"] * 2, seeds=[0, 0]).audio   # same batch layout: bit-comparable
+    assert torch.equal(out[0], plain[0]) and not torch.allclose(out[1], plain[0])
+
+
+def test_bad_configs():
+    with pytest.raises(TadaError, match="k=99 exceeds"):
+        TopKSAE(SaeConfig(d_in=4, expansion_factor=2, k=99))
+    with pytest.raises(TadaError, match="expansion_factor must be"):
+        SaeConfig(d_in=4, expansion_factor=0).check()
+    with pytest.raises(TadaError, match="yielded no batches"):
+        train_sae(lambda: [], SaeConfig(d_in=4, expansion_factor=2, k=2), progress=False)
