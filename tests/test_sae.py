@@ -114,3 +114,38 @@ def test_bad_configs():
         SaeConfig(d_in=4, expansion_factor=0).check()
     with pytest.raises(TadaError, match="yielded no batches"):
         train_sae(lambda: [], SaeConfig(d_in=4, expansion_factor=2, k=2), progress=False)
+
+
+def test_resumed_cache_equals_uninterrupted(models, tmp_path):
+    from tada_core.cache import ActivationCache, cache_activations
+
+    model = models("tada-organism")
+    prompts = ["a waltz", "a fast march", "a sad tune", "a pop song with drums", "a dark melody"]
+    kw = dict(layers=[6, 8], tokens=4, batch_size=2, progress=False)
+    full = cache_activations(model, prompts, tmp_path / "full", **kw)
+    assert len(full.shards) == 3 and full.n_tokens == 5 * 4 * model.defaults["steps"]
+    original, calls = model.generate, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    model.generate = failing
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cache_activations(model, prompts, tmp_path / "cut", **kw)
+    finally:
+        del model.generate
+    assert len(ActivationCache(tmp_path / "cut").shards) == 1 and not list((tmp_path / "cut").glob("*.tmp"))
+    resumed = cache_activations(model, prompts, tmp_path / "cut", **kw)
+    for layer in (6, 8):
+        for a, b in zip(full.shard_tensors(layer), resumed.shard_tensors(layer), strict=True):
+            assert torch.equal(a, b)
+    batches = list(resumed.batches(6, batch_tokens=32))
+    assert sum(len(x) for x in batches) == resumed.n_tokens and batches[0].shape == (32, 128)
+    with pytest.raises(TadaError, match="different cache .*tokens"):
+        cache_activations(model, prompts, tmp_path / "cut", **{**kw, "tokens": 8})
+    with pytest.raises(TadaError, match="has layers \\[6, 8\\], not 3"):
+        next(resumed.batches(3))
