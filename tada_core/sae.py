@@ -287,5 +287,44 @@ def sae_vector(sae: TopKSAE, features: Iterable[int]) -> Tensor:
     return sae.W_dec.detach()[idx].sum(0)
 
 
+
+
+# --------------------------------------------------------------------------------------
+# hyperparameter sweep (Sec. 5.1, "Details")
+# --------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class SweepEntry:
+    cfg: SaeConfig
+    metrics: SaeMetrics
+    sae: TopKSAE
+
+    @property
+    def badness(self) -> float:
+        """The paper's selection rule as one number: FVU + dead fraction + high-frequency fraction."""
+        return self.metrics.fvu + self.metrics.dead_fraction + self.metrics.high_freq_fraction
+
+
+def sweep_saes(train_batches: Callable[[], Iterable[Tensor]], eval_batches: Callable[[], Iterable[Tensor]],
+               d_in: int, *, expansions: Iterable[int] = (2, 4, 8, 16), ks: Iterable[int] = (16, 32, 64),
+               epochs: int = 1, lr: float | None = None, seed: int = 0, progress: bool = True) -> list[SweepEntry]:
+    """Train one SAE per (m, k) and measure it on held-out batches; best first.
+
+    The paper picks "the lowest reconstruction error and fraction of both dead and
+    high-frequency features"; entries are sorted by their sum (:attr:`SweepEntry.badness`).
+    Pairs with k larger than the number of latents are skipped.
+    """
+    out = []
+    for m in expansions:
+        for k in ks:
+            cfg = SaeConfig(d_in=d_in, expansion_factor=int(m), k=int(k))
+            if cfg.k > cfg.latents:
+                continue
+            sae = train_sae(train_batches, cfg, epochs=epochs, lr=lr, seed=seed, progress=progress)
+            out.append(SweepEntry(cfg, evaluate_sae(sae, eval_batches()), sae))
+    if not out:
+        raise TadaError("no (m, k) pair fits: every k exceeds d_in * m")
+    return sorted(out, key=lambda e: e.badness)
+
+
 __all__ = ["SaeConfig", "TopKSAE", "ForwardOutput", "SaeMetrics", "train_sae", "evaluate_sae", "tfidf_scores",
-           "select_features", "sae_vector"]
+           "select_features", "sae_vector", "sweep_saes", "SweepEntry"]

@@ -149,3 +149,38 @@ def test_resumed_cache_equals_uninterrupted(models, tmp_path):
         cache_activations(model, prompts, tmp_path / "cut", **{**kw, "tokens": 8})
     with pytest.raises(TadaError, match="has layers \\[6, 8\\], not 3"):
         next(resumed.batches(3))
+
+
+def test_concept_features_vector_and_browser(models, tmp_path):
+    from tada_core.features import browse, concept_vector, prompt_activations
+    from tada_core.hub import load_vector
+
+    model = models("tada-organism")
+    sae = TopKSAE(SaeConfig(d_in=128, expansion_factor=2, k=8), generator=torch.Generator().manual_seed(0))
+    pos, neg = ["a waltz with drums", "a march with drums"], ["a waltz without drums", "a march without drums"]
+    vec, chosen = concept_vector(model, {6: sae}, pos, neg, concept="drums", tau=5, seeds=[0, 1])
+    feats = chosen[6].features
+    assert len(feats) == 5 and torch.allclose(vec.vectors[6], sae.W_dec[feats].sum(0))
+    rows_pos = prompt_activations(model, sae, 6, pos, seeds=[0, 1])
+    assert rows_pos.shape == (2, 256) and torch.allclose(rows_pos.mean(0), chosen[6].mu_pos, atol=1e-6)
+    # Eq. 6 ranks the chosen features first
+    assert set(feats) == set(chosen[6].scores.topk(5).indices.tolist())
+    again = load_vector(vec.save(tmp_path / "drums-sae"))
+    assert again.method == "sae" and again.extra["features"]["6"] == feats
+    info = browse(feats[0], rows_pos, pos, {"drums": chosen[6]})
+    assert [p for p, _ in info["top_prompts"]][0] in pos and info["concept_scores"]["drums"] > 0
+    with pytest.raises(TadaError, match="does not exist"):
+        browse(999, rows_pos, pos)
+    with pytest.raises(TadaError, match="reads 16-dim"):
+        prompt_activations(model, TopKSAE(SaeConfig(d_in=16, expansion_factor=2, k=2)), 6, pos)
+
+
+def test_sweep_orders_by_the_papers_rule():
+    from tada_core.sae import sweep_saes
+
+    x = sparse_data(n=2048)
+    entries = sweep_saes(lambda: x[:1536].split(256), lambda: x[1536:].split(256), 16, expansions=(2, 4),
+                         ks=(4, 64), epochs=2, lr=3e-3, progress=False)
+    assert [(e.cfg.expansion_factor, e.cfg.k) for e in entries].count((2, 64)) == 0   # k > latents: skipped
+    assert len(entries) == 3
+    assert [e.badness for e in entries] == sorted(e.badness for e in entries)

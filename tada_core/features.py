@@ -1,0 +1,104 @@
+"""SAE concept features on a model: mean latent activations per prompt, TF-IDF selection, a browser.
+
+``prompt_activations`` generates prompts under :func:`tada_core.hooks.record` at one
+layer and returns, per prompt, the SAE's latent activations averaged over every frame
+and diffusion step (mu of Eq. 6 is the mean of these rows over a prompt set).
+``concept_vector`` turns a concept's contrastive prompts into a steering artifact: the
+top-tau TF-IDF features (Eq. 6, Table 1) and the sum of their decoder directions
+(Eq. 7), saved like a CAA vector (method "sae") and applied as h + alpha v (Eq. 8).
+``browse`` lists a feature's top-activating prompts and its score for each concept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import torch
+
+from .errors import TadaError, check_prompts
+from .hooks import record
+from .hub import SteeringVector
+from .sae import TopKSAE, sae_vector, select_features, tfidf_scores
+
+
+def prompt_activations(adapter, sae: TopKSAE, layer: int, prompts: Sequence[str], *,
+                       seeds: Sequence[int] | None = None, batch_size: int = 16, duration: float | None = None,
+                       steps: int | None = None, guidance: float | None = None) -> torch.Tensor:
+    """[prompts, latents]: each prompt's SAE latents at ``layer``, averaged over frames and steps."""
+    prompts = check_prompts(prompts, "feature prompts")
+    seeds = list(range(len(prompts))) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != len(prompts):
+        raise TadaError(f"{len(seeds)} seeds for {len(prompts)} prompts; give one seed per prompt")
+    (layer,) = adapter.resolve_layers([layer])
+    if adapter.layers[layer].width != sae.cfg.d_in:
+        raise TadaError(f"the SAE reads {sae.cfg.d_in}-dim activations; layer {layer} of {adapter.name} has width "
+                        f"{adapter.layers[layer].width}")
+    frames = 1 << 30  # record every frame
+    rows = []
+    for k in range(0, len(prompts), batch_size):
+        with record(adapter, layers=[layer], mode="tokens", tokens=frames) as rec:
+            adapter.generate(prompts[k:k + batch_size], seeds=seeds[k:k + batch_size], duration=duration,
+                             steps=steps, guidance=guidance)
+        acts = rec.activations[layer]                        # [steps, B, frames, width]
+        s, b, f, d = acts.shape
+        with torch.no_grad():
+            lat = sae.dense_latents(acts.permute(1, 0, 2, 3).reshape(-1, d).float())
+        rows.append(lat.reshape(b, s * f, -1).mean(1))
+    return torch.cat(rows)
+
+
+@dataclasses.dataclass
+class ConceptFeatures:
+    concept: str
+    layer: int
+    features: list[int]
+    scores: torch.Tensor      # Eq. 6 for every latent
+    mu_pos: torch.Tensor
+    mu_neg: torch.Tensor
+
+
+def select_concept_features(mu_pos_rows: torch.Tensor, mu_neg_rows: torch.Tensor, tau: int, *, concept: str,
+                            layer: int) -> ConceptFeatures:
+    """Eq. 6 on the per-prompt rows of :func:`prompt_activations` and the top-tau features (Table 1)."""
+    mu_pos, mu_neg = mu_pos_rows.mean(0), mu_neg_rows.mean(0)
+    scores = tfidf_scores(mu_pos, mu_neg)
+    return ConceptFeatures(concept, layer, select_features(scores, tau), scores, mu_pos, mu_neg)
+
+
+def concept_vector(adapter, saes: Mapping[int, TopKSAE], positive: Sequence[str], negative: Sequence[str], *,
+                   concept: str, tau: int | Mapping[int, int] = 20, seeds: Sequence[int] | None = None,
+                   sae_sources: Mapping[int, str] | None = None, alpha_range: tuple[float, float] | None = None,
+                   **gen) -> tuple[SteeringVector, dict[int, ConceptFeatures]]:
+    """SAE steering vector (Eq. 7) at each SAE's layer, from contrastive prompts; saved like a CAA vector."""
+    pos = check_prompts(positive, "positive prompts")
+    neg = check_prompts(negative, "negative prompts")
+    vectors, chosen = {}, {}
+    for layer, sae in saes.items():
+        t = tau[layer] if isinstance(tau, Mapping) else tau
+        a = prompt_activations(adapter, sae, layer, pos, seeds=seeds, **gen)
+        b = prompt_activations(adapter, sae, layer, neg, seeds=seeds, **gen)
+        chosen[layer] = select_concept_features(a, b, t, concept=concept, layer=layer)
+        vectors[layer] = sae_vector(sae, chosen[layer].features)
+    vec = SteeringVector(vectors=vectors, concept=concept, model=adapter.name,
+                         layer_paths={i: adapter.layers[i].path for i in vectors}, method="sae",
+                         prompts={"positive": pos, "negative": neg}, alpha_range=alpha_range,
+                         extra={"features": {str(i): c.features for i, c in chosen.items()},
+                                "tau": {str(i): len(c.features) for i, c in chosen.items()},
+                                "saes": dict(sae_sources or {})})
+    return vec, chosen
+
+
+def browse(feature: int, rows: torch.Tensor, prompts: Sequence[str],
+           concepts: Mapping[str, ConceptFeatures] | None = None, top: int = 5) -> dict:
+    """A feature's top-activating prompts (from :func:`prompt_activations` rows) and its Eq. 6 score per concept."""
+    if not 0 <= feature < rows.shape[1]:
+        raise TadaError(f"feature {feature} does not exist; the SAE has latents 0..{rows.shape[1] - 1}")
+    col = rows[:, feature]
+    order = col.argsort(descending=True)[:top]
+    return {"feature": feature,
+            "top_prompts": [(prompts[int(i)], float(col[i])) for i in order],
+            "concept_scores": {name: float(c.scores[feature]) for name, c in (concepts or {}).items()}}
+
+
+__all__ = ["prompt_activations", "select_concept_features", "concept_vector", "browse", "ConceptFeatures"]
