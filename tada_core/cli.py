@@ -13,6 +13,9 @@
     tada caa --concept C [--localization DIR] [--out vectors/NAME]   CAA vector (Eq. 2) as an artifact
     tada sweep VECTOR [VECTOR ...] --alphas A [A ...]   concept measure vs alpha, both signs
     tada ablate VECTOR [VECTOR ...] --alpha A        Table 2: steer all / all but functional / functional
+    tada sae cache --layers L [L ...] --out DIR      activation cache (sharded safetensors, resumable)
+    tada sae train DIR --out saes/NAME               (m, k) sweep of TopK SAEs, best per layer, sparsify layout
+    tada sae features saes/NAME --concept C          TF-IDF features (Eq. 6) -> SAE steering vector (Eq. 7)
 
 Bad input ends with a one-line message and exit code 2, never a traceback.
 """
@@ -323,6 +326,113 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- sparse autoencoders
+def _cmd_sae_cache(args: argparse.Namespace) -> int:
+    from .adapters import load_model
+    from .cache import cache_activations
+    from .concepts import default_captions, read_captions
+
+    model = load_model(args.model, device=args.device)
+    model.set_progress_bar(False)
+    prompts = read_captions(args.captions) if args.captions else default_captions(model.name)
+    if prompts is None:
+        raise TadaError(f"give --captions FILE (e.g. MusicCaps' CSV) to cache {model.name}'s activations")
+    prompts = prompts[:args.prompts]
+    cache = cache_activations(model, prompts, args.out, layers=args.layers, tokens=args.tokens,
+                              batch_size=args.batch_size, seed=args.seed, **_settings(args))
+    print(f"{cache.folder}: {len(cache.shards)} shards, {cache.n_tokens} tokens per layer, layers {cache.layers}")
+    return 0
+
+
+def _cmd_sae_train(args: argparse.Namespace) -> int:
+    import json
+
+    from .cache import ActivationCache
+    from .hub import CONFIG_FILE
+    from .sae import sweep_saes
+
+    cache = ActivationCache(args.cache)
+    layers = args.layers or cache.layers
+    out = Path(args.out)
+    report, lines = {}, []
+    for layer in layers:
+        n_shards = len(cache.shards)
+        held_out = max(1, n_shards // 10)
+        train_shards, eval_shards = cache.shards[:-held_out] or cache.shards, cache.shards[-held_out:]
+
+        def batches(shards):
+            def it():
+                sub = ActivationCache(cache.folder)
+                sub.shards = shards
+                return sub.batches(layer, args.batch_tokens, shuffle_seed=args.seed)
+            return it
+
+        entries = sweep_saes(batches(train_shards), batches(eval_shards), cache.width(layer),
+                             expansions=args.expansions, ks=args.ks, epochs=args.epochs, lr=args.lr, seed=args.seed)
+        best = entries[0]
+        path = cache.spec["layer_paths"][str(layer)]
+        best.sae.save(out / path, extra={"layer": layer, "hookpoint": path})
+        report[str(layer)] = [{"expansion_factor": e.cfg.expansion_factor, "k": e.cfg.k, "fvu": e.metrics.fvu,
+                               "dead_fraction": e.metrics.dead_fraction,
+                               "high_freq_fraction": e.metrics.high_freq_fraction, "eval_tokens": e.metrics.tokens}
+                              for e in entries]
+        for e in entries:
+            lines.append(f"| {layer} | {e.cfg.expansion_factor} | {e.cfg.k} | {e.metrics.fvu:.3f} | "
+                         f"{e.metrics.dead_fraction:.3f} | {e.metrics.high_freq_fraction:.3f} | "
+                         f"{'**chosen**' if e is best else ''} |")
+    table = ("| layer | m | k | FVU (held out) | dead | high-frequency | |\n|---|---|---|---|---|---|---|\n"
+             + "\n".join(lines))
+    meta = {"kind": "tada-sae", "base_model": cache.spec["model"], "concept": None, "layers": layers,
+            "hookpoints": {str(i): cache.spec["layer_paths"][str(i)] for i in layers},
+            "cache_tokens": cache.n_tokens, "epochs": args.epochs, "sweep": report}
+    (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    (out / "README.md").write_text(
+        f"---\nlibrary_name: tada-steer\nlicense: apache-2.0\ntags:\n- tada\n- sparse-autoencoder\n- sparsify\n---\n\n"
+        f"# {out.name}: TopK SAEs on {cache.spec['model']}\n\nOne folder per hookpoint in EleutherAI sparsify's "
+        f"layout (`cfg.json` + `sae.safetensors`), trained on {cache.n_tokens} cached tokens per layer; the "
+        f"(m, k) sweep below picks the lowest FVU + dead + high-frequency fractions (TADA Sec. 5.1).\n\n"
+        f"```python\nfrom tada_core.sae import TopKSAE\nsae = TopKSAE.load(\"{out.name}/{cache.spec['layer_paths'][str(layers[0])]}\")"
+        f"\n```\n\n{table}\n", encoding="utf-8")
+    print(table)
+    print(f"wrote {out} (run `tada list` to refresh saes/index.json)")
+    return 0
+
+
+def _cmd_sae_features(args: argparse.Namespace) -> int:
+    from .adapters import load_model
+    from .concepts import default_bases, get_concept
+    from .features import concept_vector
+    from .hub import _read_json, validate_sae
+    from .sae import TopKSAE
+
+    folder = Path(args.sae)
+    cfgs = validate_sae(folder)
+    meta = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+    model = load_model(args.model or meta.get("base_model") or "tada-organism", device=args.device)
+    model.set_progress_bar(False)
+    by_path = {layer.path: layer.index for layer in model.layers}
+    saes = {}
+    for hp in cfgs:
+        if hp not in by_path:
+            raise TadaError(f"SAE hookpoint {hp!r} is not a cross-attention layer of {model.name}")
+        saes[by_path[hp]] = TopKSAE.load(folder / hp)
+    concept = get_concept(args.concept, model.name)
+    pos, neg = concept.contrastive_prompts(default_bases(model.name))
+    pos = [p for p in pos for _ in args.seeds]
+    neg = [n for n in neg for _ in args.seeds]
+    seeds = [s for _ in range(len(pos) // len(args.seeds)) for s in args.seeds]
+    vec, chosen = concept_vector(model, saes, pos, neg, concept=concept.name, tau=args.tau, seeds=seeds,
+                                 sae_sources={str(i): str(folder) for i in saes},
+                                 alpha_range=tuple(args.alpha_range) if args.alpha_range else None,
+                                 batch_size=args.batch_size, **_settings(args))
+    out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-sae")
+    for layer, c in chosen.items():
+        print(f"layer {layer}: features {c.features} (Eq. 6 scores "
+              + ", ".join(f"{float(c.scores[j]):.2f}" for j in c.features) + ")")
+    print(f"wrote {out}: SAE steering vector (Eq. 7) for {concept.name!r}")
+    return 0
+
+
 def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, help="seconds (default: the model's)")
     p.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the model's)")
@@ -439,6 +549,42 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--functional", type=int, nargs="+", default=None, help="default: the vector's")
         _add_settings(p)
         p.set_defaults(func=fn)
+
+    sae = sub.add_parser("sae", help="TopK sparse autoencoders: cache activations, train, select concept features")
+    sae_sub = sae.add_subparsers(dest="sae_command", required=True)
+    p = sae_sub.add_parser("cache", help="record cross-attention outputs to sharded safetensors (resumable)")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--captions", default=None, help="caption file; default: the organism's captions")
+    p.add_argument("--prompts", type=int, default=1000, help="how many captions (default 1000)")
+    p.add_argument("--layers", type=int, nargs="+", required=True)
+    p.add_argument("--tokens", type=int, default=16, help="frames sampled per diffusion step and prompt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    _add_settings(p)
+    p.set_defaults(func=_cmd_sae_cache)
+
+    p = sae_sub.add_parser("train", help="train the (m, k) sweep on a cache and keep the best SAE per layer")
+    p.add_argument("cache")
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="default: every cached layer")
+    p.add_argument("--expansions", type=int, nargs="+", default=[2, 4, 8, 16])
+    p.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64])
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-tokens", type=int, default=1024)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="SAE artifact folder, e.g. saes/tada-organism-topk")
+    p.set_defaults(func=_cmd_sae_train)
+
+    p = sae_sub.add_parser("features", help="TF-IDF concept features (Eq. 6) and their steering vector (Eq. 7)")
+    p.add_argument("sae", help="SAE artifact folder (one sub-folder per hookpoint)")
+    p.add_argument("--model", default=None, help="default: the SAE's base model")
+    p.add_argument("--concept", required=True)
+    p.add_argument("--tau", type=int, default=20, help="features per layer (Table 1: 20, or 5)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--alpha-range", type=float, nargs=2, default=None, metavar=("MIN", "MAX"))
+    p.add_argument("--out", default=None, help="default vectors/MODEL-CONCEPT-sae")
+    _add_settings(p)
+    p.set_defaults(func=_cmd_sae_features)
     return parser
 
 

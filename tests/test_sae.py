@@ -184,3 +184,29 @@ def test_sweep_orders_by_the_papers_rule():
     assert [(e.cfg.expansion_factor, e.cfg.k) for e in entries].count((2, 64)) == 0   # k > latents: skipped
     assert len(entries) == 3
     assert [e.badness for e in entries] == sorted(e.badness for e in entries)
+
+
+def test_cli_sae_cache_train_features(tmp_path, capsys):
+    from tada_core.cli import main
+    from tada_core.hub import load_vector, scan
+
+    settings = ["--steps", "4", "--duration", "2"]
+    cache = tmp_path / "cache"
+    assert main(["sae", "cache", "--layers", "6", "--prompts", "6", "--tokens", "8", "--batch-size", "3",
+                 "--out", str(cache)] + settings) == 0
+    saes = tmp_path / "saes" / "organism-topk"
+    assert main(["sae", "train", str(cache), "--expansions", "2", "--ks", "4", "8", "--epochs", "1",
+                 "--batch-tokens", "64", "--out", str(saes)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("| 6 | 2 |") == 2 and "**chosen**" in table
+    sae = TopKSAE.load(saes / "transformer.transformer_blocks.6.attn2")
+    assert sae.cfg.d_in == 128 and sae.cfg.expansion_factor == 2
+    (row,) = scan(tmp_path / "saes")
+    assert row["kind"] == "sae" and row["model"] == "tada-organism"
+    out = tmp_path / "drums-sae"
+    assert main(["sae", "features", str(saes), "--concept", "drums", "--tau", "3", "--seeds", "0",
+                 "--out", str(out)] + settings) == 0
+    vec = load_vector(out)
+    assert vec.method == "sae" and vec.layers == [6] and len(vec.extra["features"]["6"]) == 3
+    assert main(["sae", "train", str(tmp_path / "nothing"), "--out", str(saes)]) == 2
+    assert "not an activation cache" in capsys.readouterr().err
