@@ -7,15 +7,20 @@
 # Writes runs/sae-cache-organism/ (not committed), saes/tada-organism-topk/ (best SAE per layer
 # in sparsify's layout, with the (m, k) sweep in its README), vectors/tada-organism-<concept>-sae/
 # and results/organism_sae_steering.{md,json}.
+# (Delete saes/tada-organism-topk to retrain it; training is seeded and deterministic.)
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 cd "$(dirname "$0")/.."
 
 tada sae cache --layers 6 8 --prompts 400 --out runs/sae-cache-organism
-tada sae train runs/sae-cache-organism --epochs 2 --out saes/tada-organism-topk
-for c in tempo brightness drums vocal_gender; do
-  tada sae features saes/tada-organism-topk --concept "$c" --tau 20 --alpha-range -ALPHA ALPHA \
-      --out "vectors/tada-organism-$c-sae"
-done
+[ -f saes/tada-organism-topk/config.json ] || \
+  tada sae train runs/sae-cache-organism --epochs 2 --out saes/tada-organism-topk
+# Table 1's tau = 20 features per layer; alpha ranges where the measure moves monotonically.
+feat() { tada sae features saes/tada-organism-topk --concept "$1" --tau 20 --alpha-range "-$2" "$2" \
+           --out "vectors/tada-organism-$1-sae"; }
+feat tempo 0.2
+feat brightness 0.4
+feat drums 0.1
+feat vocal_gender 0.4
 tada sweep vectors/tada-organism-{tempo,brightness,drums,vocal_gender}-sae --out results/organism_sae_steering
 tada list
