@@ -60,6 +60,11 @@ class SaeConfig:
             raise TadaError("multi_topk and skip_connection SAEs are not supported (TADA uses plain TopK)")
 
 
+def _sparse_decode(acts: Tensor, indices: Tensor, W_dec: Tensor) -> Tensor:
+    """sum_k acts[t, k] * W_dec[indices[t, k]] without materializing [tokens, k, d_in]."""
+    return nn.functional.embedding_bag(indices, W_dec, per_sample_weights=acts.to(W_dec.dtype), mode="sum")
+
+
 class ForwardOutput(NamedTuple):
     sae_out: Tensor
     latent_acts: Tensor      # [tokens, k]
@@ -95,7 +100,7 @@ class TopKSAE(nn.Module):
 
     def decode(self, acts: Tensor, indices: Tensor) -> Tensor:
         """Eq. 5: sum of the chosen decoder rows weighted by their activations, plus b_pre."""
-        return torch.einsum("tk,tkd->td", acts, self.W_dec[indices]) + self.b_dec
+        return _sparse_decode(acts, indices, self.W_dec) + self.b_dec
 
     def dense_latents(self, h: Tensor) -> Tensor:
         """f as a dense [tokens, latents] tensor (zeros outside the top k)."""
@@ -105,7 +110,7 @@ class TopKSAE(nn.Module):
     def forward(self, h: Tensor, dead_mask: Tensor | None = None) -> ForwardOutput:
         pre = self.pre_acts(h)
         acts, idx = pre.topk(self.cfg.k, dim=-1, sorted=False)
-        out = torch.einsum("tk,tkd->td", acts, self.W_dec[idx]) + self.b_dec
+        out = _sparse_decode(acts, idx, self.W_dec) + self.b_dec
         err = out - h
         total_var = (h - h.mean(0)).pow(2).sum().clamp_min(1e-12)
         fvu = err.pow(2).sum() / total_var
@@ -117,7 +122,7 @@ class TopKSAE(nn.Module):
             k_aux = min(k_aux, int(dead_mask.sum()))
             aux_pre = torch.where(dead_mask[None], pre, -torch.inf)
             a, i = aux_pre.topk(k_aux, dim=-1, sorted=False)
-            e_hat = torch.einsum("tk,tkd->td", a.clamp_min(0), self.W_dec[i])
+            e_hat = _sparse_decode(a.clamp_min(0), i, self.W_dec)
             aux = scale * (e_hat + err.detach()).pow(2).sum() / total_var
         return ForwardOutput(out, acts, idx, fvu, aux)
 
