@@ -59,7 +59,7 @@ def cache_activations(adapter, prompts: Sequence[str], out: str | Path, *, layer
         raise TadaError(f"batch_size must be an integer >= 1; got {batch_size!r}")
     layer_ids = list(adapter.resolve_layers(layers))
     settings = adapter.check_settings(prompts[:1], 0, duration, steps, guidance)
-    spec = {"model": adapter.name, "source": str(adapter.source), "layers": layer_ids,
+    spec = {"model": adapter.name, "layers": layer_ids,  # no local paths: resumable from another checkout
             "layer_paths": {str(i): adapter.layers[i].path for i in layer_ids},
             "widths": {str(i): adapter.layers[i].width for i in layer_ids},
             "prompts_sha256": hashlib.sha256(json.dumps(prompts).encode()).hexdigest(), "n_prompts": len(prompts),

@@ -180,7 +180,8 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     items = [(i, s) for i in range(len(pairs)) for s in seeds]
     batches = [items[k:k + batch_size] for k in range(0, len(items), batch_size)]
     scorer_name = getattr(scorer, "name", type(scorer).__name__)
-    spec = {"model": adapter.name, "source": str(adapter.source), "concept": concept.name, "pairs": pairs,
+    # no local paths in the spec: a sweep folder must resume on another machine or checkout
+    spec = {"model": adapter.name, "concept": concept.name, "pairs": pairs,
             "seeds": seeds, "layers": layer_ids, "batch_size": batch_size, "scorer": scorer_name,
             "duration": settings["duration"], "steps": settings["steps"], "guidance": settings["guidance"]}
     folder = Path(out) if out is not None else None

@@ -85,6 +85,10 @@ def test_resumed_sweep_equals_uninterrupted(models, tmp_path):
     model = models("tada-organism")
     kw = dict(seeds=[0, 1], layers=[1, 4, 7], batch_size=4)
     full = localize(model, CONCEPT, PAIRS, Energy(), out=tmp_path / "full", progress=False, **kw)
+    from tada_core.organism.model import checkpoint_path
+
+    # no machine-specific paths in the record: a committed sweep resumes in any checkout
+    assert str(checkpoint_path()) not in (tmp_path / "full" / "sweep.json").read_text()
     with pytest.raises(KeyboardInterrupt):
         localize(model, CONCEPT, PAIRS, Interrupting(after=4), out=tmp_path / "cut", progress=False, **kw)
     lines = (tmp_path / "cut" / "scores.jsonl").read_text().splitlines()
