@@ -1,7 +1,7 @@
 """SAE concept features on a model: mean latent activations per prompt, TF-IDF selection, a browser.
 
-``prompt_activations`` generates prompts under :func:`tada_core.hooks.record` at one
-layer and returns, per prompt, the SAE's latent activations averaged over every frame
+``prompt_activations`` generates prompts under :func:`tada_core.hooks.record` at the
+SAEs' layers (one pass for all) and returns, per prompt, the SAE's latent activations averaged over every frame
 and diffusion step (mu of Eq. 6 is the mean of these rows over a prompt set).
 ``concept_vector`` turns a concept's contrastive prompts into a steering artifact: the
 top-tau TF-IDF features (Eq. 6, Table 1) and the sum of their decoder directions
@@ -22,30 +22,38 @@ from .hub import SteeringVector
 from .sae import TopKSAE, sae_vector, select_features, tfidf_scores
 
 
-def prompt_activations(adapter, sae: TopKSAE, layer: int, prompts: Sequence[str], *,
+def prompt_activations(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[str], *,
                        seeds: Sequence[int] | None = None, batch_size: int = 16, duration: float | None = None,
-                       steps: int | None = None, guidance: float | None = None) -> torch.Tensor:
-    """[prompts, latents]: each prompt's SAE latents at ``layer``, averaged over frames and steps."""
+                       steps: int | None = None, guidance: float | None = None) -> dict[int, torch.Tensor]:
+    """Per layer, [prompts, latents]: each prompt's SAE latents averaged over frames and steps.
+
+    ``saes`` maps a layer index to the SAE trained on it; all layers are recorded in one
+    generation pass.
+    """
     prompts = check_prompts(prompts, "feature prompts")
     seeds = list(range(len(prompts))) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != len(prompts):
         raise TadaError(f"{len(seeds)} seeds for {len(prompts)} prompts; give one seed per prompt")
-    (layer,) = adapter.resolve_layers([layer])
-    if adapter.layers[layer].width != sae.cfg.d_in:
-        raise TadaError(f"the SAE reads {sae.cfg.d_in}-dim activations; layer {layer} of {adapter.name} has width "
-                        f"{adapter.layers[layer].width}")
+    if not saes:
+        raise TadaError("give at least one layer -> SAE")
+    layers = adapter.resolve_layers(list(saes))
+    for layer in layers:
+        if adapter.layers[layer].width != saes[layer].cfg.d_in:
+            raise TadaError(f"the SAE for layer {layer} reads {saes[layer].cfg.d_in}-dim activations; layer {layer} "
+                            f"of {adapter.name} has width {adapter.layers[layer].width}")
     frames = 1 << 30  # record every frame
-    rows = []
+    rows: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     for k in range(0, len(prompts), batch_size):
-        with record(adapter, layers=[layer], mode="tokens", tokens=frames) as rec:
+        with record(adapter, layers=layers, mode="tokens", tokens=frames) as rec:
             adapter.generate(prompts[k:k + batch_size], seeds=seeds[k:k + batch_size], duration=duration,
                              steps=steps, guidance=guidance)
-        acts = rec.activations[layer]                        # [steps, B, frames, width]
-        s, b, f, d = acts.shape
-        with torch.no_grad():
-            lat = sae.dense_latents(acts.permute(1, 0, 2, 3).reshape(-1, d).float())
-        rows.append(lat.reshape(b, s * f, -1).mean(1))
-    return torch.cat(rows)
+        for layer in layers:
+            acts = rec.activations[layer]                        # [steps, B, frames, width]
+            s, b, f, d = acts.shape
+            with torch.no_grad():
+                lat = saes[layer].dense_latents(acts.permute(1, 0, 2, 3).reshape(-1, d).float())
+            rows[layer].append(lat.reshape(b, s * f, -1).mean(1))
+    return {layer: torch.cat(r) for layer, r in rows.items()}
 
 
 @dataclasses.dataclass
@@ -74,11 +82,11 @@ def concept_vector(adapter, saes: Mapping[int, TopKSAE], positive: Sequence[str]
     pos = check_prompts(positive, "positive prompts")
     neg = check_prompts(negative, "negative prompts")
     vectors, chosen = {}, {}
+    rows_pos = prompt_activations(adapter, saes, pos, seeds=seeds, **gen)
+    rows_neg = prompt_activations(adapter, saes, neg, seeds=seeds, **gen)
     for layer, sae in saes.items():
         t = tau[layer] if isinstance(tau, Mapping) else tau
-        a = prompt_activations(adapter, sae, layer, pos, seeds=seeds, **gen)
-        b = prompt_activations(adapter, sae, layer, neg, seeds=seeds, **gen)
-        chosen[layer] = select_concept_features(a, b, t, concept=concept, layer=layer)
+        chosen[layer] = select_concept_features(rows_pos[layer], rows_neg[layer], t, concept=concept, layer=layer)
         vectors[layer] = sae_vector(sae, chosen[layer].features)
     vec = SteeringVector(vectors=vectors, concept=concept, model=adapter.name,
                          layer_paths={i: adapter.layers[i].path for i in vectors}, method="sae",

@@ -161,7 +161,7 @@ def test_concept_features_vector_and_browser(models, tmp_path):
     vec, chosen = concept_vector(model, {6: sae}, pos, neg, concept="drums", tau=5, seeds=[0, 1])
     feats = chosen[6].features
     assert len(feats) == 5 and torch.allclose(vec.vectors[6], sae.W_dec[feats].sum(0))
-    rows_pos = prompt_activations(model, sae, 6, pos, seeds=[0, 1])
+    rows_pos = prompt_activations(model, {6: sae}, pos, seeds=[0, 1])[6]
     assert rows_pos.shape == (2, 256) and torch.allclose(rows_pos.mean(0), chosen[6].mu_pos, atol=1e-6)
     # Eq. 6 ranks the chosen features first
     assert set(feats) == set(chosen[6].scores.topk(5).indices.tolist())
@@ -172,7 +172,7 @@ def test_concept_features_vector_and_browser(models, tmp_path):
     with pytest.raises(TadaError, match="does not exist"):
         browse(999, rows_pos, pos)
     with pytest.raises(TadaError, match="reads 16-dim"):
-        prompt_activations(model, TopKSAE(SaeConfig(d_in=16, expansion_factor=2, k=2)), 6, pos)
+        prompt_activations(model, {6: TopKSAE(SaeConfig(d_in=16, expansion_factor=2, k=2))}, pos)
 
 
 def test_sweep_orders_by_the_papers_rule():
