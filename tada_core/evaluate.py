@@ -125,8 +125,11 @@ def alpha_sweep(adapter, vector, scorer, concept: Concept, prompts: Sequence[str
         ref = audio[:, alphas.index(0.0)]
         flat = audio.reshape(-1, *audio.shape[2:])
         measure = getattr(scorer, "measure", scorer.similarity)
-        values.append(np.asarray(measure(flat, adapter.sample_rate, concept)).reshape(len(chunk), len(alphas)))
-        sims.append(np.asarray(scorer.similarity(flat, adapter.sample_rate, concept)).reshape(len(chunk), len(alphas)))
+        v = np.asarray(measure(flat, adapter.sample_rate, concept)).reshape(len(chunk), len(alphas))
+        values.append(v)
+        # a scorer with measure() and sign() defines similarity = sign * measure: score each clip once
+        sims.append(scorer.sign(concept) * v if hasattr(scorer, "sign") and hasattr(scorer, "measure") else
+                    np.asarray(scorer.similarity(flat, adapter.sample_rate, concept)).reshape(len(chunk), len(alphas)))
         dists.append(np.stack([spectral_distance(audio[:, j], ref, adapter.sample_rate)
                                for j in range(len(alphas))], axis=1))
     values, sims, dists = np.concatenate(values), np.concatenate(sims), np.concatenate(dists)
