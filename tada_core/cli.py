@@ -16,6 +16,7 @@
     tada sae cache --layers L [L ...] --out DIR      activation cache (sharded safetensors, resumable)
     tada sae train DIR --out saes/NAME               (m, k) sweep of TopK SAEs, best per layer, sparsify layout
     tada sae features saes/NAME --concept C          TF-IDF features (Eq. 6) -> SAE steering vector (Eq. 7)
+    tada sae atlas saes/NAME                         every feature's top prompts and concept scores (for the app)
 
 Bad input ends with a one-line message and exit code 2, never a traceback.
 """
@@ -147,25 +148,19 @@ def _concept_names(names: Sequence[str], model_name: str) -> list[str]:
 
 def _cmd_localize(args: argparse.Namespace) -> int:
     from .adapters import load_model
-    from .concepts import default_bases, default_captions, get_concept, read_captions
+    from .concepts import get_concept, localization_pairs, read_captions
     from .localize import localize, write_summary
     from .scoring import make_scorer
 
     model = load_model(args.model, device=args.device)
     model.set_progress_bar(False)
     scorer = make_scorer(args.scorer, device=str(model.device))
-    captions = read_captions(args.captions) if args.captions else default_captions(model.name)
+    captions = read_captions(args.captions) if args.captions else None
     out = Path(args.out or f"results/localization/{model.name}")
     results = []
     for name in _concept_names(args.concept, model.name):
         concept = get_concept(name, model.name)
-        if captions is not None and not args.templates and concept.keywords:
-            pairs = concept.pairs(captions, limit=args.pairs)
-            how = "counterfactual captions"
-        else:
-            pos, neg = concept.contrastive_prompts(default_bases(model.name))
-            pairs = list(zip(pos, neg))[:args.pairs]
-            how = "templates"
+        pairs, how = localization_pairs(concept, model.name, captions, limit=args.pairs, templates=args.templates)
         print(f"{concept.name}: {len(pairs)} pairs from {how} x {len(args.seeds)} seeds, "
               f"{len(model.resolve_layers(args.layers)) + 2} conditions", file=sys.stderr)
         results.append(localize(model, concept, pairs, scorer, seeds=args.seeds, layers=args.layers,
@@ -401,21 +396,14 @@ def _cmd_sae_train(args: argparse.Namespace) -> int:
 def _cmd_sae_features(args: argparse.Namespace) -> int:
     from .adapters import load_model
     from .concepts import default_bases, get_concept
-    from .features import concept_vector
-    from .hub import _read_json, validate_sae
-    from .sae import TopKSAE
+    from .features import concept_vector, load_saes
+    from .hub import _read_json
 
     folder = Path(args.sae)
-    cfgs = validate_sae(folder)
     meta = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
     model = load_model(args.model or meta.get("base_model") or "tada-organism", device=args.device)
     model.set_progress_bar(False)
-    by_path = {layer.path: layer.index for layer in model.layers}
-    saes = {}
-    for hp in cfgs:
-        if hp not in by_path:
-            raise TadaError(f"SAE hookpoint {hp!r} is not a cross-attention layer of {model.name}")
-        saes[by_path[hp]] = TopKSAE.load(folder / hp)
+    saes = load_saes(model, folder)
     concept = get_concept(args.concept, model.name)
     pos, neg = concept.contrastive_prompts(default_bases(model.name))
     pos = [p for p in pos for _ in args.seeds]
@@ -430,6 +418,32 @@ def _cmd_sae_features(args: argparse.Namespace) -> int:
         print(f"layer {layer}: features {c.features} (Eq. 6 scores "
               + ", ".join(f"{float(c.scores[j]):.2f}" for j in c.features) + ")")
     print(f"wrote {out}: SAE steering vector (Eq. 7) for {concept.name!r}")
+    return 0
+
+
+def _cmd_sae_atlas(args: argparse.Namespace) -> int:
+    from .adapters import load_model
+    from .concepts import concepts_for, default_bases, default_captions, default_eval_prompts, get_concept
+    from .features import build_atlas, load_saes, save_atlas
+    from .hub import _read_json
+
+    folder = Path(args.sae)
+    meta = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+    model = load_model(args.model or meta.get("base_model") or "tada-organism", device=args.device)
+    model.set_progress_bar(False)
+    saes = load_saes(model, folder)
+    pool = default_captions(model.name) or default_eval_prompts(model.name)
+    prompts = pool[:args.prompts]
+    names = list(concepts_for(model.name)) if args.concepts == ["all"] else args.concepts
+    concepts = {}
+    for name in names:
+        concept = get_concept(name, model.name)
+        concepts[concept.name] = concept.contrastive_prompts(default_bases(model.name))
+    print(f"{len(prompts)} browse prompts, {len(concepts)} concepts x {len(default_bases(model.name))} "
+          f"contrastive pairs, layers {sorted(saes)}", file=sys.stderr)
+    out = save_atlas(build_atlas(model, saes, prompts, concepts, batch_size=args.batch_size, **_settings(args)),
+                     folder)
+    print(f"wrote {out}")
     return 0
 
 
@@ -585,6 +599,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="default vectors/MODEL-CONCEPT-sae")
     _add_settings(p)
     p.set_defaults(func=_cmd_sae_features)
+
+    p = sae_sub.add_parser("atlas", help="every feature's top prompts and Eq. 6 score per concept, saved in "
+                                         "the SAE folder (the app's feature browser reads it)")
+    p.add_argument("sae", help="SAE artifact folder (one sub-folder per hookpoint)")
+    p.add_argument("--model", default=None, help="default: the SAE's base model")
+    p.add_argument("--prompts", type=int, default=96, help="browse prompts (the model's captions; default 96)")
+    p.add_argument("--concepts", nargs="+", default=["all"], help="concepts to score (default: all)")
+    _add_settings(p)
+    p.set_defaults(func=_cmd_sae_atlas)
     return parser
 
 

@@ -395,6 +395,21 @@ def default_captions(model_name: str) -> list[str] | None:
     return None
 
 
+def localization_pairs(concept: Concept, model_name: str, captions: Sequence[str] | None = None, *,
+                       limit: int = 12, templates: bool = False) -> tuple[list[tuple[str, str]], str]:
+    """The (P_c, P_c-tilde) pairs to localize ``concept`` with, and how they were made.
+
+    Counterfactual captions (TADA Sec. 3, Table 4: filter by keyword, replace the concept
+    word) when there are captions (given, or the model's own) and the concept has keywords;
+    else its contrastive templates (Table 6) on the model's base prompts.
+    """
+    captions = captions if captions is not None else default_captions(model_name)
+    if captions is not None and not templates and concept.keywords:
+        return concept.pairs(captions, limit=limit), "counterfactual captions"
+    pos, neg = concept.contrastive_prompts(default_bases(model_name))
+    return list(zip(pos, neg))[:limit], "templates"
+
+
 def get_concept(name: str | Concept, model_name: str) -> Concept:
     """A built-in concept by name (or a concept file path); a clear error names the known ones."""
     if isinstance(name, Concept):
@@ -469,4 +484,4 @@ def read_captions(path: str | Path, column: str = "caption") -> list[str]:
 
 __all__ = ["Concept", "PAPER_CONCEPTS", "BASE_PROMPTS", "EVAL_PROMPTS", "counterfactual", "concepts_for",
            "get_concept", "load_concept", "read_captions", "default_bases", "default_eval_prompts",
-           "default_captions"]
+           "default_captions", "localization_pairs"]

@@ -7,18 +7,23 @@ and diffusion step (mu of Eq. 6 is the mean of these rows over a prompt set).
 top-tau TF-IDF features (Eq. 6, Table 1) and the sum of their decoder directions
 (Eq. 7), saved like a CAA vector (method "sae") and applied as h + alpha v (Eq. 8).
 ``browse`` lists a feature's top-activating prompts and its score for each concept.
+``build_atlas`` precomputes that for every feature of an SAE folder (``atlas/`` beside
+its hookpoints: safetensors + JSON), so the app browses features without generating.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
 
 from .errors import TadaError, check_prompts
 from .hooks import record
-from .hub import SteeringVector
+from .hub import SteeringVector, _read_json, _read_tensors, resolve, validate_sae
 from .sae import TopKSAE, sae_vector, select_features, tfidf_scores
 
 
@@ -109,4 +114,95 @@ def browse(feature: int, rows: torch.Tensor, prompts: Sequence[str],
             "concept_scores": {name: float(c.scores[feature]) for name, c in (concepts or {}).items()}}
 
 
-__all__ = ["prompt_activations", "select_concept_features", "concept_vector", "browse", "ConceptFeatures"]
+def load_saes(adapter, source: str | Path) -> dict[int, TopKSAE]:
+    """The SAEs of an SAE folder or Hub repo id (sparsify layout), keyed by ``adapter``'s layer index."""
+    folder = resolve(source)
+    cfgs = validate_sae(folder)
+    by_path = {layer.path: layer.index for layer in adapter.layers}
+    saes = {}
+    for hp in cfgs:
+        if hp not in by_path:
+            raise TadaError(f"SAE hookpoint {hp!r} is not a cross-attention layer of {adapter.name}")
+        saes[by_path[hp]] = TopKSAE.load(folder / hp)
+    return saes
+
+
+ATLAS_DIR = "atlas"
+
+
+@dataclasses.dataclass
+class FeatureAtlas:
+    """Every feature of one SAE layer: mean activation per browse prompt and Eq. 6 score per concept."""
+
+    model: str
+    layer: int
+    prompts: list[str]
+    rows: torch.Tensor                    # [prompts, latents], from prompt_activations
+    scores: dict[str, torch.Tensor]       # concept -> [latents], Eq. 6
+
+    @property
+    def latents(self) -> int:
+        return int(self.rows.shape[1])
+
+    def top_features(self, concept: str, n: int = 10) -> list[tuple[int, float]]:
+        """The ``n`` features with the highest Eq. 6 score for ``concept``."""
+        if concept not in self.scores:
+            raise TadaError(f"the atlas has concepts {', '.join(self.scores)}; got {concept!r}")
+        top = self.scores[concept].topk(min(n, self.latents))
+        return [(int(i), float(v)) for v, i in zip(top.values, top.indices)]
+
+    def browse(self, feature: int, top: int = 5) -> dict:
+        concepts = {name: ConceptFeatures(name, self.layer, [], sc, sc, sc) for name, sc in self.scores.items()}
+        return browse(feature, self.rows, self.prompts, concepts, top=top)
+
+
+def build_atlas(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[str], concepts: Mapping[str, tuple],
+                *, seeds: Sequence[int] | None = None, **gen) -> dict[int, FeatureAtlas]:
+    """A :class:`FeatureAtlas` per SAE layer: ``prompts`` to browse by, and ``concepts`` as
+    name -> (positive prompts, negative prompts) for the Eq. 6 scores."""
+    prompts = check_prompts(prompts, "atlas prompts")
+    rows = prompt_activations(adapter, saes, prompts, seeds=seeds, **gen)
+    scores: dict[int, dict[str, torch.Tensor]] = {layer: {} for layer in saes}
+    for name, (pos, neg) in concepts.items():
+        pos_rows = prompt_activations(adapter, saes, pos, **gen)
+        neg_rows = prompt_activations(adapter, saes, neg, **gen)
+        for layer in saes:
+            scores[layer][name] = tfidf_scores(pos_rows[layer].mean(0), neg_rows[layer].mean(0))
+    return {layer: FeatureAtlas(adapter.name, layer, list(prompts), rows[layer], scores[layer]) for layer in saes}
+
+
+def save_atlas(atlases: Mapping[int, FeatureAtlas], sae_folder: str | Path) -> Path:
+    """Write ``<sae_folder>/atlas/atlas.safetensors`` (rows and scores) and ``atlas.json`` (prompts, concepts)."""
+    from safetensors.torch import save_file
+
+    out = Path(sae_folder) / ATLAS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    tensors, meta = {}, {"model": None, "layers": [], "prompts": None, "concepts": None}
+    for layer, a in sorted(atlases.items()):
+        tensors[f"rows.{layer}"] = a.rows.float().contiguous()
+        for name, sc in a.scores.items():
+            tensors[f"scores.{layer}.{name}"] = sc.float().contiguous()
+        meta.update(model=a.model, prompts=a.prompts, concepts=list(a.scores))
+        meta["layers"].append(layer)
+    tmp = out / "atlas.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    os.replace(tmp, out / "atlas.safetensors")
+    (out / "atlas.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return out
+
+
+def load_atlas(source: str | Path) -> dict[int, FeatureAtlas]:
+    """The atlases saved by :func:`save_atlas` in an SAE folder or Hub repo id; a clear error if there is none."""
+    folder = resolve(source) / ATLAS_DIR
+    if not (folder / "atlas.json").is_file():
+        raise TadaError(f"{source} has no feature atlas ({ATLAS_DIR}/atlas.json); make one with "
+                        f"`tada sae atlas {source}`")
+    meta = _read_json(folder / "atlas.json")
+    tensors = _read_tensors(folder / "atlas.safetensors")
+    return {int(layer): FeatureAtlas(meta["model"], int(layer), list(meta["prompts"]), tensors[f"rows.{layer}"],
+                                     {name: tensors[f"scores.{layer}.{name}"] for name in meta["concepts"]})
+            for layer in meta["layers"]}
+
+
+__all__ = ["prompt_activations", "select_concept_features", "concept_vector", "browse", "ConceptFeatures",
+           "load_saes", "FeatureAtlas", "build_atlas", "save_atlas", "load_atlas"]

@@ -27,7 +27,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -156,12 +156,15 @@ def _check_same_sweep(folder: Path, spec: dict) -> None:
 def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer, *,
              seeds: Sequence[int] = (0,), layers: Sequence[int] | None = None, batch_size: int = 16,
              out: str | Path | None = None, duration: float | None = None, steps: int | None = None,
-             guidance: float | None = None, progress: bool = True) -> Localization:
+             guidance: float | None = None, progress: bool = True,
+             on_batch: Callable[[int, int], None] | None = None) -> Localization:
     """Run the patching sweep for one concept and compute Eq. 9 per layer (see module docstring).
 
     ``pairs``: (P_c, P_c-tilde) prompt pairs, e.g. from :meth:`Concept.pairs` or
     :meth:`Concept.contrastive_prompts`; ``seeds``: every pair runs with each seed;
     ``batch_size``: generations per pipeline call; ``out``: folder for the resumable record.
+    ``on_batch(done, total)``: called before the first batch and after each one; an
+    exception it raises stops the sweep (batches already in ``out`` are kept for a rerun).
     """
     from tqdm.auto import tqdm
 
@@ -196,6 +199,8 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
                disable=not progress)
     log = (folder / SCORES_FILE).open("a", encoding="utf-8") if folder is not None else None
     try:
+        if on_batch is not None:
+            on_batch(len(work) - len(todo), len(work))
         for cond, b in todo:
             batch = batches[b]
             pos = [pairs[i][0] for i, _ in batch]
@@ -218,6 +223,8 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
                 log.flush()
                 os.fsync(log.fileno())
             bar.update(1)
+            if on_batch is not None:
+                on_batch(len(done), len(work))
     finally:
         bar.close()
         if log is not None:

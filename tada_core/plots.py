@@ -1,4 +1,5 @@
-"""Small figures drawn with Pillow (no plotting stack needed): the layer-impact heatmap of Fig. 3."""
+"""Small figures drawn with Pillow (no plotting stack needed): the layer-impact heatmap of Fig. 3
+and log-magnitude spectrograms (the app shows original and steered clips on one colour scale)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,16 @@ def _colour(v: float) -> tuple[int, int, int]:
 
 def heatmap_png(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], path: str | Path,
                 title: str = "", cell: int = 44) -> Path:
-    """Write a heatmap of ``values`` [rows, cols] in [0, 1] (clipped for colour; NaN is grey), values printed."""
+    """Write :func:`heatmap_image` to ``path`` (PNG)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    heatmap_image(values, row_labels, col_labels, title=title, cell=cell).save(path)
+    return path
+
+
+def heatmap_image(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "",
+                  cell: int = 44):
+    """A heatmap of ``values`` [rows, cols] in [0, 1] (clipped for colour; NaN is grey), values printed."""
     from PIL import Image, ImageDraw, ImageFont
 
     values = np.asarray(values, dtype=float)
@@ -58,7 +68,45 @@ def heatmap_png(values: np.ndarray, row_labels: Sequence[str], col_labels: Seque
         d.line([bar_x, top + k, bar_x + 14, top + k], fill=_colour(v))
     d.text((bar_x + 18, top - 4), "1", fill="black", font=font)
     d.text((bar_x + 18, top + cell * len(row_labels) - 10), "0", fill="black", font=font)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+    return img
+
+
+def log_spectrograms(clips: Sequence[np.ndarray], n_fft: int = 512, floor_db: float = 80.0) -> list[np.ndarray]:
+    """Log-magnitude spectrograms [freq, frames] in [0, 1] of mono-mixed ``clips`` ([channels, samples] or
+    [samples]), on one shared dB scale (0 dB = the loudest bin of all clips, ``floor_db`` below it = 0),
+    so that differences between the clips are differences in the pictures."""
+    import torch
+
+    specs = []
+    for clip in clips:
+        x = torch.as_tensor(np.asarray(clip, dtype=np.float32))
+        x = x.mean(0) if x.dim() == 2 else x
+        n = min(n_fft, max(16, 1 << (int(x.numel()).bit_length() - 2)))  # short clips: a shorter window
+        if x.numel() < n:
+            x = torch.nn.functional.pad(x, (0, n - x.numel()))
+        mag = torch.stft(x, n, hop_length=n // 4, window=torch.hann_window(n), return_complex=True).abs()
+        specs.append(20 * torch.log10(mag + 1e-8))
+    top = max(float(s.max()) for s in specs)
+    return [((s - top + floor_db) / floor_db).clamp(0, 1).numpy() for s in specs]
+
+
+def spectrogram_images(clips: Sequence[np.ndarray], height: int = 160, width: int = 480,
+                       min_fraction: float = 0.004) -> list:
+    """:func:`log_spectrograms` as viridis Pillow images, one per clip: time left to right,
+    frequency bottom to top on a log axis from ``min_fraction`` of Nyquist (where music is)."""
+    from PIL import Image
+
+    out = []
+    for spec in log_spectrograms(clips):
+        bins = spec.shape[0] - 1
+        pos = np.geomspace(min_fraction * bins, bins, height)[::-1]  # fractional bin of each row, top = high
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, bins)
+        w = (pos - lo)[:, None]
+        spec = (1 - w) * spec[lo] + w * spec[hi]
+        x = spec * (len(_VIRIDIS) - 1)
+        i = np.minimum(x.astype(int), len(_VIRIDIS) - 2)
+        rgb = _VIRIDIS[i] + (x - i)[..., None] * (_VIRIDIS[i + 1] - _VIRIDIS[i])
+        img = Image.fromarray(np.round(rgb).astype(np.uint8), "RGB")
+        out.append(img.resize((width, height), Image.BILINEAR))
+    return out

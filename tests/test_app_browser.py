@@ -1,0 +1,66 @@
+"""One real-browser test: headless Chromium (Debian's /usr/bin/chromium) driven by Playwright
+loads the launched app, runs a steer request and finds two audio players with audio.
+
+Set TADA_SCREENSHOT=path.png to keep a screenshot of the page after the request.
+"""
+
+import os
+import shutil
+import socket
+import time
+
+import pytest
+
+app_module = pytest.importorskip("app")
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
+
+CHROMIUM = os.environ.get("TADA_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = app_module.build_app("tada-organism")
+    app_module.launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (Debian: apt install chromium)")
+def test_browser_steer_shows_two_audio_players(url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            page.goto(url, wait_until="networkidle")
+            assert page.locator("audio").evaluate_all("els => els.filter(a => a.src).length") == 0  # none yet
+            page.get_by_label("duration (s, at most 30)").fill("2")
+            page.get_by_label("steps").fill("10")
+            page.get_by_role("button", name="Steer", exact=True).click()
+            start = time.perf_counter()
+            # both players of the Steer tab get audio once the request returns (gradio's waveform
+            # players keep an <audio> element with a blob: source, inside a shadow root, which
+            # Playwright's locators pierce and document.querySelectorAll does not)
+            def sources():
+                return page.locator("audio").evaluate_all("els => els.filter(a => a.src).map(a => a.src)")
+
+            while len(sources()) < 2:
+                assert time.perf_counter() - start < 120, "no two audio players with audio after 120 s"
+                page.wait_for_timeout(100)
+            elapsed = time.perf_counter() - start
+            players = sources()
+            assert len(players) == 2 and len(set(players)) == 2
+            for src in players:  # each holds a real WAV file, not an empty placeholder
+                head = page.evaluate("""async src => {
+                    const b = new Uint8Array(await (await fetch(src)).arrayBuffer());
+                    return [String.fromCharCode(...b.slice(0, 4)), b.length]; }""", src)
+                assert head[0] == "RIFF" and head[1] > 16000
+            page.get_by_text("(original) ->").wait_for()
+            assert page.locator("img[src]").count() >= 2  # the two spectrograms
+            if os.environ.get("TADA_SCREENSHOT"):
+                page.screenshot(path=os.environ["TADA_SCREENSHOT"], full_page=True)
+            print(f"steer round trip in the browser: {elapsed:.2f} s")
+        finally:
+            browser.close()
