@@ -40,7 +40,7 @@ MAX_STEPS = int(os.environ.get("TADA_MAX_STEPS", "200"))
 # Vectors that do not say which alphas they were validated over (alpha_range) may use this.
 DEFAULT_ALPHA_LIMIT = 10.0
 # One SAE feature is a unit-norm decoder direction (Eq. 7 with tau = 1).
-FEATURE_ALPHA_LIMIT = 4.0
+FEATURE_ALPHA_LIMIT = 8.0
 
 
 class ModelCache:
@@ -263,6 +263,13 @@ def make_handlers(cache: ModelCache):
             rows += [r for r in json.loads(path.read_text(encoding="utf-8")) if r.get("model") == model_name]
         return rows
 
+    def functional_layers(model_name: str) -> list[int]:
+        """Every layer the committed localization calls functional for some concept (A/B default)."""
+        from tada_core.localize import Localization
+
+        rows = [Localization.from_dict(r) for r in shipped_localization(model_name)]
+        return sorted({layer for r in rows if r.reliable for layer in r.functional_layers()})
+
     def localization_view(model_name: str, concept: str):
         """The heatmap of a model's committed localization, the chosen concept marked, and its row."""
         from tada_core.localize import Localization
@@ -403,7 +410,7 @@ def make_handlers(cache: ModelCache):
 
     return SimpleNamespace(**{fn.__name__: fn for fn in (
         generate, steer_pair, ab_patch, layer_choices, model_defaults, vector_choices, vector_info,
-        concept_choices, localization_view, compute_localization, sae_choices, atlas_layers, feature_table,
+        concept_choices, functional_layers, localization_view, compute_localization, sae_choices, atlas_layers, feature_table,
         browse_feature, steer_feature)})
 
 
@@ -517,7 +524,8 @@ def build_app(default_model: str | None = None):
             with gr.Row():
                 prompt_a = gr.Textbox("a slow sad waltz with piano", label="prompt A (source)")
                 prompt_b = gr.Textbox("a fast happy march with drums", label="prompt B (patched in)")
-            layers = gr.CheckboxGroup(h.layer_choices(default_model), label="layers to patch from B")
+            layers = gr.CheckboxGroup(h.layer_choices(default_model), value=h.functional_layers(default_model),
+                                      label="layers to patch from B (checked: functional for some concept)")
             go_p = gr.Button("Patch", variant="primary")
             with gr.Row():
                 out_a, out_b, out_ab = (gr.Audio(label=x, type="numpy") for x in ("A", "B", "A with layers from B"))
@@ -555,7 +563,8 @@ def build_app(default_model: str | None = None):
             app.load(show, [model_box, concept], [heat, loc_table, loc_text])
             compute_event = go_l.click(compute_ui, [model_box, concept, pairs, n_seeds],
                                        [heat, loc_table, loc_text], api_name="compute_localization")
-            stop_l.click(None, None, None, cancels=[compute_event])
+            stop_l.click(lambda: "Stopped. Finished batches are kept: *Compute* again resumes from there.", None,
+                         loc_text, cancels=[compute_event])
 
         with gr.Tab("SAE features"):
             if not saes0:
@@ -593,8 +602,12 @@ def build_app(default_model: str | None = None):
 
             sae.change(friendly(on_sae), sae, sae_layer)
             app.load(friendly(on_sae), sae, sae_layer)
+            def on_table(name, layer, concept_name):
+                rows = h.feature_table(name, layer, concept_name)
+                return rows, (rows[0][0] if rows else gr.skip())
+
             for trigger in (sae_layer.change, sae_concept.change):
-                trigger(friendly(h.feature_table), [sae, sae_layer, sae_concept], features)
+                trigger(friendly(on_table), [sae, sae_layer, sae_concept], [features, feature])
             features.select(on_feature_row, features, feature)
             feature.change(friendly(h.browse_feature), [sae, sae_layer, feature], [top_prompts, scores],
                            api_name="browse")
@@ -614,7 +627,7 @@ def build_app(default_model: str | None = None):
             vecs = h.vector_choices(name, "caa")
             concepts = h.concept_choices(name)
             saes_ = h.sae_choices(name)
-            return (gr.update(choices=h.layer_choices(name), value=[]), d, n,
+            return (gr.update(choices=h.layer_choices(name), value=h.functional_layers(name)), d, n,
                     gr.update(choices=vecs, value=vecs[0] if vecs else None), gr.update(value="caa"),
                     gr.update(choices=concepts, value=concepts[0] if concepts else None),
                     gr.update(choices=concepts, value=concepts[0] if concepts else None),

@@ -131,6 +131,7 @@ def test_concurrent_steer_requests_each_get_what_they_get_alone(h):
 
 def test_localization_view_shows_committed_heatmap(h):
     assert "tempo" in h.concept_choices(ORG)
+    assert h.functional_layers(ORG) == [6, 8, 9] and h.functional_layers("tiny-ace-step") == []
     image, rows, text = h.localization_view(ORG, "drums")
     assert image.size[0] > 300 and len(rows) == 10
     assert max(rows, key=lambda r: r[1])[0] == 6 and "functional layers **[6]**" in text
