@@ -5,8 +5,9 @@
 #     bash scripts/organism_saes.sh          (resumable: the cache skips finished shards)
 #
 # Writes runs/sae-cache-organism/ (not committed), saes/tada-organism-topk/ (best SAE per layer
-# in sparsify's layout, with the (m, k) sweep in its README), vectors/tada-organism-<concept>-sae/
-# and results/organism_sae_steering.{md,json}.
+# in sparsify's layout, with the (m, k) sweep in its README, and the feature atlas the app
+# browses), vectors/tada-organism-<concept>-sae/, results/organism_sae_steering.{md,json} and
+# results/organism_caa_vs_sae.md (with the CAA sweep of scripts/organism_results.sh).
 # (Delete saes/tada-organism-topk to retrain it; training is seeded and deterministic.)
 set -euo pipefail
 export HF_HUB_OFFLINE=1
@@ -22,5 +23,11 @@ feat tempo 0.2
 feat brightness 0.4
 feat drums 0.1
 feat vocal_gender 0.4
-tada sweep vectors/tada-organism-{tempo,brightness,drums,vocal_gender}-sae --out results/organism_sae_steering
+feat mood 0.4
+feat piano 0.4
+tada sweep vectors/tada-organism-{tempo,mood,brightness,drums,vocal_gender,piano}-sae \
+  --out results/organism_sae_steering
+python scripts/steering_table.py CAA=results/organism_steering.json SAE=results/organism_sae_steering.json \
+  --out results/organism_caa_vs_sae.md
+tada sae atlas saes/tada-organism-topk
 tada list

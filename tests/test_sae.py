@@ -208,5 +208,27 @@ def test_cli_sae_cache_train_features(tmp_path, capsys):
                  "--out", str(out)] + settings) == 0
     vec = load_vector(out)
     assert vec.method == "sae" and vec.layers == [6] and len(vec.extra["features"]["6"]) == 3
+    # the feature atlas the app browses: every latent's Eq. 6 score equals a direct computation
+    assert main(["sae", "atlas", str(saes), "--prompts", "4", "--concepts", "drums", "tempo"] + settings) == 0
+    from tada_core import load_model
+    from tada_core.concepts import default_bases, get_concept
+    from tada_core.features import load_atlas, load_saes, prompt_activations
+    from tada_core.hub import validate_sae
+    from tada_core.organism.concepts import captions
+
+    (atlas,) = load_atlas(saes).values()
+    assert atlas.layer == 6 and atlas.prompts == captions()[:4] and set(atlas.scores) == {"drums", "tempo"}
+    assert atlas.rows.shape == (4, 256) and validate_sae(saes)  # the atlas does not disturb the SAE layout
+    model = load_model("tada-organism")
+    model.set_progress_bar(False)
+    pos, neg = get_concept("drums", model.name).contrastive_prompts(default_bases(model.name))
+    gen = dict(duration=2, steps=4)
+    mu = {k: prompt_activations(model, load_saes(model, saes), ps, **gen)[6].mean(0) for k, ps in
+          (("pos", pos), ("neg", neg))}
+    torch.testing.assert_close(atlas.scores["drums"], tfidf_scores(mu["pos"], mu["neg"]))
+    best, score = atlas.top_features("drums", 1)[0]
+    assert score == float(atlas.scores["drums"].max()) and atlas.browse(best)["concept_scores"]["drums"] == score
+    with pytest.raises(TadaError, match="has no feature atlas"):
+        load_atlas(tmp_path / "cache")
     assert main(["sae", "train", str(tmp_path / "nothing"), "--out", str(saes)]) == 2
     assert "not an activation cache" in capsys.readouterr().err
