@@ -1,11 +1,12 @@
-"""Round-trip time of the app's requests on the shipped organism, through the launched server.
+"""Start-up time of ``python app.py`` and round-trip time of its requests on the shipped organism.
 
     python benchmarks/app_latency.py [--repeats 5] [--duration 4] [--steps 20]
 
-Launches ``app.py`` on 127.0.0.1 and times gradio_client calls (the whole round trip:
-queue, generation, spectrograms, WAV encoding, download). Prints the median of each and
-the ratio steer / generate: a steer request makes original and steered clips in one
-batched call of two, so it should cost well under two generate requests.
+Starts ``python app.py`` (offline, on 127.0.0.1) as a child process and times it until
+the page answers; then times gradio_client calls (the whole round trip: queue,
+generation, spectrograms, WAV encoding, download). Prints the median of each and the
+ratio steer / generate: a steer request makes original and steered clips in one batched
+call of two, so it should cost well under two generate requests.
 """
 
 from __future__ import annotations
@@ -13,17 +14,35 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from common import machine, median_time
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_app(port: int) -> tuple[subprocess.Popen, float]:
+    """``python app.py`` as a child process; returns it and the seconds until the page answered."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"python app.py exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
+                if r.status == 200:
+                    return proc, time.perf_counter() - t0
+        except OSError:
+            time.sleep(0.1)
 
 
 def main() -> None:
-    import app as app_module
     from gradio_client import Client
 
     p = argparse.ArgumentParser()
@@ -35,8 +54,8 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = app_module.build_app("tada-organism")
-    app_module.launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    proc, startup = start_app(port)
+    print(f"python app.py: page answers after {startup:.1f} s (imports, model load, server start)")
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         settings = (0, args.duration, args.steps)
@@ -51,7 +70,8 @@ def main() -> None:
             fn()
         times = {name: median_time(fn, args.repeats) for name, fn in calls.items()}
     finally:
-        app.close()
+        proc.terminate()
+        proc.wait()
     print(f"{args.duration:g} s clips, {args.steps} steps, median of {args.repeats} round trips:")
     for name, t in times.items():
         print(f"  {name:9s} {t:.2f} s")
