@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -33,6 +34,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     def gpu(fn):
         return fn
 
+log = logging.getLogger("tada.app")
 ROOT = Path(__file__).resolve().parent
 VECTORS, SAES, RESULTS = ROOT / "vectors", ROOT / "saes", ROOT / "results"
 MAX_DURATION = float(os.environ.get("TADA_MAX_DURATION", "30"))
@@ -448,13 +450,22 @@ def build_app(default_model: str | None = None):
     default_model = default_model or os.environ.get("TADA_MODEL", DEFAULT_MODEL)
     duration0, steps0 = h.model_defaults(default_model)
 
+    def as_ui_error(e: Exception) -> "gr.Error":
+        """Bad input (TadaError) as its message; anything else as its type and message, logged
+        with its traceback on the server. Either way the app keeps serving."""
+        if isinstance(e, TadaError):
+            return gr.Error(str(e))
+        log.exception("request failed")
+        return gr.Error(f"internal error ({type(e).__name__}: {e}); the server log has the details")
+
     def friendly(fn):
-        """TadaError (bad input) -> a message in the UI; the app keeps serving."""
         def wrapped(*args):
             try:
                 return fn(*args)
-            except TadaError as e:
-                raise gr.Error(str(e)) from None
+            except gr.Error:
+                raise
+            except Exception as e:
+                raise as_ui_error(e) from None
         wrapped.__name__ = fn.__name__
         return wrapped
 
@@ -555,8 +566,8 @@ def build_app(default_model: str | None = None):
                         else:
                             yield (_heatmap([result], marked=None, title=f"I(l, c), Eq. 9: {model_name} (computed)"),
                                    _impact_rows(result), _localization_text(result))
-                except TadaError as e:
-                    raise gr.Error(str(e)) from None
+                except Exception as e:
+                    raise as_ui_error(e) from None
 
             show = friendly(h.localization_view)
             concept.change(show, [model_box, concept], [heat, loc_table, loc_text], api_name="localization")

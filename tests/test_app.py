@@ -96,6 +96,8 @@ def test_settings_are_checked(h):
         h.steer_pair("tiny-ace-step", "a waltz", 0, 1.0, 4, TEMPO, "", [6], 1.0)
     with pytest.raises(TadaError, match="choose a model"):
         h.generate("", "a waltz", 0, 1.0, 4)
+    with pytest.raises(TadaError, match="cannot load ace-step"):  # no weights offline: a message, not a crash
+        h.generate("ace-step", "a waltz", 0, 1.0, 4)
 
 
 def test_ab_patch_handler(h):
@@ -205,6 +207,8 @@ def test_launched_app_answers_client():
             client.predict(ORG, "a waltz", 0, 1.0, 6, TEMPO, "", [6], 3.0, api_name="/steer")
         with pytest.raises(Exception, match="duration"):
             client.predict(ORG, "a waltz", 0, -1.0, 6, api_name="/generate")
+        with pytest.raises(Exception, match="cannot load ace-step"):
+            client.predict("ace-step", "a waltz", 0, 1.0, 6, api_name="/generate")
         assert str(client.predict(ORG, "a waltz", 1, 1.0, 6, api_name="/generate")).endswith(".wav")
     finally:
         app.close()
