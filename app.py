@@ -484,6 +484,17 @@ def build_app(default_model: str | None = None):
         choices, value, lim, a, text = steer_state(name, repo_id)
         return gr.update(choices=choices, value=value), gr.update(minimum=-lim, maximum=lim, value=a), text
 
+    def side_by_side() -> list:
+        """Original and steered players with their spectrograms, and a caption (the outputs of a steer)."""
+        with gr.Row():
+            with gr.Column():
+                orig = gr.Audio(label="original (alpha 0)", type="numpy")
+                orig_spec = gr.Image(label="original spectrogram", type="pil")
+            with gr.Column():
+                steered = gr.Audio(label="steered", type="numpy")
+                steered_spec = gr.Image(label="steered spectrogram", type="pil")
+        return [orig, steered, orig_spec, steered_spec, gr.Markdown()]
+
     vec0 = (h.vector_choices(default_model, "caa") or [None])[0]
     concepts0 = h.concept_choices(default_model)
     saes0 = h.sae_choices(default_model)
@@ -512,17 +523,8 @@ def build_app(default_model: str | None = None):
             steer_layers = gr.CheckboxGroup(choices0, value=value0, label="layers to steer (default: functional)")
             alpha = gr.Slider(-lim0, lim0, value=a0, label="alpha (signed: negative removes the concept)")
             go_s = gr.Button("Steer", variant="primary")
-            with gr.Row():
-                with gr.Column():
-                    orig = gr.Audio(label="original (alpha 0)", type="numpy")
-                    orig_spec = gr.Image(label="original spectrogram", type="pil")
-                with gr.Column():
-                    steered = gr.Audio(label="steered", type="numpy")
-                    steered_spec = gr.Image(label="steered spectrogram", type="pil")
-            steer_note = gr.Markdown()
             go_s.click(friendly(h.steer_pair), [model_box, prompt, seed, duration, steps, vector, repo_id,
-                                                steer_layers, alpha],
-                       [orig, steered, orig_spec, steered_spec, steer_note], api_name="steer")
+                                                steer_layers, alpha], side_by_side(), api_name="steer")
             method.change(lambda m, name: gr.update(choices=h.vector_choices(name, m),
                                                     value=(h.vector_choices(name, m) or [None])[0]),
                           [method, model_box], vector)
@@ -595,14 +597,7 @@ def build_app(default_model: str | None = None):
             f_alpha = gr.Slider(-FEATURE_ALPHA_LIMIT, FEATURE_ALPHA_LIMIT, value=2.0, label="alpha")
             f_prompt = gr.Textbox("a waltz with piano", label="prompt")
             go_f = gr.Button("Steer with this feature", variant="primary")
-            with gr.Row():
-                with gr.Column():
-                    f_orig = gr.Audio(label="original (alpha 0)", type="numpy")
-                    f_orig_spec = gr.Image(label="original spectrogram", type="pil")
-                with gr.Column():
-                    f_steered = gr.Audio(label="steered", type="numpy")
-                    f_steered_spec = gr.Image(label="steered spectrogram", type="pil")
-            f_note = gr.Markdown()
+            feature_outputs = side_by_side()
 
             def on_sae(name):
                 layers_ = h.atlas_layers(name) if name else []
@@ -625,7 +620,7 @@ def build_app(default_model: str | None = None):
             sae_layer.change(friendly(h.browse_feature), [sae, sae_layer, feature], [top_prompts, scores])
             go_f.click(friendly(h.steer_feature), [model_box, sae, sae_layer, feature, sae_concept, f_prompt, seed,
                                                    duration, steps, f_alpha],
-                       [f_orig, f_steered, f_orig_spec, f_steered_spec, f_note], api_name="steer_feature")
+                       feature_outputs, api_name="steer_feature")
 
         with gr.Tab("Generate"):
             g_prompt = gr.Textbox("a fast happy march with drums", label="prompt")

@@ -393,17 +393,24 @@ def _cmd_sae_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_sae_features(args: argparse.Namespace) -> int:
+def _sae_and_model(args: argparse.Namespace):
+    """The SAE folder of ``args.sae``, its base model (or ``--model``) and its SAEs by layer index."""
     from .adapters import load_model
-    from .concepts import default_bases, get_concept
-    from .features import concept_vector, load_saes
+    from .features import load_saes
     from .hub import _read_json
 
     folder = Path(args.sae)
     meta = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
     model = load_model(args.model or meta.get("base_model") or "tada-organism", device=args.device)
     model.set_progress_bar(False)
-    saes = load_saes(model, folder)
+    return folder, model, load_saes(model, folder)
+
+
+def _cmd_sae_features(args: argparse.Namespace) -> int:
+    from .concepts import default_bases, get_concept
+    from .features import concept_vector
+
+    folder, model, saes = _sae_and_model(args)
     concept = get_concept(args.concept, model.name)
     pos, neg = concept.contrastive_prompts(default_bases(model.name))
     pos = [p for p in pos for _ in args.seeds]
@@ -422,16 +429,10 @@ def _cmd_sae_features(args: argparse.Namespace) -> int:
 
 
 def _cmd_sae_atlas(args: argparse.Namespace) -> int:
-    from .adapters import load_model
     from .concepts import concepts_for, default_bases, default_captions, default_eval_prompts, get_concept
-    from .features import build_atlas, load_saes, save_atlas
-    from .hub import _read_json
+    from .features import build_atlas, save_atlas
 
-    folder = Path(args.sae)
-    meta = _read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
-    model = load_model(args.model or meta.get("base_model") or "tada-organism", device=args.device)
-    model.set_progress_bar(False)
-    saes = load_saes(model, folder)
+    folder, model, saes = _sae_and_model(args)
     pool = default_captions(model.name) or default_eval_prompts(model.name)
     prompts = pool[:args.prompts]
     names = list(concepts_for(model.name)) if args.concepts == ["all"] else args.concepts
