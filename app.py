@@ -200,6 +200,24 @@ def make_handlers(cache: ModelCache):
         values = scorer.measure(generation.audio, generation.sample_rate, concept)
         return f"{scorer.label(concept)}: {values[0]:.3g} (original) -> {values[1]:.3g} (steered)"
 
+    def measure_table(model, clips: dict[str, Any]) -> list[list]:
+        """[concept measure, value per clip] for every concept the model has a scorer for (the organism)."""
+        import torch
+
+        from tada_core.adapters import ORGANISM
+        from tada_core.concepts import concepts_for
+
+        if model.name != ORGANISM:
+            return []
+        scorer = cache.organism_scorer()
+        audio = torch.cat([g.audio for g in clips.values()])
+        sr = next(iter(clips.values())).sample_rate
+        rows = []
+        for concept in concepts_for(model.name).values():
+            values = scorer.measure(audio, sr, concept)
+            rows.append([f"{concept.name}: {scorer.label(concept)}"] + [round(float(v), 3) for v in values])
+        return rows
+
     @gpu
     def generate(model_name: str, prompt: str, seed: int, duration: float, steps: int):
         s = _check_settings(prompt, seed, duration, steps)
@@ -227,6 +245,8 @@ def make_handlers(cache: ModelCache):
     @gpu
     def ab_patch(model_name: str, prompt_a: str, prompt_b: str, layers: list, seed: int, duration: float,
                  steps: int):
+        """A, B, and A with ``layers`` patched from B (same seed), and, on the organism, every
+        concept's measure for the three clips."""
         s = _check_settings(prompt_a, seed, duration, steps)
         check_prompts(prompt_b, "prompt B")
         if not layers:
@@ -239,7 +259,8 @@ def make_handlers(cache: ModelCache):
             a, b = model.generate(prompt_a, **kwargs), model.generate(prompt_b, **kwargs)
             with patch(model, layer_ids, prompt_b):
                 patched = model.generate(prompt_a, **kwargs)
-        return _clip(a, 0), _clip(b, 0), _clip(patched, 0)
+            table = measure_table(model, {"A": a, "B": b, "A <- B": patched})
+        return _clip(a, 0), _clip(b, 0), _clip(patched, 0), table
 
     def layer_choices(model_name: str) -> list[tuple[str, int]]:
         """(label, 0-based index) of every cross-attention layer of the model."""
@@ -542,8 +563,10 @@ def build_app(default_model: str | None = None):
             go_p = gr.Button("Patch", variant="primary")
             with gr.Row():
                 out_a, out_b, out_ab = (gr.Audio(label=x, type="numpy") for x in ("A", "B", "A with layers from B"))
+            measures = gr.Dataframe(headers=["concept: measure", "A", "B", "A with layers from B"],
+                                    label="what the organism's scorers hear in each clip")
             go_p.click(friendly(h.ab_patch), [model_box, prompt_a, prompt_b, layers, seed, duration, steps],
-                       [out_a, out_b, out_ab], api_name="patch")
+                       [out_a, out_b, out_ab, measures], api_name="patch")
 
         with gr.Tab("Localization"):
             gr.Markdown("Impact I(l, c) of patching one layer (Eq. 9): 1 = that layer alone moves the concept "

@@ -105,10 +105,16 @@ def test_ab_patch_handler(h):
     assert len(labels) == 10 and labels[0] == ("0 (transformer.transformer_blocks.0.attn2)", 0)
     choices = [index for _, index in labels]
     assert h.model_defaults(ORG) == (4.0, 20) and h.model_defaults("tiny-audioldm2") == (1.0, 4)
-    (_, a), (_, b), (_, ab) = h.ab_patch(ORG, "a slow sad waltz", "a fast happy march with drums", choices,
-                                         1, 1.0, 6)
+    (_, a), (_, b), (_, ab), table = h.ab_patch(ORG, "a slow sad waltz", "a fast happy march with drums",
+                                                choices, 1, 1.0, 6)
     assert np.abs(a - b).max() > 1e-3
     np.testing.assert_allclose(ab, b, atol=1e-4)  # all layers patched from B = B
+    assert len(table) == 9 and table[0][0] == "tempo: onset_rate"
+    assert all(abs(row[3] - row[2]) <= 1e-3 * max(1.0, abs(row[2])) for row in table)  # measures agree too
+    # layer 6 alone carries drums (I = 0.99): patching it from a prompt with drums adds them
+    (*_, table) = h.ab_patch(ORG, "a waltz without drums", "a waltz with drums", [6], 0, 4.0, 20)
+    drums = next(row for row in table if row[0].startswith("drums"))
+    assert drums[1] < 0.5 < drums[2] and drums[3] > 0.5
     with pytest.raises(TadaError, match="at least one layer"):
         h.ab_patch(ORG, "a", "b", [], 0, 1.0, 6)
     with pytest.raises(TadaError, match="prompt B"):
@@ -201,8 +207,8 @@ def test_launched_app_answers_client():
         orig, steered, spec0, spec1, note = client.predict(ORG, "a waltz with piano", 0, 1.0, 6, TEMPO, "", [6],
                                                            1.0, api_name="/steer")
         assert str(orig).endswith(".wav") and str(steered).endswith(".wav") and "onset_rate" in note
-        a, b, ab = client.predict(ORG, "a slow waltz", "a fast march", [6], 0, 1.0, 6, api_name="/patch")
-        assert all(str(x).endswith(".wav") for x in (a, b, ab))
+        a, b, ab, table = client.predict(ORG, "a slow waltz", "a fast march", [6], 0, 1.0, 6, api_name="/patch")
+        assert all(str(x).endswith(".wav") for x in (a, b, ab)) and len(table["data"]) == 9
         with pytest.raises(Exception, match="outside the allowed range"):
             client.predict(ORG, "a waltz", 0, 1.0, 6, TEMPO, "", [6], 3.0, api_name="/steer")
         with pytest.raises(Exception, match="duration"):
