@@ -367,12 +367,19 @@ def make_handlers(cache: ModelCache):
         return [r["name"] for r in _index_rows(SAES, "sae", model_name)]
 
     def _sae_folder(name: str) -> Path:
-        from tada_core.hub import read_index
+        """An SAE from saes/ by index name, or an SAE folder / Hub repo id (sparsify layout)."""
+        from tada_core.hub import read_index, resolve, validate_sae
 
+        name = (name or "").strip()
         names = [r["name"] for r in read_index(SAES) if r.get("kind") == "sae"]
-        if name not in names:
-            raise TadaError(f"no SAE {name!r} in {SAES}; known: {', '.join(names) or 'none'}")
-        return SAES / name
+        if name in names:
+            return SAES / name
+        if not name or (not os.path.isdir(name) and name.count("/") != 1):
+            raise TadaError(f"no SAE {name!r} in {SAES} (known: {', '.join(names) or 'none'}), and it is not "
+                            "a folder or a Hub repo id like org/name")
+        folder = resolve(name)
+        validate_sae(folder)
+        return folder
 
     def atlas_layers(sae_name: str) -> list[int]:
         from tada_core.features import load_atlas
@@ -609,7 +616,8 @@ def build_app(default_model: str | None = None):
                         "concept (Eq. 6); steer with one feature's decoder direction (Eq. 7-8). From the SAE's "
                         "feature atlas (`tada sae atlas`).")
             with gr.Row():
-                sae = gr.Dropdown(saes0, value=saes0[0] if saes0 else None, label="SAE")
+                sae = gr.Dropdown(saes0, value=saes0[0] if saes0 else None, allow_custom_value=True,
+                                  label="SAE (from saes/, or type a folder / Hub repo id)")
                 sae_layer = gr.Dropdown([], label="layer")
                 sae_concept = gr.Dropdown(concepts0, value=concepts0[0] if concepts0 else None, label="concept")
             features = gr.Dataframe(headers=["feature", "Eq. 6 score", "top prompt"], label="top features")

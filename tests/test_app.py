@@ -184,6 +184,20 @@ def test_sae_feature_views_and_single_feature_steering(h):
         h.steer_feature(ORG, sae, 8, feature, "brightness", "a waltz", 0, 1.0, 6, 40.0)
     with pytest.raises(TadaError, match="no SAE 'nope'"):
         h.feature_table("nope", 8, "brightness")
+    with pytest.raises(TadaError, match="cannot get 'nobody/no-such-sae'"):
+        h.atlas_layers("nobody/no-such-sae")
+
+
+def test_sae_from_a_folder_outside_saes(h, tmp_path):
+    import shutil
+
+    folder = tmp_path / "my-sae"
+    shutil.copytree(app_module.SAES / "tada-organism-topk", folder)
+    assert h.atlas_layers(str(folder)) == [6, 8]
+    assert h.feature_table(str(folder), 8, "drums") == h.feature_table("tada-organism-topk", 8, "drums")
+    shutil.rmtree(folder / "atlas")
+    with pytest.raises(TadaError, match="has no feature atlas"):
+        h.atlas_layers(str(folder))
 
 
 def _free_port() -> int:
