@@ -440,8 +440,8 @@ def make_handlers(cache: ModelCache):
 
     return SimpleNamespace(**{fn.__name__: fn for fn in (
         generate, steer_pair, ab_patch, layer_choices, model_defaults, vector_choices, vector_info,
-        concept_choices, functional_layers, localization_view, compute_localization, sae_choices, atlas_layers, feature_table,
-        browse_feature, steer_feature)})
+        concept_choices, functional_layers, localization_view, compute_localization, sae_choices, atlas_layers,
+        feature_table, browse_feature, steer_feature)})
 
 
 def _heatmap(rows, marked: str | None = None, title: str = ""):
