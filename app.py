@@ -531,7 +531,11 @@ def build_app(default_model: str | None = None):
         gr.Markdown("# TADA: look inside a text-to-music diffusion model, and steer it\n"
                     "A few cross-attention layers carry musical concepts; steering exactly those gives smooth "
                     "control. Layer indices are 0-based module indices (the papers count from 1).")
-        model_box = gr.Dropdown(model_names(), value=default_model, label="model", allow_custom_value=True)
+        # the tiny random-weight fixtures are for tests; they stay loadable by typing their name
+        listed = [n for n in model_names() if not n.startswith("tiny-")]
+        model_box = gr.Dropdown(listed + ([default_model] if default_model not in listed else []),
+                                value=default_model, allow_custom_value=True,
+                                label="model (or type a diffusers folder / Hub repo id)")
         with gr.Row():
             seed = gr.Number(0, label="seed", precision=0, minimum=0)
             duration = gr.Number(duration0, label=f"duration (s, at most {MAX_DURATION:g})", maximum=MAX_DURATION)
