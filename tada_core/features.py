@@ -152,8 +152,10 @@ class FeatureAtlas:
         return [(int(i), float(v)) for v, i in zip(top.values, top.indices)]
 
     def browse(self, feature: int, top: int = 5) -> dict:
-        concepts = {name: ConceptFeatures(name, self.layer, [], sc, sc, sc) for name, sc in self.scores.items()}
-        return browse(feature, self.rows, self.prompts, concepts, top=top)
+        """:func:`browse` on the atlas: the feature's top prompts and its Eq. 6 score per concept."""
+        info = browse(feature, self.rows, self.prompts, top=top)
+        info["concept_scores"] = {name: float(sc[feature]) for name, sc in self.scores.items()}
+        return info
 
 
 def build_atlas(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[str], concepts: Mapping[str, tuple],
