@@ -25,6 +25,7 @@ import numpy as np
 
 from tada_core import DEFAULT_MODEL, TadaError, load_model, model_names, patch, steer
 from tada_core.errors import check_finite, check_prompts
+from tada_core.registry import entry_for
 
 try:  # on a ZeroGPU Space; a no-op decorator elsewhere
     import spaces
@@ -55,7 +56,7 @@ class ModelCache:
     def __init__(self) -> None:
         self._models: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
-        self._scorer = None
+        self._scorers: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -72,14 +73,15 @@ class ModelCache:
         with lock:
             yield model
 
-    def organism_scorer(self):
-        """The organism's descriptor/classifier scorer (read-only, shared)."""
+    def scorer(self, model):
+        """The model's built-in scorer (read-only, shared), or None if it has none (real checkpoints)."""
+        entry = entry_for(model)
+        if entry.scorer_name is None:
+            return None
         with self._lock:
-            if self._scorer is None:
-                from tada_core.scoring import OrganismScorer
-
-                self._scorer = OrganismScorer()
-            return self._scorer
+            if model.name not in self._scorers:
+                self._scorers[model.name] = entry.scorer()
+            return self._scorers[model.name]
 
 
 # ---------------------------------------------------------------------------- input checks
@@ -155,7 +157,7 @@ def make_handlers(cache: ModelCache):
     """The app's request handlers as plain functions (tested without a browser)."""
     from types import SimpleNamespace
 
-    from tada_core.hub import load_vector
+    from tada_core.vectors import load_vector
 
     def load_named_vector(name: str | None, repo_id: str | None = None):
         """A vector from vectors/ (by index name) or, when given, a folder or Hub repo id."""
@@ -185,15 +187,12 @@ def make_handlers(cache: ModelCache):
                 "alpha_range": list(vec.alpha_range or [])}
 
     def describe(model, concept_name: str, generation) -> str:
-        """The concept's measure on both clips, where the model has a scorer for it (the organism)."""
-        from tada_core.adapters import ORGANISM
-        from tada_core.concepts import get_concept
-
-        if model.name != ORGANISM:
+        """The concept's measure on both clips, where the model has a built-in scorer for it (the organism)."""
+        scorer = cache.scorer(model)
+        if scorer is None:
             return ""
-        scorer = cache.organism_scorer()
         try:
-            concept = get_concept(concept_name, model.name)
+            concept = entry_for(model).concepts.get(concept_name)
             scorer.check(concept)
         except TadaError:
             return ""
@@ -201,19 +200,16 @@ def make_handlers(cache: ModelCache):
         return f"{scorer.label(concept)}: {values[0]:.3g} (original) -> {values[1]:.3g} (steered)"
 
     def measure_table(model, clips: dict[str, Any]) -> list[list]:
-        """[concept measure, value per clip] for every concept the model has a scorer for (the organism)."""
+        """[concept measure, value per clip] for every concept of the model's built-in scorer (the organism)."""
         import torch
 
-        from tada_core.adapters import ORGANISM
-        from tada_core.concepts import concepts_for
-
-        if model.name != ORGANISM:
+        scorer = cache.scorer(model)
+        if scorer is None:
             return []
-        scorer = cache.organism_scorer()
         audio = torch.cat([g.audio for g in clips.values()])
         sr = next(iter(clips.values())).sample_rate
         rows = []
-        for concept in concepts_for(model.name).values():
+        for concept in entry_for(model).concepts.concepts.values():
             values = scorer.measure(audio, sr, concept)
             rows.append([f"{concept.name}: {scorer.label(concept)}"] + [round(float(v), 3) for v in values])
         return rows
@@ -270,14 +266,13 @@ def make_handlers(cache: ModelCache):
     def model_defaults(model_name: str) -> tuple[float, int]:
         """The selected model's default duration (capped by the app's limit) and steps."""
         with cache.use(model_name) as model:
-            return min(float(model.defaults["duration"]), MAX_DURATION), int(model.defaults["steps"])
+            return min(float(model.defaults.duration), MAX_DURATION), int(model.defaults.steps)
 
     # ------------------------------------------------------------------ localization
 
     def concept_choices(model_name: str) -> list[str]:
-        from tada_core.concepts import concepts_for
-
-        return list(concepts_for(model_name))
+        with cache.use(model_name) as model:
+            return entry_for(model).concepts.names()
 
     def shipped_localization(model_name: str) -> list[dict]:
         """Rows of every committed ``results/*/summary.json`` made on ``model_name``."""
@@ -313,18 +308,19 @@ def make_handlers(cache: ModelCache):
         4 times a second and finally (done, total, Localization). Closing the generator
         (Gradio's Stop) stops the sweep after the current batch; finished batches stay in
         a resumable folder, so computing the same thing again goes on where it stopped."""
-        from tada_core.adapters import ORGANISM
-        from tada_core.concepts import get_concept, localization_pairs
         from tada_core.localize import localize
+        from tada_core.settings import GenerationSettings
 
-        if model_name != ORGANISM:
-            raise TadaError(f"the app computes localizations for {ORGANISM} (it has a built-in scorer); for "
+        with cache.use(model_name) as model:
+            entry, scorer = entry_for(model), cache.scorer(model)
+        if scorer is None:
+            raise TadaError(f"the app computes localizations for models with a built-in scorer (the organism); for "
                             f"{model_name} run `tada localize --model {model_name} --scorer clap:PATH`")
-        concept = get_concept(concept_name, model_name)
+        concept = entry.concepts.get(concept_name)
         pairs_n, seeds_n = int(pairs), int(seeds)
         if not 1 <= pairs_n <= 24 or not 1 <= seeds_n <= 4:
             raise TadaError(f"pairs must be in 1..24 and seeds in 1..4; got {pairs!r} and {seeds!r}")
-        prompt_pairs, _ = localization_pairs(concept, model_name, limit=pairs_n)
+        prompt_pairs, _ = entry.concepts.localization_pairs(concept, limit=pairs_n)
         folder = Path(runs or os.environ.get("TADA_APP_RUNS") or Path(tempfile.gettempdir()) / "tada-app")
         folder = folder / f"{model_name}-{concept.name}-{len(prompt_pairs)}x{seeds_n}"
         stop = threading.Event()
@@ -341,8 +337,8 @@ def make_handlers(cache: ModelCache):
         def work() -> None:
             try:
                 with cache.use(model_name) as model:
-                    state["result"] = localize(model, concept, prompt_pairs, cache.organism_scorer(),
-                                               seeds=list(range(seeds_n)), batch_size=8, out=folder,
+                    state["result"] = localize(model, concept, prompt_pairs, scorer, seeds=list(range(seeds_n)),
+                                               settings=GenerationSettings(batch_size=8), out=folder,
                                                progress=False, on_batch=on_batch)
             except Stopped:
                 pass
@@ -368,7 +364,8 @@ def make_handlers(cache: ModelCache):
 
     def _sae_folder(name: str) -> Path:
         """An SAE from saes/ by index name, or an SAE folder / Hub repo id (sparsify layout)."""
-        from tada_core.hub import read_index, resolve, validate_sae
+        from tada_core.hub import read_index, resolve
+        from tada_core.sae import validate_sae_folder
 
         name = (name or "").strip()
         names = [r["name"] for r in read_index(SAES) if r.get("kind") == "sae"]
@@ -378,7 +375,7 @@ def make_handlers(cache: ModelCache):
             raise TadaError(f"no SAE {name!r} in {SAES} (known: {', '.join(names) or 'none'}), and it is not "
                             "a folder or a Hub repo id like org/name")
         folder = resolve(name)
-        validate_sae(folder)
+        validate_sae_folder(folder)
         return folder
 
     def atlas_layers(sae_name: str) -> list[int]:

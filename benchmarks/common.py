@@ -24,3 +24,16 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
 def machine() -> str:
     return (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+
+
+def load_warm(name: str | None = None):
+    """Load a model on the CPU (default: the shipped organism), progress bars off, after one warm-up
+    generation; returns (model, load seconds)."""
+    from tada_core import DEFAULT_MODEL, load_model
+
+    t = time.perf_counter()
+    model = load_model(name or DEFAULT_MODEL, device="cpu")
+    seconds = time.perf_counter() - t
+    model.set_progress_bar(False)
+    model.generate("warm up")
+    return model, seconds

@@ -26,21 +26,26 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import machine  # noqa: E402
+from common import load_warm, machine  # noqa: E402
 
-from tada_core import load_model, patch  # noqa: E402
-from tada_core.concepts import get_concept  # noqa: E402
-from tada_core.hub import load_vector  # noqa: E402
+from tada_core import GenerationSettings, load_vector, patch  # noqa: E402
 from tada_core.localize import localize  # noqa: E402
-from tada_core.organism.concepts import captions  # noqa: E402
+from tada_core.organism.concepts import ORGANISM_CONCEPT_SET, captions  # noqa: E402
+from tada_core.scoring import Scorer  # noqa: E402
 
 
-class Null:
+class Null(Scorer):
     """Scores nothing: the benchmark times generation, not the scorer."""
 
     name = "null"
 
-    def similarity(self, audio, sample_rate, concept):
+    def check(self, concept):
+        pass
+
+    def label(self, concept):
+        return "nothing"
+
+    def measure(self, audio, sample_rate, concept):
         return [0.0] * audio.shape[0]
 
 
@@ -56,9 +61,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=4)
     args = parser.parse_args()
     print(machine())
-    model = load_model(device="cpu")
-    model.set_progress_bar(False)
-    model.generate("warm up")
+    model, _ = load_warm()
 
     vec = load_vector(Path(__file__).resolve().parents[1] / "vectors" / "tada-organism-tempo-caa")
     prompts = ["a waltz", "a pop song", "a folk tune", "a march"]
@@ -71,12 +74,14 @@ def main() -> None:
     print(f"generation, batch of 4 at {model.defaults}: unsteered {p:.3f} s, steered at layers "
           f"{vec.default_layers()} {s:.3f} s; ratio steered/unsteered = {s / p:.3f} (target <= 1.02)")
 
-    concept = get_concept("drums", model.name)
+    concept = ORGANISM_CONCEPT_SET.get("drums")
     pairs = concept.pairs(captions(), limit=args.pairs)
     seeds = [0, 1]
     n_items, n_layers = len(pairs) * len(seeds), len(model.layers)
-    batched = timed(lambda: localize(model, concept, pairs, Null(), seeds=seeds, batch_size=n_items, progress=False))
-    single = timed(lambda: localize(model, concept, pairs, Null(), seeds=seeds, batch_size=1, progress=False))
+    batched = timed(lambda: localize(model, concept, pairs, Null(), seeds=seeds,
+                                     settings=GenerationSettings(batch_size=n_items), progress=False))
+    single = timed(lambda: localize(model, concept, pairs, Null(), seeds=seeds,
+                                    settings=GenerationSettings(batch_size=1), progress=False))
 
     def literal():
         for layer in range(n_layers):

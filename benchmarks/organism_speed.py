@@ -3,24 +3,18 @@
     python benchmarks/organism_speed.py [--repeats 5]
 
 Prints the load time, the median time of one 4-second clip at the default 20 steps with
-classifier-free guidance (the issue's bar: under 1 s on a 2-core CPU), the time per
-clip in a batch of 8, and the real-time factor.
+classifier-free guidance (the bar: under 1 s on a 2-core CPU), the time per clip in a
+batch of 8, and the real-time factor.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-from common import machine, median_time  # noqa: E402
-
-from tada_core import load_model  # noqa: E402
-
-
+from common import load_warm, machine, median_time  # noqa: E402
 
 
 def main() -> None:
@@ -28,18 +22,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(machine())
-    t = time.perf_counter()
-    model = load_model(device="cpu")
-    load = time.perf_counter() - t
-    model.set_progress_bar(False)
-    model.generate("warm up")
+    model, load = load_warm()
     d = model.defaults
     one = median_time(lambda: model.generate("a fast happy pop song with drums", seeds=0), args.repeats)
     eight = median_time(lambda: model.generate(["a slow sad waltz on violin"] * 8, seeds=list(range(8))),
                         max(1, args.repeats // 2))
-    print(f"model {model.name}: {d['duration']} s clips, {d['steps']} steps, guidance {d['guidance']}")
+    print(f"model {model.name}: {d.duration} s clips, {d.steps} steps, guidance {d.guidance}")
     print(f"load: {load:.2f} s")
-    print(f"one clip: {one:.3f} s  (real-time factor {d['duration'] / one:.1f}x)")
+    print(f"one clip: {one:.3f} s  (real-time factor {d.duration / one:.1f}x)")
     print(f"batch of 8: {eight / 8:.3f} s per clip")
 
 

@@ -2,22 +2,27 @@
 
 The public surface::
 
-    from tada_core import load_model, record, patch, steer
+    from tada_core import load_model, load_vector, steer
 
-    model = load_model("tiny-ace-step")          # or "ace-step", a folder, a Hub repo id
-    with steer(model, vector, alpha=[0.0, 8.0], layers=[6, 7]):
-        pair = model.generate(["fast techno"] * 2, seeds=[0, 0])   # original and steered
+    model = load_model()                                  # the shipped organism; or "ace-step", a folder, ...
+    vector = load_vector("vectors/tada-organism-tempo-caa")
+    with vector.apply(model, alpha=[0.0, 1.0]):           # original and steered, one batch
+        pair = model.generate(["a waltz"] * 2, seeds=[0, 0])
 
 Layer indices are 0-based module indices; the papers count from 1.
 """
 
-from .adapters import DEFAULT_MODEL, FAMILIES, Generation, ModelAdapter, load_model, model_catalog, model_names
+from .adapters import FAMILIES, Generation, ModelAdapter
 from .audio import save_wav
+from .concepts import Concept, ConceptSet
 from .errors import TadaError
 from .hooks import Recording, patch, record, renorm, steer
+from .registry import DEFAULT_MODEL, REGISTRY, load_model, model_catalog, model_names
+from .settings import GenerationSettings
+from .vectors import SteeringVector, load_vector
 
 __version__ = "0.1.0"
 
-__all__ = ["load_model", "model_names", "model_catalog", "ModelAdapter", "Generation", "FAMILIES",
-           "DEFAULT_MODEL", "record", "patch", "steer", "renorm", "Recording", "save_wav", "TadaError",
-           "__version__"]
+__all__ = ["load_model", "model_names", "model_catalog", "REGISTRY", "DEFAULT_MODEL", "ModelAdapter", "Generation",
+           "FAMILIES", "GenerationSettings", "Concept", "ConceptSet", "record", "patch", "steer", "renorm",
+           "Recording", "SteeringVector", "load_vector", "save_wav", "TadaError", "__version__"]

@@ -20,7 +20,8 @@ import torch
 
 from .errors import TadaError, check_prompts
 from .hooks import record
-from .hub import SteeringVector
+from .settings import GenerationSettings
+from .vectors import SteeringVector
 
 
 def caa_vector(h_pos: torch.Tensor, h_neg: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -44,13 +45,13 @@ def caa_vector(h_pos: torch.Tensor, h_neg: torch.Tensor, eps: float = 1e-12) -> 
 
 
 def record_pairs(adapter, positive: Sequence[str], negative: Sequence[str], *, layers: Sequence[int] | None = None,
-                 seeds: Sequence[int] | None = None, batch_size: int = 16, duration: float | None = None,
-                 steps: int | None = None, guidance: float | None = None,
+                 seeds: Sequence[int] | None = None, settings: GenerationSettings | None = None,
                  progress: bool = True) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """Frame-averaged cross-attention outputs for each pair: two dicts layer -> [steps, N, width].
 
     Pair i runs P_c^(i) and P_c-tilde^(i) with the same seed (``seeds[i]``, default i), in
-    the same batch, so the difference is the prompt's and not the noise's.
+    the same batch (``settings.batch_size`` clips per call, so ``batch_size // 2`` pairs),
+    so the difference is the prompt's and not the noise's.
     """
     from tqdm.auto import tqdm
 
@@ -62,16 +63,17 @@ def record_pairs(adapter, positive: Sequence[str], negative: Sequence[str], *, l
     seeds = list(range(len(pos))) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != len(pos):
         raise TadaError(f"{len(seeds)} seeds for {len(pos)} prompt pairs; give one seed per pair")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-        raise TadaError(f"batch_size must be an integer >= 2 (a pair per call at least); got {batch_size!r}")
+    settings = adapter.resolve_settings(settings)
+    if settings.batch_size < 2:
+        raise TadaError(f"batch_size must be an integer >= 2 (a pair per call at least); got {settings.batch_size!r}")
     layer_ids = adapter.resolve_layers(layers)
-    per_call = max(1, batch_size // 2)
+    per_call = settings.batch_size // 2
     got_pos: dict[int, list[torch.Tensor]] = {i: [] for i in layer_ids}
     got_neg: dict[int, list[torch.Tensor]] = {i: [] for i in layer_ids}
     for k in tqdm(range(0, len(pos), per_call), desc="CAA pairs", unit="batch", disable=not progress):
         p, n, s = pos[k:k + per_call], neg[k:k + per_call], seeds[k:k + per_call]
         with record(adapter, layers=layer_ids, mode="mean") as rec:
-            adapter.generate(p + n, seeds=s + s, duration=duration, steps=steps, guidance=guidance)
+            adapter.generate(p + n, seeds=s + s, settings=settings)
         for layer, acts in rec.activations.items():      # [steps, 2m, width]
             got_pos[layer].append(acts[:, :len(p)])
             got_neg[layer].append(acts[:, len(p):])
@@ -81,8 +83,7 @@ def record_pairs(adapter, positive: Sequence[str], negative: Sequence[str], *, l
 
 def compute_caa(adapter, positive: Sequence[str], negative: Sequence[str], *, concept: str,
                 layers: Sequence[int] | None = None, functional_layers: Sequence[int] | None = None,
-                seeds: Sequence[int] | None = None, per_step: bool = False, batch_size: int = 16,
-                duration: float | None = None, steps: int | None = None, guidance: float | None = None,
+                seeds: Sequence[int] | None = None, per_step: bool = False, settings: GenerationSettings | None = None,
                 alpha_range: tuple[float, float] | None = None, progress: bool = True) -> SteeringVector:
     """CAA steering vectors (Eq. 2) for ``concept`` at ``layers`` (default: all), as one artifact.
 
@@ -90,9 +91,9 @@ def compute_caa(adapter, positive: Sequence[str], negative: Sequence[str], *, co
     :func:`tada_core.localize.localize`); ``per_step``: keep one vector per diffusion step.
     Save it with ``.save("vectors/<name>")``; apply it with ``.apply(model, alpha)``.
     """
-    settings = adapter.check_settings(check_prompts(positive, "positive prompts")[:1], 0, duration, steps, guidance)
-    h_pos, h_neg = record_pairs(adapter, positive, negative, layers=layers, seeds=seeds, batch_size=batch_size,
-                                duration=duration, steps=steps, guidance=guidance, progress=progress)
+    settings = adapter.resolve_settings(settings)
+    h_pos, h_neg = record_pairs(adapter, positive, negative, layers=layers, seeds=seeds, settings=settings,
+                                progress=progress)
     vectors = {}
     for layer in h_pos:
         hp, hn = h_pos[layer], h_neg[layer]
@@ -103,8 +104,8 @@ def compute_caa(adapter, positive: Sequence[str], negative: Sequence[str], *, co
         prompts={"positive": list(positive), "negative": list(negative)}, alpha_range=alpha_range,
         functional_layers=list(functional_layers) if functional_layers else None,
         extra={"seeds": list(range(len(positive))) if seeds is None else [int(s) for s in seeds],
-               "per_step": per_step, "steps": settings["steps"], "guidance": settings["guidance"],
-               "duration": settings["duration"]})
+               "per_step": per_step, "steps": settings.steps, "guidance": settings.guidance,
+               "duration": settings.duration})
 
 
 __all__ = ["caa_vector", "record_pairs", "compute_caa"]

@@ -4,8 +4,9 @@
 :func:`tada_core.hooks.record` (``mode="tokens"``: a random subsample of frames per
 diffusion step, seeded per batch) and writes each batch as one shard,
 ``shard_<n>.safetensors`` with a tensor ``layers.<i>`` of shape [tokens, width] per layer.
-A shard is written to a temporary name and renamed, then ``manifest.json`` (the cache's
-settings and its finished shards) is rewritten the same way. So:
+A shard is written to a temporary name and renamed, then recorded in ``shards.jsonl``
+(the journal of a :class:`~tada_core.io.ResumableFolder`, whose ``spec.json`` holds the
+cache's settings). So:
 
 * memory is bounded by one batch, whatever the number of prompts;
 * an interrupted run, rerun with the same settings, skips finished shards and redoes
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -29,80 +29,56 @@ import torch
 
 from .errors import TadaError, check_prompts
 from .hooks import record
+from .io import ResumableFolder, read_json, save_tensors, write_json
+from .settings import GenerationSettings, check_int
 
-MANIFEST = "manifest.json"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+SPEC_FILE, SHARDS_FILE = "spec.json", "shards.jsonl"
 
 
 def cache_activations(adapter, prompts: Sequence[str], out: str | Path, *, layers: Sequence[int] | None = None,
-                      seeds: Sequence[int] | None = None, tokens: int = 16, batch_size: int = 16, seed: int = 0,
-                      duration: float | None = None, steps: int | None = None, guidance: float | None = None,
-                      progress: bool = True) -> "ActivationCache":
+                      seeds: Sequence[int] | None = None, tokens: int = 16, seed: int = 0,
+                      settings: GenerationSettings | None = None, progress: bool = True) -> "ActivationCache":
     """Record ``tokens`` frames per diffusion step and prompt at ``layers``; write shards to ``out``.
 
     ``seeds``: one generation seed per prompt (default 0, 1, 2, ...). ``seed``: base seed of
-    the frame subsampling (batch b uses ``seed + b``). Rerun with the same arguments to resume.
+    the frame subsampling (batch b uses ``seed + b``). ``settings.batch_size`` prompts make a
+    shard. Rerun with the same arguments to resume.
     """
-    from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
     prompts = check_prompts(prompts, "cache prompts")
     seeds = list(range(len(prompts))) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != len(prompts):
         raise TadaError(f"{len(seeds)} seeds for {len(prompts)} prompts; give one seed per prompt")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise TadaError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    check_int("tokens", tokens)
     layer_ids = list(adapter.resolve_layers(layers))
-    settings = adapter.check_settings(prompts[:1], 0, duration, steps, guidance)
+    settings = adapter.resolve_settings(settings)
+    batch_size = settings.batch_size
     spec = {"model": adapter.name, "layers": layer_ids,  # no local paths: resumable from another checkout
             "layer_paths": {str(i): adapter.layers[i].path for i in layer_ids},
             "widths": {str(i): adapter.layers[i].width for i in layer_ids},
             "prompts_sha256": hashlib.sha256(json.dumps(prompts).encode()).hexdigest(), "n_prompts": len(prompts),
             "seeds_sha256": hashlib.sha256(json.dumps(seeds).encode()).hexdigest(), "tokens": tokens,
-            "batch_size": batch_size, "seed": seed, "duration": settings["duration"], "steps": settings["steps"],
-            "guidance": settings["guidance"]}
-    folder = Path(out)
-    manifest_path = folder / MANIFEST
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest["spec"] != spec:
-            diff = sorted(k for k in set(spec) | set(manifest["spec"]) if spec.get(k) != manifest["spec"].get(k))
-            raise TadaError(f"{folder} holds a different cache (differs in: {', '.join(diff)}); resume with the "
-                            f"same settings, or choose another folder")
-    else:
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest = {"spec": spec, "shards": {}}
-        _atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
-    (folder / "prompts.json").write_text(json.dumps({"prompts": prompts, "seeds": seeds}) + "\n", encoding="utf-8")
-
+            "batch_size": batch_size, "seed": seed, **settings.to_dict()}
+    folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=SHARDS_FILE, what="cache")
+    write_json(folder.folder / "prompts.json", {"prompts": prompts, "seeds": seeds}, indent=None)
+    done = {rec["batch"] for rec in folder.records() if (folder.folder / str(rec.get("file"))).is_file()}
     n_batches = (len(prompts) + batch_size - 1) // batch_size
-    todo = [b for b in range(n_batches) if f"{b:05d}" not in manifest["shards"]]
-    bar = tqdm(total=n_batches, initial=n_batches - len(todo), desc="cache activations", unit="batch",
-               disable=not progress)
-    try:
+    todo = [b for b in range(n_batches) if b not in done]
+    with tqdm(total=n_batches, initial=n_batches - len(todo), desc="cache activations", unit="batch",
+              disable=not progress) as bar, folder.journal() as journal:
         for b in todo:
             p = prompts[b * batch_size:(b + 1) * batch_size]
             s = seeds[b * batch_size:(b + 1) * batch_size]
             with record(adapter, layers=layer_ids, mode="tokens", tokens=tokens, seed=seed + b) as rec:
-                adapter.generate(p, seeds=s, duration=settings["duration"], steps=settings["steps"],
-                                 guidance=settings["guidance"])
-            tensors = {f"layers.{i}": a.reshape(-1, a.shape[-1]).contiguous() for i, a in rec.activations.items()}
+                adapter.generate(p, seeds=s, settings=settings)
+            tensors = {f"layers.{i}": a.reshape(-1, a.shape[-1]) for i, a in rec.activations.items()}
             name = f"shard_{b:05d}.safetensors"
-            tmp = folder / (name + ".tmp")
-            save_file(tensors, str(tmp))
-            os.replace(tmp, folder / name)
-            manifest["shards"][f"{b:05d}"] = {"file": name, "tokens": int(next(iter(tensors.values())).shape[0]),
-                                              "prompts": [b * batch_size, b * batch_size + len(p)]}
-            _atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+            save_tensors(folder.folder / name, tensors)
+            journal.append({"batch": b, "file": name, "tokens": int(next(iter(tensors.values())).shape[0]),
+                            "prompts": [b * batch_size, b * batch_size + len(p)]})
             bar.update(1)
-    finally:
-        bar.close()
-    return ActivationCache(folder)
+    return ActivationCache(out)
 
 
 class ActivationCache:
@@ -110,12 +86,15 @@ class ActivationCache:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        path = self.folder / MANIFEST
-        if not path.is_file():
-            raise TadaError(f"{self.folder} is not an activation cache (no {MANIFEST}); make one with `tada sae cache`")
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        self.spec = manifest["spec"]
-        self.shards = [manifest["shards"][k] for k in sorted(manifest["shards"])]
+        if not (self.folder / SPEC_FILE).is_file():
+            raise TadaError(f"{self.folder} is not an activation cache (no {SPEC_FILE}); make one with "
+                            f"`tada sae cache`")
+        self.spec = read_json(self.folder / SPEC_FILE)
+        by_batch = {}
+        for rec in ResumableFolder(self.folder, self.spec, spec_file=SPEC_FILE, journal_file=SHARDS_FILE).records():
+            if (self.folder / str(rec.get("file"))).is_file():
+                by_batch[rec["batch"]] = rec
+        self.shards = [by_batch[b] for b in sorted(by_batch)]
 
     @property
     def layers(self) -> list[int]:

@@ -11,10 +11,11 @@ TADA paper needs to localize and steer it:
   "slow {base}"), filled with base descriptions (App. B.1), or explicit prompt lists.
 * ``query``: the audio-text alignment query of Table 7 ("a fast track").
 
-``PAPER_CONCEPTS`` holds the paper's concepts for real models; the organism's concepts,
-written in its caption vocabulary, are in :mod:`tada_core.organism.concepts`.
-:func:`concepts_for` picks the right set for a model, :func:`load_concept` reads a user's
-JSON or YAML file, and :meth:`Concept.from_prompts` makes one from two prompt lists.
+A :class:`ConceptSet` bundles a model's concepts with its base prompts, evaluation
+prompts and captions; each model's registry entry carries one. ``PAPER_CONCEPT_SET`` holds
+the paper's concepts for real models (the organism's own set, in its caption vocabulary,
+is in :mod:`tada_core.organism.concepts`). :func:`load_concept` reads a user's JSON or
+YAML file, and :meth:`Concept.from_prompts` makes one from two prompt lists.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import dataclasses
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import TadaError, check_prompts
 
@@ -355,72 +356,65 @@ PAPER_CONCEPTS: dict[str, Concept] = {c.name: c for c in (
 )}
 
 
-def concepts_for(model_name: str) -> dict[str, Concept]:
-    """The built-in concepts for a model: the organism's own for ``tada-organism``, else the paper's."""
-    from .adapters import ORGANISM
+@dataclasses.dataclass(frozen=True)
+class ConceptSet:
+    """The concepts a model knows, and the prompts to use them with (one per registry entry).
 
-    if model_name == ORGANISM:
-        from .organism.concepts import ORGANISM_CONCEPTS
-        return dict(ORGANISM_CONCEPTS)
-    return dict(PAPER_CONCEPTS)
-
-
-def default_bases(model_name: str) -> list[str]:
-    """Base descriptions that fill the ``{base}`` of the templates (App. B.1) for a model."""
-    from .adapters import ORGANISM
-
-    if model_name == ORGANISM:
-        from .organism.concepts import bases
-        return bases()
-    return list(BASE_PROMPTS)
-
-
-def default_eval_prompts(model_name: str) -> list[str]:
-    """Prompts to steer in evaluations (App. B.2's 100 for real models; the organism's own for it)."""
-    from .adapters import ORGANISM
-
-    if model_name == ORGANISM:
-        from .organism.concepts import eval_prompts
-        return eval_prompts()
-    return list(EVAL_PROMPTS)
-
-
-def default_captions(model_name: str) -> list[str] | None:
-    """Captions to build counterfactual pairs from when the user gives none (the organism's own), else None."""
-    from .adapters import ORGANISM
-
-    if model_name == ORGANISM:
-        from .organism.concepts import captions
-        return captions()
-    return None
-
-
-def localization_pairs(concept: Concept, model_name: str, captions: Sequence[str] | None = None, *,
-                       limit: int = 12, templates: bool = False) -> tuple[list[tuple[str, str]], str]:
-    """The (P_c, P_c-tilde) pairs to localize ``concept`` with, and how they were made.
-
-    Counterfactual captions (TADA Sec. 3, Table 4: filter by keyword, replace the concept
-    word) when there are captions (given, or the model's own) and the concept has keywords;
-    else its contrastive templates (Table 6) on the model's base prompts.
+    ``bases`` fill the ``{base}`` of the contrastive templates (App. B.1); ``eval_prompts``
+    are the prompts steered in evaluations (App. B.2); ``captions``, if the model has
+    training-style captions of its own, returns them (counterfactual pairs are drawn from
+    them when the user gives no caption file).
     """
-    captions = captions if captions is not None else default_captions(model_name)
-    if captions is not None and not templates and concept.keywords:
-        return concept.pairs(captions, limit=limit), "counterfactual captions"
-    pos, neg = concept.contrastive_prompts(default_bases(model_name))
-    return list(zip(pos, neg))[:limit], "templates"
+
+    name: str
+    concepts: Mapping[str, Concept]
+    bases: tuple[str, ...]
+    eval_prompts: tuple[str, ...]
+    captions: Callable[[], list[str]] | None = None
+
+    def names(self) -> list[str]:
+        return list(self.concepts)
+
+    def get(self, name: str | Concept) -> Concept:
+        """A concept of this set by name, a :class:`Concept` as is, or a .json/.yaml concept file."""
+        if isinstance(name, Concept):
+            return name
+        if name in self.concepts:
+            return self.concepts[name]
+        if str(name).endswith((".json", ".yaml", ".yml")):
+            return load_concept(name)
+        raise TadaError(f"unknown concept {name!r} for the {self.name} concepts; known: {', '.join(self.concepts)} "
+                        f"(or a .json/.yaml concept file)")
+
+    def contrast(self, concept: Concept, seeds: Sequence[int] = (0,)) -> tuple[list[str], list[str], list[int]]:
+        """The concept's contrastive prompt pairs on every base (Table 6), each run with every seed:
+        (positive prompts, negative prompts, seeds), paired in order."""
+        pos, neg = concept.contrastive_prompts(self.bases)
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise TadaError("seeds is empty; give at least one seed")
+        return ([p for p in pos for _ in seeds], [n for n in neg for _ in seeds],
+                [s for _ in pos for s in seeds])
+
+    def localization_pairs(self, concept: Concept, captions: Sequence[str] | None = None, *, limit: int = 12,
+                           templates: bool = False) -> tuple[list[tuple[str, str]], str]:
+        """The (P_c, P_c-tilde) pairs to localize ``concept`` with, and how they were made.
+
+        Counterfactual captions (TADA Sec. 3, Table 4: filter by keyword, replace the concept
+        word) when there are captions (given, or the model's own) and the concept has keywords;
+        else its contrastive templates (Table 6) on this set's bases.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise TadaError(f"the number of pairs must be an integer >= 1; got {limit!r}")
+        if captions is None and self.captions is not None:
+            captions = self.captions()
+        if captions is not None and not templates and concept.keywords:
+            return concept.pairs(captions, limit=limit), "counterfactual captions"
+        pos, neg = concept.contrastive_prompts(self.bases)
+        return list(zip(pos, neg))[:limit], "templates"
 
 
-def get_concept(name: str | Concept, model_name: str) -> Concept:
-    """A built-in concept by name (or a concept file path); a clear error names the known ones."""
-    if isinstance(name, Concept):
-        return name
-    known = concepts_for(model_name)
-    if name in known:
-        return known[name]
-    if str(name).endswith((".json", ".yaml", ".yml")):
-        return load_concept(name)
-    raise TadaError(f"unknown concept {name!r} for {model_name}; known: {', '.join(known)} "
-                    f"(or a .json/.yaml concept file)")
+PAPER_CONCEPT_SET = ConceptSet("paper", PAPER_CONCEPTS, BASE_PROMPTS, EVAL_PROMPTS)
 
 
 def load_concept(path: str | Path) -> Concept:
@@ -482,6 +476,5 @@ def read_captions(path: str | Path, column: str = "caption") -> list[str]:
     return captions
 
 
-__all__ = ["Concept", "PAPER_CONCEPTS", "BASE_PROMPTS", "EVAL_PROMPTS", "counterfactual", "concepts_for",
-           "get_concept", "load_concept", "read_captions", "default_bases", "default_eval_prompts",
-           "default_captions", "localization_pairs"]
+__all__ = ["Concept", "ConceptSet", "PAPER_CONCEPTS", "PAPER_CONCEPT_SET", "BASE_PROMPTS", "EVAL_PROMPTS",
+           "counterfactual", "load_concept", "read_captions"]

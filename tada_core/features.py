@@ -14,8 +14,6 @@ its hookpoints: safetensors + JSON), so the app browses features without generat
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -23,13 +21,15 @@ import torch
 
 from .errors import TadaError, check_prompts
 from .hooks import record
-from .hub import SteeringVector, _read_json, _read_tensors, resolve, validate_sae
+from .io import read_json, read_tensors, resolve, save_tensors, write_json
 from .sae import TopKSAE, sae_vector, select_features, tfidf_scores
+from .settings import GenerationSettings
+from .vectors import SteeringVector
 
 
 def prompt_activations(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[str], *,
-                       seeds: Sequence[int] | None = None, batch_size: int = 16, duration: float | None = None,
-                       steps: int | None = None, guidance: float | None = None) -> dict[int, torch.Tensor]:
+                       seeds: Sequence[int] | None = None,
+                       settings: GenerationSettings | None = None) -> dict[int, torch.Tensor]:
     """Per layer, [prompts, latents]: each prompt's SAE latents averaged over frames and steps.
 
     ``saes`` maps a layer index to the SAE trained on it; all layers are recorded in one
@@ -46,12 +46,13 @@ def prompt_activations(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[s
         if adapter.layers[layer].width != saes[layer].cfg.d_in:
             raise TadaError(f"the SAE for layer {layer} reads {saes[layer].cfg.d_in}-dim activations; layer {layer} "
                             f"of {adapter.name} has width {adapter.layers[layer].width}")
+    settings = adapter.resolve_settings(settings)
+    batch_size = settings.batch_size
     frames = 1 << 30  # record every frame
     rows: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     for k in range(0, len(prompts), batch_size):
         with record(adapter, layers=layers, mode="tokens", tokens=frames) as rec:
-            adapter.generate(prompts[k:k + batch_size], seeds=seeds[k:k + batch_size], duration=duration,
-                             steps=steps, guidance=guidance)
+            adapter.generate(prompts[k:k + batch_size], seeds=seeds[k:k + batch_size], settings=settings)
         for layer in layers:
             acts = rec.activations[layer]                        # [steps, B, frames, width]
             s, b, f, d = acts.shape
@@ -82,13 +83,13 @@ def select_concept_features(mu_pos_rows: torch.Tensor, mu_neg_rows: torch.Tensor
 def concept_vector(adapter, saes: Mapping[int, TopKSAE], positive: Sequence[str], negative: Sequence[str], *,
                    concept: str, tau: int | Mapping[int, int] = 20, seeds: Sequence[int] | None = None,
                    sae_sources: Mapping[int, str] | None = None, alpha_range: tuple[float, float] | None = None,
-                   **gen) -> tuple[SteeringVector, dict[int, ConceptFeatures]]:
+                   settings: GenerationSettings | None = None) -> tuple[SteeringVector, dict[int, ConceptFeatures]]:
     """SAE steering vector (Eq. 7) at each SAE's layer, from contrastive prompts; saved like a CAA vector."""
     pos = check_prompts(positive, "positive prompts")
     neg = check_prompts(negative, "negative prompts")
     vectors, chosen = {}, {}
-    rows_pos = prompt_activations(adapter, saes, pos, seeds=seeds, **gen)
-    rows_neg = prompt_activations(adapter, saes, neg, seeds=seeds, **gen)
+    rows_pos = prompt_activations(adapter, saes, pos, seeds=seeds, settings=settings)
+    rows_neg = prompt_activations(adapter, saes, neg, seeds=seeds, settings=settings)
     for layer, sae in saes.items():
         t = tau[layer] if isinstance(tau, Mapping) else tau
         chosen[layer] = select_concept_features(rows_pos[layer], rows_neg[layer], t, concept=concept, layer=layer)
@@ -116,14 +117,15 @@ def browse(feature: int, rows: torch.Tensor, prompts: Sequence[str],
 
 def load_saes(adapter, source: str | Path) -> dict[int, TopKSAE]:
     """The SAEs of an SAE folder or Hub repo id (sparsify layout), keyed by ``adapter``'s layer index."""
-    folder = resolve(source)
-    cfgs = validate_sae(folder)
     by_path = {layer.path: layer.index for layer in adapter.layers}
     saes = {}
-    for hp in cfgs:
+    for hp, sae in TopKSAE.load_many(source).items():
         if hp not in by_path:
             raise TadaError(f"SAE hookpoint {hp!r} is not a cross-attention layer of {adapter.name}")
-        saes[by_path[hp]] = TopKSAE.load(folder / hp)
+        if sae.cfg.d_in != adapter.layers[by_path[hp]].width:
+            raise TadaError(f"the SAE for {hp} reads {sae.cfg.d_in}-dim activations; that layer of {adapter.name} "
+                            f"has width {adapter.layers[by_path[hp]].width}")
+        saes[by_path[hp]] = sae
     return saes
 
 
@@ -159,15 +161,16 @@ class FeatureAtlas:
 
 
 def build_atlas(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[str], concepts: Mapping[str, tuple],
-                *, seeds: Sequence[int] | None = None, **gen) -> dict[int, FeatureAtlas]:
+                *, seeds: Sequence[int] | None = None,
+                settings: GenerationSettings | None = None) -> dict[int, FeatureAtlas]:
     """A :class:`FeatureAtlas` per SAE layer: ``prompts`` to browse by, and ``concepts`` as
     name -> (positive prompts, negative prompts) for the Eq. 6 scores."""
     prompts = check_prompts(prompts, "atlas prompts")
-    rows = prompt_activations(adapter, saes, prompts, seeds=seeds, **gen)
+    rows = prompt_activations(adapter, saes, prompts, seeds=seeds, settings=settings)
     scores: dict[int, dict[str, torch.Tensor]] = {layer: {} for layer in saes}
     for name, (pos, neg) in concepts.items():
-        pos_rows = prompt_activations(adapter, saes, pos, **gen)
-        neg_rows = prompt_activations(adapter, saes, neg, **gen)
+        pos_rows = prompt_activations(adapter, saes, pos, settings=settings)
+        neg_rows = prompt_activations(adapter, saes, neg, settings=settings)
         for layer in saes:
             scores[layer][name] = tfidf_scores(pos_rows[layer].mean(0), neg_rows[layer].mean(0))
     return {layer: FeatureAtlas(adapter.name, layer, list(prompts), rows[layer], scores[layer]) for layer in saes}
@@ -175,35 +178,38 @@ def build_atlas(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[str], co
 
 def save_atlas(atlases: Mapping[int, FeatureAtlas], sae_folder: str | Path) -> Path:
     """Write ``<sae_folder>/atlas/atlas.safetensors`` (rows and scores) and ``atlas.json`` (prompts, concepts)."""
-    from safetensors.torch import save_file
-
     out = Path(sae_folder) / ATLAS_DIR
-    out.mkdir(parents=True, exist_ok=True)
     tensors, meta = {}, {"model": None, "layers": [], "prompts": None, "concepts": None}
     for layer, a in sorted(atlases.items()):
-        tensors[f"rows.{layer}"] = a.rows.float().contiguous()
+        tensors[f"rows.{layer}"] = a.rows.float()
         for name, sc in a.scores.items():
-            tensors[f"scores.{layer}.{name}"] = sc.float().contiguous()
+            tensors[f"scores.{layer}.{name}"] = sc.float()
         meta.update(model=a.model, prompts=a.prompts, concepts=list(a.scores))
         meta["layers"].append(layer)
-    tmp = out / "atlas.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, out / "atlas.safetensors")
-    (out / "atlas.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    save_tensors(out / "atlas.safetensors", tensors)
+    write_json(out / "atlas.json", meta, indent=1)
     return out
 
 
 def load_atlas(source: str | Path) -> dict[int, FeatureAtlas]:
     """The atlases saved by :func:`save_atlas` in an SAE folder or Hub repo id; a clear error if there is none."""
-    folder = resolve(source) / ATLAS_DIR
+    folder = resolve(source, allow_patterns=[f"{ATLAS_DIR}/*"]) / ATLAS_DIR
     if not (folder / "atlas.json").is_file():
         raise TadaError(f"{source} has no feature atlas ({ATLAS_DIR}/atlas.json); make one with "
                         f"`tada sae atlas {source}`")
-    meta = _read_json(folder / "atlas.json")
-    tensors = _read_tensors(folder / "atlas.safetensors")
-    return {int(layer): FeatureAtlas(meta["model"], int(layer), list(meta["prompts"]), tensors[f"rows.{layer}"],
-                                     {name: tensors[f"scores.{layer}.{name}"] for name in meta["concepts"]})
-            for layer in meta["layers"]}
+    meta = read_json(folder / "atlas.json")
+    tensors = read_tensors(folder / "atlas.safetensors")
+    try:
+        layers = [int(layer) for layer in meta["layers"]]
+        concepts, prompts = list(meta["concepts"]), list(meta["prompts"])
+    except (KeyError, TypeError, ValueError):
+        raise TadaError(f"{ATLAS_DIR}/atlas.json must list integer 'layers', 'concepts' and 'prompts'") from None
+    try:
+        return {layer: FeatureAtlas(meta.get("model"), layer, prompts, tensors[f"rows.{layer}"],
+                                    {name: tensors[f"scores.{layer}.{name}"] for name in concepts})
+                for layer in layers}
+    except KeyError as e:
+        raise TadaError(f"{ATLAS_DIR}/atlas.safetensors lacks {e}, which atlas.json lists") from None
 
 
 __all__ = ["prompt_activations", "select_concept_features", "concept_vector", "browse", "ConceptFeatures",

@@ -2,51 +2,19 @@
 
 They exercise the real diffusers pipelines end to end (prompt encoding, CFG batching,
 schedulers, decoders) in well under a second on a CPU, so that the tests and the CLI
-(``--model tiny-ace-step``) never need a download. Tokenizers are trained here with
-the ``tokenizers`` library on a small built-in corpus; weights are seeded and the
-caller's global RNG is left untouched.
+(``--model tiny-ace-step``) never need a download. Tokenizers are trained here
+(:mod:`tada_core.text`); weights are seeded and the caller's global RNG is left
+untouched. Their registry entries are in :mod:`tada_core.registry`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any, Callable
 
 import torch
 
-# Words the tiny tokenizers learn whole; anything else falls back to byte pieces.
-_CORPUS = """
-a an the with and of in slow fast happy sad calm energetic dark bright loud soft
-music song track tune melody piece ballad beat rhythm groove tempo mood
-techno house jazz rock pop classical folk ambient reggae metal blues country hip hop lofi
-piano guitar violin trumpet flute drums bass synth strings saxophone vocals voice choir
-female male singer singing instrumental acoustic electronic orchestral dramatic cheerful gloomy
-""".split()
-
-_SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "<mask>", "<|endoftext|>"]
-
-
-def build_tokenizer(cls: type | None = None, *, vocab_size: int = 400, model_max_length: int = 64,
-                    corpus: list[str] | None = None):
-    """A byte-level BPE tokenizer trained on a music-word corpus (default: a fixed built-in one), wrapped in ``cls``.
-
-    ``cls`` is a transformers tokenizer class (default ``PreTrainedTokenizerFast``);
-    pipelines that check the tokenizer type (AudioLDM2 wants Roberta/T5) get their own.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=_SPECIALS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    words = corpus or _CORPUS
-    tok.train_from_iterator([" ".join(words)] + list(words), trainer)
-    cls = cls or PreTrainedTokenizerFast
-    return cls(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-               unk_token="<unk>", model_max_length=model_max_length)
+from .text import build_tokenizer
 
 
 def _seeded(build: Callable[[], Any], seed: int = 0) -> Any:
@@ -180,9 +148,4 @@ def tiny_clap(folder: str | Path) -> Path:
     return folder
 
 
-# name -> (family, builder, generation defaults)
-TINY_MODELS: dict[str, tuple[str, Callable[[], Any], dict[str, float]]] = {
-    "tiny-ace-step": ("ace-step", tiny_ace_step, {"duration": 1.0, "steps": 4, "guidance": 3.0}),
-    "tiny-stable-audio": ("stable-audio", tiny_stable_audio, {"duration": 1.0, "steps": 4, "guidance": 3.0}),
-    "tiny-audioldm2": ("audioldm2", tiny_audioldm2, {"duration": 1.0, "steps": 4, "guidance": 3.0}),
-}
+__all__ = ["tiny_ace_step", "tiny_stable_audio", "tiny_audioldm2", "tiny_clap", "build_tokenizer"]

@@ -21,11 +21,10 @@ fixed, a resumed sweep gives exactly the numbers of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
-import json
 import math
-import os
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -34,6 +33,8 @@ import numpy as np
 from .concepts import Concept
 from .errors import TadaError, check_prompts
 from .hooks import patch
+from .io import ResumableFolder, read_json, write_json
+from .settings import GenerationSettings
 
 SWEEP_FILE, SCORES_FILE, RESULT_FILE = "sweep.json", "scores.jsonl", "impact.json"
 
@@ -124,45 +125,16 @@ def _conditions(layers: Sequence[int]) -> list[str]:
     return ["c", "c~"] + [f"patch:{layer}" for layer in layers]
 
 
-def _read_done(path: Path) -> dict[tuple[str, int], list[float]]:
-    done = {}
-    if not path.is_file():
-        return done
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-            done[(rec["condition"], int(rec["batch"]))] = [float(x) for x in rec["sim"]]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue  # a line cut short by an interruption: that batch is simply redone
-    return done
-
-
-def _check_same_sweep(folder: Path, spec: dict) -> None:
-    spec = json.loads(json.dumps(spec))  # compare as JSON sees it (tuples are lists)
-    path = folder / SWEEP_FILE
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        if old != spec:
-            diff = sorted(k for k in set(old) | set(spec) if old.get(k) != spec.get(k))
-            raise TadaError(f"{folder} holds a different sweep (differs in: {', '.join(diff)}); resume with the same "
-                            f"settings, or choose another output folder")
-    else:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-
-
 def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer, *,
-             seeds: Sequence[int] = (0,), layers: Sequence[int] | None = None, batch_size: int = 16,
-             out: str | Path | None = None, duration: float | None = None, steps: int | None = None,
-             guidance: float | None = None, progress: bool = True,
+             seeds: Sequence[int] = (0,), layers: Sequence[int] | None = None,
+             settings: GenerationSettings | None = None, out: str | Path | None = None, progress: bool = True,
              on_batch: Callable[[int, int], None] | None = None) -> Localization:
     """Run the patching sweep for one concept and compute Eq. 9 per layer (see module docstring).
 
     ``pairs``: (P_c, P_c-tilde) prompt pairs, e.g. from :meth:`Concept.pairs` or
     :meth:`Concept.contrastive_prompts`; ``seeds``: every pair runs with each seed;
-    ``batch_size``: generations per pipeline call; ``out``: folder for the resumable record.
+    ``settings``: generation settings (``batch_size``: generations per pipeline call);
+    ``out``: folder for the resumable record.
     ``on_batch(done, total)``: called before the first batch and after each one; an
     exception it raises stops the sweep (batches already in ``out`` are kept for a rerun).
     """
@@ -176,29 +148,33 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise TadaError("seeds is empty; give at least one seed")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise TadaError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    scorer.check(concept)
     layer_ids = list(adapter.resolve_layers(layers))
-    settings = adapter.check_settings(pairs[0][0], 0, duration, steps, guidance)
+    settings = adapter.resolve_settings(settings)
+    batch_size = settings.batch_size
     items = [(i, s) for i in range(len(pairs)) for s in seeds]
     batches = [items[k:k + batch_size] for k in range(0, len(items), batch_size)]
-    scorer_name = getattr(scorer, "name", type(scorer).__name__)
+    scorer_name = scorer.name
     # no local paths in the spec: a sweep folder must resume on another machine or checkout
     spec = {"model": adapter.name, "concept": concept.name, "pairs": pairs,
             "seeds": seeds, "layers": layer_ids, "batch_size": batch_size, "scorer": scorer_name,
-            "duration": settings["duration"], "steps": settings["steps"], "guidance": settings["guidance"]}
-    folder = Path(out) if out is not None else None
+            **settings.to_dict()}
+    record = ResumableFolder(out, spec, spec_file=SWEEP_FILE, journal_file=SCORES_FILE, what="sweep") \
+        if out is not None else None
     done: dict[tuple[str, int], list[float]] = {}
-    if folder is not None:
-        _check_same_sweep(folder, spec)
-        done = _read_done(folder / SCORES_FILE)
+    for rec in record.records() if record is not None else []:
+        try:
+            done[(rec["condition"], int(rec["batch"]))] = [float(x) for x in rec["sim"]]
+        except (KeyError, TypeError, ValueError):
+            continue  # a malformed record: that batch is simply redone
 
     work = [(cond, b) for cond in _conditions(layer_ids) for b in range(len(batches))]
     todo = [w for w in work if w not in done]
     bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=f"localize {concept.name}", unit="batch",
                disable=not progress)
-    log = (folder / SCORES_FILE).open("a", encoding="utf-8") if folder is not None else None
-    try:
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(record.journal()) if record is not None else None
+        stack.callback(bar.close)
         if on_batch is not None:
             on_batch(len(work) - len(todo), len(work))
         for cond, b in todo:
@@ -206,8 +182,7 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
             pos = [pairs[i][0] for i, _ in batch]
             neg = [pairs[i][1] for i, _ in batch]
             bseeds = [s for _, s in batch]
-            gen = dict(seeds=bseeds, duration=settings["duration"], steps=settings["steps"],
-                       guidance=settings["guidance"])
+            gen = dict(seeds=bseeds, settings=settings)
             if cond == "c":
                 audio = adapter.generate(pos, **gen).audio
             elif cond == "c~":
@@ -218,17 +193,11 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
             sim = [float(x) for x in np.asarray(scorer.similarity(audio, adapter.sample_rate, concept))]
             done[(cond, b)] = sim
             if log is not None:
-                log.write(json.dumps({"condition": cond, "batch": b, "pair": [i for i, _ in batch], "seed": bseeds,
-                                      "sim": sim}) + "\n")
-                log.flush()
-                os.fsync(log.fileno())
+                log.append({"condition": cond, "batch": b, "pair": [i for i, _ in batch], "seed": bseeds,
+                            "sim": sim})
             bar.update(1)
             if on_batch is not None:
                 on_batch(len(done), len(work))
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
 
     def values(cond: str) -> np.ndarray:
         return np.array([x for b in range(len(batches)) for x in done[(cond, b)]])
@@ -244,13 +213,13 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     result = Localization(concept=concept.name, model=adapter.name, scorer=scorer_name, layers=layer_ids,
                           n=len(items), sim_pos=sim_pos, sim_neg=sim_neg, sim_patched=patched,
                           impact={layer: float(v) for layer, v in zip(layer_ids, impacts)}, gain_se=gain_se)
-    if folder is not None:
-        _write_outputs(folder, result, batches, done, pairs)
+    if out is not None:
+        _write_outputs(Path(out), result, batches, done, pairs)
     return result
 
 
 def _write_outputs(folder: Path, result: Localization, batches, done, pairs) -> None:
-    (folder / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    write_json(folder / RESULT_FILE, result.to_dict())
     with (folder / "scores.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["condition", "patched_layer", "pair", "seed", "prompt_c", "prompt_c_tilde", "sim"])
@@ -266,7 +235,7 @@ def read_localization(folder: str | Path) -> Localization:
     path = Path(folder) / RESULT_FILE
     if not path.is_file():
         raise TadaError(f"no {RESULT_FILE} in {str(folder)!r}; run `tada localize --out {folder}` first")
-    return Localization.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return Localization.from_dict(read_json(path))
 
 
 def write_summary(results: Iterable[Localization], out: str | Path, title: str = "") -> dict[str, Path]:
@@ -286,7 +255,7 @@ def write_summary(results: Iterable[Localization], out: str | Path, title: str =
         for r, row in zip(results, matrix):
             w.writerow([r.concept] + [("" if not math.isfinite(v) else f"{v:.4f}") for v in row]
                        + [" ".join(map(str, r.functional_layers())), str(r.reliable).lower()])
-    (out / "summary.json").write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n", encoding="utf-8")
+    write_json(out / "summary.json", [r.to_dict() for r in results])
     labels = [r.concept if r.reliable else f"{r.concept} (n.s.)" for r in results]
     png = heatmap_png(matrix, labels, [str(layer) for layer in layers], out / "heatmap.png",
                       title=title or f"I(l, c), Eq. 9: {results[0].model}, scorer {results[0].scorer}")

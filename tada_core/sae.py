@@ -22,7 +22,6 @@ trained with either tool load in the other.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -31,6 +30,16 @@ import torch
 from torch import Tensor, nn
 
 from .errors import TadaError
+from .io import read_json, read_tensors, resolve, save_tensors, write_json
+
+
+SAE_FILES = ("cfg.json", "sae.safetensors")
+SAE_KEYS = ("encoder.weight", "encoder.bias", "W_dec", "b_dec")
+SAE_KIND = "tada-sae"  # the artifact folder's own config.json (beside the hookpoint folders)
+# cfg.json fields written by this module or sparsify that do not change what the SAE computes
+_BENIGN = {"d_in", "expansion_factor", "k", "num_latents", "normalize_decoder", "multi_topk", "dtype",
+           "layer", "hookpoint"}
+_CHECKED = {"activation", "transcode", "skip_connection"}  # accepted only at their plain-TopK values
 
 
 @dataclasses.dataclass
@@ -42,8 +51,8 @@ class SaeConfig:
     k: int = 32
     num_latents: int = 0  # 0: d_in * expansion_factor
     normalize_decoder: bool = True
-    multi_topk: bool = False
-    skip_connection: bool = False
+    multi_topk: bool = False  # sparsify's extra training loss; inference is plain TopK either way
+    skip_connection: bool = False  # sparsify's linear skip path: not implemented, refused when true
 
     @property
     def latents(self) -> int:
@@ -56,8 +65,31 @@ class SaeConfig:
                 raise TadaError(f"SAE {name} must be an integer >= 1; got {v!r}")
         if self.k > self.latents:
             raise TadaError(f"SAE k={self.k} exceeds its {self.latents} latents")
-        if self.multi_topk or self.skip_connection:
-            raise TadaError("multi_topk and skip_connection SAEs are not supported (TADA uses plain TopK)")
+        if self.skip_connection:
+            raise TadaError("skip_connection SAEs are not implemented (TADA uses plain TopK)")
+
+    @classmethod
+    def from_cfg(cls, raw: dict, d_in: int, where: str = "cfg.json") -> "SaeConfig":
+        """Read a sparsify ``cfg.json``, refusing any field whose computation this module does not implement."""
+        if not isinstance(raw, dict):
+            raise TadaError(f"{where} must hold a JSON object; got {type(raw).__name__}")
+        refused = []
+        if raw.get("activation", "topk") != "topk":
+            refused.append(f"activation={raw['activation']!r} (only 'topk' is implemented)")
+        for flag in ("transcode", "skip_connection"):
+            if raw.get(flag):
+                refused.append(f"{flag}=true (not implemented)")
+        unknown = sorted(set(raw) - _BENIGN - _CHECKED)
+        if unknown:
+            refused.append(f"unknown fields {unknown} (loading them as a plain TopK SAE could compute the wrong "
+                           f"thing)")
+        if refused:
+            raise TadaError(f"{where}: this SAE cannot be computed here: {'; '.join(refused)}. Accepted: a TopK "
+                            f"SAE with fields {sorted(_BENIGN | _CHECKED)}")
+        fields = {f.name for f in dataclasses.fields(cls)} - {"skip_connection"}
+        cfg = cls(**{k: v for k, v in raw.items() if k in fields and k != "d_in"}, d_in=int(raw.get("d_in", d_in)))
+        cfg.check()
+        return cfg
 
 
 def _sparse_decode(acts: Tensor, indices: Tensor, W_dec: Tensor) -> Tensor:
@@ -141,31 +173,17 @@ class TopKSAE(nn.Module):
     # ----- disk (sparsify layout) ------------------------------------------------------
     def save(self, folder: str | Path, extra: dict | None = None) -> Path:
         """Write ``cfg.json`` + ``sae.safetensors`` (sparsify's layout) to ``folder``."""
-        from safetensors.torch import save_file
-
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tensors = {"encoder.weight": self.encoder.weight, "encoder.bias": self.encoder.bias,
-                   "W_dec": self.W_dec, "b_dec": self.b_dec}
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(folder / "sae.safetensors"))
-        cfg = {**dataclasses.asdict(self.cfg), **(extra or {})}
-        (folder / "cfg.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        save_tensors(folder / "sae.safetensors", {"encoder.weight": self.encoder.weight, "encoder.bias":
+                                                  self.encoder.bias, "W_dec": self.W_dec, "b_dec": self.b_dec})
+        write_json(folder / "cfg.json", {**dataclasses.asdict(self.cfg), **(extra or {})})
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> "TopKSAE":
-        """Load one hookpoint folder written by :meth:`save` or by sparsify."""
-        from .hub import validate_sae, _read_tensors
-
+        """Load one hookpoint folder (``cfg.json`` + ``sae.safetensors``) written by :meth:`save` or by sparsify."""
         folder = Path(folder)
-        validate_sae(folder)
-        raw = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
-        t = _read_tensors(folder / "sae.safetensors")
-        fields = {f.name for f in dataclasses.fields(SaeConfig)}
-        cfg = SaeConfig(**{k: v for k, v in raw.items() if k in fields and k != "d_in"},
-                        d_in=int(raw.get("d_in", t["W_dec"].shape[1])))
-        if cfg.num_latents == 0 and t["W_dec"].shape[0] != cfg.latents:
-            cfg.num_latents = int(t["W_dec"].shape[0])
+        cfg, t = _read_hookpoint(folder)
         sae = cls(cfg)
         with torch.no_grad():
             sae.encoder.weight.copy_(t["encoder.weight"])
@@ -173,6 +191,70 @@ class TopKSAE(nn.Module):
             sae.W_dec.copy_(t["W_dec"])
             sae.b_dec.copy_(t["b_dec"])
         return sae.to(device).eval()
+
+    load_from_disk = load
+
+    @classmethod
+    def load_from_hub(cls, repo_id: str, hookpoint: str, revision: str | None = None,
+                      device: str | torch.device = "cpu") -> "TopKSAE":
+        """One hookpoint of an SAE repo on the Hub (only its two files are downloaded)."""
+        folder = resolve(repo_id, revision, allow_patterns=[f"{hookpoint}/{f}" for f in SAE_FILES])
+        if not (folder / hookpoint).is_dir():
+            raise TadaError(f"{repo_id} has no hookpoint {hookpoint!r}")
+        return cls.load(folder / hookpoint, device)
+
+    @classmethod
+    def load_many(cls, source: str | Path, hookpoints: Iterable[str] | None = None, revision: str | None = None,
+                  device: str | torch.device = "cpu") -> dict[str, "TopKSAE"]:
+        """Every hookpoint of an SAE folder or Hub repo id (or the ``hookpoints`` given): hookpoint -> SAE."""
+        patterns = ([f"{hp}/{f}" for hp in hookpoints for f in SAE_FILES] if hookpoints is not None
+                    else [f"*/{f}" for f in SAE_FILES] + [f"**/{f}" for f in SAE_FILES])
+        folder = resolve(source, revision, allow_patterns=patterns)
+        found = validate_sae_folder(folder)
+        wanted = list(found) if hookpoints is None else list(hookpoints)
+        missing = [hp for hp in wanted if hp not in found]
+        if missing:
+            raise TadaError(f"{source} has no hookpoints {missing}; it has {sorted(found)}")
+        return {hp: cls.load(folder / hp, device) for hp in wanted}
+
+
+def _read_hookpoint(folder: Path) -> tuple[SaeConfig, dict[str, Tensor]]:
+    """The config and tensors of one hookpoint folder, checked against each other."""
+    raw = read_json(folder / "cfg.json")
+    t = read_tensors(folder / "sae.safetensors")
+    missing = [k for k in SAE_KEYS if k not in t]
+    if missing:
+        raise TadaError(f"{folder.name}/sae.safetensors lacks {missing}; sparsify SAEs have {list(SAE_KEYS)}")
+    cfg = SaeConfig.from_cfg(raw, int(t["W_dec"].shape[1]), where=f"{folder.name}/cfg.json")
+    if cfg.num_latents == 0 and t["W_dec"].shape[0] != cfg.latents:
+        cfg.num_latents = int(t["W_dec"].shape[0])
+    shape = (cfg.latents, cfg.d_in)
+    if tuple(t["W_dec"].shape) != shape or tuple(t["encoder.weight"].shape) != shape \
+            or tuple(t["encoder.bias"].shape) != (cfg.latents,) or tuple(t["b_dec"].shape) != (cfg.d_in,):
+        raise TadaError(f"{folder.name}: encoder {tuple(t['encoder.weight'].shape)} and decoder "
+                        f"{tuple(t['W_dec'].shape)} do not fit d_in={cfg.d_in} with {cfg.latents} latents")
+    return cfg, t
+
+
+def validate_sae_folder(folder: str | Path) -> dict[str, SaeConfig]:
+    """Check an SAE folder in sparsify's layout (one sub-folder per hookpoint); returns hookpoint -> config."""
+    folder = Path(folder)
+    hookpoints = sorted(p.parent for p in folder.rglob("cfg.json"))
+    if not hookpoints:
+        raise TadaError(f"{folder.name} has no <hookpoint>/cfg.json; an SAE folder holds one per hookpoint")
+    return {str(hp.relative_to(folder)): _read_hookpoint(hp)[0] for hp in hookpoints}
+
+
+def sae_card(name: str, base_model: str, source: str, table: str, tokens: int) -> str:
+    """The model card of an SAE artifact folder, with a usage snippet that runs as written."""
+    return (f"---\nlibrary_name: tada-steer\nlicense: apache-2.0\ntags:\n- tada\n- sparse-autoencoder\n- sparsify\n---\n\n"
+            f"# {name}: TopK SAEs on {base_model}\n\nOne folder per hookpoint in EleutherAI sparsify's layout "
+            f"(`cfg.json` + `sae.safetensors`), trained on {tokens} cached tokens per layer with the `tada-steer` "
+            f"package (`pip install tada-steer`); the (m, k) sweep below picks the lowest FVU + dead + "
+            f"high-frequency fractions (TADA Sec. 5.1).\n\n"
+            f"```python\nfrom tada_core.sae import TopKSAE\n\nsaes = TopKSAE.load_many({source!r})   "
+            f"# this folder, or its Hub repo id: hookpoint -> SAE\nprint({{hp: sae.cfg.latents for hp, sae in "
+            f"saes.items()}})\n```\n\n{table}\n")
 
 
 # --------------------------------------------------------------------------------------
@@ -331,5 +413,5 @@ def sweep_saes(train_batches: Callable[[], Iterable[Tensor]], eval_batches: Call
     return sorted(out, key=lambda e: e.badness)
 
 
-__all__ = ["SaeConfig", "TopKSAE", "ForwardOutput", "SaeMetrics", "train_sae", "evaluate_sae", "tfidf_scores",
+__all__ = ["SaeConfig", "TopKSAE", "validate_sae_folder", "sae_card", "SAE_KIND", "SAE_FILES", "SAE_KEYS", "ForwardOutput", "SaeMetrics", "train_sae", "evaluate_sae", "tfidf_scores",
            "select_features", "sae_vector", "sweep_saes", "SweepEntry"]

@@ -5,20 +5,22 @@ per clip that grows as the clip shows the concept's positive side more. Eq. 9 is
 of differences, so any affine rescaling of a scorer leaves I(l, c) unchanged; a descriptor
 value (beats per second) is as good a ``sim`` as a cosine similarity.
 
-* :class:`OrganismScorer`: the shipped model's own weight-free descriptors and linear
-  classifiers (:mod:`tada_core.organism.descriptors`); offline, no extra packages.
+* the organism's built-in scorer (:class:`tada_core.organism.scorer.OrganismScorer`):
+  descriptors and classifiers of its synthetic music; offline, no extra packages.
 * :class:`ClapScorer`: cosine similarity between CLAP's audio embedding and the concept's
   text query (Table 7), with transformers' ``ClapModel`` from a local folder or Hub id.
 * :class:`MuQScorer`: the same with MuQ-MuLan (the ``muq`` package, optional extra
   ``pip install tada-steer[eval]``; never needed by the tests).
 
-:func:`make_scorer` builds one from a CLI spec: ``organism``, ``clap:PATH`` or ``muq:PATH``.
+:func:`make_scorer` builds one from a CLI spec for a model: its built-in scorer (only
+models that have one: the organism), ``clap:PATH`` or ``muq:PATH``.
 """
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,14 +29,40 @@ from .concepts import Concept
 from .errors import TadaError
 
 
-class Scorer(Protocol):
-    name: str
+class Scorer(abc.ABC):
+    """An alignment scorer: one number per clip that says how much of a concept it hears.
 
-    def similarity(self, audio: torch.Tensor, sample_rate: int, concept: Concept) -> np.ndarray:
-        """One alignment value per clip of ``audio`` [batch, channels, samples]."""
+    * :meth:`check` raises :class:`TadaError` if this scorer cannot score the concept;
+    * :meth:`measure` is the raw, interpretable value (beats per second, Hz, a
+      probability, a cosine similarity), one per clip of ``audio`` [batch, channels, samples];
+    * :meth:`sign` is +1 if a larger measure means more of the concept's positive side, else -1;
+    * :meth:`label` names what :meth:`measure` reports, with its unit, for tables;
+    * :meth:`similarity` = sign * measure: larger means more of the positive side (the
+      ``sim`` of Eq. 9 and the alignment ``a`` of Sec. 5.1).
+    """
+
+    name: str = "scorer"
+
+    @abc.abstractmethod
+    def check(self, concept: Concept) -> None:
+        """Raise :class:`TadaError` (naming what fits) if this scorer cannot score ``concept``."""
+
+    @abc.abstractmethod
+    def measure(self, audio: torch.Tensor | np.ndarray, sample_rate: int, concept: Concept) -> np.ndarray:
+        """The concept's raw measure, one float64 per clip."""
+
+    def sign(self, concept: Concept) -> int:
+        return 1
+
+    @abc.abstractmethod
+    def label(self, concept: Concept) -> str:
+        """What :meth:`measure` reports for ``concept`` (for table headers)."""
+
+    def similarity(self, audio: torch.Tensor | np.ndarray, sample_rate: int, concept: Concept) -> np.ndarray:
+        return self.sign(concept) * self.measure(audio, sample_rate, concept)
 
 
-def _mono(audio: torch.Tensor | np.ndarray) -> np.ndarray:
+def mono(audio: torch.Tensor | np.ndarray) -> np.ndarray:
     x = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float32)
     if x.ndim == 3:
         x = x.mean(1)
@@ -55,73 +83,9 @@ def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# the organism's scorer
-# --------------------------------------------------------------------------------------
-class OrganismScorer:
-    """Descriptor or classifier per concept, as measured best on the organism (results/organism_adherence.md).
-
-    ``measure`` gives the raw, interpretable value (``onset_rate`` in beats per second,
-    ``centroid`` in Hz, ``P(drums)``, ...); ``similarity`` is that value signed so that
-    larger means more of the concept's positive side.
-    """
-
-    name = "organism"
-    # concept -> ("descriptor", descriptor name) or ("classifier", head)
-    SOURCES: dict[str, tuple[str, str]] = {
-        "tempo": ("descriptor", "onset_rate"), "brightness": ("descriptor", "centroid"),
-        "vocal_gender": ("descriptor", "low_voice"), "mood": ("classifier", "mood"),
-        "drums": ("classifier", "drums"), "piano": ("classifier", "instrument"),
-        "flute": ("classifier", "instrument"), "violin": ("classifier", "instrument"),
-        "trumpet": ("classifier", "instrument"),
-    }
-
-    def __init__(self, folder: str | Path | None = None):
-        from .organism.descriptors import Scorer as _Fitted
-        from .organism.model import checkpoint_path
-
-        self.scorer = _Fitted.load(folder or checkpoint_path())
-
-    def check(self, concept: Concept) -> None:
-        if concept.name not in self.SOURCES:
-            raise TadaError(f"the organism scorer knows concepts {', '.join(self.SOURCES)}; got {concept.name!r}. "
-                            f"Score other concepts with clap:PATH or muq:PATH")
-
-    def label(self, concept: Concept) -> str:
-        """What :meth:`measure` reports for ``concept`` (for table headers)."""
-        self.check(concept)
-        kind, key = self.SOURCES[concept.name]
-        return key if kind == "descriptor" else f"P({concept.name})"
-
-    def measure(self, audio: torch.Tensor, sample_rate: int, concept: Concept) -> np.ndarray:
-        from .organism import synth
-        from .organism.descriptors import descriptors
-
-        self.check(concept)
-        kind, key = self.SOURCES[concept.name]
-        x = _mono(audio)
-        d = descriptors(x, sample_rate)
-        if kind == "descriptor":
-            return np.asarray(d[key], dtype=np.float64)
-        probs = self.scorer.classifier_probs(x, sample_rate, d)
-        if key == "instrument":
-            return probs["instrument"][:, synth.INSTRUMENTS.index(concept.name)].astype(np.float64)
-        return probs[key].astype(np.float64)
-
-    def sign(self, concept: Concept) -> int:
-        from .organism.descriptors import SIGNS
-
-        self.check(concept)
-        kind, key = self.SOURCES[concept.name]
-        return SIGNS[concept.name] if kind == "descriptor" else 1
-
-    def similarity(self, audio: torch.Tensor, sample_rate: int, concept: Concept) -> np.ndarray:
-        return self.sign(concept) * self.measure(audio, sample_rate, concept)
-
-
-# --------------------------------------------------------------------------------------
 # embedding scorers
 # --------------------------------------------------------------------------------------
-class ClapScorer:
+class ClapScorer(Scorer):
     """CLAP audio-text cosine similarity (the paper's vocal-gender scorer), via transformers.
 
     ``source``: a local folder or Hub id of a ``ClapModel`` checkpoint, e.g.
@@ -136,8 +100,11 @@ class ClapScorer:
         from .errors import hub_errors
 
         with hub_errors(str(source), None, offline_hint="download the CLAP checkpoint on a connected machine"):
-            self.model = ClapModel.from_pretrained(str(source)).to(device).eval()
-            self.processor = ClapProcessor.from_pretrained(str(source))
+            try:
+                self.model = ClapModel.from_pretrained(str(source)).to(device).eval()
+                self.processor = ClapProcessor.from_pretrained(str(source))
+            except OSError as e:
+                raise TadaError(f"cannot load a CLAP model from {str(source)!r}: {str(e).splitlines()[0]}") from None
         self.device = device
         self._text: dict[str, torch.Tensor] = {}
 
@@ -150,9 +117,16 @@ class ClapScorer:
             self._text[query] = torch.nn.functional.normalize(e, dim=-1)[0]
         return self._text[query]
 
-    def similarity(self, audio: torch.Tensor, sample_rate: int, concept: Concept) -> np.ndarray:
+    def check(self, concept: Concept) -> None:
+        _check_query(self, concept)
+
+    def label(self, concept: Concept) -> str:
+        return f"CLAP cos(audio, {concept.query!r})"
+
+    def measure(self, audio: torch.Tensor, sample_rate: int, concept: Concept) -> np.ndarray:
+        self.check(concept)
         sr = self.processor.feature_extractor.sampling_rate
-        x = resample(_mono(audio), sample_rate, sr)
+        x = resample(mono(audio), sample_rate, sr)
         inputs = self.processor(audio=list(x), sampling_rate=sr, return_tensors="pt")
         with torch.no_grad():
             e = self.model.get_audio_features(**{k: v.to(self.device) for k, v in inputs.items()})
@@ -160,7 +134,7 @@ class ClapScorer:
         return (e @ self._text_embedding(concept.query)).cpu().double().numpy()
 
 
-class MuQScorer:
+class MuQScorer(Scorer):
     """MuQ-MuLan audio-text similarity (the paper's scorer for tempo, mood, instruments, genre).
 
     Needs the optional ``muq`` package (``pip install muq``; it pulls a CUDA torch, so it is
@@ -174,30 +148,60 @@ class MuQScorer:
             from muq import MuQMuLan
         except ImportError:
             raise TadaError("the MuQ scorer needs the optional 'muq' package: pip install muq "
-                            "(or pip install 'tada-steer[eval]'); or use --scorer organism / clap:PATH") from None
+                            "(or pip install 'tada-steer[eval]'); or use --scorer clap:PATH_OR_ID") from None
         self.model = MuQMuLan.from_pretrained(str(source)).to(device).eval()
         self.device = device
 
-    def similarity(self, audio: torch.Tensor, sample_rate: int, concept: Concept) -> np.ndarray:
-        x = torch.from_numpy(resample(_mono(audio), sample_rate, 24000)).to(self.device)
+    def check(self, concept: Concept) -> None:
+        _check_query(self, concept)
+
+    def label(self, concept: Concept) -> str:
+        return f"MuQ-MuLan sim(audio, {concept.query!r})"
+
+    def measure(self, audio: torch.Tensor, sample_rate: int, concept: Concept) -> np.ndarray:
+        self.check(concept)
+        x = torch.from_numpy(resample(mono(audio), sample_rate, 24000)).to(self.device)
         with torch.no_grad():
             a = self.model(wavs=x)
             t = self.model(texts=[concept.query])
         return self.model.calc_similarity(a, t).reshape(-1).cpu().double().numpy()
 
 
-def make_scorer(spec: str, device: str = "cpu") -> Scorer:
-    """``organism`` | ``organism:FOLDER`` | ``clap:PATH_OR_ID`` | ``muq:PATH_OR_ID``."""
-    kind, _, arg = spec.partition(":")
-    if kind == "organism":
-        return OrganismScorer(arg or None)
+def _check_query(scorer: Scorer, concept: Concept) -> None:
+    if not concept.query.strip():
+        raise TadaError(f"the {scorer.name} scorer compares audio with the concept's text query; concept "
+                        f"{concept.name!r} has none")
+
+
+EMBEDDING_SCORERS = "clap:PATH_OR_ID (CLAP, e.g. clap:laion/larger_clap_music) or muq:PATH_OR_ID (MuQ-MuLan)"
+
+
+def make_scorer(spec: str | None, entry: Any = None, device: str = "cpu") -> Scorer:
+    """The scorer named by a CLI spec, for the model of registry ``entry``.
+
+    ``spec``: ``None`` (the model's built-in scorer, if it has one), the name of the
+    model's built-in scorer (``organism``, optionally ``organism:FOLDER``),
+    ``clap:PATH_OR_ID`` or ``muq:PATH_OR_ID``. A model without a built-in scorer (the real
+    checkpoints) must be given one: scoring real music with the organism's measures of
+    synthetic music would be silent garbage.
+    """
+    builtin = getattr(entry, "scorer_name", None)
+    model = getattr(entry, "name", "this model")
+    if spec is None or not str(spec).strip():
+        if builtin is None:
+            raise TadaError(f"{model} has no built-in scorer; choose one with --scorer {EMBEDDING_SCORERS}")
+        return entry.scorer()
+    kind, _, arg = str(spec).partition(":")
+    if builtin is not None and kind == builtin:
+        return entry.scorer(arg or None)
     if kind == "clap":
         if not arg:
             raise TadaError("give the CLAP checkpoint: --scorer clap:FOLDER_OR_HUB_ID (e.g. clap:laion/larger_clap_music)")
         return ClapScorer(arg, device=device)
     if kind == "muq":
         return MuQScorer(arg or "OpenMuQ/MuQ-MuLan-large", device=device)
-    raise TadaError(f"unknown scorer {spec!r}; accepted: organism, organism:FOLDER, clap:PATH, muq:PATH")
+    accepted = (f"{builtin} (its built-in scorer), " if builtin else "") + EMBEDDING_SCORERS
+    raise TadaError(f"scorer {spec!r} does not fit {model}; accepted: {accepted}")
 
 
-__all__ = ["Scorer", "OrganismScorer", "ClapScorer", "MuQScorer", "make_scorer", "resample"]
+__all__ = ["Scorer", "ClapScorer", "MuQScorer", "make_scorer", "resample", "mono", "EMBEDDING_SCORERS"]

@@ -7,7 +7,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import pytest  # noqa: E402
 
-from tada_core import load_model  # noqa: E402
+from tada_core import GenerationSettings, load_model  # noqa: E402
 
 TINY = ["tiny-ace-step", "tiny-stable-audio", "tiny-audioldm2"]
 # Every intervention test also runs on the shipped organism, with test-sized settings.
@@ -24,7 +24,7 @@ def models():
             loaded[name] = load_model(name, device="cpu")
             loaded[name].set_progress_bar(False)
             if name == "tada-organism":
-                loaded[name].defaults.update(duration=1.0, steps=4, guidance=3.0)
+                loaded[name].defaults = GenerationSettings(duration=1.0, steps=4, guidance=3.0)
         return loaded[name]
     return get
 
@@ -41,3 +41,16 @@ def all_hooks(adapter):
         for kind in ("_forward_hooks", "_forward_pre_hooks"):
             ids |= {(name, kind, k) for k in getattr(module, kind)}
     return ids
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the ``tada`` CLI in-process: returns (exit code, stdout, stderr)."""
+    from tada_core.cli import main
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run

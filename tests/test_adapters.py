@@ -1,13 +1,18 @@
-import subprocess
-import sys
+"""Adapters: layers in execution order, CFG layout, real checkpoints' layer counts, generation, loading, CLI."""
+
+import json
+from pathlib import Path
 
 import pytest
 import soundfile as sf
 import torch
 
-from tada_core import TadaError, load_model, model_names
+from tada_core import TadaError, load_model, model_names, record
+from tada_core.registry import REGISTRY, measured_layers
 
 from .conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def module_at(pipeline, path):
@@ -15,25 +20,108 @@ def module_at(pipeline, path):
     return getattr(pipeline, component).get_submodule(rest)
 
 
-def test_layers_are_ordered_and_have_widths(model):
-    assert [layer.index for layer in model.layers] == list(range(len(model.layers)))
-    assert all(layer.width > 0 for layer in model.layers)
-    assert len({layer.path for layer in model.layers}) == len(model.layers)
+def test_layers_run_in_index_order_once_per_step(model):
+    """A pre-hook on every layer: at step 0 the layers are called in exactly the order of their indices."""
+    calls = []
+    handles = [layer.module.register_forward_pre_hook(lambda m, a, i=layer.index: calls.append(i))
+               for layer in model.layers]
+    try:
+        model.generate("fast techno", seeds=0, steps=2)
+    finally:
+        for h in handles:
+            h.remove()
+    n = len(model.layers)
+    assert calls[:n] == list(range(n)), calls[:n]
+    assert len(calls) == 2 * n  # one call per layer and step: CFG rows are batched
     for layer in model.layers:
-        assert layer.module is module_at(model.pipeline, layer.path)
+        assert layer.module is module_at(model.pipeline, layer.path) and layer.width > 0
 
 
 def test_layer_paths_per_family(models):
     assert models("tiny-ace-step").layers[2].path == "transformer.layers.2.cross_attn"
     assert models("tiny-stable-audio").layers[3].path == "transformer.transformer_blocks.3.attn2"
     paths = [layer.path for layer in models("tiny-audioldm2").layers]
-    # down -> mid -> up (execution order), and only true cross-attention attn2 modules
     sections = [p.split(".")[1] for p in paths]
-    assert sections == sorted(sections, key=["down_blocks", "mid_block", "up_blocks"].index)
     assert "mid_block" in sections
     assert all(module_at(models("tiny-audioldm2").pipeline, p).is_cross_attention for p in paths)
     n_attn2 = sum(1 for n, _ in models("tiny-audioldm2").pipeline.unet.named_modules() if n.endswith("attn2"))
     assert len(paths) < n_attn2  # the self-attending attn2 modules were skipped
+
+
+@pytest.mark.parametrize("name", ["tiny-ace-step", "tiny-stable-audio", "tiny-audioldm2", "tada-organism"])
+def test_cfg_layout_matches_a_run_without_cfg(models, name):
+    """At step 0 both runs start from the same noise, so the rows the adapter calls conditional in a CFG
+    run equal the only rows of a run without CFG, and the other rows do not."""
+    m = models(name)
+    layer = len(m.layers) - 1
+    raw = {}
+    for guidance in (3.0, 1.0):
+        got = []
+        handle = m.layers[layer].module.register_forward_hook(lambda mod, a, out: got.append(out.detach().clone()))
+        try:
+            m.generate("a slow sad piano ballad", seeds=5, guidance=guidance, steps=2)
+        finally:
+            handle.remove()
+        raw[guidance] = got[0]
+    with_cfg, without = raw[3.0], raw[1.0]
+    assert with_cfg.shape[0] == 2 and without.shape[0] == 1
+    cond = 0 if m.cond_first else 1
+    torch.testing.assert_close(with_cfg[cond], without[0], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(with_cfg[1 - cond], without[0], atol=1e-3)
+    # and record() keeps exactly that row (its frame mean)
+    with record(m, [layer]) as rec:
+        m.generate("a slow sad piano ballad", seeds=5, guidance=3.0, steps=2)
+    torch.testing.assert_close(rec.activations[layer][0, 0], with_cfg[cond].mean(0), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name, count, widths", [
+    ("ace-step", 32, {2560}),
+    ("stable-audio", 24, {1536}),
+    ("audioldm2", 32, {256, 384, 640}),
+    ("audioldm2-large", 64, {256, 384, 640}),
+])
+def test_real_checkpoints_layer_counts_from_their_committed_configs(name, count, widths):
+    """The real denoisers, built from their committed configs on the meta device (no weights)."""
+    layers = measured_layers(REGISTRY[name])
+    assert len(layers) == count and {w for _, _, w in layers} == widths
+    assert [i for i, _, _ in layers] == list(range(count))
+    if name == "audioldm2":
+        assert sorted(w for _, _, w in layers).count(640) == 12 and [w for _, _, w in layers].count(256) == 10
+    # a preset belongs to the checkpoint it was found on and fits its layers
+    for preset in REGISTRY[name].presets:
+        assert max(preset.layers) < count and preset.checkpoint in REGISTRY[name].hub_id
+    config = json.loads((ROOT / "tada_core" / "configs" / Path(REGISTRY[name].denoiser_config()).name).read_text())
+    assert config["_provenance"]
+
+
+def test_paper_layer_numbers_are_attached_to_their_checkpoints_only():
+    assert REGISTRY["stable-audio"].functional_layers() == (11, 12)
+    assert REGISTRY["audioldm2-large"].functional_layers() == (44, 45, 50, 51)
+    assert REGISTRY["audioldm2"].functional_layers() == () and REGISTRY["ace-step"].functional_layers() == ()
+    ace = measured_layers(REGISTRY["ace-step"])
+    assert ace[6][1] == "transformer.layers.6.cross_attn" and ace[6][2] == 2560  # 1.5 XL, not v1's blocks
+
+
+def test_ace_step_prompts_do_not_depend_on_their_batchmates(models):
+    """diffusers' ACE-Step transformer calls cross-attention without the padding mask; the adapter passes
+    it, so a short prompt padded next to a long one sounds as it does alone (this fails without the fix)."""
+    m = models("tiny-ace-step")
+    short, long = "jazz", "a slow sad piano ballad with female vocals and soft strings in the rain"
+    tok = m.pipeline.tokenizer
+    assert len(tok(long).input_ids) > 5 * len(tok(short).input_ids)
+    alone = m.generate([short], seeds=[3]).audio
+    batched = m.generate([short, long], seeds=[3, 4]).audio
+    torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=0)
+    assert (batched[1] - alone[0]).abs().max() > 1e-2
+
+
+def test_ace_step_alone_is_the_stock_pipeline(models):
+    """With no padding, the mask changes nothing: the adapter's output is the pipeline's own, bit for bit."""
+    m = models("tiny-ace-step")
+    ours = m.generate(["a fast tune"], seeds=[2]).audio
+    stock = m.pipeline(prompt=["a fast tune"], lyrics=[""], audio_duration=1.0, num_inference_steps=4,
+                       guidance_scale=3.0, generator=[torch.Generator().manual_seed(2)]).audios
+    assert torch.equal(ours, torch.as_tensor(stock).float())
 
 
 def test_generate_shapes_and_determinism(model):
@@ -49,8 +137,8 @@ def test_generate_shapes_and_determinism(model):
 
 
 def test_batch_equals_single_runs(model):
-    both = model.generate(["fast techno", "slow piano"], seeds=[4, 5]).audio
-    one = model.generate(["slow piano"], seeds=[5]).audio
+    both = model.generate(["fast techno", "a slow sad piano ballad"], seeds=[4, 5]).audio
+    one = model.generate(["a slow sad piano ballad"], seeds=[5]).audio
     torch.testing.assert_close(both[1:], one, atol=1e-4, rtol=0)
 
 
@@ -62,6 +150,7 @@ def test_batch_equals_single_runs(model):
     (dict(prompts="ok", duration=-1.5), "duration"),
     (dict(prompts="ok", duration=float("nan")), "duration"),
     (dict(prompts="ok", steps=0), "steps"),
+    (dict(prompts="ok", steps=1.5), "steps"),
     (dict(prompts="ok", guidance=float("inf")), "guidance"),
     (dict(prompts=["a", "b"], seeds=[1]), "2 prompts"),
     (dict(prompts="ok", seeds=[-1]), "non-negative"),
@@ -92,17 +181,27 @@ def test_uncached_repo_id_is_a_clear_error(tmp_path, monkeypatch):
         load_model("nobody/no-such-pipeline")
 
 
-def test_local_folder_roundtrip(tmp_path, models):
+def test_local_folder_roundtrip_with_its_sampling_defaults(tmp_path, models):
+    from tada_core.entry import save_sampling_defaults
     from tada_core.fixtures import tiny_ace_step
 
     tiny_ace_step().save_pretrained(tmp_path)
+    save_sampling_defaults(tmp_path, {"duration": 1.0, "steps": 4, "guidance": 3.0})
     loaded = load_model(str(tmp_path), device="cpu")
     loaded.set_progress_bar(False)
-    assert loaded.family == "ace-step"
+    assert loaded.family == "ace-step" and loaded.defaults.steps == 4   # the folder's defaults, not the family's 30
+    assert loaded.entry.scorer_name is None and loaded.entry.presets == ()
     ref = models("tiny-ace-step")
-    got = loaded.generate("fast techno", seeds=3, duration=1.0, steps=4, guidance=3.0).audio
-    want = ref.generate("fast techno", seeds=3).audio
-    assert torch.equal(got, want)
+    assert torch.equal(loaded.generate("fast techno", seeds=3).audio, ref.generate("fast techno", seeds=3).audio)
+
+
+def test_the_organism_defaults_come_from_its_checkpoint():
+    from tada_core.organism.model import SAMPLING, checkpoint_path
+
+    saved = json.loads((Path(checkpoint_path()) / "tada_sampling.json").read_text())
+    assert saved == SAMPLING
+    m = load_model("tada-organism", device="cpu")
+    assert m.defaults.to_dict() == saved
 
 
 def test_folder_without_model_index(tmp_path):
@@ -110,38 +209,49 @@ def test_folder_without_model_index(tmp_path):
         load_model(str(tmp_path))
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "tada_core.cli", *args], capture_output=True, text=True,
-                          timeout=300)
+def test_cli_models(cli):
+    code, out, err = cli("models", "--all")
+    assert code == 0, err
+    for name in TINY + ["tada-organism", "ace-step", "stable-audio", "audioldm2", "audioldm2-large"]:
+        assert name in out
+    row = next(line for line in out.splitlines() if line.startswith("audioldm2 "))
+    assert " 32 " in row and "cvssp/audioldm2-music" in row   # measured, not the paper's 64
+    assert "[cond, uncond]" in out and "[uncond, cond]" in out
+    assert "tiny-ace-step" not in cli("models")[1]
 
 
-def test_cli_models():
-    r = run_cli("models")
-    assert r.returncode == 0, r.stderr
-    for name in TINY + ["tada-organism", "ace-step", "stable-audio", "audioldm2"]:
-        assert name in r.stdout
-    assert "[cond, uncond]" in r.stdout and "[uncond, cond]" in r.stdout
-
-
-def test_cli_generate_writes_wav(tmp_path):
+def test_cli_generate_writes_wav(tmp_path, cli):
     out = tmp_path / "x.wav"
-    r = run_cli("generate", "--model", "tiny-ace-step", "--prompt", "fast techno", "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    code, stdout, err = cli("generate", "--model", "tiny-ace-step", "--prompt", "fast techno", "--out", out)
+    assert code == 0, err
     data, sr = sf.read(out)
     assert sr == 800 and data.shape == (800, 2) and abs(data).max() > 0.01
 
 
-def test_cli_generate_defaults_to_the_shipped_organism(tmp_path):
+def test_cli_generate_defaults_to_the_shipped_organism(tmp_path, cli):
     out = tmp_path / "o.wav"
-    r = run_cli("generate", "--prompt", "a fast happy pop song with drums", "--steps", "4", "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    code, _, err = cli("generate", "--prompt", "a fast happy pop song with drums", "--steps", "4", "--out", out)
+    assert code == 0, err
     data, sr = sf.read(out)
     assert sr == 16000 and data.shape == (4 * 16000,) and abs(data).max() > 0.01
 
 
-def test_cli_bad_input_is_one_line(tmp_path):
-    r = run_cli("generate", "--model", "nope", "--prompt", "x", "--out", str(tmp_path / "x.wav"))
-    assert r.returncode == 2
-    assert "unknown model 'nope'" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("generate", "--prompt", "x", "--duration", "-1", "--out", str(tmp_path / "x.wav"))
-    assert r.returncode == 2 and "duration" in r.stderr and "Traceback" not in r.stderr
+@pytest.mark.parametrize("args, message", [
+    (["--model", "nope"], "unknown model 'nope'"),
+    (["--out", "x.mp3"], "must end in .wav"),
+    (["--alpha", "1"], "--alpha needs --steer"),
+    (["--device", "cuda"], "CUDA is not available"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, cli, args, message):
+    argv = ["generate", "--prompt", "x", "--out", str(tmp_path / "x.wav")] + args
+    if "--out" in args:
+        argv = ["generate", "--prompt", "x"] + args
+    code, _, err = cli(*argv)
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("args", [["--duration", "-1"], ["--steps", "0"], ["--alpha", "nan"], ["--seed", "1.5"]])
+def test_cli_refuses_bad_numbers_before_loading_anything(tmp_path, cli, args):
+    with pytest.raises(SystemExit) as e:
+        cli("generate", "--prompt", "x", "--out", str(tmp_path / "x.wav"), *args)
+    assert e.value.code == 2

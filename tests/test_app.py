@@ -161,7 +161,7 @@ def test_compute_localization_reports_progress_stops_and_resumes(h, tmp_path):
     assert updates[0][0] >= done_before  # resumed, not restarted
     done, total, result = updates[-1]
     assert done == total == 12 and result.concept == "drums" and set(result.impact) == set(range(10))
-    with pytest.raises(TadaError, match="computes localizations for tada-organism"):
+    with pytest.raises(TadaError, match="computes localizations for models with a built-in scorer"):
         next(h.compute_localization("tiny-ace-step", "tempo"))
 
 

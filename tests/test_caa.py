@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from tada_core import record
+from tada_core import GenerationSettings, record
 from tada_core.caa import caa_vector, compute_caa
 from tada_core.cli import main
 from tada_core.errors import TadaError
-from tada_core.hub import load_vector
+from tada_core.vectors import load_vector
 
 POS = ["a fast happy pop song", "a quick waltz", "an uptempo tune"]
 NEG = ["a slow sad pop song", "a leisurely waltz", "a downtempo tune"]
@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_caa_equals_direct_computation_on_recorded_activations(models):
     model = models("tada-organism")
-    vec = compute_caa(model, POS, NEG, concept="tempo", layers=[2, 5], seeds=[4, 5, 6], batch_size=6,
-                      functional_layers=[5], progress=False)
+    vec = compute_caa(model, POS, NEG, concept="tempo", layers=[2, 5], seeds=[4, 5, 6],
+                      settings=GenerationSettings(batch_size=6), functional_layers=[5], progress=False)
     with record(model, layers=[2, 5]) as rec:
         model.generate(POS + NEG, seeds=[4, 5, 6] * 2)
     for layer in (2, 5):
@@ -30,7 +30,7 @@ def test_caa_equals_direct_computation_on_recorded_activations(models):
         assert vec.vectors[layer].norm() == pytest.approx(1.0, abs=1e-6)
     assert vec.default_layers() == [5] and vec.model == "tada-organism"
     per_step = compute_caa(model, POS, NEG, concept="tempo", layers=[5], per_step=True, progress=False)
-    steps = model.defaults["steps"]
+    steps = model.defaults.steps
     assert per_step.vectors[5].shape == (steps, 128)
     assert torch.allclose(per_step.vectors[5].norm(dim=1), torch.ones(steps), atol=1e-5)
 
@@ -60,8 +60,8 @@ def test_vector_for_another_model_is_refused(models, tmp_path):
     with pytest.raises(TadaError, match="made for model 'tiny-stable-audio'"):
         with load_vector(folder).apply(models("tada-organism"), alpha=2.0):
             pass
-    assert main(["generate", "--prompt", "a waltz", "--steer", str(folder), "--alpha", "2",
-                 "--out", str(tmp_path / "x.wav")]) == 2
+    assert main(["generate", "--model", "tada-organism", "--prompt", "a waltz", "--steer", str(folder), "--alpha",
+                 "2", "--out", str(tmp_path / "x.wav")]) == 2
 
 
 def test_shipped_tempo_vector_moves_onset_rate_with_the_sign_of_alpha():

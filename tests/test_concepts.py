@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tada_core.concepts import (BASE_PROMPTS, EVAL_PROMPTS, PAPER_CONCEPTS, Concept, concepts_for, counterfactual,
-                                get_concept, load_concept, read_captions)
+from tada_core.concepts import (BASE_PROMPTS, EVAL_PROMPTS, PAPER_CONCEPT_SET, PAPER_CONCEPTS, Concept,
+                                counterfactual, load_concept, read_captions)
 from tada_core.errors import TadaError
 
 DATA = Path(__file__).parent / "data"
@@ -58,7 +58,24 @@ def test_organism_concepts_turn_captions_into_captions_of_the_other_side():
         for a, b in pairs:
             assert a != b and set(b.replace(",", "").split()) <= words, (name, b)
     assert set(ORGANISM_CONCEPTS) == set(synth.CONCEPTS)
-    assert concepts_for("tada-organism") is not concepts_for("ace-step")
+
+
+def test_each_model_gets_its_own_concept_set():
+    """The organism's tempo is written in its caption vocabulary ("a fast {base}"), the paper's in its own
+    ("fast {base}"); the same name means a different prompt set per model."""
+    from tada_core.registry import REGISTRY
+
+    organism, ace = REGISTRY["tada-organism"].concepts, REGISTRY["ace-step"].concepts
+    assert organism.get("tempo").positive == "a fast {base}" and ace.get("tempo").positive == "fast {base}"
+    assert "brightness" in organism.names() and "brightness" not in ace.names()
+    assert "jazz" in ace.names() and "jazz" not in organism.names()
+    assert organism.eval_prompts[0] == "a folk song" and ace.eval_prompts == EVAL_PROMPTS
+    pairs, how = organism.localization_pairs(organism.get("drums"), limit=3)
+    assert how == "counterfactual captions" and len(pairs) == 3 and all("with" in a for a, _ in pairs)
+    pairs, how = ace.localization_pairs(ace.get("drums"), limit=2)
+    assert how == "templates" and pairs == [("a song with drums", "a song"), ("a melody with drums", "a melody")]
+    pos, neg, seeds = organism.contrast(organism.get("tempo"), seeds=[0, 1])
+    assert pos[:2] == ["a fast folk song"] * 2 and neg[1] == "a slow folk song" and seeds[:4] == [0, 1, 0, 1]
 
 
 def test_user_concepts_from_lists_json_and_yaml(tmp_path):
@@ -71,11 +88,12 @@ def test_user_concepts_from_lists_json_and_yaml(tmp_path):
     assert j.counterfactual("Lofi beats") == "Hifi beats"
     (tmp_path / "c.yaml").write_text("name: choir\npositive: [a choir, a big choir]\nnegative: [a solo, a duo]\n")
     assert load_concept(tmp_path / "c.yaml").contrastive_prompts()[1] == ["a solo", "a duo"]
-    assert get_concept(str(tmp_path / "c.json"), "ace-step").name == "lofi"
+    assert PAPER_CONCEPT_SET.get(str(tmp_path / "c.json")).name == "lofi"
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: get_concept("tempoo", "tada-organism"), "unknown concept 'tempoo'"),
+    (lambda: PAPER_CONCEPT_SET.get("tempoo"), "unknown concept 'tempoo'"),
+    (lambda: PAPER_CONCEPT_SET.localization_pairs(PAPER_CONCEPTS["tempo"], limit=0), "integer >= 1"),
     (lambda: Concept.from_prompts("x", [], ["a"]), "expected at least one prompt"),
     (lambda: Concept.from_prompts("x", ["a", "b"], ["c"]), "2 positive but 1 negative"),
     (lambda: Concept("x", "fast", "slow"), "must contain '{base}'"),

@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from tada_core import TadaError
-from tada_core.hub import (SteeringVector, build_index, import_steer_audio, load_vector, pull, push, read_index,
-                           validate_sae)
-
-from .test_adapters import run_cli
+from tada_core.hub import build_index, import_steer_audio, pull, push, read_index
+from tada_core.sae import validate_sae_folder
+from tada_core.vectors import SteeringVector, load_vector
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,13 +118,15 @@ def test_load_by_repo_id_from_the_cache_offline(tmp_path, models, monkeypatch):
         load_vector("tada-org/tempo-caa", revision="v2")
 
 
-def test_push_dry_run_lists_files_and_validates(tmp_path, models):
+def test_push_dry_run_lists_files_and_validates(tmp_path, models, cli):
     folder = make_vector(models("tiny-stable-audio")).save(tmp_path / "v")
     files = push(folder, "tada-org/v", dry_run=True)
     assert [name for name, _ in files] == ["README.md", "config.json", "steering.safetensors"]
     assert all(size > 0 for _, size in files)
-    r = run_cli("push", str(folder), "--repo", "tada-org/v", "--dry-run")
-    assert r.returncode == 0 and "would upload steering.safetensors" in r.stdout, r.stderr
+    code, out, err = cli("push", folder, "--repo", "tada-org/v", "--dry-run")
+    assert code == 0 and "would upload steering.safetensors" in out, err
+    code, out, err = cli("push", folder, "--repo", "tada-org/v")      # offline: a message, not a traceback
+    assert code == 2 and "cannot upload to tada-org/v" in err and "Traceback" not in err
     with pytest.raises(TadaError, match="org/name"):
         push(folder, "no-slash", dry_run=True)
     (folder / "README.md").unlink()
@@ -133,7 +134,7 @@ def test_push_dry_run_lists_files_and_validates(tmp_path, models):
         push(folder, "tada-org/v", dry_run=True)
 
 
-def test_index_and_cli_list(tmp_path, models):
+def test_index_and_cli_list(tmp_path, models, cli):
     root = tmp_path / "vectors"
     make_vector(models("tiny-stable-audio"), concept="tempo").save(root / "tempo")
     make_vector(models("tiny-ace-step"), layers=(1,), per_step_layer=None, concept="mood").save(root / "mood")
@@ -141,8 +142,15 @@ def test_index_and_cli_list(tmp_path, models):
     assert [(r["name"], r["concept"], r["model"], r["layers"]) for r in rows] == [
         ("mood", "mood", "tiny-ace-step", [1]), ("tempo", "tempo", "tiny-stable-audio", [0, 2])]
     assert read_index(root) == rows
-    r = run_cli("list", str(root))
-    assert r.returncode == 0 and "concept=mood" in r.stdout and "concept=tempo" in r.stdout, r.stderr
+    code, out, err = cli("list", root)
+    assert code == 0 and "concept=mood" in out and "concept=tempo" in out, err
+    (root / "broken").mkdir()
+    (root / "broken" / "steering.safetensors").write_bytes(b"not safetensors")
+    (root / "broken" / "config.json").write_text("{}")
+    code, out, err = cli("list", root)      # one bad artifact does not abort the listing
+    assert code == 2 and "concept=mood" in out and "broken" in err
+    code, out, err = cli("list", tmp_path / "missing")
+    assert code == 2 and "not a folder of artifacts" in err
 
 
 def test_sae_folder_in_sparsify_layout(tmp_path):
@@ -154,13 +162,13 @@ def test_sae_folder_in_sparsify_layout(tmp_path):
     (hp / "cfg.json").write_text(json.dumps({"expansion_factor": 4, "k": 4, "d_in": d, "normalize_decoder": True}))
     save_file({"encoder.weight": torch.randn(m, d), "encoder.bias": torch.zeros(m), "W_dec": torch.randn(m, d),
                "b_dec": torch.zeros(d)}, str(hp / "sae.safetensors"))
-    assert validate_sae(tmp_path / "sae")["transformer.transformer_blocks.6.attn2"]["k"] == 4
+    assert validate_sae_folder(tmp_path / "sae")["transformer.transformer_blocks.6.attn2"].k == 4
     save_file({"encoder.weight": torch.randn(m, d)}, str(hp / "sae.safetensors"))
     with pytest.raises(TadaError, match="lacks"):
-        validate_sae(tmp_path / "sae")
+        validate_sae_folder(tmp_path / "sae")
 
 
-def test_import_steer_audio_pickle(tmp_path, models):
+def test_import_steer_audio_pickle(tmp_path, models, cli):
     m = models("tiny-ace-step")
     width = m.layers[2].width
     rng = np.random.default_rng(0)
@@ -172,9 +180,9 @@ def test_import_steer_audio_pickle(tmp_path, models):
     assert vec.concept == "piano" and vec.vectors[2].shape == (3, width)
     assert np.allclose(vec.vectors[2][1].numpy(), data[1]["tf2"][0])
     vec.check_compatible(m)
-    r = run_cli("import-steer-audio", str(tmp_path / "vec.pkl"), "--config", str(tmp_path / "config.json"),
-                "--model", "ace-step", "--out", str(tmp_path / "imported"))
-    assert r.returncode == 0, r.stderr
+    code, _, err = cli("import-steer-audio", tmp_path / "vec.pkl", "--config", tmp_path / "config.json",
+                       "--model", "ace-step", "--out", tmp_path / "imported")
+    assert code == 0, err
     assert load_vector(tmp_path / "imported").layer_paths == {2: "transformer.layers.2.cross_attn"}
 
 

@@ -7,22 +7,30 @@ import math
 import numpy as np
 import pytest
 
+from tada_core import GenerationSettings, patch
 from tada_core.cli import main
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError
 from tada_core.localize import (Localization, functional_layers, impact, localize, read_localization,
                                 write_summary)
+from tada_core.scoring import Scorer
 
 CONCEPT = Concept("loud", "a loud {base}", "a quiet {base}")
 PAIRS = [("a loud song", "a quiet song"), ("a loud tune", "a quiet tune"), ("loud drums", "quiet drums")]
 
 
-class Energy:
+class Energy(Scorer):
     """A scorer that needs no model: mean absolute amplitude of each clip."""
 
     name = "energy"
 
-    def similarity(self, audio, sample_rate, concept):
+    def check(self, concept):
+        pass
+
+    def label(self, concept):
+        return "mean |amplitude|"
+
+    def measure(self, audio, sample_rate, concept):
         return audio.abs().mean(dim=(1, 2)).double().numpy()
 
 
@@ -30,11 +38,11 @@ class Interrupting(Energy):
     def __init__(self, after):
         self.calls, self.after = 0, after
 
-    def similarity(self, audio, sample_rate, concept):
+    def measure(self, audio, sample_rate, concept):
         self.calls += 1
         if self.calls > self.after:
             raise KeyboardInterrupt
-        return super().similarity(audio, sample_rate, concept)
+        return super().measure(audio, sample_rate, concept)
 
 
 def same(a, b):
@@ -58,7 +66,7 @@ def test_eq9_on_constructed_similarities():
     assert clear.reliable and clear.functional_layers() == [0]
 
 
-def test_sweep_is_batched_and_means_follow_eq9(models):
+def test_sweep_is_batched_and_each_mean_is_an_independent_generation(models):
     model = models("tiny-stable-audio")
     calls = []
     original = model.generate
@@ -69,21 +77,40 @@ def test_sweep_is_batched_and_means_follow_eq9(models):
 
     model.generate = counting
     try:
-        r = localize(model, CONCEPT, PAIRS, Energy(), seeds=[0, 1], layers=[0, 2], batch_size=4, progress=False)
+        r = localize(model, CONCEPT, PAIRS, Energy(), seeds=[0, 1], layers=[0, 2],
+                     settings=GenerationSettings(batch_size=4), progress=False)
     finally:
         del model.generate
     # 4 conditions (c, c~, patch 0, patch 2) x ceil(6 / 4) batches; never one clip per call unless the remainder
     assert sorted(calls) == sorted([4, 2] * 4)
     assert r.n == 6 and r.layers == [0, 2]
-    direct = original([a for a, _ in PAIRS for _ in (0, 1)], seeds=[0, 1] * 3).audio.abs().mean(dim=(1, 2))
-    assert r.sim_pos == pytest.approx(float(direct.double().mean()), rel=1e-5)
+    energy = Energy()
+
+    def direct(prompts, layer=None, targets=None):
+        """The mean similarity of the same clips made one at a time, outside the sweep."""
+        sims = []
+        for i, (prompt, seed) in enumerate((p, s) for p in prompts for s in (0, 1)):
+            if layer is None:
+                audio = original(prompt, seeds=seed).audio
+            else:
+                with patch(model, [layer], targets[i // 2]):
+                    audio = original(prompt, seeds=seed).audio
+            sims.append(energy.similarity(audio, model.sample_rate, CONCEPT)[0])
+        return float(np.mean(sims))
+
+    pos, neg = [a for a, _ in PAIRS], [b for _, b in PAIRS]
+    assert r.sim_pos == pytest.approx(direct(pos), rel=1e-4)
+    assert r.sim_neg == pytest.approx(direct(neg), rel=1e-4)
     for layer in (0, 2):
-        assert r.impact[layer] == pytest.approx(impact(r.sim_patched[layer], r.sim_pos, r.sim_neg), nan_ok=True)
+        patched = direct(neg, layer, pos)   # P_c~ with layer l's keys and values from P_c
+        assert r.sim_patched[layer] == pytest.approx(patched, rel=1e-4)
+        assert r.impact[layer] == pytest.approx(impact(patched, r.sim_pos, r.sim_neg), rel=1e-3, nan_ok=True)
+    assert r.sim_patched[0] != pytest.approx(r.sim_neg, rel=1e-4)   # patching did something
 
 
 def test_resumed_sweep_equals_uninterrupted(models, tmp_path):
     model = models("tada-organism")
-    kw = dict(seeds=[0, 1], layers=[1, 4, 7], batch_size=4)
+    kw = dict(seeds=[0, 1], layers=[1, 4, 7], settings=GenerationSettings(batch_size=4))
     full = localize(model, CONCEPT, PAIRS, Energy(), out=tmp_path / "full", progress=False, **kw)
     from tada_core.organism.model import checkpoint_path
 
@@ -108,7 +135,7 @@ def test_resumed_sweep_equals_uninterrupted(models, tmp_path):
 def test_summary_writes_table_json_and_heatmap(models, tmp_path):
     model = models("tiny-ace-step")
     results = [localize(model, Concept(n, f"{n} {{base}}", "{base}"), PAIRS[:2], Energy(), layers=[0, 1],
-                        batch_size=8, progress=False) for n in ("a", "b")]
+                        settings=GenerationSettings(batch_size=8), progress=False) for n in ("a", "b")]
     files = write_summary(results, tmp_path)
     from PIL import Image
 
@@ -123,13 +150,14 @@ def test_summary_writes_table_json_and_heatmap(models, tmp_path):
     (dict(pairs=[("", "x")]), "must be a non-empty string"),
     (dict(seeds=[]), "seeds is empty"),
     (dict(layers=[99]), "out of range"),
-    (dict(batch_size=0), "batch_size"),
 ])
 def test_bad_sweep_input(models, kwargs, message):
-    args = dict(pairs=PAIRS, seeds=[0], layers=[0], batch_size=4)
+    args = dict(pairs=PAIRS, seeds=[0], layers=[0])
     args.update(kwargs)
     with pytest.raises(TadaError, match=message):
         localize(models("tiny-ace-step"), CONCEPT, args.pop("pairs"), Energy(), progress=False, **args)
+    with pytest.raises(TadaError, match="batch_size"):
+        GenerationSettings(batch_size=0)
 
 
 def test_cli_localize_on_the_shipped_model(tmp_path, capsys):
@@ -143,5 +171,15 @@ def test_cli_localize_on_the_shipped_model(tmp_path, capsys):
     assert r.model == "tada-organism" and r.layers == [3, 5] and r.n == 2 and r.scorer == "organism"
     assert main(argv) == 0  # a rerun resumes: nothing left to generate, same numbers
     assert same(read_localization(out / "drums"), r)
-    assert main(["localize", "--concept", "loudness", "--out", str(out)]) == 2
-    assert "unknown concept 'loudness'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "tiny-ace-step", "--concept", "tempo"], "has no built-in scorer"),
+    (["--model", "tiny-ace-step", "--concept", "tempo", "--scorer", "organism"], "does not fit tiny-ace-step"),
+    (["--concept", "jazz"], "unknown concept 'jazz'"),
+    (["--concept", "tempo", "--scorer", "clip"], "scorer 'clip' does not fit"),
+])
+def test_cli_localize_refuses_a_scorer_that_does_not_fit(cli, argv, message, tmp_path):
+    """Real music scored with the organism's synthetic-music measures would be silent garbage."""
+    code, _, err = cli("localize", *argv, "--out", tmp_path / "x")
+    assert code == 2 and message in err and "Traceback" not in err, err

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from tada_core import DEFAULT_MODEL, load_model
+from tada_core import DEFAULT_MODEL, TadaError, load_model
 from tada_core.organism import codec, synth, train
-from tada_core.organism.descriptors import DESCRIPTORS, Scorer, agreement, synthetic_set
+from tada_core.organism.descriptors import DESCRIPTORS, DescriptorClassifier, agreement, synthetic_set
 from tada_core.organism.model import checkpoint_path
 
 
@@ -37,12 +37,12 @@ def test_generator_is_deterministic_and_captions_tell_the_truth():
         negated = "without drums" in text or "no percussion" in text
         rest = text.replace("without drums", "").replace("no percussion", "")
         assert not (attrs.drums and negated) and not (not attrs.drums and ("drum" in rest or "percussion" in rest))
-    with pytest.raises(ValueError, match="tempo must be one of"):
+    with pytest.raises(TadaError, match="tempo must be one of"):
         synth.Attributes(tempo="medium")
 
 
 def test_descriptors_agree_with_the_generators_ground_truth():
-    scorer = Scorer.load(checkpoint_path())
+    scorer = DescriptorClassifier.load(checkpoint_path())
     attrs, audio = synthetic_set(96, seed=4242, roundtrip=False)
     acc = agreement(scorer, attrs, audio)
     floors = {"tempo": 0.85, "brightness": 0.8, "mood": 0.6, "drums": 0.75, "vocal_gender": 0.9}
@@ -75,6 +75,7 @@ def test_training_smoke_run_writes_a_loadable_pipeline(tmp_path):
     assert summary["steps"] == 2 and np.isfinite(summary["final_loss"])
     m = load_model(str(tmp_path / "run"), device="cpu")
     m.set_progress_bar(False)
+    assert m.defaults.steps == 20          # the sampling defaults were saved with the checkpoint
     audio = m.generate(["a fast tune"], seeds=[0], steps=2, duration=1.0).audio
     assert audio.shape == (1, 1, synth.SR) and torch.isfinite(audio).all()
     assert not (tmp_path / "run" / "_train_state.safetensors").exists()
@@ -96,6 +97,8 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
         _tiny_train(tmp_path / "resumed", steps=4)
     assert (tmp_path / "resumed" / "_train_state.safetensors").exists()
     monkeypatch.setattr(train, "diffusion_loss", real_loss)
+    with pytest.raises(TadaError, match="different training run .*lr"):
+        _tiny_train(tmp_path / "resumed", steps=4, lr=5e-4)       # other settings: refused, not mixed
     _tiny_train(tmp_path / "resumed", steps=4)
     from safetensors.torch import load_file
 

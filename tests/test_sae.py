@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from tada_core import steer
+from tada_core import GenerationSettings, steer
 from tada_core.errors import TadaError
 from tada_core.sae import (SaeConfig, TopKSAE, evaluate_sae, sae_vector, select_features, tfidf_scores,
                            train_sae)
@@ -78,6 +78,55 @@ def test_sparsify_layout_round_trip_and_hand_built_folder(tmp_path):
     assert torch.allclose(loaded(x).sae_out, expected, atol=1e-6)
 
 
+def _hand_built(folder, cfg, d=16, m=32, seed=2):
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(seed)
+    folder.mkdir(parents=True)
+    save_file({"encoder.weight": torch.randn(m, d, generator=g), "encoder.bias": torch.randn(m, generator=g),
+               "W_dec": torch.randn(m, d, generator=g), "b_dec": torch.randn(d, generator=g)},
+              str(folder / "sae.safetensors"))
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    return folder
+
+
+@pytest.mark.parametrize("cfg, message", [
+    ({"activation": "groupmax"}, "activation='groupmax'"),
+    ({"transcode": True}, "transcode=true"),
+    ({"skip_connection": True}, "skip_connection=true"),
+    ({"batch_topk": True}, "unknown fields \\['batch_topk'\\]"),
+    ({"input_unit_norm": True}, "unknown fields"),
+])
+def test_configs_it_cannot_compute_are_refused(tmp_path, cfg, message):
+    base = {"expansion_factor": 2, "k": 3, "d_in": 16, "normalize_decoder": True}
+    hp = _hand_built(tmp_path / "layers.6", {**base, **cfg})
+    with pytest.raises(TadaError, match=message):
+        TopKSAE.load(hp)
+    # the same folder with plain TopK values loads
+    (hp / "cfg.json").write_text(json.dumps({**base, "activation": "topk", "transcode": False}))
+    assert TopKSAE.load(hp).cfg.k == 3
+
+
+def test_load_many_and_load_from_hub(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from .test_hub import _populate_cache
+
+    root = tmp_path / "saes"
+    for hp in ("transformer.transformer_blocks.6.attn2", "transformer.transformer_blocks.8.attn2"):
+        _hand_built(root / hp, {"expansion_factor": 2, "k": 3, "d_in": 16})
+    many = TopKSAE.load_many(root)
+    assert sorted(many) == ["transformer.transformer_blocks.6.attn2", "transformer.transformer_blocks.8.attn2"]
+    with pytest.raises(TadaError, match="no hookpoints"):
+        TopKSAE.load_many(root, hookpoints=["transformer.transformer_blocks.7.attn2"])
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    _populate_cache(cache, "tada-org/saes", root)
+    one = TopKSAE.load_from_hub("tada-org/saes", "transformer.transformer_blocks.8.attn2")
+    assert torch.equal(one.W_dec, many["transformer.transformer_blocks.8.attn2"].W_dec)
+    assert sorted(TopKSAE.load_many("tada-org/saes")) == sorted(many)
+
+
 def test_eq6_tfidf_on_constructed_means_and_eq7_vector():
     mu_pos = torch.tensor([1.0, 1.0, 0.0, 2.0])
     mu_neg = torch.tensor([0.0, 1.0, 1.0, 3.0])
@@ -121,9 +170,9 @@ def test_resumed_cache_equals_uninterrupted(models, tmp_path):
 
     model = models("tada-organism")
     prompts = ["a waltz", "a fast march", "a sad tune", "a pop song with drums", "a dark melody"]
-    kw = dict(layers=[6, 8], tokens=4, batch_size=2, progress=False)
+    kw = dict(layers=[6, 8], tokens=4, settings=GenerationSettings(batch_size=2), progress=False)
     full = cache_activations(model, prompts, tmp_path / "full", **kw)
-    assert len(full.shards) == 3 and full.n_tokens == 5 * 4 * model.defaults["steps"]
+    assert len(full.shards) == 3 and full.n_tokens == 5 * 4 * model.defaults.steps
     original, calls = model.generate, []
 
     def failing(*args, **kwargs):
@@ -183,7 +232,12 @@ def test_sweep_orders_by_the_papers_rule():
                          ks=(4, 64), epochs=2, lr=3e-3, progress=False)
     assert [(e.cfg.expansion_factor, e.cfg.k) for e in entries].count((2, 64)) == 0   # k > latents: skipped
     assert len(entries) == 3
-    assert [e.badness for e in entries] == sorted(e.badness for e in entries)
+    # m = 4, k = 64: all 64 latents fire on every token, so its high-frequency fraction is 1 and it ranks last
+    assert (entries[-1].cfg.expansion_factor, entries[-1].cfg.k) == (4, 64)
+    assert entries[-1].metrics.high_freq_fraction == 1.0
+    for e in entries:   # each entry's score is the paper's rule on an independent evaluation of its SAE
+        m = evaluate_sae(e.sae, x[1536:].split(256))
+        assert e.badness == pytest.approx(m.fvu + m.dead_fraction + m.high_freq_fraction)
 
 
 def test_cli_sae_cache_train_features(tmp_path, capsys):
@@ -211,18 +265,18 @@ def test_cli_sae_cache_train_features(tmp_path, capsys):
     # the feature atlas the app browses: every latent's Eq. 6 score equals a direct computation
     assert main(["sae", "atlas", str(saes), "--prompts", "4", "--concepts", "drums", "tempo"] + settings) == 0
     from tada_core import load_model
-    from tada_core.concepts import default_bases, get_concept
+    from tada_core.organism.concepts import ORGANISM_CONCEPT_SET
     from tada_core.features import load_atlas, load_saes, prompt_activations
-    from tada_core.hub import validate_sae
+    from tada_core.sae import validate_sae_folder
     from tada_core.organism.concepts import captions
 
     (atlas,) = load_atlas(saes).values()
     assert atlas.layer == 6 and atlas.prompts == captions()[:4] and set(atlas.scores) == {"drums", "tempo"}
-    assert atlas.rows.shape == (4, 256) and validate_sae(saes)  # the atlas does not disturb the SAE layout
+    assert atlas.rows.shape == (4, 256) and validate_sae_folder(saes)  # the atlas does not disturb the SAE layout
     model = load_model("tada-organism")
     model.set_progress_bar(False)
-    pos, neg = get_concept("drums", model.name).contrastive_prompts(default_bases(model.name))
-    gen = dict(duration=2, steps=4)
+    pos, neg = ORGANISM_CONCEPT_SET.get("drums").contrastive_prompts(ORGANISM_CONCEPT_SET.bases)
+    gen = dict(settings=GenerationSettings(duration=2, steps=4))
     mu = {k: prompt_activations(model, load_saes(model, saes), ps, **gen)[6].mean(0) for k, ps in
           (("pos", pos), ("neg", neg))}
     torch.testing.assert_close(atlas.scores["drums"], tfidf_scores(mu["pos"], mu["neg"]))

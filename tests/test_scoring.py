@@ -8,7 +8,9 @@ import torch
 
 from tada_core.concepts import PAPER_CONCEPTS, Concept
 from tada_core.errors import TadaError
-from tada_core.scoring import ClapScorer, OrganismScorer, make_scorer
+from tada_core.organism.scorer import OrganismScorer
+from tada_core.registry import REGISTRY
+from tada_core.scoring import ClapScorer, make_scorer
 
 
 def test_clap_scorer_is_the_cosine_of_claps_own_embeddings(tmp_path):
@@ -17,7 +19,7 @@ def test_clap_scorer_is_the_cosine_of_claps_own_embeddings(tmp_path):
     from tada_core.fixtures import tiny_clap
 
     folder = tiny_clap(tmp_path / "clap")
-    scorer = make_scorer(f"clap:{folder}")
+    scorer = make_scorer(f"clap:{folder}", REGISTRY["ace-step"])
     assert isinstance(scorer, ClapScorer)
     audio = torch.randn(3, 1, 48000, generator=torch.Generator().manual_seed(0)) * 0.1
     sim = scorer.similarity(audio, 48000, PAPER_CONCEPTS["tempo"])
@@ -28,6 +30,7 @@ def test_clap_scorer_is_the_cosine_of_claps_own_embeddings(tmp_path):
         t = model.get_text_features(**proc(text=["a fast track"], return_tensors="pt")).pooler_output
     expected = torch.nn.functional.cosine_similarity(a, t).numpy()
     assert sim.shape == (3,) and np.allclose(sim, expected, atol=1e-5)
+    assert scorer.sign(PAPER_CONCEPTS["tempo"]) == 1 and "a fast track" in scorer.label(PAPER_CONCEPTS["tempo"])
     # 16 kHz input is resampled to CLAP's 48 kHz, not misread
     assert scorer.similarity(audio[:, :, ::3], 16000, PAPER_CONCEPTS["tempo"]).shape == (3,)
 
@@ -42,14 +45,23 @@ def test_muq_without_the_package_says_how_to_install(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_muq)
     with pytest.raises(TadaError, match="pip install muq"):
-        make_scorer("muq")
+        make_scorer("muq", REGISTRY["ace-step"])
 
 
-def test_scorer_specs_and_unknown_concepts():
-    with pytest.raises(TadaError, match="unknown scorer 'clip'"):
-        make_scorer("clip")
+def test_scorer_specs_fit_the_model_and_unknown_concepts(tmp_path):
+    with pytest.raises(TadaError, match="scorer 'clip' does not fit tada-organism; accepted: organism"):
+        make_scorer("clip", REGISTRY["tada-organism"])
     with pytest.raises(TadaError, match="give the CLAP checkpoint"):
-        make_scorer("clap")
+        make_scorer("clap", REGISTRY["ace-step"])
+    with pytest.raises(TadaError, match="cannot load a CLAP model"):
+        make_scorer(f"clap:{tmp_path / 'missing'}", REGISTRY["ace-step"])
+    # the real checkpoints have no built-in scorer: the organism's measures of synthetic music would be garbage
+    for name in ("ace-step", "stable-audio", "audioldm2", "audioldm2-large"):
+        with pytest.raises(TadaError, match=f"{name} has no built-in scorer; choose one with --scorer clap"):
+            make_scorer(None, REGISTRY[name])
+        with pytest.raises(TadaError, match="does not fit"):
+            make_scorer("organism", REGISTRY[name])
+    assert isinstance(make_scorer(None, REGISTRY["tada-organism"]), OrganismScorer)
     scorer = OrganismScorer()
     with pytest.raises(TadaError, match="organism scorer knows concepts"):
         scorer.similarity(torch.zeros(1, 1, 16000), 16000, Concept("jazz", "jazz {base}", "{base}"))

@@ -1,37 +1,42 @@
 """ACE-Step 1.5 through diffusers' ``AceStepPipeline``.
 
-Layers: ``transformer.layers[i].cross_attn`` for i = 0..N-1; index i here is block i,
-so the TADA paper's functional layers {7, 8} (counted from 1) are indices (6, 7).
+Layers: ``transformer.layers[i].cross_attn`` for i = 0..N-1 (XL: 32 layers of width 2560;
+2B: 24 of width 2048). The TADA paper's ACE-Step results (functional layers {7, 8},
+counted from 1) are for ACE-Step v1 (3.5B, ``transformer_blocks[i].cross_attn``, 24
+layers of width 2560), a different model that diffusers does not ship; on 1.5 the
+functional layers are what ``tada localize`` finds.
+
 CFG: the pipeline stacks [cond, uncond] and runs CFG only for guidance > 1, only on
 non-turbo checkpoints, and only inside its ``cfg_interval``; other steps have no
 unconditional rows, which ``branch_rows`` handles by row count.
+
+Padding quirk, fixed here: the pipeline pads each prompt's text, lyrics and timbre
+tokens to the longest in the batch, and its condition encoder returns the padding mask,
+but the transformer calls cross-attention without it. A prompt's audio would then
+depend on its batchmates' token lengths. During a call, this adapter records the mask
+the condition encoder returns and hands it to every cross-attention layer, so padded
+keys are ignored: a prompt sounds the same in any batch (to float rounding), and a
+prompt alone (no padding) is computed exactly as the stock pipeline computes it.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .base import CrossAttentionLayer, ModelAdapter, output_width
+from .base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
+
+_MASK = "encoder_attention_mask"
 
 
 class AceStepAdapter(ModelAdapter):
     family = "ace-step"
     pipeline_class_name = "AceStepPipeline"
-    default_hub_id = "ACE-Step/acestep-v15-xl-turbo-diffusers"
     denoiser_attr = "transformer"
-    layer_path_template = "transformer.layers.{i}.cross_attn"
     cond_first = True
-    paper_layer_count = 24
-    paper_functional_layers = (6, 7)
 
     @classmethod
     def find_layers(cls, pipeline) -> list[CrossAttentionLayer]:
-        return [
-            CrossAttentionLayer(i, f"transformer.layers.{i}.cross_attn", block.cross_attn,
-                                output_width(block.cross_attn))
-            for i, block in enumerate(pipeline.transformer.layers)
-            if getattr(block, "cross_attn", None) is not None
-        ]
+        return indexed_layers("transformer.layers.{i}.cross_attn", pipeline.transformer.layers, "cross_attn")
 
     def family_defaults(self) -> dict[str, float]:
         # Turbo checkpoints are guidance-distilled: the pipeline ignores guidance > 1 there.
@@ -42,8 +47,33 @@ class AceStepAdapter(ModelAdapter):
     def sample_rate(self) -> int:
         return int(self.pipeline.sample_rate)
 
-    def _call_pipeline(self, prompts, generators, duration, steps, guidance) -> torch.Tensor:
+    def _family_hooks(self, run: Run, add) -> None:
+        def keep_mask(module, args, output):
+            # text2music calls the condition encoder once; keep the first (conditional) mask
+            run.state.setdefault(_MASK, output[1])
+
+        def give_mask(module, args, kwargs):
+            mask = run.state.get(_MASK)
+            if mask is None or kwargs.get("attention_mask") is not None:
+                return None
+            hidden = args[0] if args else kwargs["hidden_states"]
+            keys = kwargs.get("encoder_hidden_states")
+            if keys is None or keys.shape[1] != mask.shape[1]:
+                return None
+            rows = hidden.shape[0] // mask.shape[0]      # 2 with CFG: [cond, uncond] share the layout
+            # [rows, 1, 1, keys]: True = attend. The unconditional rows repeat one learned
+            # null embedding over every position, so masking them changes nothing either.
+            keep = mask.to(torch.bool).repeat(rows, 1)[:, None, None, :]
+            return args, {**kwargs, "attention_mask": keep}
+
+        add(self.pipeline.condition_encoder.register_forward_hook(keep_mask))
+        for layer in self.layers:
+            # prepend: interventions' pre-hooks (patch's capture) see the mask too
+            add(layer.module.register_forward_pre_hook(give_mask, with_kwargs=True, prepend=True))
+
+    def _call_pipeline(self, run: Run, generators) -> torch.Tensor:
+        s = run.settings
         return self.pipeline(
-            prompt=prompts, lyrics=[""] * len(prompts), audio_duration=duration,
-            num_inference_steps=steps, guidance_scale=guidance, generator=generators,
+            prompt=run.prompts, lyrics=[""] * run.n_samples, audio_duration=s.duration,
+            num_inference_steps=s.steps, guidance_scale=s.guidance, generator=generators,
         ).audios

@@ -3,9 +3,11 @@
 Layers: every ``attn2`` module of the UNet that is a true cross-attention
 (``is_cross_attention``; AudioLDM2 also has ``attn2`` modules that attend to the
 hidden states themselves, which are skipped), in execution order: down blocks,
-then the mid block, then up blocks, each in module order. The TADA paper counts
-64 such layers on the full model and numbers them from 1 in this order, so its
-functional layers {45, 46, 51, 52} are indices (44, 45, 50, 51). CFG batch is
+then the mid block, then up blocks, each in module order. ``cvssp/audioldm2-music``
+has 32 such layers (of 48 ``attn2`` modules; 10 x 256, 10 x 384, 12 x 640 wide) and
+``cvssp/audioldm2-large`` has 64. The TADA paper's 64 layers and its functional
+layers {45, 46, 51, 52} (counted from 1 in this order) are those of audioldm2-large,
+indices (44, 45, 50, 51) there; they are no preset for audioldm2-music. CFG batch is
 [uncond, cond].
 
 Quirk: with transformers >= 5, ``GPT2Model`` no longer carries the generation
@@ -20,7 +22,7 @@ import types
 import numpy as np
 import torch
 
-from .base import CrossAttentionLayer, ModelAdapter, output_width
+from .base import CrossAttentionLayer, ModelAdapter, Run, output_width
 
 _SECTION_ORDER = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
 
@@ -28,11 +30,8 @@ _SECTION_ORDER = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
 class AudioLDM2Adapter(ModelAdapter):
     family = "audioldm2"
     pipeline_class_name = "AudioLDM2Pipeline"
-    default_hub_id = "cvssp/audioldm2-music"
     denoiser_attr = "unet"
     cond_first = False
-    paper_layer_count = 64
-    paper_functional_layers = (44, 45, 50, 51)
 
     def __init__(self, pipeline, **kwargs) -> None:
         lm = pipeline.language_model
@@ -61,9 +60,10 @@ class AudioLDM2Adapter(ModelAdapter):
     def sample_rate(self) -> int:
         return int(self.pipeline.vocoder.config.sampling_rate)
 
-    def _call_pipeline(self, prompts, generators, duration, steps, guidance) -> torch.Tensor:
+    def _call_pipeline(self, run: Run, generators) -> torch.Tensor:
+        s = run.settings
         audio = self.pipeline(
-            prompt=prompts, audio_length_in_s=duration, num_inference_steps=steps,
-            guidance_scale=guidance, generator=generators, output_type="np",
+            prompt=run.prompts, audio_length_in_s=s.duration, num_inference_steps=s.steps,
+            guidance_scale=s.guidance, generator=generators, output_type="np",
         ).audios
         return torch.from_numpy(np.asarray(audio))

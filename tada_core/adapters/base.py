@@ -1,9 +1,10 @@
 """The one interface the rest of tada_core uses to talk to a diffusers audio pipeline.
 
-A :class:`ModelAdapter` owns a diffusers pipeline and knows three family quirks:
-which modules are the cross-attention layers (in a fixed order), how the pipeline
-batches classifier-free guidance (CFG), and how to call the pipeline. Everything
-else (recording, patching, steering) is written once against this interface.
+A :class:`ModelAdapter` owns a diffusers pipeline and knows the family's quirks:
+which modules are the cross-attention layers (in execution order), how the pipeline
+batches classifier-free guidance (CFG), how to call the pipeline, and any hook the
+family needs during a call (ACE-Step's cross-attention padding mask). Everything else
+(recording, patching, steering) is written once against this interface.
 
 Run state. Interventions must know, inside a hook, which diffusion step is running
 and which rows of the batch are the conditional branch. ``generate`` opens a
@@ -17,14 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import threading
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from ..errors import TadaError, check_layers, check_positive, check_prompts
+from ..errors import TadaError, check_layers, check_prompts
+from ..settings import GenerationSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +52,16 @@ class Generation:
 class Run:
     """State of one pipeline call, visible to intervention hooks through ``adapter.run``."""
 
-    n_samples: int
-    settings: dict[str, Any]
+    prompts: list[str]
+    seeds: list[int]
+    settings: GenerationSettings  # resolved: no None fields
     capture: bool = False  # True for the short conditioning-capture pass of `patch`
     step: int = -1  # index of the denoiser call now running (0-based diffusion step)
+    state: dict[str, Any] = dataclasses.field(default_factory=dict)  # the family's own per-call state
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.prompts)
 
 
 class _StopCapture(Exception):
@@ -72,30 +79,30 @@ class Conditioning:
 class ModelAdapter:
     """Base class: a diffusers text-to-audio pipeline with ordered cross-attention layers.
 
-    Subclasses set the class attributes and implement ``find_layers`` and
-    ``_call_pipeline``; nothing outside the subclass knows the family's quirks.
+    Subclasses set the class attributes and implement ``find_layers``, ``family_defaults``,
+    ``sample_rate`` and ``_call_pipeline``; nothing outside the subclass knows the family's quirks.
     """
 
     family: ClassVar[str]
     pipeline_class_name: ClassVar[str]
-    default_hub_id: ClassVar[str]
     denoiser_attr: ClassVar[str]  # "transformer" or "unet"
     cond_first: ClassVar[bool]  # True if the CFG batch is [cond, uncond]
     conditioning_kwarg: ClassVar[str] = "encoder_hidden_states"
     conditioning_mask_kwarg: ClassVar[str] = "attention_mask"
-    paper_layer_count: ClassVar[int | None] = None
-    layer_path_template: ClassVar[str | None] = None   # "...{i}..." when layer i's path is regular
-    paper_functional_layers: ClassVar[tuple[int, ...]] = ()  # 0-based module indices
 
     def __init__(self, pipeline: Any, *, name: str, source: str,
-                 defaults: dict[str, float] | None = None) -> None:
+                 defaults: GenerationSettings | dict[str, Any] | None = None) -> None:
         self.pipeline = pipeline
         for component in pipeline.components.values():
             if isinstance(component, nn.Module):
                 component.eval()  # models built in code start in train mode, with dropout on
         self.name = name
         self.source = source
-        self.defaults = {**self.family_defaults(), **(defaults or {})}
+        if isinstance(defaults, dict):
+            defaults = GenerationSettings.from_dict(defaults)
+        self.defaults: GenerationSettings = GenerationSettings(**self.family_defaults()).replace(
+            **(defaults.to_dict() if defaults else {}))
+        self.entry: Any = None  # the registry entry this model was loaded through (set by load_model)
         self._layers = tuple(self.find_layers(pipeline))
         if not self._layers:
             raise TadaError(f"{name}: found no cross-attention layers in {source}")
@@ -106,13 +113,15 @@ class ModelAdapter:
     # ----- family quirks -----------------------------------------------------------
     @classmethod
     def find_layers(cls, pipeline: Any) -> list[CrossAttentionLayer]:
-        """The ordered cross-attention layers of ``pipeline`` (anything with the denoiser attribute)."""
+        """The cross-attention layers of ``pipeline`` (anything with the denoiser attribute), in execution order."""
         raise NotImplementedError
 
-    def _call_pipeline(self, prompts: list[str], generators: list[torch.Generator],
-                       duration: float, steps: int, guidance: float) -> torch.Tensor:
-        """Run the pipeline; return audio as a float tensor [batch, channels, samples]."""
+    def _call_pipeline(self, run: Run, generators: list[torch.Generator]) -> torch.Tensor:
+        """Run the pipeline for ``run`` (prompts, resolved settings); return audio [batch, channels, samples]."""
         raise NotImplementedError
+
+    def _family_hooks(self, run: Run, add: Callable[[Any], Any]) -> None:
+        """Register hooks this family needs during every pipeline call (``add`` removes them after); none here."""
 
     def family_defaults(self) -> dict[str, float]:
         """Default duration (s), steps and guidance for this family."""
@@ -180,10 +189,14 @@ class ModelAdapter:
             f"expected {n} (no CFG) or {2 * n} (CFG)"
         )
 
-    def check_settings(self, prompts: str | Sequence[str], seeds: int | Sequence[int] | None,
-                       duration: float | None, steps: int | None,
-                       guidance: float | None) -> dict[str, Any]:
-        """Validate generation settings and fill in this model's defaults."""
+    def resolve_settings(self, settings: GenerationSettings | None = None, **overrides: Any) -> GenerationSettings:
+        """``settings`` (and any non-None ``overrides``) with this model's defaults filled in, validated."""
+        s = (settings or GenerationSettings()).replace(**overrides)
+        return s.resolved(self.defaults, self.max_duration(), self.name)
+
+    def check_seeds(self, prompts: str | Sequence[str],
+                    seeds: int | Sequence[int] | None) -> tuple[list[str], list[int]]:
+        """Prompts as a list and one seed per prompt (an int ``s`` means ``s, s+1, ...``; None means 0, 1, ...)."""
         prompts = check_prompts(prompts)
         if seeds is None:
             seeds = list(range(len(prompts)))
@@ -195,46 +208,36 @@ class ModelAdapter:
         for s in seeds:
             if isinstance(s, bool) or not isinstance(s, int) or s < 0:
                 raise TadaError(f"seeds must be non-negative integers; got {s!r}")
-        duration = check_positive("duration", self.defaults["duration"] if duration is None else duration)
-        limit = self.max_duration()
-        if limit is not None and duration > limit + 1e-9:
-            raise TadaError(f"duration {duration:g}s is too long for {self.name}: at most {limit:g}s")
-        steps = self.defaults["steps"] if steps is None else steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise TadaError(f"steps must be an integer >= 1; got {steps!r}")
-        guidance = self.defaults["guidance"] if guidance is None else guidance
-        if not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
-            raise TadaError(f"guidance must be a finite number >= 0; got {guidance!r}")
-        return dict(prompts=prompts, seeds=seeds, duration=duration, steps=int(steps), guidance=float(guidance))
+        return prompts, seeds
 
     def generate(self, prompts: str | Sequence[str], *, seeds: int | Sequence[int] | None = None,
-                 duration: float | None = None, steps: int | None = None,
-                 guidance: float | None = None) -> Generation:
+                 settings: GenerationSettings | None = None, duration: float | None = None,
+                 steps: int | None = None, guidance: float | None = None) -> Generation:
         """Generate one waveform per prompt, each from its own seed. Same seed, same audio.
 
-        ``seeds`` is one int per prompt (an int ``s`` means ``s, s+1, ...``); ``duration``
-        is in seconds; ``steps`` is the number of diffusion steps; ``guidance`` the CFG scale.
-        Active interventions (``record``, ``patch``, ``steer``) apply to this call.
+        ``seeds`` is one int per prompt (an int ``s`` means ``s, s+1, ...``). ``settings``
+        default to this model's; ``duration`` (seconds), diffusion ``steps`` and CFG
+        ``guidance`` given directly take precedence over it. Active interventions
+        (``record``, ``patch``, ``steer``) apply to this call.
         """
-        s = self.check_settings(prompts, seeds, duration, steps, guidance)
+        prompts, seeds = self.check_seeds(prompts, seeds)
+        resolved = self.resolve_settings(settings, duration=duration, steps=steps, guidance=guidance)
         with self._lock:
-            run = Run(n_samples=len(s["prompts"]), settings=s)
+            run = Run(prompts=prompts, seeds=seeds, settings=resolved)
             for prepare in list(self._before_generate):
                 prepare(run)
             audio = self._run_pipeline(run)
-        return Generation(audio=audio, sample_rate=self.sample_rate,
-                          prompts=tuple(s["prompts"]), seeds=tuple(s["seeds"]))
+        return Generation(audio=audio, sample_rate=self.sample_rate, prompts=tuple(prompts), seeds=tuple(seeds))
 
-    def capture_conditioning(self, prompts: Sequence[str], settings: dict[str, Any],
+    def capture_conditioning(self, prompts: Sequence[str], settings: GenerationSettings,
                              layers: Sequence[int]) -> dict[int, Conditioning]:
-        """Key/value inputs of the given layers for ``prompts``, under the given settings.
+        """Key/value inputs of the given layers for ``prompts``, under resolved ``settings``.
 
         Runs the pipeline's own prompt encoding and one denoiser call, then stops: this
         is the cached "target run" of activation patching (TADA Sec. 3, Fig. 2a).
         """
         prompts = check_prompts(prompts, "patch prompts")
-        settings = {**settings, "prompts": list(prompts), "seeds": [0] * len(prompts)}
-        run = Run(n_samples=len(prompts), settings=settings, capture=True)
+        run = Run(prompts=list(prompts), seeds=[0] * len(prompts), settings=settings, capture=True)
         found: dict[int, Conditioning] = {}
 
         def grab(index: int):
@@ -266,9 +269,8 @@ class ModelAdapter:
 
     # ----- internals ----------------------------------------------------------------------
     def _run_pipeline(self, run: Run) -> torch.Tensor:
-        s = run.settings
         gen_device = "cpu" if self.device.type == "mps" else self.device
-        generators = [torch.Generator(device=gen_device).manual_seed(seed) for seed in s["seeds"]]
+        generators = [torch.Generator(device=gen_device).manual_seed(seed) for seed in run.seeds]
 
         def count_step(module, args):
             run.step += 1
@@ -277,8 +279,9 @@ class ModelAdapter:
         try:
             with hook_handles() as add:
                 add(self.denoiser.register_forward_pre_hook(count_step))
+                self._family_hooks(run, add)
                 with torch.no_grad():
-                    audio = self._call_pipeline(s["prompts"], generators, s["duration"], s["steps"], s["guidance"])
+                    audio = self._call_pipeline(run, generators)
         finally:
             self._run = previous
         audio = torch.as_tensor(audio).detach().float().cpu()
@@ -296,9 +299,9 @@ class ModelAdapter:
         return remove
 
     def describe(self) -> dict[str, Any]:
-        """Plain-data summary: family, source, sample rate, layer paths and widths."""
+        """Plain-data summary: family, source, defaults, sample rate, layer paths and widths."""
         return {
-            "name": self.name, "family": self.family, "source": self.source,
+            "name": self.name, "family": self.family, "source": self.source, "defaults": self.defaults.to_dict(),
             "sample_rate": self.sample_rate, "cfg_batch": self.cfg_batch(),
             "layers": [{"index": layer.index, "path": layer.path, "width": layer.width} for layer in self._layers],
         }
@@ -316,6 +319,13 @@ def output_width(module: nn.Module) -> int:
     if isinstance(first, nn.Linear):
         return first.out_features
     raise TadaError(f"cannot tell the output width of {type(module).__name__}")
+
+
+def indexed_layers(path_template: str, blocks: Sequence[nn.Module], attr: str) -> list[CrossAttentionLayer]:
+    """Layer i = ``getattr(blocks[i], attr)`` at ``path_template.format(i=i)``, for blocks that have one."""
+    return [CrossAttentionLayer(i, path_template.format(i=i), getattr(block, attr),
+                                output_width(getattr(block, attr)))
+            for i, block in enumerate(blocks) if getattr(block, attr, None) is not None]
 
 
 @contextlib.contextmanager

@@ -1,35 +1,29 @@
 """Stable Audio Open through diffusers' ``StableAudioPipeline``.
 
-Layers: ``transformer.transformer_blocks[i].attn2``; the TADA paper's functional
-layers {12, 13} (counted from 1) are indices (11, 12). CFG batch is [uncond, cond].
-The DiT always denoises its full ``sample_size``; the pipeline crops to ``duration``.
-Its scheduler (CosineDPMSolverMultistepScheduler) needs ``torchsde``.
+Layers: ``transformer.transformer_blocks[i].attn2`` (Stable Audio Open 1.0: 24 blocks of
+width 1536); the TADA paper's functional layers {12, 13} (counted from 1) are indices
+(11, 12) of stable-audio-open-1.0. CFG batch is [uncond, cond]. The DiT always denoises
+its full ``sample_size``; the pipeline crops to ``duration``. Its scheduler
+(CosineDPMSolverMultistepScheduler) needs ``torchsde``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .base import CrossAttentionLayer, ModelAdapter, output_width
+from .base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
 
 
 class StableAudioAdapter(ModelAdapter):
     family = "stable-audio"
     pipeline_class_name = "StableAudioPipeline"
-    default_hub_id = "stabilityai/stable-audio-open-1.0"
     denoiser_attr = "transformer"
-    layer_path_template = "transformer.transformer_blocks.{i}.attn2"
     cond_first = False
-    paper_layer_count = 24
-    paper_functional_layers = (11, 12)
 
     @classmethod
     def find_layers(cls, pipeline) -> list[CrossAttentionLayer]:
-        return [
-            CrossAttentionLayer(i, f"transformer.transformer_blocks.{i}.attn2", block.attn2,
-                                output_width(block.attn2))
-            for i, block in enumerate(pipeline.transformer.transformer_blocks)
-        ]
+        return indexed_layers("transformer.transformer_blocks.{i}.attn2", pipeline.transformer.transformer_blocks,
+                              "attn2")
 
     def family_defaults(self) -> dict[str, float]:
         return {"duration": min(10.0, self.max_duration()), "steps": 100, "guidance": 7.0}
@@ -45,8 +39,9 @@ class StableAudioAdapter(ModelAdapter):
     def sample_rate(self) -> int:
         return int(self.pipeline.vae.config.sampling_rate)
 
-    def _call_pipeline(self, prompts, generators, duration, steps, guidance) -> torch.Tensor:
+    def _call_pipeline(self, run: Run, generators) -> torch.Tensor:
+        s = run.settings
         return self.pipeline(
-            prompt=prompts, audio_end_in_s=duration, num_inference_steps=steps,
-            guidance_scale=guidance, generator=generators,
+            prompt=run.prompts, audio_end_in_s=s.duration, num_inference_steps=s.steps,
+            guidance_scale=s.guidance, generator=generators,
         ).audios

@@ -8,7 +8,7 @@ caption the model could have seen ("a leisurely sad waltz with drums").
 
 from __future__ import annotations
 
-from ..concepts import Concept
+from ..concepts import Concept, ConceptSet
 from . import synth
 
 
@@ -64,3 +64,10 @@ def eval_prompts() -> list[str]:
 def captions(n: int = 2000, seed: int = 7) -> list[str]:
     """Training-style captions (the organism's MusicCaps), deterministic per ``seed``."""
     return [c for _, c, _ in synth.dataset(n, seed=seed)]
+
+
+# The instruments are one 4-way attribute; adherence asks for each of them by name.
+INSTRUMENT_TEMPLATE = "a {base} played on {instrument}"
+
+ORGANISM_CONCEPT_SET = ConceptSet("tada-organism", ORGANISM_CONCEPTS, tuple(bases()), tuple(eval_prompts()),
+                                  captions=captions)

@@ -31,6 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import TadaError
+from ..io import read_json
 from . import synth
 from .codec import analyze
 
@@ -52,7 +54,7 @@ def _as_batch(audio, sample_rate: int) -> np.ndarray:
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2:
-        raise ValueError(f"audio must be [samples], [B, samples] or [B, channels, samples]; got {x.shape}")
+        raise TadaError(f"audio must be [samples], [B, samples] or [B, channels, samples]; got {x.shape}")
     if sample_rate != synth.SR:
         n = int(round(x.shape[-1] * synth.SR / sample_rate))
         t = np.arange(n) * sample_rate / synth.SR
@@ -153,7 +155,7 @@ def clip_features(audio, sample_rate: int = synth.SR, desc: dict[str, np.ndarray
 HEADS = ("tempo", "mood", "brightness", "drums", "vocal_gender", "instrument")
 
 
-class Scorer:
+class DescriptorClassifier:
     """Descriptor thresholds plus a linear classifier per concept over :func:`clip_features`.
 
     ``descriptor_labels`` is weight-free apart from one threshold per concept;
@@ -206,15 +208,14 @@ class Scorer:
              "instrument_classes": list(synth.INSTRUMENTS)}, indent=2) + "\n")
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Scorer":
+    def load(cls, folder: str | Path) -> "DescriptorClassifier":
         from safetensors.numpy import load_file
 
         folder = Path(folder)
         if not (folder / "scorer.json").is_file():
-            raise FileNotFoundError(f"no scorer.json in {str(folder)!r}; fit one with "
-                                    f"python -m tada_core.organism.descriptors --out {folder}")
+            raise TadaError(f"no scorer.json in {str(folder)!r}; fit one with `tada organism scorer --out {folder}`")
         t = load_file(str(folder / "scorer.safetensors"))
-        meta = json.loads((folder / "scorer.json").read_text())
+        meta = read_json(folder / "scorer.json")
         heads = {h: (t[f"{h}.weight"], t[f"{h}.bias"]) for h in meta["heads"]}
         return cls(meta["thresholds"], heads, t["mean"], t["std"])
 
@@ -247,7 +248,7 @@ def synthetic_set(n: int, seed: int, roundtrip: bool = True, floor: float = 0.0)
 
 
 def fit_scorer(attrs: Sequence[synth.Attributes], audio, sample_rate: int = synth.SR, steps: int = 400,
-               seed: int = 0, threshold_clips: int | None = None) -> Scorer:
+               seed: int = 0, threshold_clips: int | None = None) -> DescriptorClassifier:
     """Fit descriptor thresholds (midpoint of the class medians) and one linear head per concept.
 
     Thresholds use the first ``threshold_clips`` clips (default all): pass the clean ones.
@@ -285,10 +286,10 @@ def fit_scorer(attrs: Sequence[synth.Attributes], audio, sample_rate: int = synt
             loss.backward()
             opt.step()
         heads[head] = (lin.weight.detach().numpy(), lin.bias.detach().numpy())
-    return Scorer(thresholds, heads, mean, std)
+    return DescriptorClassifier(thresholds, heads, mean, std)
 
 
-def agreement(scorer: Scorer, attrs: Sequence[synth.Attributes], audio,
+def agreement(scorer: DescriptorClassifier, attrs: Sequence[synth.Attributes], audio,
               sample_rate: int = synth.SR) -> dict[str, dict[str, float]]:
     """Accuracy against ground truth per concept: ``{"descriptor": {...}, "classifier": {...}}``."""
     d = descriptors(audio, sample_rate)
@@ -305,37 +306,31 @@ def agreement(scorer: Scorer, attrs: Sequence[synth.Attributes], audio,
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Fit the scorer on synthetic clips and print its agreement with ground truth on held-out clips."""
-    import argparse
+# (row name, through the codec?, with a noise floor?)
+ROWS = (("held-out synthetic clips, through the codec", True, False),
+        ("held-out synthetic clips, raw audio", False, False),
+        ("held-out synthetic clips, noise floor up to {floor}", True, True))
 
-    from .model import checkpoint_path
 
-    p = argparse.ArgumentParser(prog="python -m tada_core.organism.descriptors", description=main.__doc__)
-    p.add_argument("--out", default=checkpoint_path(), help="folder for scorer.safetensors + scorer.json")
-    p.add_argument("--clips", type=int, default=800)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--floor", type=float, default=0.004,
-                   help="half of the clips get a random noise floor up to this amplitude (see synthetic_set)")
-    a = p.parse_args(argv)
-    clean_attrs, clean = synthetic_set(a.clips // 2, a.seed)
-    floor_attrs, floored = synthetic_set(a.clips - a.clips // 2, a.seed + 1, floor=a.floor)
+def fit_and_report(clips: int = 800, seed: int = 7, floor: float = 0.004,
+                   held_out: int = 400) -> tuple[DescriptorClassifier, dict[str, dict[str, dict[str, float]]]]:
+    """Fit the scorer on ``clips`` synthetic clips (half with a noise floor up to ``floor``) and measure its
+    agreement with the generator's ground truth on ``held_out`` new clips per row of :data:`ROWS`."""
+    clean_attrs, clean = synthetic_set(clips // 2, seed)
+    floor_attrs, floored = synthetic_set(clips - clips // 2, seed + 1, floor=floor)
     scorer = fit_scorer(clean_attrs + floor_attrs, np.concatenate([clean, floored]), threshold_clips=len(clean))
-    scorer.save(a.out)
-    rows = []
-    for name, roundtrip, floor in (("held-out synthetic clips, through the codec", True, 0.0),
-                                   ("held-out synthetic clips, raw audio", False, 0.0),
-                                   (f"held-out synthetic clips, noise floor up to {a.floor}", True, a.floor)):
-        h_attrs, h_audio = synthetic_set(400, a.seed + 1000, roundtrip=roundtrip, floor=floor)
-        rows.append((name, agreement(scorer, h_attrs, h_audio)))
-    print(f"scorer written to {a.out}\n")
-    print("| clips | scorer | " + " | ".join(HEADS) + " |")
-    print("|---|---|" + "---|" * len(HEADS))
-    for name, acc in rows:
+    rows = {}
+    for name, roundtrip, noisy in ROWS:
+        h_attrs, h_audio = synthetic_set(held_out, seed + 1000, roundtrip=roundtrip, floor=floor if noisy else 0.0)
+        rows[name.format(floor=floor)] = agreement(scorer, h_attrs, h_audio)
+    return scorer, rows
+
+
+def report_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
+    """:func:`fit_and_report`'s agreement as a Markdown table (rows x concepts)."""
+    lines = ["| clips | scorer | " + " | ".join(HEADS) + " |", "|---|---|" + "---|" * len(HEADS)]
+    for name, acc in rows.items():
         for kind in ("descriptor", "classifier"):
             cells = [f"{acc[kind][h]:.2f}" if h in acc[kind] else "-" for h in HEADS]
-            print(f"| {name} | {kind} | " + " | ".join(cells) + " |")
-
-
-if __name__ == "__main__":
-    main()
+            lines.append(f"| {name} | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import torch
 
+from ..text import MUSIC_WORDS, build_tokenizer
 from . import synth
 from .codec import build_decoder
 
 CHECKPOINT = Path(__file__).parent / "checkpoint"
 NAME = "tada-organism"
+# Sampling defaults, saved with the checkpoint as tada_sampling.json (see tada_core.registry).
+SAMPLING = {"duration": 4.0, "steps": 20, "guidance": 4.0}
 
 
 @dataclasses.dataclass
@@ -50,8 +53,7 @@ def vocabulary() -> list[str]:
         words.update(phrase.split())
     words.update("a an the with and on played no without drums drum beat percussion instrumental vocals singer "
                  "voice female male music song tune melody piece track pop waltz folk march".split())
-    from ..fixtures import _CORPUS
-    words.update(_CORPUS)
+    words.update(MUSIC_WORDS)
     return sorted(words)
 
 
@@ -60,8 +62,6 @@ def build_pipeline(config: OrganismConfig | None = None, seed: int = 0):
     from diffusers import (CosineDPMSolverMultistepScheduler, StableAudioDiTModel, StableAudioPipeline,
                            StableAudioProjectionModel)
     from transformers import T5Config, T5EncoderModel
-
-    from ..fixtures import build_tokenizer
 
     c = config or OrganismConfig()
     with torch.random.fork_rng(devices=[]):

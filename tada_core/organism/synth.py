@@ -34,6 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import TadaError
+
 SR = 16000
 HOP = 1024
 GRID_HZ = SR / HOP
@@ -80,7 +82,7 @@ class Attributes:
         for name, allowed in (("tempo", TEMPOS), ("mood", MOODS), ("brightness", BRIGHTNESS),
                               ("instrument", INSTRUMENTS), ("voice", VOICES), ("style", STYLES)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+                raise TadaError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
 
 
 def random_attributes(rng: np.random.Generator, **fixed) -> Attributes:
@@ -346,7 +348,7 @@ def dataset(n: int, seed: int = 0) -> list[tuple[Attributes, str, int]]:
 def concept_values(concept: str) -> tuple[str, object, object]:
     """(attribute, positive value, negative value) of a concept; negative None = any other value."""
     if concept not in CONCEPTS:
-        raise ValueError(f"unknown concept {concept!r}; known: {', '.join(CONCEPTS)}")
+        raise TadaError(f"unknown concept {concept!r}; known: {', '.join(CONCEPTS)}")
     return CONCEPTS[concept]
 
 

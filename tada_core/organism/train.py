@@ -1,21 +1,20 @@
-"""Train the organism: ``python -m tada_core.organism.train --out DIR``.
+"""Train the organism: ``tada organism train --out DIR``.
 
 Seeded and reproducible: the data (synthetic clips and captions), the initialization
-and the batch order all derive from ``--seed``. The DiT, the T5 text encoder and the
+and the batch order all derive from ``seed``. The DiT, the T5 text encoder and the
 projection model are trained jointly with Stable Audio's v-objective, using the
 scheduler's own EDM preconditioning (``c_in``, ``c_noise``, ``c_skip``, ``c_out``), and
 10% caption dropout to the all-zero conditioning that ``StableAudioPipeline`` uses for
 the unconditional half of classifier-free guidance. Weights are an EMA of the training
 weights. A checkpoint (pipeline + optimizer state, safetensors only) is written every
-``--save-every`` steps; rerunning the same command resumes from it.
+``save_every`` steps; rerunning the same command resumes from it (a run with other
+settings in the same folder is refused, naming what differs).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import logging
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -23,9 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..entry import save_sampling_defaults
+from ..io import ResumableFolder, read_json, read_tensors, save_tensors, write_json
 from . import synth
 from .codec import encode
-from .model import OrganismConfig, build_pipeline
+from .model import SAMPLING, OrganismConfig, build_pipeline
+
+log = logging.getLogger(__name__)
 
 DEFAULTS = dict(clips=6000, steps=3000, batch=32, lr=1e-3, warmup=100, ema=0.998, p_uncond=0.1, seed=0)
 
@@ -90,26 +93,20 @@ def diffusion_loss(pipe, latents: torch.Tensor, cross: torch.Tensor, glob: torch
     return (out - target).pow(2).mean()
 
 
-def _save_state(path: Path, step: int, trainable, ema, opt, config: dict) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"ema.{k}": v.contiguous() for k, v in ema.items()}
+def _save_state(path: Path, step: int, trainable, ema, opt) -> None:
+    tensors = {f"ema.{k}": v for k, v in ema.items()}
     names = {id(p): n for n, p in trainable.named_parameters()}
     for group in opt.param_groups:
         for p in group["params"]:
             for key, value in opt.state.get(p, {}).items():
                 if torch.is_tensor(value):
-                    tensors[f"opt.{names[id(p)]}.{key}"] = value.contiguous()
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
-    path.with_suffix(".json").write_text(json.dumps({"step": step, "config": config}))
+                    tensors[f"opt.{names[id(p)]}.{key}"] = value
+    save_tensors(path, tensors)
+    write_json(path.with_suffix(".json"), {"step": step}, indent=None)
 
 
 def _load_state(path: Path, trainable, ema, opt) -> int:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(path))
+    tensors = read_tensors(path)
     params = dict(trainable.named_parameters())
     for k in ema:
         ema[k].copy_(tensors[f"ema.{k}"])
@@ -118,7 +115,7 @@ def _load_state(path: Path, trainable, ema, opt) -> int:
                  if key.startswith(f"opt.{name}.") and key.count(".") == name.count(".") + 2}
         if state:
             opt.state[p] = state
-    return json.loads(path.with_suffix(".json").read_text())["step"]
+    return int(read_json(path.with_suffix(".json"))["step"])
 
 
 def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAULTS["steps"],
@@ -132,10 +129,10 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAU
     if threads:
         torch.set_num_threads(threads)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     config = config or OrganismConfig()
     run = dict(clips=clips, steps=steps, batch=batch, lr=lr, warmup=warmup, ema=ema_decay, p_uncond=p_uncond,
                seed=seed, config=vars(config))
+    spec = ResumableFolder(out, run, spec_file="_train_spec.json", what="training run")
     t0 = time.time()
     attrs, latents = make_data(clips, seed, workers=workers, progress=progress)
     data_s = time.time() - t0
@@ -149,11 +146,12 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAU
     ema = {k: v.detach().clone() for k, v in trainable.state_dict().items()}
     state_path = out / "_train_state.safetensors"
     start = 0
-    if state_path.exists() and json.loads(state_path.with_suffix(".json").read_text())["config"] == run:
+    if state_path.exists() and state_path.with_suffix(".json").exists():
         # the model weights themselves are the last saved training weights (in ``out``'s pipeline folder)
         saved = type(pipe).from_pretrained(str(out / "_last"), torch_dtype=torch.float32)
         trainable.load_state_dict(_Trainable(saved).state_dict())
         start = _load_state(state_path, trainable, ema, opt)
+        log.info("resuming training at step %d of %d", start, steps)
     generator = torch.Generator().manual_seed(seed)
     order = torch.Generator().manual_seed(seed + 2)
     losses = []
@@ -184,7 +182,7 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAU
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if (step + 1) % save_every == 0 and step + 1 < steps:
             pipe.save_pretrained(str(out / "_last"))
-            _save_state(state_path, step + 1, trainable, ema, opt, run)
+            _save_state(state_path, step + 1, trainable, ema, opt)
     bar.close()
     trainable.load_state_dict(ema)
     trainable.eval()
@@ -192,7 +190,7 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAU
                    final_loss=float(np.mean(losses[-100:])) if losses else None, torch=torch.__version__,
                    threads=torch.get_num_threads())
     save_checkpoint(pipe, out, summary)
-    for leftover in (out / "_last", state_path, state_path.with_suffix(".json")):
+    for leftover in (out / "_last", state_path, state_path.with_suffix(".json"), spec.spec_path):
         if leftover.is_dir():
             shutil.rmtree(leftover)
         elif leftover.exists():
@@ -201,28 +199,11 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAU
 
 
 def save_checkpoint(pipe, out: Path, summary: dict) -> None:
-    """Write the pipeline folder: learned weights in float16, the analytic decoder in float32."""
+    """Write the pipeline folder: learned weights in float16, the analytic decoder in float32, the
+    sampling defaults (``tada_sampling.json``) and the training summary."""
     pipe.save_pretrained(str(out))
     for name in ("transformer", "text_encoder", "projection_model"):
         getattr(pipe, name).to(torch.float16).save_pretrained(str(out / name))
         getattr(pipe, name).to(torch.float32)
-    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m tada_core.organism.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="organism-run", help="output pipeline folder")
-    for k, v in DEFAULTS.items():
-        p.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
-    p.add_argument("--save-every", type=int, default=200)
-    p.add_argument("--workers", type=int, default=2, help="processes for synthesizing clips")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    a = p.parse_args(argv)
-    summary = train(a.out, clips=a.clips, steps=a.steps, batch=a.batch, lr=a.lr, warmup=a.warmup, ema_decay=a.ema,
-                    p_uncond=a.p_uncond, seed=a.seed, save_every=a.save_every, workers=a.workers,
-                    threads=a.threads)
-    print(json.dumps(summary, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    save_sampling_defaults(out, SAMPLING)
+    write_json(out / "training.json", summary)

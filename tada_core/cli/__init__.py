@@ -1,0 +1,60 @@
+"""The ``tada`` command line: a thin layer over the library. Each command registers its own
+arguments beside its handler (``register_<command>`` / ``run_<command>`` in this package).
+
+    tada models                      the models: checkpoints, measured layer counts, CFG order, presets
+    tada generate --prompt P --out x.wav [--model M --seed S --duration D --steps N --guidance G]
+                  [--steer VECTOR --alpha A [--steer-layers L ...] [--renorm]]
+    tada list [ROOT ...]             steering vectors and SAEs in vectors/ and saes/ (rebuilds index.json)
+    tada push FOLDER --repo ORG/NAME [--dry-run]   validate and upload an artifact folder
+    tada pull ORG/NAME [--revision R]              download (or find in the cache) and validate
+    tada import-steer-audio VECTORS.pkl --config config.json --model ace-step --out FOLDER
+    tada localize --concept C [--concept ...|all] [--captions musiccaps.csv] [--out DIR]
+    tada caa --concept C [--localization DIR] [--out vectors/NAME]
+    tada sweep VECTOR [VECTOR ...] [--alphas A ...]      concept measure vs alpha, both signs
+    tada ablate VECTOR [VECTOR ...] [--alpha A]          Table 2: all / all but functional / functional
+    tada sae cache | train | features | atlas            TopK SAEs, concept features, the feature atlas
+    tada organism train | scorer | adherence             the model organism
+
+Bad input ends with a one-line message and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Sequence
+
+from ..errors import TadaError
+from .artifacts import register_import, register_list, register_pull, register_push
+from .evaluate import register_ablate, register_sweep
+from .localize import register_caa, register_localize
+from .models import register_generate, register_models
+from .organism import register_organism
+from .sae import register_sae
+
+REGISTER = (register_models, register_generate, register_list, register_push, register_pull, register_import,
+            register_localize, register_caa, register_sweep, register_ablate, register_sae, register_organism)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tada", description="Look inside and steer text-to-music models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in REGISTER:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # torch's weight_norm deprecation, raised inside diffusers' decoders, says nothing to a user.
+    warnings.filterwarnings("ignore", message=".*weight_norm.*deprecated.*")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TadaError as e:
+        print(f"tada {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

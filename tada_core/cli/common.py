@@ -1,0 +1,154 @@
+"""What every ``tada`` command shares: argument types that validate before any model loads,
+the generation options, loading a model for a command, and writing a report."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import TadaError
+from ..settings import GenerationSettings
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--pairs 0`` is an error, not "the default")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a seed, 0 .. 2**63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number in 0..2**63-1; got {text!r}") from None
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"must be a whole number in 0..2**63-1; got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no NaN, no inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number (not NaN or inf); got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0; got {text!r}")
+    return value
+
+
+def layer_index(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"layer indices are whole numbers >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"layer indices are whole numbers >= 0; got {text!r}")
+    return value
+
+
+def add_model_arg(p: argparse.ArgumentParser, artifact: bool = False) -> None:
+    """--model (default: the shipped organism, or with ``artifact``, the model the artifact was made for)."""
+    from ..registry import DEFAULT_MODEL
+
+    default = "the artifact's model" if artifact else DEFAULT_MODEL
+    p.add_argument("--model", default=None, help=f"model name, local pipeline folder or Hub repo id "
+                                                 f"(default: {default}; see `tada models`)")
+
+
+def add_generation_args(p: argparse.ArgumentParser, batch_size: int | None = 24) -> None:
+    """--duration --steps --guidance --device [--batch-size]."""
+    p.add_argument("--duration", type=positive_float, default=None, help="seconds (default: the model's)")
+    p.add_argument("--steps", type=positive_int, default=None, help="diffusion steps (default: the model's)")
+    p.add_argument("--guidance", type=nonnegative_float, default=None, help="classifier-free guidance scale "
+                                                                            "(default: the model's)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    if batch_size is not None:
+        p.add_argument("--batch-size", type=positive_int, default=batch_size,
+                       help=f"generations per pipeline call (default {batch_size})")
+
+
+def settings_from(args: argparse.Namespace) -> GenerationSettings:
+    return GenerationSettings(duration=args.duration, steps=args.steps, guidance=args.guidance,
+                              batch_size=getattr(args, "batch_size", 16))
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a device this machine does not have, before loading anything."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise TadaError(f"unknown device {device!r}; accepted: cpu, cuda, cuda:N, mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TadaError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise TadaError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA devices")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise TadaError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+
+
+def check_writable(path: str | Path, what: str = "--out") -> Path:
+    """Refuse an output path whose folder cannot be created or written, before any work is done."""
+    path = Path(path)
+    folder = path if path.suffix == "" else path.parent
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise TadaError(f"{what} {str(path)!r}: cannot write there ({probe} is not a writable folder)")
+    return path
+
+
+def load_for(args: argparse.Namespace, model: str | None = None):
+    """The model of ``--model`` (else ``model``, else the shipped organism) on ``--device``, progress bars off."""
+    from ..registry import DEFAULT_MODEL, load_model
+
+    check_device(getattr(args, "device", None))
+    m = load_model(getattr(args, "model", None) or model or DEFAULT_MODEL, device=getattr(args, "device", None))
+    m.set_progress_bar(False)
+    return m
+
+
+def write_report(out: str | None, title: str, intro: str, table: str, data: Any) -> None:
+    """``OUT.md`` (title, intro, table) and ``OUT.json`` (the data), when ``--out`` is given."""
+    from ..io import atomic_write_text, write_json
+
+    if not out:
+        return
+    path = Path(out)
+    atomic_write_text(path.with_suffix(".md"), f"# {title}\n\n{intro}\n\n{table}\n")
+    write_json(path.with_suffix(".json"), data)
+    print(f"wrote {path.with_suffix('.md')} and {path.with_suffix('.json')}", file=sys.stderr)
+
+
+def note(text: str) -> None:
+    """A progress or context line for the user (stderr, so stdout stays the result)."""
+    print(text, file=sys.stderr)

@@ -1,0 +1,219 @@
+"""Every model tada can load by name, and :func:`load_model`, the one way to load any of them.
+
+Built-in entries (:class:`~tada_core.entry.ModelEntry`), one per checkpoint:
+
+============== ============================================== ==================================
+name           checkpoint                                     functional-layer preset
+============== ============================================== ==================================
+ace-step       ACE-Step/acestep-v15-xl-turbo-diffusers        none (the paper's {7, 8} are ACE-Step
+                                                              v1's, a model diffusers does not ship)
+stable-audio   stabilityai/stable-audio-open-1.0              11, 12 (the paper's {12, 13})
+audioldm2      cvssp/audioldm2-music (32 cross-attn layers)   none (the paper's layers are -large's)
+audioldm2-large cvssp/audioldm2-large (64)                    44, 45, 50, 51 (the paper's {45, 46, 51, 52})
+tada-organism  shipped in tada_core/organism/checkpoint       see results/organism_localization
+tiny-*         random-weight pipelines built in code          none (test fixtures)
+============== ============================================== ==================================
+
+``load_model`` also takes a local diffusers pipeline folder or a Hub repo id; the family
+comes from its ``model_index.json`` and it gets the paper's concepts, no built-in scorer
+and no presets. Layer counts shown by :func:`model_catalog` are measured by building
+each denoiser from its real config on the meta device, never copied from a paper.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .adapters import FAMILIES, AceStepAdapter, AudioLDM2Adapter, ModelAdapter, StableAudioAdapter, \
+    family_of_pipeline
+from .concepts import PAPER_CONCEPT_SET
+from .entry import SAMPLING_FILE, LayerPreset, ModelEntry, committed_config
+from .errors import TadaError, hub_errors
+from .fixtures import tiny_ace_step, tiny_audioldm2, tiny_stable_audio
+from .io import is_repo_id, read_json
+from .organism.entry import ENTRY as ORGANISM_ENTRY
+
+_PAPER = "TADA paper, Sec. 4 / Fig. 3"
+_TINY = {"duration": 1.0, "steps": 4, "guidance": 3.0}
+
+_ENTRIES = (
+    ORGANISM_ENTRY,
+    ModelEntry("ace-step", AceStepAdapter, PAPER_CONCEPT_SET, hub_id="ACE-Step/acestep-v15-xl-turbo-diffusers",
+               description="ACE-Step 1.5 XL turbo (4.2B parameters)",
+               denoiser_config=committed_config("ace_step_xl_turbo_transformer.json"),
+               notes="the paper's ACE-Step layers {7, 8} belong to ACE-Step v1 (3.5B, not in diffusers); "
+                     "find 1.5's with `tada localize`"),
+    ModelEntry("stable-audio", StableAudioAdapter, PAPER_CONCEPT_SET, hub_id="stabilityai/stable-audio-open-1.0",
+               description="Stable Audio Open 1.0",
+               presets=(LayerPreset((11, 12), "stable-audio-open-1.0", f"{_PAPER}: layers 12, 13 counted from 1"),),
+               denoiser_config=committed_config("stable_audio_open_1_0_transformer.json")),
+    ModelEntry("audioldm2", AudioLDM2Adapter, PAPER_CONCEPT_SET, hub_id="cvssp/audioldm2-music",
+               description="AudioLDM2 music",
+               denoiser_config=committed_config("audioldm2_music_unet.json"),
+               notes="the paper's AudioLDM2 layers belong to audioldm2-large; find -music's with `tada localize`"),
+    ModelEntry("audioldm2-large", AudioLDM2Adapter, PAPER_CONCEPT_SET, hub_id="cvssp/audioldm2-large",
+               description="AudioLDM2 large (the checkpoint of the paper's AudioLDM2 results)",
+               presets=(LayerPreset((44, 45, 50, 51), "audioldm2-large",
+                                    f"{_PAPER}: layers 45, 46, 51, 52 counted from 1"),),
+               denoiser_config=committed_config("audioldm2_large_unet.json")),
+    ModelEntry("tiny-ace-step", AceStepAdapter, PAPER_CONCEPT_SET, build=tiny_ace_step, defaults=_TINY,
+               description="random weights, 4 layers (tests)", listed=False),
+    ModelEntry("tiny-stable-audio", StableAudioAdapter, PAPER_CONCEPT_SET, build=tiny_stable_audio, defaults=_TINY,
+               description="random weights, 4 layers (tests)", listed=False),
+    ModelEntry("tiny-audioldm2", AudioLDM2Adapter, PAPER_CONCEPT_SET, build=tiny_audioldm2, defaults=_TINY,
+               description="random weights, 12 layers (tests)", listed=False),
+)
+REGISTRY: Mapping[str, ModelEntry] = types.MappingProxyType({e.name: e for e in _ENTRIES})
+DEFAULT_MODEL = ORGANISM_ENTRY.name
+
+
+def model_names(listed_only: bool = False) -> list[str]:
+    """Every name ``load_model`` accepts besides folders and repo ids (``listed_only``: no test fixtures)."""
+    return [name for name, e in REGISTRY.items() if e.listed or not listed_only]
+
+
+def get_entry(name: str) -> ModelEntry:
+    if name not in REGISTRY:
+        raise TadaError(f"unknown model {name!r}; accepted: {', '.join(REGISTRY)}, a local pipeline folder, or a "
+                        f"Hub repo id like org/name")
+    return REGISTRY[name]
+
+
+def family_entry(adapter: type[ModelAdapter], name: str, source: str) -> ModelEntry:
+    """The entry of a pipeline folder or repo id outside the registry: the paper's concepts, nothing else."""
+    if os.path.isdir(source):
+        return ModelEntry(name, adapter, PAPER_CONCEPT_SET, folder=lambda: source,
+                          denoiser_config=lambda: Path(source) / adapter.denoiser_attr / "config.json")
+    return ModelEntry(name, adapter, PAPER_CONCEPT_SET, hub_id=source)
+
+
+def entry_for(model: ModelAdapter) -> ModelEntry:
+    """The registry entry ``model`` was loaded through (a family entry for adapters built by hand)."""
+    entry = getattr(model, "entry", None)
+    return entry if entry is not None else family_entry(type(model), model.name, model.source)
+
+
+def _model_index(model: str, revision: str | None) -> dict[str, Any]:
+    if os.path.isdir(model):
+        path = os.path.join(model, "model_index.json")
+        if not os.path.isfile(path):
+            raise TadaError(f"{model!r} is a folder but has no model_index.json; is it a diffusers pipeline folder?")
+        return read_json(path)
+    from huggingface_hub import hf_hub_download
+
+    with hub_errors(model, revision, missing_file="model_index.json: it is not a diffusers pipeline",
+                    offline_hint="download it on a connected machine, or pass a local pipeline folder"):
+        return read_json(hf_hub_download(model, "model_index.json", revision=revision))
+
+
+def _entry_of_source(model: str, revision: str | None) -> ModelEntry:
+    if model in REGISTRY:
+        return REGISTRY[model]
+    if not (os.path.isdir(model) or is_repo_id(model)):
+        get_entry(model)  # raises: unknown model, with the accepted names
+    class_name = _model_index(model, revision).get("_class_name", "?")
+    adapter = family_of_pipeline(class_name)
+    if adapter is None:
+        accepted = ", ".join(c.pipeline_class_name for c in FAMILIES.values())
+        raise TadaError(f"{model} holds a {class_name!r}; supported pipelines: {accepted}")
+    return family_entry(adapter, model, model)
+
+
+def load_model(model: str | ModelEntry = DEFAULT_MODEL, *, device: str | torch.device | None = None,
+               dtype: torch.dtype | None = None, revision: str | None = None) -> ModelAdapter:
+    """Load a model as a :class:`~tada_core.adapters.ModelAdapter`.
+
+    ``model``: a registry name (``tada-organism``, ``ace-step``, ``stable-audio``,
+    ``audioldm2``, ``audioldm2-large``, ``tiny-*``; see ``tada models``), a local diffusers
+    pipeline folder, a Hub repo id (``org/name``), or a :class:`ModelEntry` of your own.
+    ``device`` defaults to CUDA when available; on CPU weights are computed in float32.
+    Weights load with ``from_pretrained`` only (safetensors, no remote code, no pickles).
+    """
+    if not isinstance(model, ModelEntry) and (not isinstance(model, str) or not model.strip()):
+        raise TadaError(f"model must be a name, folder or Hub repo id; got {model!r}")
+    entry = model if isinstance(model, ModelEntry) else _entry_of_source(model, revision)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype is None and torch.device(device).type == "cpu":
+        dtype = torch.float32  # weights saved in half precision would otherwise stay half: too slow on CPU
+    defaults = dict(entry.defaults or {})
+    if entry.build is not None:
+        pipeline = entry.build()  # built in float32
+        if dtype is not None and dtype != torch.float32:
+            pipeline.to(dtype=dtype)
+    else:
+        source = entry.hub_id or entry.folder()
+        if entry.folder is not None and not os.path.isfile(os.path.join(source, "model_index.json")):
+            raise TadaError(f"{entry.name}: no pipeline in {source!r} (model_index.json is missing)")
+        import diffusers
+
+        pipeline_cls = getattr(diffusers, entry.adapter.pipeline_class_name)
+        try:
+            with hub_errors(source, revision, offline_hint="download it on a connected machine, or pass a local "
+                                                           "pipeline folder"):
+                pipeline = pipeline_cls.from_pretrained(source, torch_dtype=dtype, revision=revision,
+                                                        use_safetensors=True)
+        except OSError as e:
+            raise TadaError(f"cannot load {entry.adapter.family} pipeline from {source!r}: "
+                            f"{str(e).splitlines()[0]}") from None
+        if os.path.isdir(source) and os.path.isfile(os.path.join(source, SAMPLING_FILE)):
+            defaults.update(read_json(os.path.join(source, SAMPLING_FILE)))
+    adapter = entry.adapter(pipeline, name=entry.name, source=entry.source, defaults=defaults)
+    adapter.entry = entry
+    return adapter.to(device)
+
+
+def measured_layers(entry: ModelEntry) -> list[tuple[int, str, int]] | None:
+    """(index, module path, width) of every cross-attention layer, measured without weights; None if no
+    config is at hand.
+
+    Built-in-code entries are built; the others' denoiser is built from its config on the meta device.
+    """
+    if entry.build is not None:
+        return [(layer.index, layer.path, layer.width) for layer in entry.adapter.find_layers(entry.build())]
+    path = entry.denoiser_config() if entry.denoiser_config else None
+    if path is None or not Path(path).is_file():
+        return None
+    import diffusers
+    from diffusers.pipelines import audioldm2
+
+    config = {k: v for k, v in read_json(path).items() if not k.startswith("_") or k == "_class_name"}
+    model_cls = getattr(diffusers, config["_class_name"], None) or getattr(audioldm2, config["_class_name"])
+    with torch.device("meta"):
+        denoiser = model_cls.from_config({k: v for k, v in config.items() if k != "_class_name"})
+    pipeline = types.SimpleNamespace(**{entry.adapter.denoiser_attr: denoiser})
+    return [(layer.index, layer.path, layer.width) for layer in entry.adapter.find_layers(pipeline)]
+
+
+def _widths(layers: list[tuple[int, str, int]]) -> str:
+    out: list[list[int]] = []  # runs of equal width: [width, count]
+    for _, _, w in layers:
+        if out and out[-1][0] == w:
+            out[-1][1] += 1
+        else:
+            out.append([w, 1])
+    return ", ".join(f"{n} x {w}" for w, n in out)
+
+
+def model_catalog() -> list[dict[str, Any]]:
+    """One row per registry entry: family, source, measured layer count and widths, CFG batch, presets."""
+    rows = []
+    for entry in REGISTRY.values():
+        layers = measured_layers(entry)
+        rows.append({
+            "name": entry.name, "family": entry.adapter.family, "source": entry.source,
+            "layers": str(len(layers)) if layers else "? (no config here)",
+            "widths": _widths(layers) if layers else "?",
+            "cfg_batch": entry.adapter.cfg_batch(),
+            "presets": "; ".join(p.describe() for p in entry.presets) or "-",
+            "scorer": entry.scorer_name or "-", "notes": entry.notes, "listed": entry.listed,
+        })
+    return rows
+
+
+__all__ = ["REGISTRY", "DEFAULT_MODEL", "load_model", "model_names", "model_catalog", "get_entry", "entry_for",
+           "family_entry", "measured_layers"]
