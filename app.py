@@ -529,7 +529,7 @@ def build_app(default_model: str | None = None):
                     "A few cross-attention layers carry musical concepts; steering exactly those gives smooth "
                     "control. Layer indices are 0-based module indices (the papers count from 1).")
         # the tiny random-weight fixtures are for tests; they stay loadable by typing their name
-        listed = [n for n in model_names() if not n.startswith("tiny-")]
+        listed = model_names(listed_only=True)
         model_box = gr.Dropdown(listed + ([default_model] if default_model not in listed else []),
                                 value=default_model, allow_custom_value=True,
                                 label="model (or type a diffusers folder / Hub repo id)")

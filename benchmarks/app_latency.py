@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import machine, median_time
+from common import machine, median_time, run_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

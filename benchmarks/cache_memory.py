@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import machine
+from common import machine, run_benchmark
 
 
 def peak_rss_mb(n: int, layers: list[str], out: Path) -> float:
@@ -54,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -9,6 +10,8 @@ import time
 from typing import Callable
 
 import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")   # benchmarks never download
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -37,3 +40,45 @@ def load_warm(name: str | None = None):
     model.set_progress_bar(False)
     model.generate("warm up")
     return model, seconds
+
+
+class _Tee:
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for s in self.streams:
+            s.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for s in self.streams:
+            s.flush()
+
+
+def run_benchmark(main: Callable[[], None]) -> None:
+    """Run a benchmark's ``main``; with ``--save`` (removed from argv), also write what it prints to
+    ``results/benchmarks/<script>.txt``, the file docs/benchmarks.md quotes."""
+    import sys
+    from pathlib import Path
+
+    if "--save" not in sys.argv:
+        main()
+        return
+    sys.argv.remove("--save")
+    out = Path(__file__).resolve().parents[1] / "results" / "benchmarks" / (Path(sys.argv[0]).stem + ".txt")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        real, sys.stdout = sys.stdout, _Tee(sys.stdout, f)
+        try:
+            print(f"$ python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}".rstrip())
+            main()
+        finally:
+            sys.stdout = real
+
+
+def repeats(default: int = 5) -> argparse.Namespace:
+    """The arguments of the simple timing benchmarks: ``--repeats N``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=default)
+    return parser.parse_args()

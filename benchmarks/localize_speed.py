@@ -26,7 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import load_warm, machine  # noqa: E402
+from common import load_warm, machine, run_benchmark  # noqa: E402
 
 from tada_core import GenerationSettings, load_vector, patch  # noqa: E402
 from tada_core.localize import localize  # noqa: E402
@@ -103,4 +103,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

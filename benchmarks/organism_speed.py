@@ -9,18 +9,11 @@ batch of 8, and the real-time factor.
 
 from __future__ import annotations
 
-import argparse
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from common import load_warm, machine, median_time  # noqa: E402
+from common import load_warm, machine, median_time, repeats, run_benchmark
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = repeats()
     print(machine())
     model, load = load_warm()
     d = model.defaults
@@ -34,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import machine
+from common import machine, run_benchmark
 
 from tada_core.cache import ActivationCache
 from tada_core.sae import SaeConfig, TopKSAE
@@ -94,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -8,20 +8,13 @@ ratio of four single calls to one batched 4-clip call (>1 means batching pays of
 
 from __future__ import annotations
 
-import argparse
-import os
+from common import load_warm, machine, median_time, repeats, run_benchmark
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from common import load_warm, machine, median_time  # noqa: E402
-
-from tada_core.registry import REGISTRY  # noqa: E402
+from tada_core.registry import REGISTRY
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = repeats()
     print(machine())
     print(f"{'model':<18}{'build s':>9}{'1 clip s':>10}{'4 single / 1 batch of 4':>26}")
     for name in (n for n, e in REGISTRY.items() if e.build is not None):
@@ -33,4 +26,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -11,12 +11,10 @@ at the ends of the range (preservation, dB spectral distance to alpha 0).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-
-def _fmt(x: float) -> str:
-    return f"{x:.3f}" if abs(x) < 10 else f"{x:.0f}"
+from tada_core.evaluate import SweepResult, comparison_table
+from tada_core.io import atomic_write_text, read_json
 
 
 def main() -> None:
@@ -24,32 +22,20 @@ def main() -> None:
     p.add_argument("results", nargs="+", help="METHOD=path/to/sweep.json")
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    rows = {}
+    named = []
     for spec in args.results:
         method, _, path = spec.partition("=")
         if not path:
             raise SystemExit(f"give METHOD=PATH; got {spec!r}")
-        for r in json.loads(Path(path).read_text(encoding="utf-8")):
-            rows.setdefault(r["concept"], []).append((method, r))
-    lines = ["# CAA vs SAE steering on tada-organism", "",
-             f"Made by `python scripts/steering_table.py {' '.join(args.results)} --out {args.out}` from the "
-             "`tada sweep` results (12 prompts x 2 seeds per cell). Measure at the ends of each vector's alpha "
-             "range and unsteered; preservation = dB spectral distance of the steered clip to the unsteered one "
-             "(lower = the rest of the clip is kept).", "",
-             "| concept | method | measure | layers | alpha range | at -max | at 0 | at +max | monotonic | "
-             "preservation at -max / +max (dB) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for concept, entries in rows.items():
-        for method, r in entries:
-            keys = sorted(r["measure"], key=float)
-            lo, hi = keys[0], keys[-1]
-            zero = next(k for k in keys if float(k) == 0)
-            lines.append(f"| {concept} | {method} | {r['measure_label']} | {','.join(map(str, r['layers']))} | "
-                         f"+-{float(hi):g} | {_fmt(r['measure'][lo])} | {_fmt(r['measure'][zero])} | "
-                         f"{_fmt(r['measure'][hi])} | {'yes' if r['monotonic'] else '**no**'} | "
-                         f"{r['preservation'][lo]:.1f} / {r['preservation'][hi]:.1f} |")
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+        named += [(method, SweepResult.from_dict(d)) for d in read_json(Path(path))]
+    text = "\n".join([
+        "# CAA vs SAE steering on tada-organism", "",
+        f"Made by `python scripts/steering_table.py {' '.join(args.results)} --out {args.out}` from the "
+        "`tada sweep` results (12 prompts x 2 seeds per cell). Measure at the ends of each vector's alpha "
+        "range and unsteered; preservation = dB spectral distance of the steered clip to the unsteered one "
+        "(lower = the rest of the clip is kept).", "", comparison_table(named)])
+    atomic_write_text(args.out, text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -75,8 +75,12 @@ def check_layers(layers: Iterable[int] | None, n_layers: int, model: str) -> tup
 def hub_errors(repo: str, revision: str | None, *, missing_file: str | None = None,
                offline_hint: str = "download it on a connected machine") -> Iterator[None]:
     """Turn huggingface_hub's download errors for ``repo`` into one-line :class:`TadaError` messages."""
-    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         yield

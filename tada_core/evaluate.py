@@ -36,11 +36,15 @@ def spectral_distance(a: torch.Tensor, b: torch.Tensor, sample_rate: int) -> np.
     """Mean |20 log10 |STFT(a)| - 20 log10 |STFT(b)|| in dB per clip; ``a``, ``b``: [batch, channels, samples].
 
     Magnitudes are floored at 1e-5 (-100 dB) so silence compares as silence. The STFT has
-    a Hann window of about 64 ms (a power of two, at least 256 samples) and hop 1/4 of it.
+    a Hann window of about 64 ms (a power of two, at least 256 samples, at most the clip's
+    length) and hop 1/4 of it.
     """
     if a.shape != b.shape:
         raise TadaError(f"clips differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-    n_fft = 2 ** max(8, int(round(math.log2(sample_rate * 0.064))))
+    n = a.shape[-1]
+    if n < 16:
+        raise TadaError(f"clips of {n} samples are too short to compare; they need at least 16")
+    n_fft = min(2 ** max(8, int(round(math.log2(sample_rate * 0.064)))), 2 ** int(math.log2(n)))
     window = torch.hann_window(n_fft)
 
     def db(x: torch.Tensor) -> torch.Tensor:

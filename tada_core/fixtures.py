@@ -25,8 +25,14 @@ def _seeded(build: Callable[[], Any], seed: int = 0) -> Any:
 
 def tiny_ace_step(num_layers: int = 4):
     """AceStepPipeline with a 4-layer DiT (32 wide), CFG enabled (not turbo), 800 Hz audio."""
-    from diffusers import AceStepPipeline, AutoencoderOobleck, FlowMatchEulerDiscreteScheduler
-    from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
+    from diffusers import (
+        AceStepPipeline,
+        AutoencoderOobleck,
+        FlowMatchEulerDiscreteScheduler,
+    )
+    from diffusers.models.transformers.ace_step_transformer import (
+        AceStepTransformer1DModel,
+    )
     from diffusers.pipelines.ace_step import AceStepConditionEncoder
     from transformers import Qwen3Config, Qwen3Model
 
@@ -55,8 +61,13 @@ def tiny_ace_step(num_layers: int = 4):
 
 def tiny_stable_audio(num_layers: int = 4):
     """StableAudioPipeline with a 4-block DiT, 128 Hz stereo audio, at most 2 s."""
-    from diffusers import (AutoencoderOobleck, CosineDPMSolverMultistepScheduler, StableAudioDiTModel,
-                           StableAudioPipeline, StableAudioProjectionModel)
+    from diffusers import (
+        AutoencoderOobleck,
+        CosineDPMSolverMultistepScheduler,
+        StableAudioDiTModel,
+        StableAudioPipeline,
+        StableAudioProjectionModel,
+    )
     from transformers import T5Config, T5EncoderModel, T5TokenizerFast
 
     def build():
@@ -81,11 +92,28 @@ def tiny_stable_audio(num_layers: int = 4):
 
 def tiny_audioldm2():
     """AudioLDM2Pipeline with a 2-block UNet (12 true cross-attention layers), 1 kHz audio."""
-    from diffusers import (AudioLDM2Pipeline, AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel,
-                           AutoencoderKL, DDIMScheduler)
-    from transformers import (ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig,
-                              GPT2Config, GPT2Model, RobertaTokenizerFast, SpeechT5HifiGan,
-                              SpeechT5HifiGanConfig, T5Config, T5EncoderModel, T5TokenizerFast)
+    from diffusers import (
+        AudioLDM2Pipeline,
+        AudioLDM2ProjectionModel,
+        AudioLDM2UNet2DConditionModel,
+        AutoencoderKL,
+        DDIMScheduler,
+    )
+    from transformers import (
+        ClapAudioConfig,
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapTextConfig,
+        GPT2Config,
+        GPT2Model,
+        RobertaTokenizerFast,
+        SpeechT5HifiGan,
+        SpeechT5HifiGanConfig,
+        T5Config,
+        T5EncoderModel,
+        T5TokenizerFast,
+    )
 
     def build():
         tokenizer = build_tokenizer(RobertaTokenizerFast, model_max_length=32)
@@ -132,7 +160,13 @@ def tiny_clap(folder: str | Path) -> Path:
 
     For testing :class:`tada_core.scoring.ClapScorer` offline through ``from_pretrained``.
     """
-    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizerFast
+    from transformers import (
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapProcessor,
+        RobertaTokenizerFast,
+    )
 
     tok = build_tokenizer(RobertaTokenizerFast)
     text = dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

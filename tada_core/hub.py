@@ -22,7 +22,14 @@ import torch
 from .errors import TadaError
 from .io import is_repo_id, iter_files, read_json, resolve, write_json
 from .sae import SAE_KIND, validate_sae_folder
-from .vectors import CARD_FILE, CONFIG_FILE, VECTOR_FILE, SteeringVector, load_vector, model_card
+from .vectors import (
+    CARD_FILE,
+    CONFIG_FILE,
+    VECTOR_FILE,
+    SteeringVector,
+    load_vector,
+    model_card,
+)
 
 INDEX_FILE = "index.json"
 

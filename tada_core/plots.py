@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import TadaError
+
 # viridis, sampled at 6 stops; linear interpolation between them
 _VIRIDIS = np.array([[68, 1, 84], [65, 68, 135], [42, 120, 142], [34, 168, 132], [122, 209, 81], [253, 231, 37]],
                     dtype=float)
@@ -39,7 +41,7 @@ def heatmap_image(values: np.ndarray, row_labels: Sequence[str], col_labels: Seq
 
     values = np.asarray(values, dtype=float)
     if values.shape != (len(row_labels), len(col_labels)):
-        raise ValueError(f"values shape {values.shape} does not match {len(row_labels)} x {len(col_labels)} labels")
+        raise TadaError(f"values shape {values.shape} does not match {len(row_labels)} x {len(col_labels)} labels")
     font = ImageFont.load_default()
     left = 12 + 7 * max((len(r) for r in row_labels), default=4)
     top = 46 if title else 24

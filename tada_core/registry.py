@@ -29,8 +29,14 @@ from typing import Any, Mapping
 
 import torch
 
-from .adapters import FAMILIES, AceStepAdapter, AudioLDM2Adapter, ModelAdapter, StableAudioAdapter, \
-    family_of_pipeline
+from .adapters import (
+    FAMILIES,
+    AceStepAdapter,
+    AudioLDM2Adapter,
+    ModelAdapter,
+    StableAudioAdapter,
+    family_of_pipeline,
+)
 from .concepts import PAPER_CONCEPT_SET
 from .entry import SAMPLING_FILE, LayerPreset, ModelEntry, committed_config
 from .errors import TadaError, hub_errors

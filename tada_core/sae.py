@@ -32,7 +32,6 @@ from torch import Tensor, nn
 from .errors import TadaError
 from .io import read_json, read_tensors, resolve, save_tensors, write_json
 
-
 SAE_FILES = ("cfg.json", "sae.safetensors")
 SAE_KEYS = ("encoder.weight", "encoder.bias", "W_dec", "b_dec")
 SAE_KIND = "tada-sae"  # the artifact folder's own config.json (beside the hookpoint folders)

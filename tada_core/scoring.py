@@ -85,14 +85,36 @@ def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # embedding scorers
 # --------------------------------------------------------------------------------------
-class ClapScorer(Scorer):
+class EmbeddingScorer(Scorer):
+    """Similarity between an audio-text model's embedding of each clip and of the concept's query (Table 7)."""
+
+    display = "embedding"
+
+    def check(self, concept: Concept) -> None:
+        if not concept.query.strip():
+            raise TadaError(f"the {self.name} scorer compares audio with the concept's text query; concept "
+                            f"{concept.name!r} has none")
+
+    def label(self, concept: Concept) -> str:
+        return f"{self.display} similarity to {concept.query!r}"
+
+    def measure(self, audio: torch.Tensor | np.ndarray, sample_rate: int, concept: Concept) -> np.ndarray:
+        self.check(concept)
+        return self._similarity(mono(audio), sample_rate, concept.query)
+
+    @abc.abstractmethod
+    def _similarity(self, clips: np.ndarray, sample_rate: int, query: str) -> np.ndarray:
+        """One similarity per clip of ``clips`` [batch, samples]."""
+
+
+class ClapScorer(EmbeddingScorer):
     """CLAP audio-text cosine similarity (the paper's vocal-gender scorer), via transformers.
 
     ``source``: a local folder or Hub id of a ``ClapModel`` checkpoint, e.g.
     ``laion/larger_clap_music`` (loaded with ``from_pretrained``; offline it must be cached).
     """
 
-    name = "clap"
+    name, display = "clap", "CLAP cosine"
 
     def __init__(self, source: str | Path, device: str = "cpu"):
         from transformers import ClapModel, ClapProcessor
@@ -117,31 +139,23 @@ class ClapScorer(Scorer):
             self._text[query] = torch.nn.functional.normalize(e, dim=-1)[0]
         return self._text[query]
 
-    def check(self, concept: Concept) -> None:
-        _check_query(self, concept)
-
-    def label(self, concept: Concept) -> str:
-        return f"CLAP cos(audio, {concept.query!r})"
-
-    def measure(self, audio: torch.Tensor, sample_rate: int, concept: Concept) -> np.ndarray:
-        self.check(concept)
+    def _similarity(self, clips: np.ndarray, sample_rate: int, query: str) -> np.ndarray:
         sr = self.processor.feature_extractor.sampling_rate
-        x = resample(mono(audio), sample_rate, sr)
-        inputs = self.processor(audio=list(x), sampling_rate=sr, return_tensors="pt")
+        inputs = self.processor(audio=list(resample(clips, sample_rate, sr)), sampling_rate=sr, return_tensors="pt")
         with torch.no_grad():
             e = self.model.get_audio_features(**{k: v.to(self.device) for k, v in inputs.items()})
         e = torch.nn.functional.normalize(getattr(e, "pooler_output", e), dim=-1)
-        return (e @ self._text_embedding(concept.query)).cpu().double().numpy()
+        return (e @ self._text_embedding(query)).cpu().double().numpy()
 
 
-class MuQScorer(Scorer):
+class MuQScorer(EmbeddingScorer):
     """MuQ-MuLan audio-text similarity (the paper's scorer for tempo, mood, instruments, genre).
 
     Needs the optional ``muq`` package (``pip install muq``; it pulls a CUDA torch, so it is
     kept out of the default install and CI) and a local or cached ``OpenMuQ/MuQ-MuLan-large``.
     """
 
-    name = "muq"
+    name, display = "muq", "MuQ-MuLan"
 
     def __init__(self, source: str | Path = "OpenMuQ/MuQ-MuLan-large", device: str = "cpu"):
         try:
@@ -152,25 +166,12 @@ class MuQScorer(Scorer):
         self.model = MuQMuLan.from_pretrained(str(source)).to(device).eval()
         self.device = device
 
-    def check(self, concept: Concept) -> None:
-        _check_query(self, concept)
-
-    def label(self, concept: Concept) -> str:
-        return f"MuQ-MuLan sim(audio, {concept.query!r})"
-
-    def measure(self, audio: torch.Tensor, sample_rate: int, concept: Concept) -> np.ndarray:
-        self.check(concept)
-        x = torch.from_numpy(resample(mono(audio), sample_rate, 24000)).to(self.device)
+    def _similarity(self, clips: np.ndarray, sample_rate: int, query: str) -> np.ndarray:
+        x = torch.from_numpy(resample(clips, sample_rate, 24000)).to(self.device)
         with torch.no_grad():
             a = self.model(wavs=x)
-            t = self.model(texts=[concept.query])
+            t = self.model(texts=[query])
         return self.model.calc_similarity(a, t).reshape(-1).cpu().double().numpy()
-
-
-def _check_query(scorer: Scorer, concept: Concept) -> None:
-    if not concept.query.strip():
-        raise TadaError(f"the {scorer.name} scorer compares audio with the concept's text query; concept "
-                        f"{concept.name!r} has none")
 
 
 EMBEDDING_SCORERS = "clap:PATH_OR_ID (CLAP, e.g. clap:laion/larger_clap_music) or muq:PATH_OR_ID (MuQ-MuLan)"
@@ -204,4 +205,4 @@ def make_scorer(spec: str | None, entry: Any = None, device: str = "cpu") -> Sco
     raise TadaError(f"scorer {spec!r} does not fit {model}; accepted: {accepted}")
 
 
-__all__ = ["Scorer", "ClapScorer", "MuQScorer", "make_scorer", "resample", "mono", "EMBEDDING_SCORERS"]
+__all__ = ["Scorer", "EmbeddingScorer", "ClapScorer", "MuQScorer", "make_scorer", "resample", "mono", "EMBEDDING_SCORERS"]

@@ -26,7 +26,14 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 
 from .errors import TadaError
-from .io import atomic_write_text, read_json, read_tensors, resolve, save_tensors, write_json
+from .io import (
+    atomic_write_text,
+    read_json,
+    read_tensors,
+    resolve,
+    save_tensors,
+    write_json,
+)
 
 VECTOR_FILE = "steering.safetensors"
 CONFIG_FILE = "config.json"

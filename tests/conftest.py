@@ -8,6 +8,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import pytest  # noqa: E402
 
 from tada_core import GenerationSettings, load_model  # noqa: E402
+from tada_core.scoring import Scorer  # noqa: E402
 
 TINY = ["tiny-ace-step", "tiny-stable-audio", "tiny-audioldm2"]
 # Every intervention test also runs on the shipped organism, with test-sized settings.
@@ -54,3 +55,18 @@ def cli(capsys):
         out, err = capsys.readouterr()
         return code, out, err
     return run
+
+
+class Energy(Scorer):
+    """A scorer that needs no model: the mean absolute amplitude of each clip."""
+
+    name = "energy"
+
+    def check(self, concept):
+        pass
+
+    def label(self, concept):
+        return "mean |amplitude|"
+
+    def measure(self, audio, sample_rate, concept):
+        return audio.abs().mean(dim=(1, 2)).double().numpy()

@@ -5,8 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from tada_core.concepts import (BASE_PROMPTS, EVAL_PROMPTS, PAPER_CONCEPT_SET, PAPER_CONCEPTS, Concept,
-                                counterfactual, load_concept, read_captions)
+from tada_core.concepts import (
+    BASE_PROMPTS,
+    EVAL_PROMPTS,
+    PAPER_CONCEPT_SET,
+    PAPER_CONCEPTS,
+    Concept,
+    counterfactual,
+    load_concept,
+    read_captions,
+)
 from tada_core.errors import TadaError
 
 DATA = Path(__file__).parent / "data"

@@ -11,27 +11,19 @@ from tada_core import GenerationSettings, patch
 from tada_core.cli import main
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError
-from tada_core.localize import (Localization, functional_layers, impact, localize, read_localization,
-                                write_summary)
-from tada_core.scoring import Scorer
+from tada_core.localize import (
+    Localization,
+    functional_layers,
+    impact,
+    localize,
+    read_localization,
+    write_summary,
+)
+
+from .conftest import Energy
 
 CONCEPT = Concept("loud", "a loud {base}", "a quiet {base}")
 PAIRS = [("a loud song", "a quiet song"), ("a loud tune", "a quiet tune"), ("loud drums", "quiet drums")]
-
-
-class Energy(Scorer):
-    """A scorer that needs no model: mean absolute amplitude of each clip."""
-
-    name = "energy"
-
-    def check(self, concept):
-        pass
-
-    def label(self, concept):
-        return "mean |amplitude|"
-
-    def measure(self, audio, sample_rate, concept):
-        return audio.abs().mean(dim=(1, 2)).double().numpy()
 
 
 class Interrupting(Energy):

@@ -6,7 +6,12 @@ import torch
 
 from tada_core import DEFAULT_MODEL, TadaError, load_model
 from tada_core.organism import codec, synth, train
-from tada_core.organism.descriptors import DESCRIPTORS, DescriptorClassifier, agreement, synthetic_set
+from tada_core.organism.descriptors import (
+    DESCRIPTORS,
+    DescriptorClassifier,
+    agreement,
+    synthetic_set,
+)
 from tada_core.organism.model import checkpoint_path
 
 
@@ -106,3 +111,33 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
     b = load_file(str(tmp_path / "resumed" / "transformer" / "diffusion_pytorch_model.safetensors"))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_organism_scorer_writes_its_own_report_and_never_the_shipped_checkpoint(tmp_path, cli):
+    from tada_core.cli import build_parser
+
+    default_out = build_parser().parse_args(["organism", "scorer"]).out
+    assert "checkpoint" not in default_out     # refitting never overwrites the shipped scorer by default
+    report = tmp_path / "scorer.md"
+    code, out, err = cli("organism", "scorer", "--clips", 40, "--held-out", 16, "--out", tmp_path / "s",
+                         "--report", report)
+    assert code == 0, err
+    text = report.read_text()
+    assert text.startswith("# Organism scorers") and "`tada organism scorer --clips 40" in text
+    rows = [line for line in text.splitlines() if line.startswith("| held-out")]
+    assert len(rows) == 6
+    values = [float(c) for row in rows for c in row.strip("|").split("|")[2:] if c.strip() != "-"]
+    assert values and all(0 <= v <= 1 for v in values)
+    assert DescriptorClassifier.load(tmp_path / "s").heads.keys() >= {"tempo", "instrument"}
+
+
+def test_cli_organism_adherence_report(tmp_path, cli):
+    out = tmp_path / "adherence"
+    code, stdout, err = cli("organism", "adherence", "--seeds", 0, "--steps", 2, "--duration", 1, "--out", out)
+    assert code == 0, err
+    import json
+
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert set(report["concepts"]) == {"tempo", "mood", "brightness", "drums", "vocal_gender", "instrument"}
+    assert report["concepts"]["tempo"]["n"] == 24 and report["steps"] == 2
+    assert "| tempo | `a fast {base}` / `a slow {base}` | 24 |" in out.with_suffix(".md").read_text()

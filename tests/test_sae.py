@@ -7,8 +7,15 @@ import torch
 
 from tada_core import GenerationSettings, steer
 from tada_core.errors import TadaError
-from tada_core.sae import (SaeConfig, TopKSAE, evaluate_sae, sae_vector, select_features, tfidf_scores,
-                           train_sae)
+from tada_core.sae import (
+    SaeConfig,
+    TopKSAE,
+    evaluate_sae,
+    sae_vector,
+    select_features,
+    tfidf_scores,
+    train_sae,
+)
 
 
 def sparse_data(n=4096, d=16, atoms=64, active=3, seed=0):
@@ -265,10 +272,9 @@ def test_cli_sae_cache_train_features(tmp_path, capsys):
     # the feature atlas the app browses: every latent's Eq. 6 score equals a direct computation
     assert main(["sae", "atlas", str(saes), "--prompts", "4", "--concepts", "drums", "tempo"] + settings) == 0
     from tada_core import load_model
-    from tada_core.organism.concepts import ORGANISM_CONCEPT_SET
     from tada_core.features import load_atlas, load_saes, prompt_activations
+    from tada_core.organism.concepts import ORGANISM_CONCEPT_SET, captions
     from tada_core.sae import validate_sae_folder
-    from tada_core.organism.concepts import captions
 
     (atlas,) = load_atlas(saes).values()
     assert atlas.layer == 6 and atlas.prompts == captions()[:4] and set(atlas.scores) == {"drums", "tempo"}

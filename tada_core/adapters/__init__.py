@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from .ace_step import AceStepAdapter
 from .audioldm2 import AudioLDM2Adapter
-from .base import Conditioning, CrossAttentionLayer, Generation, ModelAdapter, Run, hook_handles
+from .base import (
+    Conditioning,
+    CrossAttentionLayer,
+    Generation,
+    ModelAdapter,
+    Run,
+    hook_handles,
+)
 from .stable_audio import StableAudioAdapter
 
 FAMILIES: dict[str, type[ModelAdapter]] = {

@@ -46,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # torch's weight_norm deprecation, raised inside diffusers' decoders, says nothing to a user.
+    # torch's weight_norm deprecation (inside diffusers' decoders) and torchsde's Brownian-interval notes
+    # (inside Stable Audio's scheduler at its first step) say nothing to a user.
     warnings.filterwarnings("ignore", message=".*weight_norm.*deprecated.*")
+    warnings.filterwarnings("ignore", message="Should have t[ab]>=t0", module="torchsde")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -14,26 +14,22 @@ from ..errors import TadaError
 from ..settings import GenerationSettings
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--pairs 0`` is an error, not "the default")."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}")
-    return value
+def _whole(minimum: int, maximum: int | None, accepted: str):
+    """An argparse type: a whole number in [minimum, maximum) (``--pairs 0`` is an error, not "the default")."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value >= maximum):
+            raise argparse.ArgumentTypeError(f"must be {accepted}; got {text!r}")
+        return value
+    return parse
 
 
-def seed_int(text: str) -> int:
-    """argparse type: a seed, 0 .. 2**63 - 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number in 0..2**63-1; got {text!r}") from None
-    if not 0 <= value < 2 ** 63:
-        raise argparse.ArgumentTypeError(f"must be a whole number in 0..2**63-1; got {text!r}")
-    return value
+positive_int = _whole(1, None, "a whole number >= 1")
+seed_int = _whole(0, 2 ** 63, "a whole number in 0..2**63-1")
+layer_index = _whole(0, None, "a layer index, a whole number >= 0")
 
 
 def finite_float(text: str) -> float:
@@ -58,16 +54,6 @@ def nonnegative_float(text: str) -> float:
     value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a number >= 0; got {text!r}")
-    return value
-
-
-def layer_index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"layer indices are whole numbers >= 0; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"layer indices are whole numbers >= 0; got {text!r}")
     return value
 
 
@@ -138,9 +124,10 @@ def load_for(args: argparse.Namespace, model: str | None = None):
 
 
 def write_report(out: str | None, title: str, intro: str, table: str, data: Any) -> None:
-    """``OUT.md`` (title, intro, table) and ``OUT.json`` (the data), when ``--out`` is given."""
+    """Print ``table``; with ``--out``, also write ``OUT.md`` (title, intro, table) and ``OUT.json`` (the data)."""
     from ..io import atomic_write_text, write_json
 
+    print(table)
     if not out:
         return
     path = Path(out)

@@ -72,7 +72,6 @@ def run_sweep(args: argparse.Namespace) -> int:
                            layers=args.layers, use_renorm=args.renorm, settings=settings_from(args))
                for vec, concept in items]
     table = sweep_table(results, alpha_headers=bool(args.alphas))
-    print(table)
     intro = (f"`tada sweep` on {model.name}: {len(prompts)} prompts x seeds {args.seeds}, mean of the measure at "
              f"each alpha (alpha 0 = unsteered), steering each vector's functional layers. Monotonic = the measure "
              f"moves with alpha in the concept's direction over the whole range, both signs (for vocal_gender the "
@@ -109,7 +108,6 @@ def run_ablate(args: argparse.Namespace) -> int:
                               use_renorm=args.renorm, settings=settings_from(args))
                for vec, concept, alpha, functional in plans]
     table = ablation_table(results)
-    print(table)
     intro = (f"`tada ablate` on {model.name} (TADA Table 2): +/- alpha steering all layers (L), all but "
              f"the functional ones (L \\ F) or only them (F); {len(prompts)} prompts x seeds {args.seeds}. "
              f"Delta alignment is sign-corrected and averaged over both signs, in units of the {scorer.name} "

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from ..audio import check_wav_path
-from .common import add_generation_args, add_model_arg, check_device, check_writable, finite_float, layer_index, \
-    load_for, note, seed_int, settings_from
+from .common import (add_generation_args, add_model_arg, check_device, check_writable, finite_float, layer_index,
+                     load_for, note, seed_int, settings_from)
 
 
 def register_models(sub) -> None:

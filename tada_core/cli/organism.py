@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import (add_generation_args, add_model_arg, check_writable, finite_float, load_for, note,
-                     positive_int, seed_int, settings_from, write_report)
+from .common import (add_generation_args, add_model_arg, check_writable, finite_float, load_for, note, positive_int,
+                     seed_int, settings_from, write_report)
 
 
 def register_organism(sub) -> None:
@@ -99,5 +99,4 @@ def run_adherence(args: argparse.Namespace) -> int:
              f"{report['prompts_seen_in_training']:.0%} of these prompts occur verbatim in 100k draws of the training "
              f"caption grammar.")
     write_report(args.out, "Organism concept adherence", intro, md, report)
-    print(md)
     return 0

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import TadaError
-from .common import (add_generation_args, add_model_arg, check_writable, finite_float, layer_index, load_for,
-                     note, positive_int, seed_int, settings_from)
+from .common import (add_generation_args, add_model_arg, check_writable, finite_float, layer_index, load_for, note,
+                     positive_int, seed_int, settings_from)
 
 
 def register_sae(sub) -> None:

@@ -59,8 +59,12 @@ def vocabulary() -> list[str]:
 
 def build_pipeline(config: OrganismConfig | None = None, seed: int = 0):
     """A freshly initialized (untrained) organism pipeline."""
-    from diffusers import (CosineDPMSolverMultistepScheduler, StableAudioDiTModel, StableAudioPipeline,
-                           StableAudioProjectionModel)
+    from diffusers import (
+        CosineDPMSolverMultistepScheduler,
+        StableAudioDiTModel,
+        StableAudioPipeline,
+        StableAudioProjectionModel,
+    )
     from transformers import T5Config, T5EncoderModel
 
     c = config or OrganismConfig()
