@@ -199,6 +199,7 @@ class DescriptorClassifier:
         from safetensors.numpy import save_file
 
         folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         tensors = {"mean": self.mean, "std": self.std}
         for head, (w, b) in self.heads.items():
             tensors[f"{head}.weight"], tensors[f"{head}.bias"] = w, b
