@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# TopK SAEs on the organism's most functional layers (6 and 8), their concept features,
+# TopK SAEs on the organism's most functional layers (3: tempo, 7: brightness; results/organism_localization),
+# their concept features,
 # and the SAE steering sweep.
 #
 #     bash scripts/organism_saes.sh          (resumable: the cache skips finished shards)
@@ -13,7 +14,7 @@ set -euo pipefail
 export HF_HUB_OFFLINE=1
 cd "$(dirname "$0")/.."
 
-tada sae cache --layers 6 8 --prompts 400 --out runs/sae-cache-organism
+tada sae cache --layers 3 7 --prompts 400 --out runs/sae-cache-organism
 [ -f saes/tada-organism-topk/config.json ] || \
   tada sae train runs/sae-cache-organism --epochs 2 --out saes/tada-organism-topk
 # Table 1's tau = 20 features per layer; alpha ranges where the measure moves monotonically.
@@ -26,7 +27,7 @@ feat vocal_gender 0.4
 feat mood 0.4
 feat piano 0.4
 tada sweep vectors/tada-organism-{tempo,mood,brightness,drums,vocal_gender,piano}-sae \
-  --out results/organism_sae_steering
+  --seeds 200 201 202 203 --out results/organism_sae_steering
 python scripts/steering_table.py CAA=results/organism_steering.json SAE=results/organism_sae_steering.json \
   --out results/organism_caa_vs_sae.md
 tada sae atlas saes/tada-organism-topk

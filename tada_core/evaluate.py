@@ -2,7 +2,7 @@
 
 * :func:`alpha_sweep`: for each prompt and seed, generate every alpha in one batched call
   (per-sample alphas of :func:`tada_core.hooks.steer`; alpha 0 is the unsteered clip) and
-  measure: the scorer's value for the concept (e.g. onset rate), the sign-corrected
+  measure: the scorer's value for the concept (e.g. BPM), the sign-corrected
   alignment delta Delta a(alpha) = sign(alpha) (a(alpha) - a(0)) of Sec. 5.1, and
   preservation as the distance to the unsteered clip. Returns a :class:`SweepResult`.
 * :func:`layer_ablation`: Table 2: the same sweep steering all layers (L), all but the
@@ -30,6 +30,7 @@ from .concepts import Concept
 from .errors import TadaError, check_finite, check_prompts
 from .scoring import Scorer
 from .settings import GenerationSettings
+from .stats import bootstrap_ci
 
 
 def spectral_distance(a: torch.Tensor, b: torch.Tensor, sample_rate: int) -> np.ndarray:
@@ -81,7 +82,7 @@ def monotonic(values: Sequence[float], sign: int = 1, tolerance: float = 0.02) -
     """True if ``sign * values`` (in alpha order) never falls and rises somewhere.
 
     A step back smaller than ``tolerance`` times the range of the values is allowed, so that
-    a saturated measure (P(drums) at 0.002 vs 0.003) does not count as a reversal.
+    a saturated measure (a probability at 0.002 vs 0.003) does not count as a reversal.
     """
     v = [sign * float(x) for x in values]
     slack = tolerance * (max(v) - min(v))
@@ -93,10 +94,16 @@ def _num(x: float) -> str:
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3f}"
 
 
+def intervals_ordered(intervals: Sequence[tuple[float, float]], sign: int = 1) -> bool:
+    """True if each interval lies wholly beyond the previous one in the direction ``sign`` (no overlap)."""
+    iv = [(sign * lo, sign * hi) if sign > 0 else (sign * hi, sign * lo) for lo, hi in intervals]
+    return all(all(map(math.isfinite, (a[1], b[0]))) and b[0] > a[1] for a, b in zip(iv, iv[1:]))
+
+
 @dataclasses.dataclass
 class SweepResult:
-    """Means over prompts x seeds at each alpha (keys are alphas, ascending). ``sign``: the scorer's
-    sign for the concept (+1 when a larger measure means more of the concept)."""
+    """Means over prompts x seeds at each alpha (keys are alphas, ascending), with 95% bootstrap intervals
+    over prompts. ``sign``: the scorer's sign for the concept (+1 when a larger measure means more of it)."""
 
     concept: str
     measure_label: str
@@ -108,18 +115,30 @@ class SweepResult:
     delta_alignment: dict[float, float]
     preservation: dict[float, float]
     sign: int = 1
+    measure_ci: dict[float, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def monotonic(self) -> bool:
-        """Whether the measure moves with alpha in the concept's direction over the whole range, both signs."""
+        """The verdict: the 95% intervals of adjacent alphas are ordered in the concept's direction (they do not
+        overlap), over the whole range, both signs. Without intervals: :attr:`monotonic_means`."""
+        if not self.measure_ci:
+            return self.monotonic_means
+        return intervals_ordered([self.measure_ci[a] for a in self.alphas], self.sign)
+
+    @property
+    def monotonic_means(self) -> bool:
+        """The weaker reading: the means alone never step back (beyond 2% of their range)."""
         return monotonic([self.measure[a] for a in self.alphas], self.sign)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sign"}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("sign", "measure_ci")}
         for key in ("measure", "measure_sd", "delta_alignment", "preservation"):
             d[key] = {f"{a:g}": v for a, v in getattr(self, key).items()}
         d["monotonic"] = self.monotonic
         d["sign"] = self.sign
+        if self.measure_ci:
+            d["measure_ci"] = {f"{a:g}": list(v) for a, v in self.measure_ci.items()}
+            d["monotonic_means"] = self.monotonic_means
         return d
 
     @classmethod
@@ -131,16 +150,29 @@ class SweepResult:
             return cls(concept=d["concept"], measure_label=d["measure_label"], layers=list(d["layers"]),
                        alphas=[float(a) for a in d["alphas"]], n=int(d["n"]), measure=by_alpha("measure"),
                        measure_sd=by_alpha("measure_sd"), delta_alignment=by_alpha("delta_alignment"),
-                       preservation=by_alpha("preservation"), sign=int(d.get("sign", 1)))
-        except (KeyError, TypeError, ValueError) as e:
+                       preservation=by_alpha("preservation"), sign=int(d.get("sign", 1)),
+                       measure_ci={float(a): (float(v[0]), float(v[1])) for a, v in d.get("measure_ci", {}).items()})
+        except (KeyError, TypeError, ValueError, IndexError) as e:
             raise TadaError(f"not a sweep result ({type(e).__name__}: {e})") from None
+
+    def verdict(self) -> str:
+        if self.monotonic and self.measure_ci:
+            return "yes"
+        if self.monotonic_means:
+            return "means only" if self.measure_ci else "yes"
+        return "no"
+
+    def cell(self, a: float) -> str:
+        if a in self.measure_ci:
+            lo, hi = self.measure_ci[a]
+            return f"{_num(self.measure[a])} [{_num(lo)}, {_num(hi)}]"
+        return _num(self.measure[a])
 
     def row(self) -> str:
         """This sweep as a row of :func:`sweep_table`."""
         return (f"| {self.concept} | {self.measure_label} | {','.join(map(str, self.layers))} | "
                 + ", ".join(f"{a:g}" for a in self.alphas) + " | "
-                + " | ".join(_num(self.measure[a]) for a in self.alphas)
-                + f" | {'yes' if self.monotonic else 'no'} |")
+                + " | ".join(self.cell(a) for a in self.alphas) + f" | {self.verdict()} |")
 
 
 def sweep_table(results: Sequence[SweepResult], alpha_headers: bool = False) -> str:
@@ -174,9 +206,10 @@ def comparison_table(results: Sequence[tuple[str, SweepResult]]) -> str:
     for concept, entries in by_concept.items():
         for method, r in entries:
             lo, hi = r.alphas[0], r.alphas[-1]
+            verdict = r.verdict()
             lines.append(f"| {concept} | {method} | {r.measure_label} | {','.join(map(str, r.layers))} | "
                          f"+-{hi:g} | {fmt(r.measure[lo])} | {fmt(r.measure[0.0])} | {fmt(r.measure[hi])} | "
-                         f"{'yes' if r.monotonic else '**no**'} | "
+                         f"{verdict if verdict == 'yes' else f'**{verdict}**'} | "
                          f"{r.preservation[lo]:.1f} / {r.preservation[hi]:.1f} |")
     return "\n".join(lines)
 
@@ -223,12 +256,14 @@ def alpha_sweep(adapter, vector, scorer: Scorer, concept: Concept, prompts: Sequ
     values, dists = np.concatenate(values), np.concatenate(dists)
     sign = scorer.sign(concept)
     sims = sign * values
+    groups = [p for p, _ in items]          # clips of one prompt are one draw of the bootstrap
     return SweepResult(
         concept=concept.name, measure_label=scorer.label(concept), layers=sorted(chosen), alphas=alphas,
         n=len(items), measure={a: float(values[:, j].mean()) for j, a in enumerate(alphas)},
         measure_sd={a: float(values[:, j].std()) for j, a in enumerate(alphas)},
         delta_alignment=delta_alignment(alphas, sims),
-        preservation={a: float(dists[:, j].mean()) for j, a in enumerate(alphas)}, sign=sign)
+        preservation={a: float(dists[:, j].mean()) for j, a in enumerate(alphas)}, sign=sign,
+        measure_ci={a: bootstrap_ci(values[:, j], groups) for j, a in enumerate(alphas)})
 
 
 def delta_alignment(alphas: Sequence[float], sims: np.ndarray) -> dict[float, float]:
@@ -319,5 +354,6 @@ def layer_ablation(adapter, vector, scorer: Scorer, concept: Concept, prompts: S
     return AblationResult(concept.name, alpha, rows)
 
 
-__all__ = ["alpha_sweep", "layer_ablation", "smoothness", "spectral_distance", "monotonic", "delta_alignment",
+__all__ = ["alpha_sweep", "layer_ablation", "smoothness", "spectral_distance", "monotonic", "intervals_ordered",
+           "delta_alignment",
            "SweepResult", "AblationResult", "AblationRow", "sweep_table", "comparison_table", "ablation_table"]

@@ -35,6 +35,7 @@ from .errors import TadaError, check_prompts
 from .hooks import patch
 from .io import ResumableFolder, read_json, write_json
 from .settings import GenerationSettings
+from .stats import bootstrap_intervals
 
 SWEEP_FILE, SCORES_FILE, RESULT_FILE = "sweep.json", "scores.jsonl", "impact.json"
 
@@ -71,6 +72,7 @@ class Localization:
     sim_patched: dict[int, float]
     impact: dict[int, float]
     gain_se: float = float("nan")  # standard error of the paired gain sim(c) - sim(c~)
+    impact_ci: dict[int, tuple[float, float]] = dataclasses.field(default_factory=dict)  # 95%, bootstrap over pairs
 
     @property
     def reliable(self) -> bool:
@@ -90,6 +92,7 @@ class Localization:
         d = dataclasses.asdict(self)
         d["sim_patched"] = {str(k): v for k, v in self.sim_patched.items()}
         d["impact"] = {str(k): (None if not math.isfinite(v) else v) for k, v in self.impact.items()}
+        d["impact_ci"] = {str(k): [None if not math.isfinite(x) else x for x in v] for k, v in self.impact_ci.items()}
         d["gain_se"] = None if not math.isfinite(self.gain_se) else self.gain_se
         d["reliable"] = self.reliable
         d["functional_layers"] = self.functional_layers()
@@ -99,9 +102,13 @@ class Localization:
     def from_dict(cls, d: Mapping) -> "Localization":
         fields = {k: d[k] for k in ("concept", "model", "scorer", "layers", "n", "sim_pos", "sim_neg")}
         se = d.get("gain_se")
+
+        def num(v):
+            return float("nan") if v is None else float(v)
+
         return cls(**fields, sim_patched={int(k): float(v) for k, v in d["sim_patched"].items()},
-                   impact={int(k): (float("nan") if v is None else float(v)) for k, v in d["impact"].items()},
-                   gain_se=float("nan") if se is None else float(se))
+                   impact={int(k): num(v) for k, v in d["impact"].items()}, gain_se=num(se),
+                   impact_ci={int(k): (num(v[0]), num(v[1])) for k, v in d.get("impact_ci", {}).items()})
 
 
 def functional_layers(impacts: Mapping[int, float], min_impact: float = 0.3, floor: float = 0.1) -> list[int]:
@@ -156,7 +163,7 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     batches = [items[k:k + batch_size] for k in range(0, len(items), batch_size)]
     scorer_name = scorer.name
     # no local paths in the spec: a sweep folder must resume on another machine or checkout
-    spec = {"model": adapter.name, "concept": concept.name, "pairs": pairs,
+    spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), "concept": concept.name, "pairs": pairs,
             "seeds": seeds, "layers": layer_ids, "batch_size": batch_size, "scorer": scorer_name,
             **settings.to_dict()}
     record = ResumableFolder(out, spec, spec_file=SWEEP_FILE, journal_file=SCORES_FILE, what="sweep") \
@@ -210,9 +217,17 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     gain_se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else float("nan")
     patched = {layer: mean(f"patch:{layer}") for layer in layer_ids}
     impacts = impact(np.array([patched[layer] for layer in layer_ids]), sim_pos, sim_neg)
+    pos_v, neg_v = values("c"), values("c~")
+    patched_v = np.stack([values(f"patch:{layer}") for layer in layer_ids])
+
+    def resampled(rows: np.ndarray) -> np.ndarray:   # Eq. 9 on a bootstrap draw of the pairs (paired conditions)
+        return impact(patched_v[:, rows].mean(1), float(pos_v[rows].mean()), float(neg_v[rows].mean()))
+
+    intervals = bootstrap_intervals(resampled, [i for i, _ in items])
     result = Localization(concept=concept.name, model=adapter.name, scorer=scorer_name, layers=layer_ids,
                           n=len(items), sim_pos=sim_pos, sim_neg=sim_neg, sim_patched=patched,
-                          impact={layer: float(v) for layer, v in zip(layer_ids, impacts)}, gain_se=gain_se)
+                          impact={layer: float(v) for layer, v in zip(layer_ids, impacts)}, gain_se=gain_se,
+                          impact_ci={layer: (float(lo), float(hi)) for layer, (lo, hi) in zip(layer_ids, intervals)})
     if out is not None:
         _write_outputs(Path(out), result, batches, done, pairs)
     return result

@@ -6,7 +6,7 @@ of differences, so any affine rescaling of a scorer leaves I(l, c) unchanged; a 
 value (beats per second) is as good a ``sim`` as a cosine similarity.
 
 * the organism's built-in scorer (:class:`tada_core.organism.scorer.OrganismScorer`):
-  descriptors and classifiers of its synthetic music; offline, no extra packages.
+  third-party measures of its synthetic music (librosa, pYIN) and a timbre classifier.
 * :class:`ClapScorer`: cosine similarity between CLAP's audio embedding and the concept's
   text query (Table 7), with transformers' ``ClapModel`` from a local folder or Hub id.
 * :class:`MuQScorer`: the same with MuQ-MuLan (the ``muq`` package, optional extra

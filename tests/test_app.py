@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 
 from tada_core import TadaError
+from tada_core.organism.scorer import OrganismScorer
 
 app_module = pytest.importorskip("app")
 
 ORG = "tada-organism"
 TEMPO = "tada-organism-tempo-caa"
+TEMPO_LAYER = 3       # tempo's functional layer in results/organism_localization (I = 1.08)
+ALL_LAYERS = list(range(10))   # drums have no single functional layer: their vector steers every layer
 FAST = dict(duration=1.0, steps=6)  # short clips keep the suite fast
 
 
@@ -23,7 +26,7 @@ def h():
     return app_module.make_handlers(app_module.ModelCache())
 
 
-def steer(h, alpha, *, prompt="a waltz with piano", seed=0, layers=(6,), vector=TEMPO, repo_id="", **settings):
+def steer(h, alpha, *, prompt="a waltz with piano", seed=0, layers=(TEMPO_LAYER,), vector=TEMPO, repo_id="", **settings):
     settings = FAST | settings
     return h.steer_pair(ORG, prompt, seed, settings["duration"], settings["steps"], vector, repo_id, list(layers),
                         alpha)
@@ -41,7 +44,7 @@ def test_shipped_vectors_are_offered_per_method(h):
     assert TEMPO in caa and "tada-organism-tempo-sae" in sae and not set(caa) & set(sae)
     assert h.vector_choices("tiny-ace-step", "any") == []
     info = h.vector_info(TEMPO)
-    assert info["functional"] == [6] and info["layers"] == list(range(10))
+    assert info["functional"] == [TEMPO_LAYER] and info["layers"] == list(range(10))
     assert info["limit"] == 2.0 and info["alpha"] == 1.0  # twice the validated range (-1, 1)
 
 
@@ -50,7 +53,7 @@ def test_steer_pair_original_and_steered_in_one_call(h):
     assert sr == sr2 == 16000 and orig.shape == steered.shape
     assert np.abs(orig - steered).max() > 1e-3
     assert spec0.size == spec1.size and spec0.tobytes() != spec1.tobytes()
-    assert "tempo" in note and "onset_rate" in note and "layers [6]" in note
+    assert "tempo" in note and "BPM, librosa beat tracker" in note and f"layers [{TEMPO_LAYER}]" in note
     # alpha 0: both rows of the batch are the same clip (up to float reordering between rows)
     (_, a0), (_, b0), *_ = steer(h, 0.0)
     np.testing.assert_allclose(a0, b0, atol=1e-5)
@@ -58,16 +61,19 @@ def test_steer_pair_original_and_steered_in_one_call(h):
 
 
 def test_steer_moves_the_printed_measure_in_the_sign_of_alpha(h):
-    """The drums vector at +-1 (its validated range, default settings): P(drums), which the app
-    prints for both clips, rises on a waltz without drums and falls on one with drums."""
-    def probs(alpha, prompt):
-        notes = [steer(h, alpha, seed=s, prompt=prompt, vector="tada-organism-drums-caa", duration=4.0, steps=20)[4]
-                 for s in range(2)]
-        pairs = [n.split("P(drums): ")[1].split(" (original) -> ") for n in notes]
+    """The drums vector at +-1 (its validated range, default settings): the percussive energy share
+    (librosa HPSS), which the app prints for both clips, rises on a waltz without drums and falls on
+    one with drums."""
+    label = "percussive energy share (librosa HPSS): "
+
+    def shares(alpha, prompt):
+        notes = [steer(h, alpha, seed=s, prompt=prompt, vector="tada-organism-drums-caa", duration=4.0, steps=20,
+                       layers=ALL_LAYERS)[4] for s in range(2)]
+        pairs = [n.split(label)[1].split(" (original) -> ") for n in notes]
         return np.array([[float(x), float(y.split()[0])] for x, y in pairs])
 
-    up, down = probs(1.0, "a waltz without drums"), probs(-1.0, "a waltz with drums")
-    assert (up[:, 1] > up[:, 0] + 0.3).all() and (down[:, 1] < down[:, 0] - 0.3).all()
+    up, down = shares(1.0, "a waltz without drums"), shares(-1.0, "a waltz with drums")
+    assert (up[:, 1] > 1.5 * up[:, 0]).all() and (down[:, 1] < down[:, 0] / 1.5).all(), (up, down)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -109,12 +115,14 @@ def test_ab_patch_handler(h):
                                                 choices, 1, 1.0, 6)
     assert np.abs(a - b).max() > 1e-3
     np.testing.assert_allclose(ab, b, atol=1e-4)  # all layers patched from B = B
-    assert len(table) == 9 and table[0][0] == "tempo: onset_rate"
+    assert len(table) == 9 and table[0][0] == "tempo: tempo (BPM, librosa beat tracker)"
     assert all(abs(row[3] - row[2]) <= 1e-3 * max(1.0, abs(row[2])) for row in table)  # measures agree too
-    # layer 6 alone carries drums (I = 0.99): patching it from a prompt with drums adds them
-    (*_, table) = h.ab_patch(ORG, "a waltz without drums", "a waltz with drums", [6], 0, 4.0, 20)
-    drums = next(row for row in table if row[0].startswith("drums"))
-    assert drums[1] < 0.5 < drums[2] and drums[3] > 0.5
+    # tempo's functional layer alone: patching it from a fast prompt makes the slow one fast, by the
+    # scorer's own decision threshold on librosa's tracked BPM
+    threshold = float(np.exp(OrganismScorer().weights.thresholds["tempo"]))
+    (*_, table) = h.ab_patch(ORG, "a slow waltz", "a fast waltz", [TEMPO_LAYER], 0, 4.0, 20)
+    tempo = next(row for row in table if row[0].startswith("tempo"))
+    assert tempo[1] < threshold < tempo[2] and tempo[3] > threshold, (tempo, threshold)
     with pytest.raises(TadaError, match="at least one layer"):
         h.ab_patch(ORG, "a", "b", [], 0, 1.0, 6)
     with pytest.raises(TadaError, match="prompt B"):
@@ -140,9 +148,9 @@ def test_concurrent_steer_requests_each_get_what_they_get_alone(h):
 def test_localization_view_shows_committed_heatmap(h):
     assert "tempo" in h.concept_choices(ORG)
     assert h.functional_layers(ORG) == [6, 8, 9] and h.functional_layers("tiny-ace-step") == []
-    image, rows, text = h.localization_view(ORG, "drums")
+    image, rows, text = h.localization_view(ORG, "tempo")
     assert image.size[0] > 300 and len(rows) == 10
-    assert max(rows, key=lambda r: r[1])[0] == 6 and "functional layers **[6]**" in text
+    assert max(rows, key=lambda r: r[1])[0] == TEMPO_LAYER and f"functional layers **[{TEMPO_LAYER}]**" in text
     image, rows, text = h.localization_view("tiny-ace-step", "tempo")
     assert image is None and rows == [] and "No committed localization" in text
 
@@ -168,20 +176,20 @@ def test_compute_localization_reports_progress_stops_and_resumes(h, tmp_path):
 def test_sae_feature_views_and_single_feature_steering(h):
     sae = h.sae_choices(ORG)[0]
     layers = h.atlas_layers(sae)
-    assert layers == [6, 8]
-    table = h.feature_table(sae, 8, "brightness")
+    assert layers == [3, 7]
+    table = h.feature_table(sae, 7, "brightness")
     assert len(table) == 12 and table[0][1] >= table[-1][1]
     feature = table[0][0]
-    prompts, scores = h.browse_feature(sae, 8, feature)
+    prompts, scores = h.browse_feature(sae, 7, feature)
     assert len(prompts) == 8 and prompts[0][1] >= prompts[-1][1]
     assert scores[0][0] == "brightness"  # its best concept is the one it was ranked for
-    (_, orig), (_, steered), *_, note = h.steer_feature(ORG, sae, 8, feature, "brightness", "a waltz", 0, 1.0, 6,
+    (_, orig), (_, steered), *_, note = h.steer_feature(ORG, sae, 7, feature, "brightness", "a waltz", 0, 1.0, 6,
                                                         2.0)
     assert np.abs(orig - steered).max() > 1e-3 and f"feature {feature} of layer 8" in note and "centroid" in note
     with pytest.raises(TadaError, match=r"feature must be a whole number in 0\.\.1023"):  # 128 x m=8 latents
-        h.steer_feature(ORG, sae, 8, 99999, "brightness", "a waltz", 0, 1.0, 6, 2.0)
+        h.steer_feature(ORG, sae, 7, 99999, "brightness", "a waltz", 0, 1.0, 6, 2.0)
     with pytest.raises(TadaError, match="outside the allowed range"):
-        h.steer_feature(ORG, sae, 8, feature, "brightness", "a waltz", 0, 1.0, 6, 40.0)
+        h.steer_feature(ORG, sae, 7, feature, "brightness", "a waltz", 0, 1.0, 6, 40.0)
     with pytest.raises(TadaError, match="no SAE 'nope'"):
         h.feature_table("nope", 8, "brightness")
     with pytest.raises(TadaError, match="cannot get 'nobody/no-such-sae'"):
@@ -193,8 +201,8 @@ def test_sae_from_a_folder_outside_saes(h, tmp_path):
 
     folder = tmp_path / "my-sae"
     shutil.copytree(app_module.SAES / "tada-organism-topk", folder)
-    assert h.atlas_layers(str(folder)) == [6, 8]
-    assert h.feature_table(str(folder), 8, "drums") == h.feature_table("tada-organism-topk", 8, "drums")
+    assert h.atlas_layers(str(folder)) == [3, 7]
+    assert h.feature_table(str(folder), 7, "drums") == h.feature_table("tada-organism-topk", 7, "drums")
     shutil.rmtree(folder / "atlas")
     with pytest.raises(TadaError, match="has no feature atlas"):
         h.atlas_layers(str(folder))
@@ -218,13 +226,13 @@ def test_launched_app_answers_client():
         # seed, duration and steps are shared controls; the endpoint takes them positionally
         result = client.predict(ORG, "a fast march with drums", 0, 1.0, 6, api_name="/generate")
         assert str(result).endswith(".wav")
-        orig, steered, spec0, spec1, note = client.predict(ORG, "a waltz with piano", 0, 1.0, 6, TEMPO, "", [6],
+        orig, steered, spec0, spec1, note = client.predict(ORG, "a waltz with piano", 0, 1.0, 6, TEMPO, "", [TEMPO_LAYER],
                                                            1.0, api_name="/steer")
-        assert str(orig).endswith(".wav") and str(steered).endswith(".wav") and "onset_rate" in note
+        assert str(orig).endswith(".wav") and str(steered).endswith(".wav") and "BPM" in note
         a, b, ab, table = client.predict(ORG, "a slow waltz", "a fast march", [6], 0, 1.0, 6, api_name="/patch")
         assert all(str(x).endswith(".wav") for x in (a, b, ab)) and len(table["data"]) == 9
         with pytest.raises(Exception, match="outside the allowed range"):
-            client.predict(ORG, "a waltz", 0, 1.0, 6, TEMPO, "", [6], 3.0, api_name="/steer")
+            client.predict(ORG, "a waltz", 0, 1.0, 6, TEMPO, "", [TEMPO_LAYER], 3.0, api_name="/steer")
         with pytest.raises(Exception, match="duration"):
             client.predict(ORG, "a waltz", 0, -1.0, 6, api_name="/generate")
         with pytest.raises(Exception, match="cannot load ace-step"):

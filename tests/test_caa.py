@@ -64,43 +64,46 @@ def test_vector_for_another_model_is_refused(models, tmp_path):
                  "2", "--out", str(tmp_path / "x.wav")]) == 2
 
 
-def test_shipped_tempo_vector_moves_onset_rate_with_the_sign_of_alpha():
-    """The committed vector, on the shipped model at its real settings (4 s, 20 steps)."""
+def test_shipped_tempo_vector_moves_librosa_bpm_with_the_sign_of_alpha():
+    """The committed vector, on the shipped model at its real settings (4 s, 20 steps), heard by
+    librosa's beat tracker (a measure nobody here wrote). Loose: the mean BPM over 6 prompts that
+    name no tempo is ordered -alpha < 0 < +alpha; the full verdict, with intervals over 48 clips per
+    cell, is in results/organism_steering.md."""
     from tada_core import load_model
     from tada_core.organism.concepts import eval_prompts
-    from tada_core.organism.descriptors import descriptors
+    from tada_core.organism.measures import tempo_bpm
 
     model = load_model("tada-organism", device="cpu")
     model.set_progress_bar(False)
     vec = load_vector(ROOT / "vectors" / "tada-organism-tempo-caa")
     a = max(abs(x) for x in vec.alpha_range)
-    prompts = eval_prompts()          # 12 prompts that name no tempo
+    prompts = eval_prompts()[:6]
     alphas = [-a, 0.0, a]
     with vec.apply(model, alpha=[x for _ in prompts for x in alphas]):
         audio = model.generate([p for p in prompts for _ in alphas], seeds=[0] * (3 * len(prompts))).audio
-    rate = descriptors(audio.numpy(), model.sample_rate)["onset_rate"].reshape(len(prompts), 3).mean(0)
-    assert rate[0] < rate[1] < rate[2], rate
+    bpm = tempo_bpm(audio, model.sample_rate).reshape(len(prompts), 3).mean(0)
+    assert bpm[0] < bpm[1] < bpm[2], bpm
 
 
 def test_cli_caa_sweep_and_ablate(tmp_path, capsys):
     loc = tmp_path / "loc"
     settings = ["--steps", "4", "--duration", "2"]
-    assert main(["localize", "--concept", "drums", "--pairs", "3", "--seeds", "0", "--layers", "6", "8",
+    assert main(["localize", "--concept", "brightness", "--pairs", "3", "--seeds", "0", "--layers", "3", "7",
                  "--out", str(loc)] + settings) == 0
     out = tmp_path / "vec"
-    assert main(["caa", "--concept", "drums", "--seeds", "0", "--localization", str(loc), "--out", str(out),
+    assert main(["caa", "--concept", "brightness", "--seeds", "0", "--localization", str(loc), "--out", str(out),
                  "--alpha-range", "-4", "4"] + settings) == 0
     vec = load_vector(out)
-    assert vec.layers == list(range(10)) and vec.functional_layers == [6]   # drums live in layer 6
-    assert vec.prompts["positive"][0] == "a folk song with drums" and vec.extra["steps"] == 4
+    assert vec.layers == list(range(10)) and vec.functional_layers == [7]   # brightness lives in layer 7
+    assert vec.prompts["positive"][0] == "a bright folk song" and vec.extra["steps"] == 4
     capsys.readouterr()
     assert main(["sweep", str(out), "--alphas", "-4", "4", "--prompts", "2", "--seeds", "0",
                  "--out", str(tmp_path / "sweep")] + settings) == 0
     table = (tmp_path / "sweep.md").read_text()
-    assert "| drums | P(drums) | 6 |" in table and "alpha -4 | alpha 0 | alpha 4" in table
+    assert "| brightness | harmonic spectral centroid (Hz, librosa HPSS) | 7 |" in table and "alpha -4 | alpha 0 | alpha 4" in table
     assert main(["ablate", str(out), "--alpha", "4", "--functional", "1", "--prompts", "2", "--seeds", "0",
                  "--out", str(tmp_path / "ablate")] + settings) == 0
-    rows = [r for r in (tmp_path / "ablate.md").read_text().splitlines() if r.startswith("| drums")]
+    rows = [r for r in (tmp_path / "ablate.md").read_text().splitlines() if r.startswith("| brightness")]
     assert [r.split("|")[3].split(" = ")[0].strip() for r in rows] == ["L", "L \\ F", "F"]
     assert [int(r.split("|")[4]) for r in rows] == [10, 9, 1]
     assert np.isfinite([float(r.split("|")[5]) for r in rows]).all()

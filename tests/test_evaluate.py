@@ -10,20 +10,9 @@ import torch
 from tada_core import GenerationSettings
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError
-from tada_core.evaluate import (
-    AblationResult,
-    AblationRow,
-    SweepResult,
-    ablation_table,
-    alpha_sweep,
-    comparison_table,
-    delta_alignment,
-    layer_ablation,
-    monotonic,
-    smoothness,
-    spectral_distance,
-    sweep_table,
-)
+from tada_core.evaluate import (AblationResult, AblationRow, SweepResult, ablation_table, alpha_sweep,
+                                comparison_table, delta_alignment, intervals_ordered, layer_ablation, monotonic,
+                                smoothness, spectral_distance, sweep_table)
 from tada_core.vectors import SteeringVector
 
 from .conftest import Energy
@@ -54,6 +43,20 @@ def test_spectral_distance_of_a_clip_and_its_double_is_20_log10_2():
 ])
 def test_monotonic(values, sign, expected):
     assert monotonic(values, sign) is expected
+
+
+def test_monotonic_verdict_needs_ordered_intervals():
+    assert intervals_ordered([(0, 1), (1.5, 2), (2.5, 3)])
+    assert not intervals_ordered([(0, 1), (0.9, 2), (2.5, 3)])              # touching intervals overlap
+    assert intervals_ordered([(2.5, 3), (1.5, 2), (0, 1)], sign=-1)         # a measure that falls with the concept
+    assert not intervals_ordered([(0, 1), (float("nan"), 2)])
+    r = sweep()
+    r.measure_ci = {a: (m - 0.05, m + 0.05) for a, m in r.measure.items()}   # 0.2 apart: ordered
+    assert r.monotonic and r.verdict() == "yes"
+    r.measure_ci = {a: (m - 0.15, m + 0.15) for a, m in r.measure.items()}   # overlapping: the means only
+    assert not r.monotonic and r.monotonic_means and r.verdict() == "means only"
+    assert SweepResult.from_dict(r.to_dict()) == r
+    assert "2.400 [2.250, 2.550]" in r.row()
 
 
 def test_delta_alignment_is_sign_corrected_and_unclipped():
@@ -121,6 +124,7 @@ def test_sweep_and_ablation_on_a_tiny_model(models):
     prompts, settings = ["a song", "a tune"], GenerationSettings(batch_size=6)
     r = alpha_sweep(model, vec, Energy(), CONCEPT, prompts, [-2.0, 2.0], seeds=[0], settings=settings, progress=False)
     assert r.alphas == [-2.0, 0.0, 2.0] and r.layers == [1, 2] and r.n == 2
+    assert all(lo <= r.measure[a] <= hi for a, (lo, hi) in r.measure_ci.items())
     with vec.apply(model, alpha=2.0):
         steered = model.generate(prompts, seeds=[0, 0]).audio
     plain = model.generate(prompts, seeds=[0, 0]).audio

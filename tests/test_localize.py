@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from tada_core import GenerationSettings, patch
 from tada_core.cli import main
@@ -122,6 +123,17 @@ def test_resumed_sweep_equals_uninterrupted(models, tmp_path):
     assert same(read_localization(tmp_path / "cut"), full)
     with pytest.raises(TadaError, match="different sweep .*seeds"):
         localize(model, CONCEPT, PAIRS, Energy(), out=tmp_path / "cut", progress=False, **{**kw, "seeds": [5]})
+    # the same model name with other weights (a retrained organism): refused, never mixed in
+    param = next(model.pipeline.transformer.parameters())
+    saved = param.detach().clone()
+    try:
+        with torch.no_grad():
+            param.add_(1e-3)
+        with pytest.raises(TadaError, match="different sweep .*weights"):
+            localize(model, CONCEPT, PAIRS, Energy(), out=tmp_path / "cut", progress=False, **kw)
+    finally:
+        with torch.no_grad():
+            param.copy_(saved)
 
 
 def test_summary_writes_table_json_and_heatmap(models, tmp_path):

@@ -72,13 +72,16 @@ def test_organism_scorer_reads_the_generators_ground_truth():
     from tada_core.organism.concepts import ORGANISM_CONCEPTS
 
     rng = np.random.default_rng(0)
-    fast = [synth.random_attributes(rng, tempo="fast", drums=True) for _ in range(4)]
-    slow = [synth.random_attributes(rng, tempo="slow", drums=False) for _ in range(4)]
+    fast = [synth.random_attributes(rng, tempo="fast", drums=True, voice="female") for _ in range(4)]
+    slow = [synth.random_attributes(rng, tempo="slow", drums=False, voice="male") for _ in range(4)]
     audio = torch.from_numpy(np.stack([synth.synthesize(a, seed=i) for i, a in enumerate(fast + slow)]))[:, None]
     scorer = OrganismScorer()
     tempo = scorer.measure(audio, synth.SR, ORGANISM_CONCEPTS["tempo"])
-    assert tempo[:4].min() > tempo[4:].max()            # beats per second
+    assert tempo[:4].min() > 120 > 90 > tempo[4:].max()                    # librosa's BPM
     drums = scorer.similarity(audio, synth.SR, ORGANISM_CONCEPTS["drums"])
-    assert drums[:4].min() > 0.5 > drums[4:].max()      # P(drums)
-    assert scorer.label(ORGANISM_CONCEPTS["vocal_gender"]) == "low_voice"
-    assert scorer.sign(ORGANISM_CONCEPTS["vocal_gender"]) == -1
+    assert drums[:4].min() > 0.1 > 0.02 > drums[4:].max()                  # percussive energy share
+    voice = scorer.measure(audio, synth.SR, ORGANISM_CONCEPTS["vocal_gender"])
+    assert (voice[:4] > 0.5).all() and (voice[4:] < -0.4).all()            # octaves above 220 Hz: 312 vs 156 Hz
+    assert "BPM" in scorer.label(ORGANISM_CONCEPTS["tempo"]) and "pYIN" in scorer.label(ORGANISM_CONCEPTS["vocal_gender"])
+    assert scorer.sign(ORGANISM_CONCEPTS["vocal_gender"]) == 1
+    assert list(scorer.decide(audio, synth.SR, "tempo")) == [1] * 4 + [0] * 4

@@ -72,10 +72,11 @@ def run_sweep(args: argparse.Namespace) -> int:
                            layers=args.layers, use_renorm=args.renorm, settings=settings_from(args))
                for vec, concept in items]
     table = sweep_table(results, alpha_headers=bool(args.alphas))
-    intro = (f"`tada sweep` on {model.name}: {len(prompts)} prompts x seeds {args.seeds}, mean of the measure at "
-             f"each alpha (alpha 0 = unsteered), steering each vector's functional layers. Monotonic = the measure "
-             f"moves with alpha in the concept's direction over the whole range, both signs (for vocal_gender the "
-             f"vector points to 'female', so low_voice falls as alpha grows).")
+    intro = (f"`tada sweep` on {model.name}: {len(prompts)} prompts x seeds {args.seeds} per cell, mean of the measure "
+             f"at each alpha (alpha 0 = unsteered) with its 95% bootstrap interval over prompts, steering each "
+             f"vector's functional layers. Monotonic: yes = the intervals of adjacent alphas are ordered in the "
+             f"concept's direction over the whole range, both signs; means only = the means are, but some adjacent "
+             f"intervals overlap; no = the means step back.")
     write_report(args.out, f"Alpha sweep: {model.name}", intro, table, [r.to_dict() for r in results])
     return 0
 

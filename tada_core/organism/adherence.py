@@ -1,11 +1,13 @@
 """Concept adherence of a trained organism: ``tada organism adherence``.
 
-For each concept, the model generates from positive and negative prompts built from
-its concept set's templates ("a fast {base}" / "a slow {base}") over every base
-description and a few seeds; the organism's scorer weights label each clip with the
-concept's descriptor and with its classifier. Accuracy is the share of clips whose label
-matches the prompt's side. Instruments are a 4-way choice ("a {base} played on piano"
-...), scored by the classifier (chance 25%). Generation is batched per concept.
+For each concept, the model generates from positive and negative prompts built from its
+concept set's templates ("a fast {base}" / "a slow {base}") over every base description,
+each with several held-out seeds (seeds no vector, threshold or classifier was fitted on),
+and the organism's scorer labels each clip with third-party measures (librosa's beat
+tracker, a Krumhansl-Kessler key estimate on librosa's chroma, librosa's HPSS and centroid,
+pYIN). Accuracy is the share of clips whose label matches the prompt's side, with a 95%
+bootstrap interval over base prompts. Instruments are a 4-way choice ("a {base} played on
+piano" ...), labelled by the timbre classifier (chance 25%).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..settings import GenerationSettings
+from ..stats import bootstrap_ci
 from . import synth
 from .concepts import INSTRUMENT_TEMPLATE, ORGANISM_CONCEPT_SET
-from .descriptors import DESCRIPTORS, DescriptorClassifier, descriptors
+from .scorer import MEASURES, OrganismScorer
 
-CONCEPTS = ("tempo", "mood", "brightness", "drums", "vocal_gender")  # two-sided; "instrument" is 4-way
+CONCEPTS = ("tempo", "mood", "brightness", "drums", "vocal_gender")   # two-sided; "instrument" is 4-way
+BARS = {"tempo": 0.9, "mood": 0.9, "brightness": 0.95, "drums": 0.95, "vocal_gender": 0.95, "instrument": 0.8}
+SEEDS = (2000, 2001, 2002, 2003)
 
 
 def seen_in_training(prompts: list[str], n: int = 100_000, seed: int = 12345) -> float:
@@ -32,9 +37,9 @@ def seen_in_training(prompts: list[str], n: int = 100_000, seed: int = 12345) ->
     return len(seen) / max(1, len(wanted))
 
 
-def evaluate(model, weights: DescriptorClassifier, seeds: tuple[int, ...] = (1000, 1001),
+def evaluate(model, scorer: OrganismScorer, seeds: tuple[int, ...] = SEEDS,
              settings: GenerationSettings | None = None, progress: bool = True) -> dict:
-    """Accuracy per concept, with the descriptor and the classifier; see the module docstring."""
+    """Accuracy per concept with its 95% interval; see the module docstring."""
     from tqdm.auto import tqdm
 
     settings = model.resolve_settings(settings or GenerationSettings(batch_size=32))
@@ -52,24 +57,18 @@ def evaluate(model, weights: DescriptorClassifier, seeds: tuple[int, ...] = (100
     results, all_prompts = {}, []
     for concept in tqdm(CONCEPTS + ("instrument",), desc="adherence", disable=not progress):
         if concept == "instrument":
-            prompts = [INSTRUMENT_TEMPLATE.format(base=b, instrument=i) for i in synth.INSTRUMENTS for b in bases]
-            truth = np.array([i for i in synth.INSTRUMENTS for _ in bases])
-            seed_list = [seeds[j % len(seeds)] for j in range(len(prompts))]
-            audio = run(prompts, seed_list)
-            pred = weights.predict(audio, model.sample_rate)["instrument"]
-            results[concept] = {"n": len(prompts), "classifier": float((pred == truth).mean()), "descriptor": None}
+            jobs = [(INSTRUMENT_TEMPLATE.format(base=b, instrument=i), i, b, s)
+                    for i in synth.INSTRUMENTS for b in bases for s in seeds[:2]]
         else:
             c = concepts.get(concept)
-            prompts = [c.positive.format(base=b) for b in bases for _ in seeds] + \
-                [c.negative.format(base=b) for b in bases for _ in seeds]
-            truth = np.array([1] * (len(prompts) // 2) + [0] * (len(prompts) // 2))
-            seed_list = [s for _ in range(2) for _ in bases for s in seeds]
-            audio = run(prompts, seed_list)
-            d = descriptors(audio, model.sample_rate)
-            by_desc = weights.descriptor_labels(audio, model.sample_rate, d)[concept]
-            by_clf = weights.predict(audio, model.sample_rate, d)[concept]
-            results[concept] = {"n": len(prompts), "descriptor": float((by_desc == truth).mean()),
-                                "classifier": float((by_clf == truth).mean())}
+            jobs = [(c.positive.format(base=b), 1, b, s) for b in bases for s in seeds] + \
+                [(c.negative.format(base=b), 0, b, s) for b in bases for s in seeds]
+        prompts = [j[0] for j in jobs]
+        audio = run(prompts, [j[3] for j in jobs])
+        pred = scorer.decide(audio, model.sample_rate, concept)
+        hits = np.array([p == j[1] for p, j in zip(pred, jobs)], dtype=np.float64)
+        lo, hi = bootstrap_ci(hits, groups=[j[2] for j in jobs])
+        results[concept] = {"n": len(jobs), "accuracy": float(hits.mean()), "ci": [lo, hi], "bar": BARS[concept]}
         all_prompts += prompts
     return {"concepts": results, "prompts_seen_in_training": seen_in_training(sorted(set(all_prompts))),
             "seeds": list(seeds), "steps": settings.steps, "guidance": settings.guidance}
@@ -77,19 +76,20 @@ def evaluate(model, weights: DescriptorClassifier, seeds: tuple[int, ...] = (100
 
 def table(report: dict) -> str:
     """The adherence table as Markdown."""
-    lines = ["| concept | prompts (positive / negative) | clips | descriptor | classifier | best |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| concept | prompts (positive / negative) | clips | measured by | accuracy | 95% interval | bar | |",
+             "|---|---|---|---|---|---|---|---|"]
     for concept, r in report["concepts"].items():
         if concept == "instrument":
             pair = f"`{INSTRUMENT_TEMPLATE}` (4-way, chance 0.25)"
+            measure = "timbre classifier (librosa features)"
         else:
             c = ORGANISM_CONCEPT_SET.get(concept)
-            pair = f"`{c.positive}` / `{c.negative}`"
-        desc = "-" if r["descriptor"] is None else f"{r['descriptor']:.2f} ({DESCRIPTORS[concept]})"
-        best = max(v for v in (r["descriptor"], r["classifier"]) if v is not None)
-        lines.append(f"| {concept} | {pair} | {r['n']} | {desc} | {r['classifier']:.2f} | "
-                     f"{best:.2f}{' ✓' if best >= 0.8 else ' ✗'} |")
+            pair, measure = f"`{c.positive}` / `{c.negative}`", MEASURES[concept][1]
+        verdict = "✓" if r["ci"][0] >= r["bar"] else ("✓ (interval reaches below)" if r["accuracy"] >= r["bar"]
+                                                        else "✗")
+        lines.append(f"| {concept} | {pair} | {r['n']} | {measure} | {r['accuracy']:.3f} | "
+                     f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['bar']} | {verdict} |")
     return "\n".join(lines)
 
 
-__all__ = ["evaluate", "table", "seen_in_training", "CONCEPTS"]
+__all__ = ["evaluate", "table", "seen_in_training", "CONCEPTS", "BARS", "SEEDS"]

@@ -1,10 +1,23 @@
 """The organism's audio representation and its exact, weight-free decoder.
 
-Latent: for each 64 ms frame (HOP = 1024 samples at 16 kHz) and each grid frequency
-``k * 15.625 Hz`` (k = 1..128, up to 2 kHz), a compressed amplitude ``z``. Because
-every grid sinusoid completes a whole number of cycles per hop, overlap-adding
-Hann-windowed grid sinusoids with amplitude ``A(z)`` reconstructs a steady tone exactly
-and keeps phase across frames: the decoder is linear in ``A`` and needs no training.
+Latent: for each 64 ms frame (``HOP`` = 1024 samples at 16 kHz) and each of 128 channels,
+a compressed amplitude ``z``. Channel ``i`` is one grid frequency ``K[i] * 15.625 Hz``
+(``GRID_HZ = SR / HOP``), chosen from the grid up to 8 kHz: every harmonic of the notes
+the generator plays (:mod:`.synth`), the voices' harmonics, the kick drum's two low
+partials, and 64 more spread over 0.6-8 kHz for noise (drums, attacks, breath).
+
+Every grid sinusoid completes whole cycles per hop, so a steady tone keeps its phase
+across frames. Frames are cross-faded with complementary raised-cosine ramps of ``RAMP``
+samples inside the ``2 * HOP`` synthesis kernel: a note starts within 32 ms of its frame,
+and a steady tone is reconstructed exactly. The synthesis is linear in the amplitudes
+``A(z)``, and :func:`encode` inverts it exactly for any signal in its span (a least-squares
+fit of each frame's flat middle), so ``encode(decode(z)) == z`` up to float rounding.
+
+Tuning. A grid frequency can be at most 7.8 Hz from a wanted pitch; that is within 10
+cents of equal temperament (A4 = 440 Hz) only above about 1.3 kHz, or for a few lucky
+lower pitches. The generator therefore plays its instruments between E-flat 6 and E-flat
+7 (1.24-2.49 kHz, every pitch within 8 cents) and sings its voices on E-flat 3 and
+E-flat 4 (156.25 and 312.5 Hz, 7.6 cents sharp), all in E-flat major or minor.
 
 The decoder *is* a diffusers ``AutoencoderOobleck`` whose weights are set analytically
 (:func:`build_decoder`), so the organism is a stock ``StableAudioPipeline``:
@@ -13,29 +26,128 @@ The decoder *is* a diffusers ``AutoencoderOobleck`` whose weights are set analyt
 * ``block[0].snake1``: Snake ``x + sin(a x)^2 / b`` with ``a = pi / (2 Z_MAX)`` and
   ``1 / b = 1 / LEAK``: the amplitude curve ``A(z) = LEAK * z + sin(pi z / (2 Z_MAX))^2``
   scaled by ``LEAK`` in the next layer, monotone on ``[0, Z_MAX]``;
-* ``block[0].conv_t1``: the synthesis filterbank, ``LEAK * hann(j) * sin(2 pi k (j - 512) / 1024 + phi_k)``
-  with fixed pseudo-random phases ``phi_k``
-  (kernel 2048, stride 1024);
-* residual units zeroed (identity), final Snake with a vanishing ``a`` (identity),
-  ``conv2`` identity.
-
-The encoder of that autoencoder is unused by text-to-audio generation and left at a
-minimal random initialization; :func:`encode` is the analysis transform.
+* ``block[0].conv_t1``: the synthesis filterbank, ``LEAK * w(j) * sin(2 pi K_i (j - 512) / 1024 + phi_i)``
+  with the cross-fade window ``w`` and fixed pseudo-random phases ``phi_i`` (kernel 2048, stride 1024);
+* residual units zeroed (identity), final Snake with a vanishing ``a`` (identity), ``conv2`` a plain gain
+  ``OUTPUT_GAIN``, so that amplitudes can use the whole latent range while the audio stays within [-1, 1].
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 
-from .synth import HOP, N_BINS, N_FRAMES, N_SAMPLES, SR
-
+SR = 16000
+HOP = 1024
+GRID_HZ = SR / HOP                # 15.625 Hz
+N_FRAMES = 64
+N_SAMPLES = N_FRAMES * HOP        # 4.096 s
+N_CHANNELS = 128
+RAMP = 512                        # cross-fade length in samples (32 ms)
 Z_MAX = 20.0
 LEAK = 0.001
-_PAD = HOP // 2   # ConvTranspose1d(kernel 2 * HOP, stride HOP, padding ceil(HOP / 2)): frame t covers
-                  # samples [t * HOP - 512, t * HOP + 1536)
+OUTPUT_GAIN = 0.15                # the decoder's final gain: amplitudes near 1 (the top of the latent range)
+                                  # stay well inside [-1, 1] however many partials sound at once
+
+TONIC = 87                        # MIDI E-flat 6 (D#6), the key of every clip
+KICK_BINS = (3, 5)                # 46.9 and 78.1 Hz
+VOICE_F0_BINS = {"male": 10, "female": 20}   # E-flat 3 and E-flat 4
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10)
+MAX_BIN = 511                     # below 8 kHz
+
+
+def grid_bin(midi: float) -> int:
+    """The grid bin nearest to an equal-tempered pitch (A4 = 440 Hz)."""
+    return int(round(440.0 * 2 ** ((midi - 69) / 12) / GRID_HZ))
+
+
+def cents_off(midi: float) -> float:
+    """How far the nearest grid frequency is from the equal-tempered pitch, in cents."""
+    return 1200 * math.log2(grid_bin(midi) * GRID_HZ / (440.0 * 2 ** ((midi - 69) / 12)))
+
+
+def voice_harmonics() -> tuple[int, ...]:
+    """The harmonics a voice sings: those whose prime factors are 2 and 3 (octaves and fifths of the
+    tonic), so a sung E-flat says nothing about major or minor."""
+    return tuple(h for h in range(1, 40) if _smooth(h))
+
+
+def _smooth(h: int) -> bool:
+    while h % 2 == 0:
+        h //= 2
+    while h % 3 == 0:
+        h //= 3
+    return h == 1
+
+
+def instrument_pitches() -> tuple[int, ...]:
+    """MIDI pitches the instruments play: E-flat major and minor between E-flat 6 and E-flat 7."""
+    pcs = set(MAJOR) | set(MINOR)
+    return tuple(TONIC + i for i in range(13) if i % 12 in pcs)
+
+
+@functools.lru_cache(maxsize=None)
+def bins() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(all 128 grid bins in ascending order, the 64 of them used for noise)."""
+    tonal = set(KICK_BINS)
+    for m in instrument_pitches():
+        k = grid_bin(m)
+        tonal.update(h * k for h in range(1, MAX_BIN // k + 1))
+    for k0 in VOICE_F0_BINS.values():
+        tonal.update(h * k0 for h in voice_harmonics() if h * k0 <= MAX_BIN)
+    free = [int(k) for k in np.unique(np.round(np.geomspace(38, MAX_BIN, 600)).astype(int)) if k not in tonal]
+    n_noise = N_CHANNELS - len(tonal)
+    noise = [free[i] for i in np.round(np.linspace(0, len(free) - 1, n_noise)).astype(int)]
+    return tuple(sorted(int(k) for k in tonal | set(noise))), tuple(sorted(noise))
+
+
+def channel(k: int) -> int:
+    """The latent channel of grid bin ``k``."""
+    return _channels()[int(k)]
+
+
+@functools.lru_cache(maxsize=None)
+def _channels() -> dict[int, int]:
+    return {k: i for i, k in enumerate(bins()[0])}
+
+
+def window() -> np.ndarray:
+    """The ``2 * HOP`` synthesis window: flat over the frame's middle, raised-cosine ramps at its edges,
+    complementary with its neighbours' (they sum to 1)."""
+    j = np.arange(2 * HOP, dtype=np.float64)
+    a, b = HOP // 2 - RAMP // 2, 3 * HOP // 2 - RAMP // 2
+    w = np.zeros(2 * HOP)
+    up = (j >= a) & (j < a + RAMP)
+    w[up] = 0.5 - 0.5 * np.cos(np.pi * (j[up] - a) / RAMP)
+    w[(j >= a + RAMP) & (j < b)] = 1.0
+    down = (j >= b) & (j < b + RAMP)
+    w[down] = 0.5 + 0.5 * np.cos(np.pi * (j[down] - b) / RAMP)
+    return w
+
+
+@functools.lru_cache(maxsize=None)
+def _phases() -> np.ndarray:
+    return np.random.default_rng(0).uniform(0, 2 * np.pi, N_CHANNELS)   # fixed; spreads the peaks
+
+
+@functools.lru_cache(maxsize=None)
+def _basis() -> np.ndarray:
+    """[channels, 2 * HOP]: each channel's windowed sinusoid (its phase continues across frames)."""
+    j = np.arange(2 * HOP)
+    k = np.array(bins()[0])
+    return window()[None] * np.sin(2 * np.pi * k[:, None] * (j[None] - HOP // 2) / HOP + _phases()[:, None])
+
+
+@functools.lru_cache(maxsize=None)
+def _analysis() -> np.ndarray:
+    """Least-squares inverse of one frame's flat middle: [channels, flat samples]."""
+    a = HOP // 2 - RAMP // 2 + RAMP            # first fully flat kernel sample
+    b = 3 * HOP // 2 - RAMP // 2               # end of the flat part
+    return np.linalg.pinv(_basis()[:, a:b].T)
 
 
 def amplitude(z: np.ndarray | torch.Tensor):
@@ -48,31 +160,37 @@ _Z_TABLE = np.linspace(0.0, Z_MAX, 20001)
 _A_TABLE = amplitude(_Z_TABLE)
 
 
-def _window() -> np.ndarray:
-    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(2 * HOP) / (2 * HOP))  # periodic Hann, sums to 1 at 50%
-
-
-def analyze(audio: np.ndarray) -> np.ndarray:
-    """Grid amplitudes ``[..., N_BINS, frames]`` of mono audio ``[..., samples]`` (steady tone of amplitude a -> a)."""
-    audio = np.asarray(audio, dtype=np.float64)
-    n = audio.shape[-1]
-    frames = -(-n // HOP)
-    padded = np.zeros(audio.shape[:-1] + (frames * HOP + 2 * HOP,))
-    padded[..., _PAD:_PAD + n] = audio
-    idx = np.arange(frames)[:, None] * HOP + np.arange(2 * HOP)[None, :]
-    spec = np.fft.rfft(padded[..., idx] * _window(), axis=-1)      # [..., frames, 1025]
-    amps = np.abs(spec[..., 2:2 * N_BINS + 1:2]) / (HOP / 2)         # grid bins k = 1..N_BINS
-    return np.swapaxes(amps, -1, -2).astype(np.float32)
-
-
 def latent(amps: np.ndarray) -> np.ndarray:
     """Amplitudes -> latent values: the inverse of :func:`amplitude` on ``[0, Z_MAX]``."""
     return np.interp(amps, _A_TABLE, _Z_TABLE).astype(np.float32)
 
 
+def synthesize_amplitudes(amps: np.ndarray) -> np.ndarray:
+    """Amplitudes ``[..., N_CHANNELS, frames]`` -> audio ``[..., frames * HOP]`` (the decoder's math, in numpy)."""
+    amps = np.asarray(amps, dtype=np.float64)
+    frames = amps.shape[-1]
+    out = np.zeros(amps.shape[:-2] + ((frames + 1) * HOP,))
+    basis = _basis()
+    for t in range(frames):
+        out[..., t * HOP:t * HOP + 2 * HOP] += np.einsum("...c,cj->...j", amps[..., t], basis)
+    return OUTPUT_GAIN * out[..., HOP // 2:HOP // 2 + frames * HOP]
+
+
+def analyze(audio: np.ndarray) -> np.ndarray:
+    """Audio ``[..., samples]`` -> amplitudes ``[..., N_CHANNELS, frames]``; exact for audio in the codec's span."""
+    audio = np.asarray(audio, dtype=np.float64)
+    frames = audio.shape[-1] // HOP
+    a = HOP // 2 - RAMP // 2 + RAMP
+    b = 3 * HOP // 2 - RAMP // 2
+    start = np.arange(frames) * HOP - HOP // 2 + a          # each frame's flat part, in audio samples
+    idx = start[:, None] + np.arange(b - a)[None]
+    segs = audio[..., idx] / OUTPUT_GAIN                    # [..., frames, flat]
+    return np.swapaxes(segs @ _analysis().T, -1, -2).astype(np.float32)
+
+
 def encode(audio: np.ndarray) -> np.ndarray:
-    """Audio ``[..., N_SAMPLES]`` -> latent ``[..., N_BINS, N_FRAMES]`` (inverse of the decoder's curve)."""
-    return latent(analyze(audio)[..., :N_FRAMES])
+    """Audio ``[..., N_SAMPLES]`` -> latent ``[..., N_CHANNELS, N_FRAMES]`` (inverse of the decoder)."""
+    return latent(np.clip(analyze(audio)[..., :N_FRAMES], 0.0, None))
 
 
 def build_decoder(sampling_rate: int = SR):
@@ -81,29 +199,24 @@ def build_decoder(sampling_rate: int = SR):
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        vae = AutoencoderOobleck(encoder_hidden_size=1, downsampling_ratios=[HOP], channel_multiples=[N_BINS],
-                                 decoder_channels=1, decoder_input_channels=N_BINS, audio_channels=1,
+        vae = AutoencoderOobleck(encoder_hidden_size=1, downsampling_ratios=[HOP], channel_multiples=[N_CHANNELS],
+                                 decoder_channels=1, decoder_input_channels=N_CHANNELS, audio_channels=1,
                                  sampling_rate=sampling_rate)
     dec = vae.decoder
     with torch.no_grad():
-        _set_weight_norm(dec.conv1, _identity_kernel(N_BINS, 7))
+        _set_weight_norm(dec.conv1, _identity_kernel(N_CHANNELS, 7))
         dec.conv1.bias.zero_()
         block = dec.block[0]
         block.snake1.alpha.fill_(math.log(math.pi / (2 * Z_MAX)))
         block.snake1.beta.fill_(math.log(LEAK))
-        j = np.arange(2 * HOP)
-        k = np.arange(1, N_BINS + 1)
-        phase = np.random.default_rng(0).uniform(0, 2 * np.pi, N_BINS)   # fixed; spreads the peaks
-        basis = LEAK * _window()[None, :] * np.sin(2 * np.pi * k[:, None] * (j[None, :] - _PAD) / HOP
-                                                   + phase[:, None])
-        _set_weight_norm(block.conv_t1, torch.tensor(basis, dtype=torch.float32)[:, None, :])
+        _set_weight_norm(block.conv_t1, torch.tensor(LEAK * _basis(), dtype=torch.float32)[:, None, :])
         block.conv_t1.bias.zero_()
         for unit in (block.res_unit1, block.res_unit2, block.res_unit3):
             unit.conv2.weight_g.zero_()
             unit.conv2.bias.zero_()
         dec.snake1.alpha.fill_(-20.0)   # sin(e^-20 x)^2 ~ 1e-18 x^2: identity
         dec.snake1.beta.fill_(0.0)
-        _set_weight_norm(dec.conv2, _identity_kernel(1, 7))
+        _set_weight_norm(dec.conv2, OUTPUT_GAIN * _identity_kernel(1, 7))
     return vae.eval()
 
 
@@ -121,11 +234,13 @@ def _set_weight_norm(module: torch.nn.Module, weight: torch.Tensor) -> None:
 
 
 def decode(latents: np.ndarray | torch.Tensor, vae=None) -> np.ndarray:
-    """Latents ``[B, N_BINS, frames]`` -> audio ``[B, frames * HOP]`` through the Oobleck decoder."""
+    """Latents ``[B, N_CHANNELS, frames]`` -> audio ``[B, frames * HOP]`` through the Oobleck decoder."""
     vae = vae or build_decoder()
     z = torch.as_tensor(np.asarray(latents), dtype=torch.float32)
     with torch.no_grad():
         return vae.decode(z).sample[:, 0].numpy()
 
 
-__all__ = ["Z_MAX", "LEAK", "amplitude", "analyze", "encode", "decode", "build_decoder", "N_SAMPLES", "SR"]
+__all__ = ["SR", "HOP", "GRID_HZ", "N_FRAMES", "N_SAMPLES", "N_CHANNELS", "Z_MAX", "LEAK", "TONIC", "amplitude",
+           "latent", "analyze", "encode", "decode", "build_decoder", "synthesize_amplitudes", "bins", "channel",
+           "grid_bin", "cents_off", "instrument_pitches", "voice_harmonics"]

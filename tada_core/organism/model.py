@@ -18,7 +18,7 @@ import torch
 
 from ..text import MUSIC_WORDS, build_tokenizer
 from . import synth
-from .codec import build_decoder
+from .codec import N_CHANNELS, N_FRAMES, build_decoder
 
 CHECKPOINT = Path(__file__).parent / "checkpoint"
 NAME = "tada-organism"
@@ -80,9 +80,9 @@ def build_pipeline(config: OrganismConfig | None = None, seed: int = 0):
         projection = StableAudioProjectionModel(text_encoder_dim=c.text_dim, conditioning_dim=c.text_dim,
                                                 min_value=0, max_value=8)
         transformer = StableAudioDiTModel(
-            sample_size=synth.N_FRAMES, in_channels=synth.N_BINS, num_layers=c.num_layers,
+            sample_size=N_FRAMES, in_channels=N_CHANNELS, num_layers=c.num_layers,
             attention_head_dim=c.head_dim, num_attention_heads=c.heads, num_key_value_attention_heads=c.kv_heads,
-            out_channels=synth.N_BINS, cross_attention_dim=c.heads * c.head_dim, time_proj_dim=64,
+            out_channels=N_CHANNELS, cross_attention_dim=c.heads * c.head_dim, time_proj_dim=64,
             global_states_input_dim=2 * c.text_dim, cross_attention_input_dim=c.text_dim)
         scheduler = CosineDPMSolverMultistepScheduler(
             sigma_min=c.sigma_min, sigma_max=c.sigma_max, sigma_data=c.sigma_data, sigma_schedule="exponential",

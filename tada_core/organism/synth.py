@@ -3,27 +3,28 @@
 Every clip is 4.096 s of mono 16 kHz audio made from a few attributes that mirror the
 TADA paper's concept families in miniature:
 
-========== ===================================== =====================================
-concept    values                                what changes in the audio
-========== ===================================== =====================================
-tempo      slow (66-84 BPM), fast (132-168 BPM)  one onset per beat, so onsets per second
-mood       happy (major), sad (minor)            scale and chords
-brightness bright, dark                          how fast upper harmonics fall off
-instrument piano, flute, violin, trumpet         harmonic recipe, attack, decay, tremolo
-drums      with, without                         kick / snare / hat bursts on the beats
-voice      none, male (low), female (high)       a sung vowel at a low or high pitch
-========== ===================================== =====================================
+========== ======================================= =======================================
+concept    values                                  what changes in the audio
+========== ======================================= =======================================
+tempo      slow (62-78 BPM), fast (134-156 BPM)    one note onset per beat
+mood       happy (E-flat major), sad (E-flat minor) scale and chords (I-IV-V-I / i-iv-v-i)
+brightness bright, dark                            how fast upper harmonics fall off
+instrument piano, flute, violin, trumpet           harmonic recipe, decay, tremolo, attack noise
+drums      with, without                           kick on strong beats, snare, hi-hat
+voice      none, male (low), female (high)         a sung vowel on E-flat 3 or E-flat 4
+style      pop, waltz, folk, march                 meter, accompaniment pattern, motifs
+========== ======================================= =======================================
 
-Every partial lies on a grid of multiples of ``GRID_HZ = SR / HOP`` (15.625 Hz) and
-below 2 kHz (the codec's ceiling; drum and breath noise is band-limited to it too), so
-the tonal part is exactly representable by the codec in :mod:`tada_core.organism.codec`
-(one channel per grid frequency). Pitches are rounded to
-that grid: at the registers used here (melody >= 523 Hz, chords >= 392 Hz) the
-rounding is under 0.35 semitone, so keys and chords stay recognizable. Voices use
-whole-grid fundamentals directly.
+The music is written directly in the codec's representation (:mod:`.codec`): an amplitude
+per grid partial and 64 ms frame, so the codec's round trip is exact and every note is in
+tune (within 8 cents of equal temperament: the instruments play between E-flat 6 and
+E-flat 7, the voices sing E-flat 3 and E-flat 4). Beats fall on whole frames (a beat lasts
+6 or 7 frames when fast, 12 to 15 when slow), so the pulse is exact. Each note starts with a
+short broadband attack (its onset is audible in every band, as with real instruments);
+drums add a kick (47 and 78 Hz), a snare and a hi-hat (noise partials).
 
 Captions (:func:`caption`) are drawn from the attributes with synonyms, optional
-omissions and varied word order, so that templates like "fast {base}" or
+omissions and varied word order, so that templates like "a fast {base}" or
 "{base} with female vocals" mean something to a model trained on them.
 """
 
@@ -35,13 +36,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import TadaError
-
-SR = 16000
-HOP = 1024
-GRID_HZ = SR / HOP
-N_BINS = 128                     # grid frequencies k * GRID_HZ for k = 1..128 (up to 2 kHz)
-N_FRAMES = 64
-N_SAMPLES = N_FRAMES * HOP       # 4.096 s
+from . import codec
+from .codec import HOP, N_CHANNELS, N_FRAMES, N_SAMPLES, SR, TONIC
 
 TEMPOS = ("slow", "fast")
 MOODS = ("happy", "sad")
@@ -49,9 +45,10 @@ BRIGHTNESS = ("bright", "dark")
 INSTRUMENTS = ("piano", "flute", "violin", "trumpet")
 VOICES = ("none", "male", "female")
 STYLES = ("pop", "waltz", "folk", "march")
+BEAT_FRAMES = {"slow": (12, 13, 14, 15), "fast": (6, 7)}   # frames per beat: 78-62.5 and 156-134 BPM
 
 # Concept name -> the attribute it reads and its (positive, negative) values.
-CONCEPTS: dict[str, tuple[str, str, str]] = {
+CONCEPTS: dict[str, tuple[str, object, object]] = {
     "tempo": ("tempo", "fast", "slow"),
     "mood": ("mood", "happy", "sad"),
     "brightness": ("brightness", "bright", "dark"),
@@ -62,6 +59,11 @@ CONCEPTS: dict[str, tuple[str, str, str]] = {
     "violin": ("instrument", "violin", None),
     "trumpet": ("instrument", "trumpet", None),
 }
+
+
+def bpm_of(beat_frames: int) -> float:
+    """The tempo of a beat that lasts ``beat_frames`` frames of 64 ms."""
+    return 60.0 * SR / (beat_frames * HOP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,20 +77,25 @@ class Attributes:
     drums: bool = False
     voice: str = "none"
     style: str = "pop"
-    bpm: float = 75.0
-    key: int = 0                 # tonic pitch class, 0 = C
+    beat_frames: int = 14
 
     def __post_init__(self):
         for name, allowed in (("tempo", TEMPOS), ("mood", MOODS), ("brightness", BRIGHTNESS),
                               ("instrument", INSTRUMENTS), ("voice", VOICES), ("style", STYLES)):
             if getattr(self, name) not in allowed:
                 raise TadaError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+        if self.beat_frames not in BEAT_FRAMES[self.tempo]:
+            raise TadaError(f"a {self.tempo} beat lasts {BEAT_FRAMES[self.tempo]} frames; got {self.beat_frames!r}")
+
+    @property
+    def bpm(self) -> float:
+        return bpm_of(self.beat_frames)
 
 
 def random_attributes(rng: np.random.Generator, **fixed) -> Attributes:
     """Draw attributes uniformly; keyword arguments pin any of them."""
     tempo = fixed.pop("tempo", None) or TEMPOS[rng.integers(2)]
-    lo, hi = (66, 84) if tempo == "slow" else (132, 168)
+    frames = BEAT_FRAMES[tempo]
     values = dict(
         tempo=tempo,
         mood=MOODS[rng.integers(2)],
@@ -97,183 +104,146 @@ def random_attributes(rng: np.random.Generator, **fixed) -> Attributes:
         drums=bool(rng.integers(2)),
         voice=VOICES[rng.integers(3)],
         style=STYLES[rng.integers(4)],
-        bpm=float(rng.uniform(lo, hi)),
-        key=0,
+        beat_frames=int(frames[rng.integers(len(frames))]),
     )
     values.update(fixed)
     return Attributes(**values)
 
 
-# ---------------------------------------------------------------------------- audio
+# ---------------------------------------------------------------------------- music
 
-_MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
-_MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
-# Progressions as scale degrees (0-based) of chord roots; chords are stacked thirds of the
-# scale, so in major every chord here is a major triad (I, IV, V) and in natural minor
-# every chord is a minor triad (i, iv, v): the mood is audible in every beat.
-_PROGRESSION = (0, 3, 4, 0)
-# Melodies as scale degrees above the tonic an octave up, one per beat; two per style.
-# A small, fixed vocabulary keeps the organism learnable in minutes on a CPU: what
-# varies between clips of the same attributes is the tempo within its range, the start
-# offset, which of the two motifs plays, and the drum noise.
+_PROGRESSION = (0, 3, 4, 0)       # I-IV-V-I (major) / i-iv-v-i (natural minor), as scale degrees
+# Melodies as scale degrees above the tonic, one per beat; two per style.
 _MOTIFS = {"pop": [(0, 2, 4, 2, 3, 5, 4, 1), (4, 2, 0, 2, 5, 3, 1, 4)],
            "waltz": [(4, 2, 0, 5, 3, 1, 4, 2, 0), (0, 2, 4, 1, 3, 5, 0, 4, 2)],
            "folk": [(0, 0, 4, 4, 5, 3, 4, 2), (2, 1, 0, 2, 3, 5, 4, 4)],
            "march": [(0, 4, 0, 4, 3, 5, 4, 1), (4, 4, 2, 0, 5, 3, 1, 0)]}
+# Amplitude of each note's broadband attack, per instrument (a hammer, a chiff, a bow, a tongue).
+_ATTACK = {"piano": 0.015, "flute": 0.008, "violin": 0.01, "trumpet": 0.012}
+_VOICE_GAIN = 0.06
+_PEDAL = 0.15                     # the tonic and its third, under each bar's first chord
+_KICK = 0.8
+_LEVEL = 0.6                      # every clip's level: its loudest partials reach the top of the latent's range
+_VOWEL = ((730, 1090, 2440), (90, 110, 170))     # formants (Hz) and bandwidths of the sung vowel "ah"
+# The spectral shape of every noise event (drums, attacks, breath): fixed amplitudes over the noise partials,
+# which the codec gives fixed random phases, so each event is a short burst of noise with a known spectrum.
+_NOISE_SHAPE = np.random.default_rng(1).rayleigh(size=len(codec.bins()[1])) / np.sqrt(np.pi / 2)
 
 
-def _grid_k(midi: float) -> int:
-    return int(round(440.0 * 2 ** ((midi - 69) / 12) / GRID_HZ))
-
-
-def _period(ks: np.ndarray, amps: np.ndarray) -> np.ndarray:
-    """One 1024-sample period of a sum of grid partials: every grid sinusoid repeats each HOP."""
-    n = np.arange(HOP)
-    return (amps[:, None] * np.sin(2 * np.pi * ks[:, None] * n[None, :] / HOP)).sum(0)
-
-
-def _instrument_partials(instrument: str, brightness: str, k0: int) -> tuple[np.ndarray, np.ndarray]:
-    m = np.arange(1, max(1, N_BINS // k0) + 1)
+def harmonics(instrument: str, brightness: str, k0: int) -> list[tuple[int, float]]:
+    """(channel, relative amplitude) of each harmonic of a note on grid bin ``k0``."""
+    m = np.arange(1, 9)
     if instrument == "piano":
         amps = 1.0 / m
     elif instrument == "flute":
-        amps = np.exp(-(m - 1) * 0.8)
+        amps = np.exp(-(m - 1) * 0.7)
     elif instrument == "violin":
-        amps = 1.0 / m * (1 + 0.3 * (m % 2 == 0))
-    else:  # trumpet: a formant-like bump around the 3rd harmonic
-        amps = m * np.exp(-m / 2.2)
+        amps = 1.0 / m * (1 + 0.5 * (m % 2 == 0))
+    else:  # trumpet: a formant-like bump around the 2nd harmonic
+        amps = m * np.exp(-m / 1.6)
     # bright lifts the upper harmonics, dark leaves little above the fundamental
-    tilt = m ** 0.9 * np.exp(-(m - 1) / 10.0) if brightness == "bright" else np.exp(-(m - 1) / 0.7)
+    tilt = m * np.exp(-(m - 1) / 6.0) if brightness == "bright" else np.exp(-(m - 1) / 0.6)
     amps = amps * tilt
-    return k0 * m, amps / amps.max()
+    amps = amps / amps.max()
+    channels = set(codec.bins()[0])
+    return [(codec.channel(int(h * k0)), float(a)) for h, a in zip(m, amps) if h * k0 in channels]
 
 
 def _envelope(instrument: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(n) / SR
+    """A note's amplitude per frame."""
+    t = np.arange(n, dtype=np.float64)
     if instrument == "piano":
-        env = np.minimum(t / 0.005, 1) * np.exp(-t / 0.45)
-    elif instrument == "flute":
-        env = np.minimum(t / 0.07, 1) * (1 + 0.12 * np.sin(2 * np.pi * 5.0 * t))
-    elif instrument == "violin":
-        env = np.minimum(t / 0.06, 1) * (1 + 0.12 * np.sin(2 * np.pi * 6.5 * t + rng.uniform(0, 6)))
-    else:
-        env = np.minimum(t / 0.03, 1) * (1 + 0.3 * np.exp(-t / 0.06))
-    release = np.minimum((n - np.arange(n)) / (0.03 * SR), 1)
-    return env * release
+        return np.exp(-t / 4.0)
+    if instrument == "flute":
+        return np.minimum((t + 1) / 2, 1.0)
+    if instrument == "violin":
+        return np.minimum((t + 1) / 3, 1.0) * (1 + 0.35 * np.sin(2 * np.pi * t / 2.6 + rng.uniform(0, 6)))
+    return 1 + 0.6 * (t == 0)
 
 
-def _band_noise(rng: np.random.Generator, n: int, lo: float, hi: float) -> np.ndarray:
-    spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
-    f = np.fft.rfftfreq(n, 1 / SR)
-    spec[(f < lo) | (f > hi)] = 0
-    x = np.fft.irfft(spec, n)
-    return x / (np.abs(x).max() + 1e-9)
+def render(attrs: Attributes, seed: int = 0) -> np.ndarray:
+    """The clip as codec amplitudes ``[N_CHANNELS, N_FRAMES]`` at a fixed level (its audio peaks below 0.95)."""
+    rng = np.random.default_rng(seed)
+    amps = np.zeros((N_CHANNELS, N_FRAMES))
+    noise = np.array([codec.channel(k) for k in codec.bins()[1]])
+    scale = codec.MAJOR if attrs.mood == "happy" else codec.MINOR
+    period = attrs.beat_frames
+    meter = 3 if attrs.style == "waltz" else 4
+    motif = _MOTIFS[attrs.style][rng.integers(2)]
+    offset = int(rng.integers(0, period))
+
+    def pitch(degree: int) -> int:
+        return TONIC + 12 * (degree // 7) + scale[degree % 7]
+
+    for b in range(N_FRAMES):
+        start = offset + b * period
+        if start >= N_FRAMES:
+            break
+        pos = b % meter
+        chord = [pitch(_PROGRESSION[(b // meter) % 4] + i) for i in (0, 2, 4)]
+        chord = [c - 12 if c > TONIC + 12 else c for c in chord]          # voiced inside E-flat 6..7
+        if attrs.style == "pop" or (attrs.style == "march" and pos % 2 == 1):
+            notes = chord
+        elif attrs.style == "waltz":
+            notes = chord[:2] if pos == 0 else chord[1:]
+        elif attrs.style == "march":
+            notes = chord[:2]
+        else:  # folk: broken chord, one chord tone per beat
+            notes = [chord[b % 3]]
+        melody = pitch(motif[b % len(motif)])
+        while melody > TONIC + 12:
+            melody -= 12
+        length = min(period * (2 if pos == meter - 1 else 1), N_FRAMES - start)
+        env = _envelope(attrs.instrument, length, rng)
+        # each bar opens on the tonic and its third: the key and its mode are in every bar
+        pedal = [(TONIC, _PEDAL), (TONIC + scale[2], _PEDAL)] if pos == 0 else []
+        voices = [(melody, 0.5)] + [(c, 0.22) for c in notes] + pedal
+        for midi, gain in voices:
+            for ch, a in harmonics(attrs.instrument, attrs.brightness, codec.grid_bin(midi)):
+                amps[ch, start:start + length] += gain * a * env
+        amps[noise, start] += _ATTACK[attrs.instrument] * _NOISE_SHAPE
+        if attrs.instrument == "flute":   # breath: a soft band of noise partials under the note
+            amps[noise[20:40], start:start + length] += 0.006 * _NOISE_SHAPE[20:40, None]
+        if attrs.drums:
+            _drums(amps, start, pos, noise)
+    if attrs.voice != "none":
+        sing(amps, attrs.voice)
+    amps = amps * _LEVEL
+    peak = np.abs(codec.synthesize_amplitudes(amps)).max()
+    return amps / max(1.0, peak / 0.95)     # a fixed level; only a rare loud clip is turned down
 
 
-def _add(out: np.ndarray, start: int, x: np.ndarray) -> None:
-    end = min(len(out), start + len(x))
-    if end > start:
-        out[start:end] += x[: end - start]
+def _drums(amps: np.ndarray, start: int, pos: int, noise: np.ndarray) -> None:
+    end = min(start + 3, N_FRAMES)
+    decay = np.array([1.0, 0.4, 0.1])[:end - start]
+    if pos % 2 == 0:   # kick
+        amps[codec.channel(codec.KICK_BINS[1]), start:end] += _KICK * decay
+        amps[codec.channel(codec.KICK_BINS[0]), start:end] += _KICK / 2 * decay
+    else:              # snare: every noise partial
+        amps[noise, start] += 0.25 * _NOISE_SHAPE
+        if start + 1 < N_FRAMES:
+            amps[noise, start + 1] += 0.08 * _NOISE_SHAPE
+    amps[noise[-16:], start] += 0.12 * _NOISE_SHAPE[-16:]   # hi-hat, on every beat
+
+
+def sing(amps: np.ndarray, voice: str) -> None:
+    """A sung vowel held on the tonic through the clip, with a gentle 5.6 Hz tremolo."""
+    k0 = codec.VOICE_F0_BINS[voice]
+    shift = 1.0 if voice == "male" else 1.15
+    t = np.arange(N_FRAMES)
+    env = np.minimum((t + 1) / 2, 1) * (1 + 0.1 * np.sin(2 * np.pi * t / 2.8))
+    harmonics = [h for h in codec.voice_harmonics() if h * k0 <= codec.MAX_BIN]
+    f = np.array(harmonics) * k0 * codec.GRID_HZ
+    level = sum(np.exp(-0.5 * ((f - shift * fc) / bw) ** 2) for fc, bw in zip(*_VOWEL))
+    level = level + 0.8 / np.array(harmonics) ** 1.5     # a strong fundamental, as in real voices
+    level = level / level.max()
+    for h, a in zip(harmonics, level):
+        amps[codec.channel(h * k0)] += _VOICE_GAIN * a * env
 
 
 def synthesize(attrs: Attributes, seed: int = 0) -> np.ndarray:
     """Render ``attrs`` to 4.096 s of mono float32 audio at 16 kHz, deterministic per ``seed``."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros(N_SAMPLES)
-    beat = int(round(60.0 / attrs.bpm * SR))
-    meter = 3 if attrs.style == "waltz" else 4
-    scale = _MAJOR if attrs.mood == "happy" else _MINOR
-    prog = _PROGRESSION
-    motif = _MOTIFS[attrs.style][rng.integers(2)]
-    tonic = 60 + attrs.key                        # the scale's tonic near middle C
-    offset = int(rng.integers(0, beat // 8 + 1))  # clips start at a random point of a beat
-    n_beats = (N_SAMPLES - offset) // beat + 1
-
-    def degree_midi(deg: int, base: int) -> int:
-        return base + 12 * (deg // 7) + scale[deg % 7]
-
-    for b in range(n_beats):
-        start = offset + b * beat
-        root = prog[(b // meter) % len(prog)]
-        chord = [degree_midi(root + i, tonic) for i in (0, 2, 4)]
-        chord = [c + 12 * int(np.ceil((67 - c) / 12)) if c < 67 else c for c in chord]
-        pos = b % meter
-        # accompaniment: one hit per beat, pattern by style
-        if attrs.style == "pop" or (attrs.style == "march" and pos % 2 == 1):
-            notes = chord
-        elif attrs.style == "waltz":
-            notes = chord[:1] if pos == 0 else chord[1:]
-        elif attrs.style == "march":
-            notes = chord[:1]
-        else:  # folk: broken chord, one chord tone per beat
-            notes = [chord[b % 3]]
-        # melody: the motif, one note per beat, held for two beats at the end of each bar
-        melody = degree_midi(7 + motif[b % len(motif)], tonic)
-        while melody < 72:
-            melody += 12
-        dur = beat * (2 if pos == meter - 1 else 1)
-        env = _envelope(attrs.instrument, dur, rng)
-        for midi, gain in [(melody, 0.5)] + [(c, 0.22) for c in notes]:
-            ks, amps = _instrument_partials(attrs.instrument, attrs.brightness, _grid_k(midi))
-            keep = ks <= N_BINS
-            tone = np.tile(_period(ks[keep], amps[keep]), dur // HOP + 2)[:dur]
-            _add(out, start, gain * env * tone)
-        if attrs.instrument == "flute":  # breath
-            _add(out, start, 0.02 * env * _band_noise(rng, dur, 1200, 2000))
-        if attrs.drums:
-            _drum(out, start, "kick" if pos % 2 == 0 else "snare", rng)
-            _drum(out, start, "hat", rng)   # on the beat too: onsets per second stay the tempo
-    if attrs.voice != "none":
-        _voice(out, attrs, offset, beat, meter, prog)
-    out /= max(1.0, np.abs(out).max() / 0.9)
-    return out.astype(np.float32)
-
-
-def _drum(out: np.ndarray, start: int, kind: str, rng: np.random.Generator) -> None:
-    if kind == "kick":
-        n = int(0.25 * SR)
-        t = np.arange(n) / SR
-        tone = np.sin(2 * np.pi * 4 * GRID_HZ * t) + 0.5 * np.sin(2 * np.pi * 6 * GRID_HZ * t)
-        _add(out, start, 0.8 * np.exp(-t / 0.06) * tone + 0.4 * np.exp(-t / 0.01) * _band_noise(rng, n, 60, 2000))
-    elif kind == "snare":
-        n = int(0.2 * SR)
-        t = np.arange(n) / SR
-        _add(out, start, 0.6 * np.exp(-t / 0.05) * _band_noise(rng, n, 600, 2000)
-             + 0.2 * np.exp(-t / 0.03) * np.sin(2 * np.pi * 12 * GRID_HZ * t))
-    else:
-        n = int(0.06 * SR)
-        t = np.arange(n) / SR
-        _add(out, start, 0.3 * np.exp(-t / 0.015) * _band_noise(rng, n, 1400, 2000))
-
-
-# formants (Hz) and bandwidths of the sung vowel "ah"
-_VOWEL = ((730, 1090, 2440), (90, 110, 170))
-
-
-def _voice(out, attrs, offset, beat, meter, prog) -> None:
-    low, high = (7, 12) if attrs.voice == "male" else (18, 28)
-    formants, widths = _VOWEL
-    shift = 1.0 if attrs.voice == "male" else 1.15
-    scale = _MAJOR if attrs.mood == "happy" else _MINOR
-    length = 2 * beat
-    for start in range(offset, N_SAMPLES, length):
-        b = (start - offset) // beat
-        root_pc = (attrs.key + scale[prog[(b // meter) % len(prog)] % 7]) % 12
-        # the grid fundamental in the voice's range whose pitch class is nearest the chord root
-        cands = np.arange(low, high + 1)
-        pcs = (12 * np.log2(cands * GRID_HZ / 440.0) + 69) % 12
-        dist = np.minimum(np.abs(pcs - root_pc), 12 - np.abs(pcs - root_pc))
-        k0 = int(cands[np.argmin(dist)])
-        m = np.arange(1, N_BINS // k0 + 1)
-        f = k0 * m * GRID_HZ
-        amps = sum(np.exp(-0.5 * ((f - shift * fc) / bw) ** 2) for fc, bw in zip(formants, widths))
-        amps = amps + 0.8 / m ** 1.5      # a strong fundamental, as in real voices
-        amps = amps / amps.max()
-        t = np.arange(length) / SR
-        env = np.minimum(t / 0.08, 1) * np.minimum((length - np.arange(length)) / (0.08 * SR), 1)
-        env = env * (1 + 0.1 * np.sin(2 * np.pi * 5.5 * t))
-        tone = np.tile(_period(k0 * m, amps), length // HOP + 2)[:length]
-        _add(out, start, 0.35 * env * tone)
+    return codec.synthesize_amplitudes(render(attrs, seed)).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------- captions

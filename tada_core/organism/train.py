@@ -25,16 +25,20 @@ import torch
 from ..entry import save_sampling_defaults
 from ..io import ResumableFolder, read_json, read_tensors, save_tensors, write_json
 from . import synth
-from .codec import encode
+from .codec import latent
 from .model import SAMPLING, OrganismConfig, build_pipeline
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = dict(clips=6000, steps=3000, batch=32, lr=1e-3, warmup=100, ema=0.998, p_uncond=0.1, seed=0)
+DEFAULTS = dict(clips=6000, steps=4500, batch=32, lr=1e-3, warmup=100, ema=0.998, p_uncond=0.1, seed=0)
 
 
 def make_data(n: int, seed: int, workers: int = 1, progress: bool = True):
-    """``n`` synthetic clips: (attributes list, latents [n, N_BINS, 64] float32)."""
+    """``n`` synthetic clips: (attributes list, latents [n, N_CHANNELS, N_FRAMES] float32).
+
+    The generator writes its music in the codec's representation, so a clip's latent is its
+    amplitudes through the inverse amplitude curve (audio is rendered only to find its peak).
+    """
     items = synth.dataset(n, seed=seed)
     chunks = [items[i:i + 100] for i in range(0, n, 100)]
     from tqdm.auto import tqdm
@@ -51,7 +55,7 @@ def make_data(n: int, seed: int, workers: int = 1, progress: bool = True):
 
 
 def _encode_chunk(chunk):
-    return encode(np.stack([synth.synthesize(a, s) for a, _, s in chunk]))
+    return latent(np.stack([synth.render(a, s) for a, _, s in chunk]))
 
 
 class _Trainable(torch.nn.Module):
@@ -207,3 +211,64 @@ def save_checkpoint(pipe, out: Path, summary: dict) -> None:
         getattr(pipe, name).to(torch.float32)
     save_sampling_defaults(out, SAMPLING)
     write_json(out / "training.json", summary)
+    params = {name: sum(p.numel() for p in getattr(pipe, name).parameters())
+              for name in ("transformer", "text_encoder", "projection_model")}
+    (out / "README.md").write_text(model_card(summary, params), encoding="utf-8")
+
+
+def model_card(summary: dict, params: dict[str, int]) -> str:
+    """The organism checkpoint's model card, written from its training summary."""
+    c = summary["config"]
+    minutes = (summary["data_seconds"] + summary["train_seconds"]) / 60
+    return f"""---
+library_name: diffusers
+pipeline_tag: text-to-audio
+license: apache-2.0
+tags:
+- tada
+- model-organism
+- stable-audio
+- synthetic-data
+---
+
+# tada-organism
+
+A small text-to-music diffusion model trained from scratch, on a CPU, on synthetic music whose
+concepts are known: the ground-truth testbed ("model organism") of the `tada-steer` steering tools.
+It is a stock diffusers `StableAudioPipeline`, so anything that runs on Stable Audio Open (layer
+localization, patching, CAA, SAEs) runs on it unchanged, offline.
+
+```python
+from tada_core import load_model          # or: diffusers.StableAudioPipeline.from_pretrained(this_folder)
+model = load_model()                      # "tada-organism", the default
+clip = model.generate("a fast happy pop song with female vocals", seeds=0)   # 4 s, 16 kHz mono
+```
+
+| component | what | parameters |
+|---|---|---|
+| transformer | `StableAudioDiTModel`, {c['num_layers']} blocks of width {c['heads'] * c['head_dim']}: {c['num_layers']} cross-attention layers `transformer.transformer_blocks[i].attn2` | {params['transformer'] / 1e6:.2f} M (fp16 on disk) |
+| text encoder | `T5EncoderModel`, {c['text_layers']} layers of width {c['text_dim']}, trained jointly; BPE tokenizer ({c['vocab_size']} tokens) built on the caption vocabulary | {params['text_encoder'] / 1e6:.2f} M |
+| projection | `StableAudioProjectionModel` (text + seconds conditioning) | {params['projection_model'] / 1e6:.2f} M |
+| vae | `AutoencoderOobleck` whose decoder weights are set analytically: the latent is a compressed amplitude for each of 128 grid partials (multiples of 15.625 Hz below 8 kHz) per 64 ms frame (`tada_core/organism/codec.py`); the encoder is unused | analytic |
+| scheduler | `CosineDPMSolverMultistepScheduler`, v-prediction, sigma {c['sigma_min']}..{c['sigma_max']} | |
+
+Sampling defaults (`tada_sampling.json`): 4.0 s, 20 steps, guidance 4.0.
+
+**Training data**: {summary['clips']} clips of `tada_core/organism/synth.py` (deterministic per seed):
+tempo slow (62-78 BPM) or fast (134-156 BPM), mood happy (E-flat major) or sad (E-flat minor),
+bright or dark timbre, piano / flute / violin / trumpet, drums on or off, a low (male) or high
+(female) sung vowel or none, and a style (pop, waltz, folk, march). Every note is within 8 cents
+of equal temperament. Captions name each attribute with synonyms, in varied order.
+
+**Training** (`tada organism train`, seed {summary['seed']}): {summary['steps']} steps of batch
+{summary['batch']}, AdamW (lr {summary['lr']}, cosine, warmup {summary['warmup']}), EMA {summary['ema']},
+{summary['p_uncond']:.0%} caption dropout, Stable Audio's v-objective with the scheduler's own
+preconditioning. {summary['data_seconds']:.0f} s of data + {summary['train_seconds']:.0f} s of training =
+{minutes:.1f} minutes on {summary['threads']} CPU threads (torch {summary['torch']}); rerunning an interrupted
+command resumes from its last checkpoint.
+
+How often it does what its prompt asks, by third-party measures on held-out seeds:
+`results/organism_adherence.md` in the `tada-steer` repository (`tada organism adherence`). It is a
+testbed for interpretability tools, not a music generator: its world is one key, two melodies per
+style, four instruments, 4 seconds.
+"""

@@ -1,0 +1,42 @@
+"""Bootstrap intervals: seeded, cluster-aware, and close to the textbook interval where one exists."""
+
+import numpy as np
+import pytest
+
+from tada_core import TadaError
+from tada_core.stats import bootstrap_ci, bootstrap_intervals
+
+
+def test_interval_of_a_proportion_is_near_the_normal_approximation():
+    hits = np.r_[np.ones(80), np.zeros(20)]                 # p = 0.8, n = 100: +-1.96 * 0.04
+    lo, hi = bootstrap_ci(hits)
+    assert lo < 0.8 < hi
+    assert lo == pytest.approx(0.8 - 0.0784, abs=0.02) and hi == pytest.approx(0.8 + 0.0784, abs=0.02)
+    assert bootstrap_ci(hits) == (lo, hi)                      # seeded
+    assert bootstrap_ci(np.ones(10)) == (1.0, 1.0)
+
+
+def test_clusters_widen_the_interval_when_clips_of_a_prompt_agree():
+    """Four prompts, 12 clips each, every clip of a prompt the same: only 4 independent draws."""
+    values = np.repeat([1.0, 1.0, 0.0, 1.0], 12)
+    groups = np.repeat(np.arange(4), 12)
+    lo_c, hi_c = bootstrap_ci(values, groups)
+    lo_i, hi_i = bootstrap_ci(values)
+    assert hi_c - lo_c > 2 * (hi_i - lo_i)
+    assert lo_c <= 0.5 and hi_c == 1.0
+
+
+def test_nan_values_are_dropped_and_bad_groups_are_an_error():
+    assert bootstrap_ci([np.nan, 1.0, 1.0]) == (1.0, 1.0)
+    assert all(np.isnan(bootstrap_ci([np.nan])))
+    with pytest.raises(TadaError, match="3 groups for 2 values"):
+        bootstrap_ci([1.0, 2.0], groups=[0, 1, 2])
+
+
+def test_vector_statistic_intervals_per_component():
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(60, 2)) + np.array([0.0, 5.0])
+    iv = bootstrap_intervals(lambda idx: rows[idx].mean(0), groups=np.arange(60), n_boot=300)
+    assert iv.shape == (2, 2)
+    assert iv[0, 0] < 0.3 and iv[0, 1] > -0.3 and iv[1, 0] > 4.4 and iv[1, 1] < 5.6
+    assert iv[1, 0] > iv[0, 1]                                  # the two means are told apart
