@@ -42,8 +42,9 @@ caa piano 2
 tada sweep vectors/tada-organism-{tempo,mood,brightness,drums,vocal_gender,piano}-caa \
     --seeds 200 201 202 203 --out results/organism_steering
 
-# 4. Table 2: steer all layers, all but the functional ones, only the functional ones, at +/- max alpha.
-tada ablate vectors/tada-organism-{tempo,brightness,drums,vocal_gender,piano}-caa \
+# 4. Table 2: steer all layers, all but the functional ones, only the functional ones, at +/- max alpha
+#    (for the concepts that have a functional layer; drums and vocal gender have none on this organism).
+tada ablate vectors/tada-organism-{tempo,mood,brightness,piano}-caa \
     --seeds 200 201 202 203 --out results/organism_ablation
 
 tada list vectors

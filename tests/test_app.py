@@ -17,7 +17,6 @@ app_module = pytest.importorskip("app")
 ORG = "tada-organism"
 TEMPO = "tada-organism-tempo-caa"
 TEMPO_LAYER = 3       # tempo's functional layer in results/organism_localization (I = 1.08)
-ALL_LAYERS = list(range(10))   # drums have no single functional layer: their vector steers every layer
 FAST = dict(duration=1.0, steps=6)  # short clips keep the suite fast
 
 
@@ -61,19 +60,19 @@ def test_steer_pair_original_and_steered_in_one_call(h):
 
 
 def test_steer_moves_the_printed_measure_in_the_sign_of_alpha(h):
-    """The drums vector at +-1 (its validated range, default settings): the percussive energy share
-    (librosa HPSS), which the app prints for both clips, rises on a waltz without drums and falls on
-    one with drums."""
-    label = "percussive energy share (librosa HPSS): "
+    """The brightness vector at +-2 (its validated range, default settings) on its functional layer 7:
+    librosa's harmonic centroid, which the app prints for both clips, rises on a dark waltz and falls
+    on a bright one."""
+    label = "harmonic spectral centroid (Hz, librosa HPSS): "
 
-    def shares(alpha, prompt):
-        notes = [steer(h, alpha, seed=s, prompt=prompt, vector="tada-organism-drums-caa", duration=4.0, steps=20,
-                       layers=ALL_LAYERS)[4] for s in range(2)]
+    def centroids(alpha, prompt):
+        notes = [steer(h, alpha, seed=s, prompt=prompt, vector="tada-organism-brightness-caa", duration=4.0,
+                       steps=20, layers=(7,))[4] for s in range(2)]
         pairs = [n.split(label)[1].split(" (original) -> ") for n in notes]
         return np.array([[float(x), float(y.split()[0])] for x, y in pairs])
 
-    up, down = shares(1.0, "a waltz without drums"), shares(-1.0, "a waltz with drums")
-    assert (up[:, 1] > 1.5 * up[:, 0]).all() and (down[:, 1] < down[:, 0] / 1.5).all(), (up, down)
+    up, down = centroids(2.0, "a dark waltz"), centroids(-2.0, "a bright waltz")
+    assert (up[:, 1] > up[:, 0] + 100).all() and (down[:, 1] < down[:, 0] - 100).all(), (up, down)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -147,7 +146,7 @@ def test_concurrent_steer_requests_each_get_what_they_get_alone(h):
 
 def test_localization_view_shows_committed_heatmap(h):
     assert "tempo" in h.concept_choices(ORG)
-    assert h.functional_layers(ORG) == [6, 8, 9] and h.functional_layers("tiny-ace-step") == []
+    assert h.functional_layers(ORG) == [3, 4, 7, 8] and h.functional_layers("tiny-ace-step") == []
     image, rows, text = h.localization_view(ORG, "tempo")
     assert image.size[0] > 300 and len(rows) == 10
     assert max(rows, key=lambda r: r[1])[0] == TEMPO_LAYER and f"functional layers **[{TEMPO_LAYER}]**" in text
@@ -185,8 +184,8 @@ def test_sae_feature_views_and_single_feature_steering(h):
     assert scores[0][0] == "brightness"  # its best concept is the one it was ranked for
     (_, orig), (_, steered), *_, note = h.steer_feature(ORG, sae, 7, feature, "brightness", "a waltz", 0, 1.0, 6,
                                                         2.0)
-    assert np.abs(orig - steered).max() > 1e-3 and f"feature {feature} of layer 8" in note and "centroid" in note
-    with pytest.raises(TadaError, match=r"feature must be a whole number in 0\.\.1023"):  # 128 x m=8 latents
+    assert np.abs(orig - steered).max() > 1e-3 and f"feature {feature} of layer 7" in note and "centroid" in note
+    with pytest.raises(TadaError, match=r"feature must be a whole number in 0\.\.511"):  # 128 x m=4 latents
         h.steer_feature(ORG, sae, 7, 99999, "brightness", "a waltz", 0, 1.0, 6, 2.0)
     with pytest.raises(TadaError, match="outside the allowed range"):
         h.steer_feature(ORG, sae, 7, feature, "brightness", "a waltz", 0, 1.0, 6, 40.0)
