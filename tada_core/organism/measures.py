@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import scoring
 from ..errors import TadaError
 
 # Krumhansl-Kessler major and minor key profiles (Krumhansl 1990), tonic first
@@ -43,14 +44,8 @@ PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
 def mono(audio) -> np.ndarray:
-    """``[batch, samples]`` float32 from a tensor or array of 1-3 dimensions."""
-    x = np.asarray(audio.detach().cpu() if hasattr(audio, "detach") else audio, dtype=np.float32)
-    if x.ndim == 3:
-        x = x.mean(1)
-    if x.ndim == 1:
-        x = x[None]
-    if x.ndim != 2:
-        raise TadaError(f"audio must be [samples], [batch, samples] or [batch, channels, samples]; got {x.shape}")
+    """``[batch, samples]`` float32 (:func:`tada_core.scoring.mono`), long enough to measure."""
+    x = scoring.mono(audio)
     if x.shape[-1] < 2048:
         raise TadaError(f"clips of {x.shape[-1]} samples are too short to measure; they need at least 2048")
     return x
