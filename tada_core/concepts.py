@@ -363,7 +363,8 @@ class ConceptSet:
     ``bases`` fill the ``{base}`` of the contrastive templates (App. B.1); ``eval_prompts``
     are the prompts steered in evaluations (App. B.2); ``captions``, if the model has
     training-style captions of its own, returns them (counterfactual pairs are drawn from
-    them when the user gives no caption file).
+    them when the user gives no caption file). ``neutral`` makes a base's prompt that names no
+    concept (the neutral prompt that the steering benchmark steers).
     """
 
     name: str
@@ -371,6 +372,7 @@ class ConceptSet:
     bases: tuple[str, ...]
     eval_prompts: tuple[str, ...]
     captions: Callable[[], list[str]] | None = None
+    neutral: str = "{base}"   # the concept-free prompt of a base (the steering benchmark's neutral prompt)
 
     def names(self) -> list[str]:
         return list(self.concepts)

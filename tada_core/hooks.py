@@ -40,7 +40,9 @@ class Recording:
 
     ``mode="mean"``: ``activations[layer]`` is [steps, samples, width], the output
     averaged over frames (the h-bar of TADA Eq. 2). ``mode="tokens"``: it is
-    [steps, samples, tokens, width], a random subsample of frames per step.
+    [steps, samples, tokens, width], a random subsample of frames per step. ``mode="frames"``:
+    [steps, samples, frames, width], every frame in order (for statistics per frame, e.g.
+    AUSteer's; best streamed through a ``sink``).
     """
 
     mode: str
@@ -63,13 +65,14 @@ def record(adapter: ModelAdapter, layers: Sequence[int] | None = None, *, mode: 
            tokens: int = 16, seed: int = 0, sink: Sink | None = None) -> Iterator[Recording]:
     """Record cross-attention outputs at ``layers`` for every diffusion step.
 
-    ``mode`` is ``"mean"`` (average over frames) or ``"tokens"`` (``tokens`` frames drawn
-    per step and sample with a generator seeded by ``seed``; all frames if fewer).
+    ``mode`` is ``"mean"`` (average over frames), ``"tokens"`` (``tokens`` frames drawn
+    per step and sample with a generator seeded by ``seed``; all frames if fewer) or
+    ``"frames"`` (every frame, in order).
     ``sink(layer, step, tensor)``, if given, receives each step's tensor instead of the
     in-memory :class:`Recording` (for streaming to disk).
     """
-    if mode not in ("mean", "tokens"):
-        raise TadaError(f"record mode must be 'mean' or 'tokens'; got {mode!r}")
+    if mode not in ("mean", "tokens", "frames"):
+        raise TadaError(f"record mode must be 'mean', 'tokens' or 'frames'; got {mode!r}")
     if mode == "tokens" and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
         raise TadaError(f"tokens must be an integer >= 1; got {tokens!r}")
     layer_ids = adapter.resolve_layers(layers)
@@ -85,6 +88,8 @@ def record(adapter: ModelAdapter, layers: Sequence[int] | None = None, *, mode: 
             h = output[cond].detach()
             if mode == "mean":
                 value = h.float().mean(dim=1).cpu()
+            elif mode == "frames":
+                value = h.float().cpu()
             else:
                 n_frames = h.shape[1]
                 k = min(tokens, n_frames)
@@ -106,45 +111,79 @@ def record(adapter: ModelAdapter, layers: Sequence[int] | None = None, *, mode: 
 # --------------------------------------------------------------------------------------
 # patch
 # --------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def patch(adapter: ModelAdapter, layers: Sequence[int] | None, prompts: str | Sequence[str]) -> Iterator[None]:
-    """Activation patching (TADA Sec. 3, Fig. 2): ``layers`` get the keys and values of ``prompts``.
+def _start_steps(from_step: int | Sequence[int]) -> list[int] | int:
+    if isinstance(from_step, (int,)) and not isinstance(from_step, bool):
+        steps: list[int] | int = from_step
+        check = [from_step]
+    else:
+        steps = [s for s in from_step]
+        check = steps
+        if not steps:
+            raise TadaError("from_step is an empty list; give an int or one int per sample")
+    for s in check:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise TadaError(f"from_step must be a non-negative integer (a diffusion step); got {s!r}")
+    return steps
 
-    Inside the block, each ``adapter.generate(source_prompts, ...)`` first caches the
-    conditioning that ``prompts`` (the target run) feed to the chosen layers, then
-    generates the source prompts with those layers' conditional branch computing K and V
-    from the target conditioning; every other layer, and the unconditional branch, keep
-    the source prompt. ``prompts`` is one target prompt per source prompt, or a single
-    prompt used for all. ``layers=[]`` patches nothing; ``None`` patches all layers.
+
+@contextlib.contextmanager
+def condition(adapter: ModelAdapter, layers: Sequence[int] | None,
+              provide: Callable[[Run], Mapping[int, Conditioning]], *,
+              from_step: int | Sequence[int] = 0) -> Iterator[None]:
+    """Give ``layers`` other keys and values: the conditional branch attends to ``provide(run)[layer]``.
+
+    The general form of :func:`patch`, used by the prompt-level baselines of the steering
+    benchmark (PCI, Text and Token Embeddings): ``provide(run)`` is called once before each
+    ``adapter.generate`` and returns, per layer, the conditioning (states [n_samples, tokens,
+    dim] and mask) its conditional rows get instead of the prompt's. ``from_step``: the first
+    diffusion step (0-based) at which the replacement acts, one int for all samples or one per
+    sample; earlier steps, the unconditional branch and the other layers are untouched, and a
+    sample whose ``from_step`` is beyond the last step is left bit-identical.
     """
-    targets = check_prompts(prompts, "patch prompts")
     layer_ids = adapter.resolve_layers(layers) if layers is None or len(layers) else ()
+    starts = _start_steps(from_step)
     cached: dict[int, Conditioning] = {}
 
     def prepare(run: Run) -> None:
         cached.clear()
         if not layer_ids:
             return
-        if len(targets) not in (1, run.n_samples):
-            raise TadaError(f"patch has {len(targets)} target prompts for {run.n_samples} source prompts; "
-                            f"give one target per source prompt, or a single target")
-        batch = targets * run.n_samples if len(targets) == 1 else targets
-        cached.update(adapter.capture_conditioning(batch, run.settings, layer_ids))
+        if isinstance(starts, list) and len(starts) != run.n_samples:
+            raise TadaError(f"from_step has {len(starts)} values for a batch of {run.n_samples} samples; "
+                            f"give one per sample or a single int")
+        given = provide(run)
+        for i in layer_ids:
+            if i not in given:
+                raise TadaError(f"no conditioning for layer {i}")
+            c = given[i]
+            if c.states.shape[0] != run.n_samples:
+                raise TadaError(f"conditioning for layer {i} has {c.states.shape[0]} rows for {run.n_samples} "
+                                f"samples")
+            cached[i] = c
 
     def make_hook(layer: int):
         def hook(module, args, kwargs, output):
-            if _active_run(adapter) is None:
+            run = _active_run(adapter)
+            if run is None:
+                return None
+            active = [run.step >= s for s in (starts if isinstance(starts, list) else [starts] * run.n_samples)]
+            if not any(active):
                 return None
             hidden = args[0] if args else kwargs["hidden_states"]
             cond, _ = adapter.branch_rows(hidden.shape[0])
             target = cached[layer]
             call_kwargs = {k: v for k, v in kwargs.items() if k != "hidden_states"}
-            call_kwargs[adapter.conditioning_kwarg] = target.states
-            call_kwargs[adapter.conditioning_mask_kwarg] = target.mask
+            call_kwargs[adapter.conditioning_kwarg] = target.states.to(hidden.device, hidden.dtype)
+            call_kwargs[adapter.conditioning_mask_kwarg] = \
+                None if target.mask is None else target.mask.to(hidden.device)
             # module.forward, not module(...): recompute without re-entering hooks.
-            patched = module.forward(hidden[cond], *args[1:], **call_kwargs)
+            patched = module.forward(hidden[cond], *args[1:], **call_kwargs).to(output.dtype)
             out = output.clone()
-            out[cond] = patched.to(out.dtype)
+            if all(active):
+                out[cond] = patched
+            else:
+                keep = torch.tensor(active, device=out.device)[:, None, None]
+                out[cond] = torch.where(keep, patched, output[cond])
             return out
         return hook
 
@@ -157,6 +196,34 @@ def patch(adapter: ModelAdapter, layers: Sequence[int] | None, prompts: str | Se
     finally:
         remove_prepare()
         cached.clear()
+
+
+@contextlib.contextmanager
+def patch(adapter: ModelAdapter, layers: Sequence[int] | None, prompts: str | Sequence[str], *,
+          from_step: int | Sequence[int] = 0) -> Iterator[None]:
+    """Activation patching (TADA Sec. 3, Fig. 2): ``layers`` get the keys and values of ``prompts``.
+
+    Inside the block, each ``adapter.generate(source_prompts, ...)`` first caches the
+    conditioning that ``prompts`` (the target run) feed to the chosen layers, then
+    generates the source prompts with those layers' conditional branch computing K and V
+    from the target conditioning; every other layer, and the unconditional branch, keep
+    the source prompt. ``prompts`` is one target prompt per source prompt, or a single
+    prompt used for all. ``layers=[]`` patches nothing; ``None`` patches all layers.
+    ``from_step`` (one int, or one per sample): patch from this diffusion step on (PCI,
+    prompt concept injection, is patching every layer from step T - |alpha|).
+    """
+    targets = check_prompts(prompts, "patch prompts")
+    layer_ids = adapter.resolve_layers(layers) if layers is None or len(layers) else ()
+
+    def provide(run: Run) -> dict[int, Conditioning]:
+        if len(targets) not in (1, run.n_samples):
+            raise TadaError(f"patch has {len(targets)} target prompts for {run.n_samples} source prompts; "
+                            f"give one target per source prompt, or a single target")
+        batch = targets * run.n_samples if len(targets) == 1 else targets
+        return adapter.capture_conditioning(batch, run.settings, layer_ids)
+
+    with condition(adapter, layer_ids, provide, from_step=from_step):
+        yield
 
 
 # --------------------------------------------------------------------------------------
@@ -268,4 +335,4 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
         yield
 
 
-__all__ = ["record", "patch", "steer", "renorm", "Recording", "BRANCHES"]
+__all__ = ["record", "patch", "condition", "steer", "renorm", "Recording", "BRANCHES"]

@@ -112,3 +112,63 @@ def spectrogram_images(clips: Sequence[np.ndarray], height: int = 160, width: in
         img = Image.fromarray(np.round(rgb).astype(np.uint8), "RGB")
         out.append(img.resize((width, height), Image.BILINEAR))
     return out
+
+
+_LINE_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+                 (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0), (255, 187, 120)]
+
+
+def line_panels(panels: Sequence[tuple[str, Sequence[tuple[str, Sequence[float], Sequence[float]]]]],
+                path: str | Path, x_label: str = "", y_label: str = "", size: tuple[int, int] = (420, 300),
+                columns: int = 2) -> Path:
+    """Panels of line plots, each ``(title, [(label, xs, ys), ...])``, one colour per label across panels (PNG)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not panels:
+        raise TadaError("no panels to draw")
+    font = ImageFont.load_default()
+    labels = list(dict.fromkeys(label for _, series in panels for label, _, _ in series))
+    colour = {label: _LINE_COLOURS[i % len(_LINE_COLOURS)] for i, label in enumerate(labels)}
+    pw, ph = size
+    rows = math.ceil(len(panels) / columns)
+    legend_h = 16 * math.ceil(len(labels) / 4) + 10
+    img = Image.new("RGB", (pw * columns, ph * rows + legend_h), "white")
+    d = ImageDraw.Draw(img)
+    for n, (title, series) in enumerate(panels):
+        ox, oy = (n % columns) * pw, (n // columns) * ph
+        left, top, right, bottom = ox + 52, oy + 24, ox + pw - 12, oy + ph - 34
+        d.text((ox + 8, oy + 4), title, fill="black", font=font)
+        xs = [x for _, sx, _ in series for x in sx if math.isfinite(x)]
+        ys = [y for _, _, sy in series for y in sy if math.isfinite(y)]
+        if not xs or not ys:
+            continue
+        x0, x1 = min(xs), max(xs)
+        y0, y1 = min(ys + [0.0]), max(ys + [0.0])
+        x1 = x1 if x1 > x0 else x0 + 1
+        y1 = y1 if y1 > y0 else y0 + 1
+
+        def at(x: float, y: float) -> tuple[float, float]:
+            return (left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - top))
+
+        d.rectangle([left, top, right, bottom], outline=(160, 160, 160))
+        d.line([at(x0, 0.0), at(x1, 0.0)], fill=(200, 200, 200))
+        for v, anchor in ((y0, bottom), (y1, top)):
+            d.text((ox + 4, anchor - 6), f"{v:.3g}", fill="black", font=font)
+        d.text((left, bottom + 4), f"{x0:.3g}", fill="black", font=font)
+        d.text((right - 30, bottom + 4), f"{x1:.3g}", fill="black", font=font)
+        d.text((left + 60, bottom + 16), x_label, fill="black", font=font)
+        d.text((ox + 4, top + (bottom - top) // 2), y_label[:8], fill="black", font=font)
+        for label, sx, sy in series:
+            pts = [at(x, y) for x, y in zip(sx, sy) if math.isfinite(x) and math.isfinite(y)]
+            if len(pts) > 1:
+                d.line(pts, fill=colour[label], width=2)
+            for px, py in pts:
+                d.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour[label])
+    for i, label in enumerate(labels):
+        x, y = 10 + (i % 4) * (pw * columns // 4), ph * rows + 4 + 16 * (i // 4)
+        d.rectangle([x, y + 3, x + 14, y + 9], fill=colour[label])
+        d.text((x + 20, y), label, fill="black", font=font)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path

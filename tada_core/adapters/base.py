@@ -300,6 +300,35 @@ class ModelAdapter:
                 self._before_generate.remove(fn)
         return remove
 
+    unbatched_denoiser_kwargs: ClassVar[tuple[str, ...]] = ()  # denoiser inputs never sliced by row
+
+    def denoiser_rows(self, args: tuple, kwargs: dict, n_rows: int, rows: slice) -> tuple[tuple, dict]:
+        """The denoiser call's inputs restricted to ``rows`` of its ``n_rows``-row batch.
+
+        Tensors whose first dimension is the batch are sliced; everything else (timesteps of
+        shape [1], rotary tables, flags, and the kwargs named in ``unbatched_denoiser_kwargs``)
+        is passed as is. Used to re-run the denoiser on the conditional rows (FreeSliders).
+        """
+        def cut(name: str | None, v: Any) -> Any:
+            if name in self.unbatched_denoiser_kwargs:
+                return v
+            if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == n_rows:
+                return v[rows]
+            return v
+        return tuple(cut(None, a) for a in args), {k: cut(k, v) for k, v in kwargs.items()}
+
+    def prompt_token_ids(self, prompt: str) -> list[int]:
+        """Token ids of ``prompt`` as the pipeline's tokenizer makes them (special tokens included).
+
+        Position ``i`` of this list is position ``i`` of the conditioning the cross-attention
+        layers receive (the text tokens come first in every supported family); the Token
+        Embeddings baseline finds concept words with it.
+        """
+        tokenizer = getattr(self.pipeline, "tokenizer", None)
+        if tokenizer is None:
+            raise TadaError(f"{self.name}: the pipeline has no tokenizer to locate words in a prompt")
+        return list(tokenizer(prompt)["input_ids"])
+
     def weights_fingerprint(self) -> str:
         """A short hash of the denoiser's weights (every tensor's name, shape and first 64 values).
 

@@ -70,4 +70,4 @@ def captions(n: int = 2000, seed: int = 7) -> list[str]:
 INSTRUMENT_TEMPLATE = "a {base} played on {instrument}"
 
 ORGANISM_CONCEPT_SET = ConceptSet("tada-organism", ORGANISM_CONCEPTS, tuple(bases()), tuple(eval_prompts()),
-                                  captions=captions)
+                                  captions=captions, neutral="a {base}")

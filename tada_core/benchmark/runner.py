@@ -1,0 +1,393 @@
+"""The steering benchmark of TADA Sec. 5.1 (Table 3): every method, both directions, on one concept.
+
+For each benchmark item (a base prompt and a seed) and each method and direction, one batched
+``generate`` call makes the unsteered clip (strength 0) and the clips at every strength of the
+direction. Each clip gets the concept's measure (and, for specificity, every other concept's),
+its distance to the strength-0 clip and its quality. The sweeps are then reduced with
+:mod:`.protocol`:
+
+* alignment Delta a(alpha) = sign(alpha) (sim(alpha) - sim(0)), sim = the scorer's similarity
+  to the positive side (so the negative direction measures the move toward the negative pole);
+* P_max per direction = min(max distance of PCI on all layers, max distance of PCI on the
+  functional layers) over their strength grids (|alpha| = T, the full prompt swap, included);
+* AUC (pos, neg, avg), smoothness (pos, neg) on the mean curves truncated at P_max, with 95%
+  bootstrap intervals over base prompts (P_max held fixed);
+* average quality on the 15-point distance grid;
+* nAUC = AUC / (P_max x gap), gap = sim(positive prompt) - sim(negative prompt) from PCI's full
+  swaps: 1 would mean "as much alignment as the prompt swap, at no distortion";
+* leakage (specificity, beyond the paper): every other concept's mean |change| at the kept
+  strengths, in standard deviations of that measure over the unsteered clips, averaged.
+
+The output folder is resumable like ``tada localize``: ``spec.json`` (what is computed),
+``clips.jsonl`` (one fsynced record per finished call), and on completion ``result.json``,
+``table.md`` / ``table.csv`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..concepts import Concept, ConceptSet
+from ..errors import TadaError
+from ..io import ResumableFolder, atomic_write_text, write_json
+from ..scoring import Scorer
+from . import protocol
+from .distance import Distance
+from .methods import Context, Method, MethodUnavailable, make_method
+from .quality import Quality
+
+SPEC_FILE, CLIPS_FILE, RESULT_FILE = "spec.json", "clips.jsonl", "result.json"
+REQUIRED = ("pci",)
+
+
+@dataclasses.dataclass
+class MethodResult:
+    key: str
+    label: str
+    available: bool
+    reason: str = ""
+    layers: list[int] | None = None
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    grid: list[float] = dataclasses.field(default_factory=list)
+    auc: dict[str, float] = dataclasses.field(default_factory=dict)          # pos, neg, avg
+    auc_ci: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    nauc: float = float("nan")
+    smoothness: dict[str, float] = dataclasses.field(default_factory=dict)   # pos, neg
+    smoothness_ci: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    quality: float = float("nan")
+    leakage: float = float("nan")
+    leakage_by_concept: dict[str, float] = dataclasses.field(default_factory=dict)
+    curves: dict[str, dict[str, list[float]]] = dataclasses.field(default_factory=dict)  # truncated, per direction
+
+
+@dataclasses.dataclass
+class BenchmarkResult:
+    concept: str
+    model: str
+    scorer: str
+    measure_label: str
+    distance: str
+    quality: str
+    n_items: int
+    p_max: dict[str, float]
+    gap: float
+    functional: list[int]
+    methods: list[MethodResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(dataclasses.asdict(self))
+
+    def table_rows(self) -> list[list[str]]:
+        rows = []
+        for m in self.methods:
+            if not m.available:
+                rows.append([self.concept, m.label, "-", "n/a", "", "", "", "", "", "", "", "", m.reason])
+                continue
+            lo, hi = m.auc_ci.get("avg", [float("nan")] * 2)
+            rows.append([self.concept, m.label, ",".join(map(str, m.layers)) if m.layers is not None else "all",
+                         _f(m.auc["pos"]), _f(m.auc["neg"]), f"{_f(m.auc['avg'])} [{_f(lo)}, {_f(hi)}]",
+                         _f(m.nauc), _f(m.smoothness["pos"]), _f(m.smoothness["neg"]), _f(m.quality),
+                         _f(m.leakage), f"{max(m.grid):g}" if m.grid else "", ""])
+        return rows
+
+
+HEADER = ["concept", "method", "layers", "AUC +", "AUC -", "AUC avg [95% CI]", "nAUC avg", "smooth +", "smooth -",
+          "quality", "leakage", "max strength", "note"]
+
+
+def _f(x: float) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.3g}" if abs(x) >= 1000 else f"{x:.3f}"
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    return x
+
+
+def markdown_table(results: Sequence[BenchmarkResult]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for r in results:
+        lines += ["| " + " | ".join(row) + " |" for row in r.table_rows()]
+    return "\n".join(lines)
+
+
+def write_tables(results: Sequence[BenchmarkResult], out: str | Path, title: str = "") -> None:
+    """``table.md``, ``table.csv`` and ``table.json`` in ``out`` (Table 3's layout, one block per concept)."""
+    out = Path(out)
+    rows = [row for r in results for row in r.table_rows()]
+    with (out / "table.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        w.writerows(rows)
+    write_json(out / "table.json", [r.to_dict() for r in results])
+    p = "; ".join(f"{r.concept}: + {_f(r.p_max['pos'])}, - {_f(r.p_max['neg'])}" for r in results)
+    atomic_write_text(out / "table.md", (f"# {title}\n\n" if title else "") + markdown_table(results)
+                      + f"\n\nP_max ({results[0].distance}): {p}\n")
+
+
+# --------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------
+def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: ConceptSet, methods: Sequence[str],
+                  distance: Distance, quality: Quality, functional: Sequence[int], seeds: Sequence[int] = (300,),
+                  bases: Sequence[str] | None = None, strengths: int = protocol.GRID_POINTS,
+                  specificity: Sequence[Concept] = (), reference_seeds: Sequence[int] = tuple(range(10_000, 10_064)),
+                  vectors: str = "vectors/{model}-{concept}-{kind}", fit_seeds: Sequence[int] = (0, 1, 2, 3),
+                  settings=None, out: str | Path | None = None, progress: bool = True,
+                  on_unit: Callable[[int, int], None] | None = None) -> BenchmarkResult:
+    """Run the benchmark for one concept (see the module docstring); ``methods`` are keys of :data:`METHODS`."""
+    from tqdm.auto import tqdm
+
+    keys = list(dict.fromkeys(list(REQUIRED) + [str(m) for m in methods]))
+    built = [make_method(k) for k in keys]       # unknown keys fail here, before any work
+    if isinstance(strengths, bool) or not isinstance(strengths, int) or strengths < 1:
+        raise TadaError(f"strengths per direction must be an integer >= 1; got {strengths!r}")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise TadaError("seeds is empty; give at least one seed")
+    overlap = sorted(set(seeds) & set(int(s) for s in fit_seeds))
+    if overlap:
+        raise TadaError(f"benchmark seeds {overlap} are also fitting seeds; use held-out seeds")
+    scorer.check(concept)
+    for c in specificity:
+        scorer.check(c)
+    settings = adapter.resolve_settings(settings)
+    base_list = list(bases) if bases is not None else list(concepts.bases)
+    if not base_list:
+        raise TadaError("no base prompts to benchmark with")
+    items = [(concepts.neutral.format(base=b), concept.positive.format(base=b), concept.negative.format(base=b))
+             for b in base_list] if not concept.prompt_pairs else None
+    if items is None:
+        raise TadaError(f"concept {concept.name!r} is made of explicit prompt pairs; the benchmark needs templates")
+    functional = sorted(int(x) for x in functional)
+    adapter.resolve_layers(functional)
+    ctx = Context(adapter=adapter, concept=concept, items=items, functional=functional, settings=settings,
+                  vectors=vectors, fit_seeds=tuple(int(s) for s in fit_seeds))
+    others = [c for c in specificity if c.name != concept.name]
+    measured = [concept] + others
+    pairs = [(b, s) for b in range(len(items)) for s in seeds]
+    per_call = max(1, settings.batch_size // (strengths + 1))
+    chunks = [pairs[k:k + per_call] for k in range(0, len(pairs), per_call)]
+    ref_seeds = [int(s) for s in reference_seeds] if quality.needs_reference else []
+    ref_items = [(k % len(items), s) for k, s in enumerate(ref_seeds)]
+    ref_chunks = [ref_items[k:k + settings.batch_size] for k in range(0, len(ref_items), settings.batch_size)]
+    spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), "concept": concept.to_dict(),
+            "methods": keys, "bases": base_list, "seeds": seeds, "strengths_per_direction": strengths,
+            "functional": functional, "scorer": scorer.name, "distance": distance.name, "quality": quality.name,
+            "specificity": [c.name for c in others], "reference_seeds": ref_seeds, "fit_seeds": list(ctx.fit_seeds),
+            "vectors": vectors, **settings.to_dict()}
+    folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=CLIPS_FILE, what="benchmark") \
+        if out is not None else None
+    done: dict[tuple, dict] = {}
+    for rec in folder.records() if folder is not None else []:
+        try:
+            done[tuple(rec["unit"])] = rec
+        except (KeyError, TypeError):
+            continue
+
+    # methods: set up (directions, ranges); unavailable ones are reported with their reason
+    ready: dict[str, Method] = {}
+    reasons: dict[str, str] = {}
+    for m in built:
+        try:
+            m.setup(ctx)
+            ready[m.key] = m
+        except MethodUnavailable as e:
+            reasons[m.key] = str(e)
+    if "pci" not in ready:
+        raise TadaError(f"P_max needs the PCI baseline, which cannot run: {reasons.get('pci')}")
+    grids = {k: m.grid(ctx, strengths) for k, m in ready.items()}
+    work = [("ref", 0, k) for k in range(len(ref_chunks))]
+    work += [(k, d, c) for k in ready for d in (1, -1) for c in range(len(chunks))]
+    todo = [w for w in work if w not in done]
+    bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=f"benchmark {concept.name}", unit="call",
+               disable=not progress)
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(folder.journal()) if folder is not None else None
+        stack.callback(bar.close)
+        if on_unit is not None:
+            on_unit(len(work) - len(todo), len(work))
+        # the quality reference must exist before any steered clip is rated
+        for unit in [w for w in work if w[0] == "ref"]:
+            if unit in done:
+                continue
+            chunk = ref_chunks[unit[2]]
+            audio = adapter.generate([items[b][0] for b, _ in chunk], seeds=[s for _, s in chunk],
+                                     settings=settings).audio
+            from .quality import logmel_stats
+            rec = {"unit": list(unit), "emb": logmel_stats(audio, adapter.sample_rate).tolist()}
+            _save(rec, done, log, bar, on_unit, len(work))
+        if ref_chunks:
+            quality.fit_embeddings(np.concatenate([np.asarray(done[w]["emb"]) for w in work if w[0] == "ref"]))
+        for unit in todo:
+            if unit[0] == "ref":
+                continue
+            key, direction, c = unit
+            method = ready[key]
+            alphas = [0.0] + [direction * a for a in grids[key]]
+            chunk = chunks[c]
+            b_idx = [b for b, _ in chunk for _ in alphas]
+            strengths_flat = [a for _ in chunk for a in alphas]
+            prompts = method.prompts(ctx, b_idx)
+            with method.apply(ctx, b_idx, strengths_flat):
+                audio = adapter.generate(prompts, seeds=[s for _, s in chunk for _ in alphas], settings=settings).audio
+            sr = adapter.sample_rate
+            shaped = audio.reshape(len(chunk), len(alphas), *audio.shape[1:])
+            ref = shaped[:, :1].expand_as(shaped).reshape(audio.shape)
+            dist = distance(audio, ref, sr)
+            qual = quality(audio, sr)
+            meas = {cc.name: np.asarray(scorer.measure(audio, sr, cc), dtype=float).tolist() for cc in measured}
+            rec = {"unit": list(unit), "alphas": alphas, "items": [list(x) for x in chunk],
+                   "distance": dist.tolist(), "quality": qual.tolist(), "measure": meas}
+            _save(rec, done, log, bar, on_unit, len(work))
+
+    result = _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, grids, chunks, done, ctx,
+                     others, len(pairs))
+    if out is not None:
+        write_json(Path(out) / RESULT_FILE, result.to_dict())
+        write_tables([result], out, title=f"Steering benchmark: {concept.name} on {adapter.name}")
+        curves_png([result], Path(out) / "curves.png")
+    return result
+
+
+def _save(rec, done, log, bar, on_unit, total) -> None:
+    done[tuple(rec["unit"])] = rec
+    if log is not None:
+        log.append(rec)
+    bar.update(1)
+    if on_unit is not None:
+        on_unit(len(done), total)
+
+
+def _arrays(done, key: str, direction: int, n_chunks: int, scorer, concept_name: str, sign: int):
+    """[items, alphas] arrays of one method and direction: measure of every concept, distance, quality."""
+    recs = [done[(key, direction, c)] for c in range(n_chunks)]
+    alphas = np.asarray(recs[0]["alphas"], dtype=float)
+    k = len(alphas)
+    dist = np.concatenate([np.asarray(r["distance"]).reshape(-1, k) for r in recs])
+    qual = np.concatenate([np.asarray(r["quality"]).reshape(-1, k) for r in recs])
+    meas = {name: np.concatenate([np.asarray(r["measure"][name]).reshape(-1, k) for r in recs])
+            for name in recs[0]["measure"]}
+    groups = np.array([b for r in recs for b, _ in r["items"]])
+    return alphas, meas, dist, qual, groups
+
+
+def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, grids, chunks, done, ctx, others,
+            n_items) -> BenchmarkResult:
+    sign = scorer.sign(concept)
+    n_chunks = len(chunks)
+    data = {(k, d): _arrays(done, k, d, n_chunks, scorer, concept.name, sign) for k in ready for d in (1, -1)}
+
+    def sim(meas):
+        return sign * meas[concept.name]
+
+    # P_max per direction, and the prompt gap from PCI's full swaps (|alpha| = T)
+    p_max = {}
+    for d, name in ((1, "pos"), (-1, "neg")):
+        maxima = [data[(k, d)][2].mean(0).max() for k in ("pci", "pci-f") if k in ready]
+        p_max[name] = protocol.p_max(maxima)
+    a_pos, m_pos = data[("pci", 1)][0], data[("pci", 1)][1]
+    a_neg, m_neg = data[("pci", -1)][0], data[("pci", -1)][1]
+    gap = float(sim(m_pos)[:, np.argmax(np.abs(a_pos))].mean() - sim(m_neg)[:, np.argmax(np.abs(a_neg))].mean())
+    # spread of every other concept over the unsteered clips (alpha 0 of the neutral prompt, PCI)
+    spread = {c.name: float(np.std(data[("pci", 1)][1][c.name][:, 0])) for c in others}
+
+    def sweeps(alphas, s, dist, qual, rows, d):
+        delta = (d * (s[rows] - s[rows][:, :1])).mean(0)
+        return protocol.ordered(alphas, delta, dist[rows].mean(0), qual[rows].mean(0))
+
+    results = []
+    for k in keys:
+        method = ready.get(k)
+        label = method.label if method else make_method(k).label
+        if method is None:
+            results.append(MethodResult(k, label, False, reasons.get(k, "")))
+            continue
+        res = MethodResult(k, label, True, layers=method.layers, hyperparameters=method.hyperparameters(),
+                           grid=list(grids[k]))
+        full = {}
+        for d, name in ((1, "pos"), (-1, "neg")):
+            alphas, meas, dist, qual, groups = data[(k, d)]
+            s = sim(meas)
+            rows = np.arange(len(s))
+            full[name] = protocol.truncate(sweeps(alphas, s, dist, qual, rows, d), p_max[name])
+            res.auc[name] = protocol.auc(full[name])
+            res.smoothness[name] = protocol.smoothness(full[name])
+            res.curves[name] = {"alpha": full[name].alphas.tolist(), "delta": full[name].delta.tolist(),
+                                "distance": full[name].distance.tolist()}
+
+            def stat(idx, alphas=alphas, s=s, dist=dist, qual=qual, d=d, name=name):
+                sw = protocol.truncate(sweeps(alphas, s, dist, qual, idx, d), p_max[name])
+                return np.array([protocol.auc(sw), protocol.smoothness(sw)])
+
+            from ..stats import bootstrap_intervals
+            iv = bootstrap_intervals(stat, groups, n_boot=400)
+            res.auc_ci[name], res.smoothness_ci[name] = list(iv[0]), list(iv[1])
+        res.auc["avg"] = (res.auc["pos"] + res.auc["neg"]) / 2
+        res.auc_ci["avg"] = _avg_ci(data, k, sim, sweeps, p_max)
+        res.nauc = res.auc["avg"] / (0.5 * (p_max["pos"] + p_max["neg"]) * gap) if gap > 0 else float("nan")
+        res.quality = protocol.average_quality(full["pos"], full["neg"], p_max["pos"], p_max["neg"])
+        # leakage: other concepts' change at the kept (measured) strengths, in spreads of the unsteered clips
+        by_concept = {}
+        for c in others:
+            values = []
+            for d, name in ((1, "pos"), (-1, "neg")):
+                alphas, meas, dist, _, _ = data[(k, d)]
+                kept = [j for j in range(1, len(alphas)) if dist[:, j].mean() <= p_max[name]]
+                m = meas[c.name]
+                values += [abs(float((m[:, j] - m[:, 0]).mean())) / spread[c.name] for j in kept
+                           if spread[c.name] > 0]
+            by_concept[c.name] = float(np.mean(values)) if values else float("nan")
+        res.leakage_by_concept = by_concept
+        finite = [v for v in by_concept.values() if math.isfinite(v)]
+        res.leakage = float(np.mean(finite)) if finite else float("nan")
+        results.append(res)
+    return BenchmarkResult(concept=concept.name, model=adapter.name, scorer=scorer.name,
+                           measure_label=scorer.label(concept), distance=distance.label, quality=quality.label,
+                           n_items=n_items, p_max=p_max, gap=gap, functional=list(ctx.functional), methods=results)
+
+
+def _avg_ci(data, k, sim, sweeps, p_max) -> list[float]:
+    """95% interval of (AUC+ + AUC-)/2, both directions resampled with the same prompts."""
+    from ..stats import bootstrap_intervals
+
+    (ap, mp, dp, qp, groups), (an, mn, dn, qn, _) = data[(k, 1)], data[(k, -1)]
+
+    def stat(idx):
+        pos = protocol.auc(protocol.truncate(sweeps(ap, sim(mp), dp, qp, idx, 1), p_max["pos"]))
+        neg = protocol.auc(protocol.truncate(sweeps(an, sim(mn), dn, qn, idx, -1), p_max["neg"]))
+        return np.array([(pos + neg) / 2])
+
+    return list(bootstrap_intervals(stat, groups, n_boot=400)[0])
+
+
+def curves_png(results: Sequence[BenchmarkResult], path: str | Path) -> Path:
+    """Alignment gain against preservation (p = P_max - d), one panel per concept and direction."""
+    from ..plots import line_panels
+
+    panels = []
+    for r in results:
+        for name, sign in (("pos", "+"), ("neg", "-")):
+            series = [(m.label, [r.p_max[name] - x for x in m.curves[name]["distance"]], m.curves[name]["delta"])
+                      for m in r.methods if m.available]
+            panels.append((f"{r.concept} {sign}: delta alignment vs preservation", series))
+    return line_panels(panels, path, x_label="preservation p = P_max - d", y_label="delta a")
+
+
+__all__ = ["run_benchmark", "BenchmarkResult", "MethodResult", "markdown_table", "write_tables", "curves_png"]

@@ -1,0 +1,88 @@
+"""``tada benchmark``: TADA's Table 3 (Sec. 5.1) for one concept or all, every method, resumable."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import TadaError
+from .common import (add_generation_args, add_model_arg, check_writable, layer_index, load_for, note, positive_int,
+                     seed_int, settings_from)
+from .localize import add_scorer_arg, scorer_for
+
+
+def register_benchmark(sub) -> None:
+    from ..benchmark.distance import DISTANCES
+    from ..benchmark.methods import METHODS
+    from ..benchmark.quality import QUALITIES
+
+    p = sub.add_parser("benchmark", help="Table 3: AUC, smoothness, quality of every steering method")
+    add_model_arg(p)
+    p.add_argument("--concept", action="append", required=True,
+                   help="concept name (repeatable), or 'all' for every concept of the model")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD",
+                   help=f"default all: {', '.join(METHODS)} (pci is always run: P_max comes from it)")
+    p.add_argument("--seeds", type=seed_int, nargs="+", default=[300], help="held-out seeds per base prompt")
+    p.add_argument("--prompts", type=positive_int, default=None, help="use the first N base prompts")
+    p.add_argument("--strengths", type=positive_int, default=15, help="strengths per direction (default 15)")
+    p.add_argument("--localization", default=None,
+                   help="a `tada localize --out` folder giving the functional layers (default: the CAA vector's)")
+    p.add_argument("--functional", type=layer_index, nargs="+", default=None, help="functional layers, for all "
+                                                                                   "concepts (overrides the rest)")
+    p.add_argument("--vectors", default="vectors/{model}-{concept}-{kind}",
+                   help="folder template of the CAA / SAE vectors ({model}, {concept}, {kind} = caa or sae)")
+    p.add_argument("--specificity", nargs="*", default=None, metavar="CONCEPT",
+                   help="other concepts measured on every clip for leakage (default: the benchmarked ones)")
+    p.add_argument("--distance", default="mel", help=f"preservation distance: {DISTANCES}")
+    p.add_argument("--quality", default="typicality", help=f"quality measure: {QUALITIES}")
+    add_scorer_arg(p)
+    p.add_argument("--out", required=True, help="output folder (one subfolder per concept; resumable)")
+    add_generation_args(p, batch_size=16)
+    p.set_defaults(func=run_benchmark)
+
+
+def _functional(args, model, concept) -> list[int]:
+    from ..localize import read_localization
+
+    if args.functional is not None:
+        return list(args.functional)
+    if args.localization:
+        return read_localization(Path(args.localization) / concept.name).functional_layers()
+    folder = Path(args.vectors.format(model=model.name, concept=concept.name, kind="caa"))
+    if (folder / "config.json").is_file():
+        from ..vectors import load_vector
+
+        return list(load_vector(folder).functional_layers or [])
+    raise TadaError(f"no functional layers for {concept.name!r}: give --localization DIR or --functional L ...")
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from ..benchmark import make_distance, make_quality, run_benchmark as run, write_tables
+    from ..benchmark.methods import METHODS
+    from ..benchmark.runner import curves_png
+    from ..registry import entry_for
+
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        raise TadaError(f"unknown method {unknown[0]!r}; accepted: {', '.join(METHODS)}")
+    out = check_writable(args.out)
+    distance, quality = make_distance(args.distance), make_quality(args.quality)
+    model = load_for(args)
+    scorer = scorer_for(args, model)
+    concepts = entry_for(model).concepts
+    names = concepts.names() if "all" in args.concept else list(dict.fromkeys(args.concept))
+    chosen = [concepts.get(n) for n in names]
+    specificity = [concepts.get(n) for n in args.specificity] if args.specificity is not None else chosen
+    bases = list(concepts.bases)[:args.prompts] if args.prompts else None
+    results = []
+    for concept in chosen:
+        functional = _functional(args, model, concept)
+        note(f"{concept.name}: functional layers {functional or 'none'}")
+        results.append(run(model, concept, scorer, concepts=concepts, methods=args.methods, distance=distance,
+                           quality=quality, functional=functional, seeds=args.seeds, bases=bases,
+                           strengths=args.strengths, specificity=specificity, vectors=args.vectors,
+                           settings=settings_from(args), out=out / concept.name))
+    write_tables(results, out, title=f"Steering benchmark (TADA Table 3) on {model.name}")
+    curves_png(results, out / "curves.png")
+    print((out / "table.md").read_text(encoding="utf-8"))
+    return 0

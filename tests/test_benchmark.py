@@ -1,0 +1,360 @@
+"""The steering benchmark (TADA Sec. 5.1): protocol arithmetic on hand-computed cases, each baseline's
+mechanics on tiny models, the distances and the quality measure, resumable runs and bad input."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tada_core.adapters.base import hook_handles
+from tada_core.benchmark import protocol
+from tada_core.benchmark.distance import LPAPS, MelDistance, make_distance
+from tada_core.benchmark.methods import (PCI, AUSteer, Context, FreeSliders, TextEmbeddings, TokenEmbeddings,
+                                         austeer_mask, make_method)
+from tada_core.benchmark.quality import Typicality, make_quality
+from tada_core.benchmark.runner import run_benchmark
+from tada_core.concepts import Concept, ConceptSet
+from tada_core.errors import TadaError
+from tada_core.hooks import patch
+
+from .conftest import Energy
+
+CONCEPT = Concept("tempo", "a fast {base}", "a slow {base}")
+CONCEPTS = ConceptSet("test", {"tempo": CONCEPT}, ("song", "waltz"), ("a song", "a waltz"), neutral="a {base}")
+
+
+def sweep(alphas, delta, distance, quality=None):
+    return protocol.ordered(alphas, delta, distance, quality)
+
+
+# ----- protocol ------------------------------------------------------------------------
+def test_auc_is_the_trapezoid_over_preservation():
+    s = sweep([1, 2], [1, 2], [1, 2])          # alpha 0 (0, 0) is added
+    assert s.alphas.tolist() == [0, 1, 2]
+    assert protocol.auc(protocol.truncate(s, 10)) == pytest.approx(0.5 + 1.5)
+
+
+def test_truncation_adds_the_interpolated_boundary_point():
+    s = protocol.truncate(sweep([0, 1, 2, 3], [0, 1, 3, 5], [0, 1, 3, 5]), 2.0)
+    assert s.distance.tolist() == [0, 1, 2]
+    assert s.delta.tolist() == [0, 1, 2]       # halfway between (1, 1) and (3, 3)
+    assert s.alphas.tolist() == [0, 1, 2]      # the boundary takes the alpha of the first point beyond
+    assert protocol.auc(s) == pytest.approx(0.5 + 1.5)
+    # a sweep wholly below P_max is kept as is
+    assert protocol.truncate(sweep([1], [1], [1]), 5).distance.tolist() == [0, 1]
+
+
+def test_points_are_taken_in_abs_alpha_order_and_backtracking_loses_area():
+    s = sweep([-2, 0, -1], [2, 0, 1], [0.5, 0, 1])
+    assert s.alphas.tolist() == [0, -1, -2]
+    assert protocol.auc(s) == pytest.approx(0.5 - 0.75)
+    # sorted by distance instead, the same points would give a positive area
+    assert protocol.auc(sweep([1, 2], [2, 1], [0.5, 1])) > 0
+
+
+def test_smoothness_is_the_std_of_normalized_gaps():
+    s = sweep([1, 2, 3], [1, 2, 4], [1, 2, 3])
+    assert protocol.smoothness(s) == pytest.approx(math.sqrt(1 / 72))
+    assert protocol.smoothness(sweep([1, 2, 3], [1, 2, 3], [1, 2, 3])) == pytest.approx(0.0)
+    assert math.isnan(protocol.smoothness(sweep([1, 2], [-1, -2], [1, 2])))   # never the right direction
+
+
+def test_quality_grid_interpolates_and_drops_points_out_of_range():
+    full = sweep([0, 1, 2], [0, 0, 0], [0, 1, 2], [10, 8, 6])
+    grid = protocol.quality_grid(full, 2.0)
+    assert len(grid) == 15 and grid.mean() == pytest.approx(8.0)
+    short = sweep([0, 1], [0, 0], [0, 1], [10, 8])
+    grid = protocol.quality_grid(short, 2.0)
+    assert len(grid) == 8 and grid.mean() == pytest.approx(9.0)       # grid points 0, 1/7, ..., 1 only
+    assert protocol.average_quality(full, short, 2.0, 2.0) == pytest.approx((8.0 * 15 + 9.0 * 8) / 23)
+
+
+def test_p_max_is_the_smaller_pci_maximum():
+    assert protocol.p_max([3.0, 2.0]) == 2.0
+    assert protocol.p_max([3.0, float("nan")]) == 3.0
+    with pytest.raises(TadaError, match="PCI"):
+        protocol.p_max([])
+    with pytest.raises(TadaError, match="positive"):
+        protocol.truncate(sweep([1], [1], [1]), 0.0)
+
+
+# ----- distances and quality --------------------------------------------------------------
+def tones(n, seed, sr=16000, seconds=1.0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    out = []
+    for _ in range(n):
+        f = rng.uniform(200, 600)
+        x = sum(rng.uniform(0.2, 1) / k * np.sin(2 * np.pi * k * f * t) for k in range(1, 5))
+        out.append(0.2 * x * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(1, 4) * t)))
+    return torch.tensor(np.stack(out)[:, None], dtype=torch.float32)
+
+
+def test_mel_distance_is_zero_for_identical_clips_and_grows_with_change():
+    d = MelDistance()
+    a = tones(3, 0)
+    assert np.allclose(d(a, a, 16000), 0)
+    small = d(a, a + 0.001 * torch.randn_like(a), 16000)
+    large = d(a, a + 0.1 * torch.randn_like(a), 16000)
+    assert np.all(large > small) and np.all(small > 0)
+    assert make_distance(None).name == "mel"
+    with pytest.raises(TadaError, match="accepted"):
+        make_distance("l2")
+
+
+def test_lpaps_network_on_random_weights(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    net = LPAPS()
+    for name, p in net.named_parameters():
+        if name.startswith("lin"):           # LPIPS's linear weights are non-negative
+            torch.nn.init.uniform_(p, 0.0, 0.05)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "lpaps.safetensors"))
+    loaded = make_distance(f"lpaps:{tmp_path / 'lpaps.safetensors'}")
+    a, b = tones(2, 1), tones(2, 2)
+    same = loaded(a, a, 16000)
+    ab, ba = loaded(a, b, 16000), loaded(b, a, 16000)
+    assert np.allclose(same, 0) and np.all(ab > 0) and np.allclose(ab, ba, rtol=1e-5)
+    assert loaded.spectrogram(a.numpy()[:, 0], 16000).shape[:3] == (2, 1, 80)
+    save_file({"net.slice1.0.weight": torch.zeros(64, 1, 3, 3)}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(TadaError, match="not an LPAPS checkpoint"):
+        LPAPS.from_checkpoint(tmp_path / "bad.safetensors")
+    with pytest.raises(TadaError, match="no LPAPS checkpoint"):
+        LPAPS.from_checkpoint(tmp_path / "missing.pt")
+
+
+def test_typicality_ranks_noise_and_distortion_below_clean_clips():
+    q = Typicality()
+    with pytest.raises(TadaError, match="not fitted"):
+        q(tones(1, 0), 16000)
+    q.fit(tones(48, 1), 16000)
+    clean = q(tones(8, 2), 16000)
+    noise = q(0.2 * torch.randn(8, 1, 16000), 16000)
+    distorted = q(torch.clamp(20 * tones(8, 2), -0.3, 0.3), 16000)
+    assert clean.min() > noise.max()
+    assert clean.min() > distorted.max()
+    assert make_quality(None).name == "typicality"
+    with pytest.raises(TadaError, match="accepted"):
+        make_quality("mos")
+
+
+def test_audiobox_without_its_package_is_a_clear_error():
+    try:
+        import audiobox_aesthetics  # noqa: F401
+        pytest.skip("audiobox_aesthetics is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(TadaError, match="pip install"):
+        make_quality("audiobox")
+
+
+# ----- methods on tiny models ----------------------------------------------------------------
+@pytest.fixture
+def tiny(models):
+    return models("tiny-stable-audio")
+
+
+def ctx_for(m, functional=(1,)):
+    return Context(adapter=m, concept=CONCEPT, items=[("a song", "a fast song", "a slow song"),
+                                                       ("a waltz", "a fast waltz", "a slow waltz")],
+                   functional=list(functional), settings=m.resolve_settings(None), fit_seeds=(0, 1))
+
+
+def steered(m, method, ctx, strengths, bases=(0, 0), seeds=(5, 5)):
+    with method.apply(ctx, list(bases), list(strengths)):
+        return m.generate(method.prompts(ctx, list(bases)), seeds=list(seeds)).audio
+
+
+@pytest.mark.parametrize("key", ["pci", "pci-f", "text-emb", "token-emb", "freesliders", "freesliders-f",
+                                 "austeer", "austeer-f"])
+def test_strength_zero_is_the_unsteered_run(tiny, key):
+    ctx = ctx_for(tiny)
+    method = make_method(key)
+    method.setup(ctx)
+    plain = tiny.generate(method.prompts(ctx, [0, 0]), seeds=[5, 5]).audio     # the same batch, unsteered
+    out = steered(tiny, method, ctx, [0.0, method.grid(ctx, 2)[-1]])
+    assert torch.equal(out[0], plain[0])
+    assert not torch.allclose(out[1], plain[0], atol=1e-4)       # the other sample is steered: the test can fail
+
+
+def test_pci_full_swap_is_the_concept_prompt_run(tiny):
+    ctx = ctx_for(tiny)
+    method = PCI(localized=False)
+    method.setup(ctx)
+    t = ctx.settings.steps
+    out = steered(tiny, method, ctx, [t, -t])
+    target = tiny.generate(["a fast song", "a slow song"], seeds=[5, 5]).audio
+    torch.testing.assert_close(out, target, atol=2e-4, rtol=0)
+    late = steered(tiny, method, ctx, [1, -1])           # injected only at the last step: close to neutral
+    assert (late - target).abs().max() > 1e-3
+
+
+def test_localized_pci_patches_only_the_functional_layers(tiny):
+    ctx = ctx_for(tiny, functional=(1,))
+    method = PCI(localized=True)
+    method.setup(ctx)
+    t = ctx.settings.steps
+    out = steered(tiny, method, ctx, [t], bases=[0], seeds=[5])
+    with patch(tiny, [1], "a fast song"):
+        manual = tiny.generate("a song", seeds=5).audio
+    assert torch.equal(out, manual)
+    full = tiny.generate("a fast song", seeds=5).audio
+    assert (out - full).abs().max() > 1e-3
+
+
+def test_freesliders_with_equal_prompts_is_the_neutral_run(tiny):
+    ctx = ctx_for(tiny)
+    ctx.items = [("a song", "a calm song", "a calm song")]
+    method = FreeSliders(localized=False)
+    method.setup(ctx)
+    plain = tiny.generate("a song", seeds=5).audio
+    out = steered(tiny, method, ctx, [1.5], bases=[0], seeds=[5])
+    torch.testing.assert_close(out, plain, atol=1e-6, rtol=0)
+
+
+def test_localized_freesliders_swaps_conditioning_only_in_functional_layers(tiny):
+    ctx = ctx_for(tiny, functional=(1,))
+    method = FreeSliders(localized=True)
+    method.setup(ctx)
+    seen: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(tiny.layers))}
+
+    def spy(i):
+        def hook(module, args, kwargs):
+            if tiny.run is None or tiny.run.capture:      # the method's own conditioning capture
+                return
+            seen[i].append(kwargs[tiny.conditioning_kwarg].detach().clone())
+        return hook
+
+    with method.apply(ctx, [0], [1.0]):
+        with hook_handles() as add:          # registered after the method's own hooks: sees what they pass on
+            for layer in tiny.layers:
+                add(layer.module.register_forward_pre_hook(spy(layer.index), with_kwargs=True))
+            tiny.generate("a song", seeds=5)
+    settings = tiny.resolve_settings(None)
+    neutral0 = tiny.capture_conditioning(["a song"], settings, [0])[0].states
+    fast1 = tiny.capture_conditioning(["a fast song", "a slow song"], settings, [1])[1].states[:1]
+
+    def matches(states, c):
+        return states.shape[1:] == c.shape[1:] and any(torch.equal(states[r:r + 1], c) for r in range(len(states)))
+
+    assert all(matches(s, neutral0) for s in seen[0])               # layer 0 never sees another prompt
+    assert any(matches(s, fast1) for s in seen[1])                  # layer 1 gets the positive prompt in a pass
+
+
+def test_austeer_mask_keeps_exactly_k_per_step():
+    torch.manual_seed(0)
+    beta = {0: torch.randn(3, 8), 2: torch.randn(3, 8)}
+    masked = austeer_mask(beta, 5)
+    kept = torch.stack([masked[0], masked[2]], 1).ne(0).sum((1, 2))
+    assert kept.tolist() == [5, 5, 5]
+    top = torch.stack([beta[0], beta[2]], 1).abs().reshape(3, -1).topk(5).values.min(1).values
+    for i in (0, 2):
+        nz = masked[i] != 0
+        assert torch.all(masked[i][nz].abs() >= top[:, None].expand_as(masked[i])[nz] - 1e-7)
+        assert torch.equal(masked[i][nz], beta[i][nz])
+
+
+def test_austeer_direction_is_bounded_and_sparse(tiny):
+    ctx = ctx_for(tiny)
+    method = AUSteer(localized=False, k=6)
+    method.setup(ctx)
+    stacked = torch.stack([method.vectors[i] for i in sorted(method.vectors)], 1)
+    assert stacked.ne(0).sum((1, 2)).eq(6).all() and stacked.abs().max() <= 1.0
+    assert method.max_strength > 0
+
+
+def test_token_embeddings_find_the_concept_word(tiny):
+    ctx = ctx_for(tiny)
+    method = TokenEmbeddings()
+    method.setup(ctx)
+    ids_pos, ids_neg = tiny.prompt_token_ids("a fast song"), tiny.prompt_token_ids("a slow song")
+    assert ids_pos != ids_neg
+    assert all(v.norm() > 0 for v in method.direction.values())
+    assert method.prompts(ctx, [1]) == ["a waltz music"]
+
+
+def test_text_embeddings_at_strength_one_moves_toward_the_positive_prompt(tiny):
+    ctx = ctx_for(tiny)
+    method = TextEmbeddings()
+    plain = tiny.generate("a song", seeds=5).audio
+    pos = tiny.generate("a fast song", seeds=5).audio
+    out = steered(tiny, method, ctx, [1.0], bases=[0], seeds=[5])
+    assert not torch.allclose(out, plain, atol=1e-4)
+    assert (out - pos).abs().mean() < (plain - pos).abs().mean() * 1.5
+
+
+# ----- the run ---------------------------------------------------------------------------
+def bench(m, out, methods=("pci", "text-emb", "freesliders"), on_unit=None, **kw):
+    return run_benchmark(m, CONCEPT, Energy(), concepts=CONCEPTS, methods=list(methods),
+                         distance=MelDistance(), quality=Typicality(), functional=[1], seeds=[300],
+                         strengths=2, reference_seeds=range(10_000, 10_006), out=out, progress=False,
+                         on_unit=on_unit, **kw)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tiny, tmp_path):
+    whole = bench(tiny, tmp_path / "whole")
+    calls = []
+
+    def stop(done, total):
+        calls.append(done)
+        if done >= 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bench(tiny, tmp_path / "cut", on_unit=stop)
+    lines = (tmp_path / "cut" / "clips.jsonl").read_text().splitlines()
+    assert 0 < len(lines) < 1 + 3 * 2 * 1
+    resumed = bench(tiny, tmp_path / "cut")
+    assert resumed.to_dict() == whole.to_dict()
+    table = json.loads((tmp_path / "cut" / "table.json").read_text())
+    assert [m["key"] for m in table[0]["methods"]] == ["pci", "text-emb", "freesliders"]
+    assert (tmp_path / "cut" / "curves.png").is_file() and (tmp_path / "cut" / "table.csv").is_file()
+    pci = whole.methods[0]
+    assert whole.p_max["pos"] == pytest.approx(max(pci.curves["pos"]["distance"]))
+    with pytest.raises(TadaError, match="differs in: strengths_per_direction"):
+        run_benchmark(tiny, CONCEPT, Energy(), concepts=CONCEPTS, methods=["pci", "text-emb", "freesliders"],
+                      distance=MelDistance(), quality=Typicality(), functional=[1], seeds=[300], strengths=3,
+                      reference_seeds=range(10_000, 10_006), out=tmp_path / "cut", progress=False)
+
+
+def test_unavailable_methods_are_reported_not_fatal(tiny, tmp_path):
+    result = bench(tiny, None, methods=["pci", "caa", "pci-f"], vectors=str(tmp_path / "{concept}-{kind}"))
+    caa = [m for m in result.methods if m.key == "caa"][0]
+    assert not caa.available and "no CAA vector" in caa.reason
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"methods": ["pci", "nope"]}, "unknown method 'nope'"),
+    ({"strengths": 0}, "strengths per direction"),
+    ({"seeds": [0]}, "held-out seeds"),
+    ({"seeds": []}, "seeds is empty"),
+])
+def test_bad_spec_is_a_one_line_error(tiny, kwargs, message):
+    args = dict(concepts=CONCEPTS, methods=["pci"], distance=MelDistance(), quality=Typicality(), functional=[1],
+                seeds=[300], strengths=2, progress=False)
+    args.update(kwargs)
+    with pytest.raises(TadaError, match=message) as e:
+        run_benchmark(tiny, CONCEPT, Energy(), **args)
+    assert "\n" not in str(e.value)
+
+
+def test_a_scorer_that_does_not_fit_is_refused(models):
+    organism = models("tada-organism")
+    with pytest.raises(TadaError, match="organism scorer knows"):
+        run_benchmark(organism, Concept("jazz", "a jazz {base}", "a rock {base}"), organism.entry.scorer(),
+                      concepts=CONCEPTS, methods=["pci"], distance=MelDistance(), quality=Typicality(),
+                      functional=[], seeds=[300], progress=False)
+
+
+def test_cli_benchmark_on_the_organism(cli, tmp_path):
+    code, out, err = cli("benchmark", "--concept", "mood", "--methods", "pci", "text-emb", "--prompts", "2",
+                         "--strengths", "1", "--functional", "4", "--specificity", "--duration", "1", "--steps",
+                         "4", "--out", tmp_path / "b")
+    assert code == 0, err
+    assert "| mood | PCI | all |" in out and "| mood | Text Embeddings |" in out
+    assert (tmp_path / "b" / "table.md").is_file() and (tmp_path / "b" / "mood" / "result.json").is_file()
+    code, _, err = cli("benchmark", "--concept", "mood", "--methods", "bogus", "--out", tmp_path / "c")
+    assert code == 2 and "unknown method 'bogus'" in err
