@@ -57,25 +57,15 @@ def spectral_distance(a: torch.Tensor, b: torch.Tensor, sample_rate: int) -> np.
 
 
 def smoothness(alphas: Sequence[float], delta: Sequence[float]) -> float:
-    """Sec. 5.1 smoothness S (lower is smoother), for one steering direction.
+    """Sec. 5.1 smoothness S (lower is smoother) of one steering direction, untruncated.
 
-    ``delta``: sign-corrected alignment deltas at ``alphas`` (one direction, any order);
-    they are ordered by |alpha|, a 0 is prepended for alpha 0 when it is not among them,
-    they are normalized by the largest delta, and S is the standard deviation of the
-    consecutive gaps. NaN when there is nothing to normalize by (no positive delta).
+    ``delta``: sign-corrected alignment deltas at ``alphas`` (any order); the points are taken in
+    |alpha| order with alpha 0 (delta 0) first, and S is :func:`tada_core.benchmark.protocol.smoothness`.
+    NaN when no delta is positive.
     """
-    alphas = np.asarray(alphas, dtype=float)
-    order = np.argsort(np.abs(alphas), kind="stable")
-    d = np.asarray(delta, dtype=float)[order]
-    top = d.max() if len(d) else 0.0
-    if len(d) < 1 or top <= 0:
-        return float("nan")
-    d = d / top
-    if abs(alphas[order[0]]) > 0:
-        d = np.concatenate([[0.0], d])
-    if len(d) < 2:
-        return float("nan")
-    return float(np.std(np.diff(d)))
+    from .benchmark import protocol
+
+    return protocol.smoothness(protocol.ordered(alphas, delta, np.zeros(len(delta))))
 
 
 def monotonic(values: Sequence[float], sign: int = 1, tolerance: float = 0.02) -> bool:

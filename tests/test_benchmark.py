@@ -308,7 +308,8 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny, tmp_path):
     lines = (tmp_path / "cut" / "clips.jsonl").read_text().splitlines()
     assert 0 < len(lines) < 1 + 3 * 2 * 1
     resumed = bench(tiny, tmp_path / "cut")
-    assert resumed.to_dict() == whole.to_dict()
+    plain = {k: v for k, v in whole.to_dict().items() if k != "compute_s"}      # timing differs, numbers must not
+    assert {k: v for k, v in resumed.to_dict().items() if k != "compute_s"} == plain
     table = json.loads((tmp_path / "cut" / "table.json").read_text())
     assert [m["key"] for m in table[0]["methods"]] == ["pci", "text-emb", "freesliders"]
     assert (tmp_path / "cut" / "curves.png").is_file() and (tmp_path / "cut" / "table.csv").is_file()

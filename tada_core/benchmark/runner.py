@@ -29,6 +29,7 @@ import contextlib
 import csv
 import dataclasses
 import math
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -80,6 +81,7 @@ class BenchmarkResult:
     gap: float
     functional: list[int]
     methods: list[MethodResult]
+    compute_s: float = float("nan")   # seconds of generation and scoring, summed over the calls (resumes included)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(dataclasses.asdict(self))
@@ -228,10 +230,12 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
             if unit in done:
                 continue
             chunk = ref_chunks[unit[2]]
+            started = time.perf_counter()
             audio = adapter.generate([items[b][0] for b, _ in chunk], seeds=[s for _, s in chunk],
                                      settings=settings).audio
             from .quality import logmel_stats
-            rec = {"unit": list(unit), "emb": logmel_stats(audio, adapter.sample_rate).tolist()}
+            rec = {"unit": list(unit), "emb": logmel_stats(audio, adapter.sample_rate).tolist(),
+                   "seconds": round(time.perf_counter() - started, 3)}
             _save(rec, done, log, bar, on_unit, len(work))
         if ref_chunks:
             quality.fit_embeddings(np.concatenate([np.asarray(done[w]["emb"]) for w in work if w[0] == "ref"]))
@@ -239,6 +243,7 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
             if unit[0] == "ref":
                 continue
             key, direction, c = unit
+            started = time.perf_counter()
             method = ready[key]
             alphas = [0.0] + [direction * a for a in grids[key]]
             chunk = chunks[c]
@@ -254,7 +259,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
             qual = quality(audio, sr)
             meas = {cc.name: np.asarray(scorer.measure(audio, sr, cc), dtype=float).tolist() for cc in measured}
             rec = {"unit": list(unit), "alphas": alphas, "items": [list(x) for x in chunk],
-                   "distance": dist.tolist(), "quality": qual.tolist(), "measure": meas}
+                   "distance": dist.tolist(), "quality": qual.tolist(), "measure": meas,
+                   "seconds": round(time.perf_counter() - started, 3)}
             _save(rec, done, log, bar, on_unit, len(work))
 
     result = _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, grids, chunks, done, ctx,
@@ -275,7 +281,7 @@ def _save(rec, done, log, bar, on_unit, total) -> None:
         on_unit(len(done), total)
 
 
-def _arrays(done, key: str, direction: int, n_chunks: int, scorer, concept_name: str, sign: int):
+def _arrays(done, key: str, direction: int, n_chunks: int):
     """[items, alphas] arrays of one method and direction: measure of every concept, distance, quality."""
     recs = [done[(key, direction, c)] for c in range(n_chunks)]
     alphas = np.asarray(recs[0]["alphas"], dtype=float)
@@ -292,7 +298,7 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
             n_items) -> BenchmarkResult:
     sign = scorer.sign(concept)
     n_chunks = len(chunks)
-    data = {(k, d): _arrays(done, k, d, n_chunks, scorer, concept.name, sign) for k in ready for d in (1, -1)}
+    data = {(k, d): _arrays(done, k, d, n_chunks) for k in ready for d in (1, -1)}
 
     def sim(meas):
         return sign * meas[concept.name]
@@ -358,9 +364,12 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
         finite = [v for v in by_concept.values() if math.isfinite(v)]
         res.leakage = float(np.mean(finite)) if finite else float("nan")
         results.append(res)
+    seconds = [rec.get("seconds") for rec in done.values()]
+    compute = float(sum(seconds)) if all(isinstance(x, (int, float)) for x in seconds) else float("nan")
     return BenchmarkResult(concept=concept.name, model=adapter.name, scorer=scorer.name,
                            measure_label=scorer.label(concept), distance=distance.label, quality=quality.label,
-                           n_items=n_items, p_max=p_max, gap=gap, functional=list(ctx.functional), methods=results)
+                           n_items=n_items, p_max=p_max, gap=gap, functional=list(ctx.functional), methods=results,
+                           compute_s=compute)
 
 
 def _avg_ci(data, k, sim, sweeps, p_max) -> list[float]:
