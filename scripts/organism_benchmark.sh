@@ -5,7 +5,7 @@
 #
 # Held-out seed 300 (CAA vectors were fitted on seeds 0-3, AUSteer's directions on 0-3, localization on
 # 100-103). Functional layers from results/organism_localization. The grid is smaller than the paper's so that
-# the table fits an hour of CPU: 6 base prompts x 1 seed per cell and 5 strengths per direction
+# the table fits an hour of CPU: 6 base prompts x 1 seed per cell and 7 strengths per direction
 # (`tada benchmark` defaults to 15). Leakage is measured on the three cheap measures (mood, drums, piano).
 # Writes results/organism_benchmark/ (table.md, table.csv, table.json, curves.png, one folder per concept).
 set -euo pipefail
@@ -13,5 +13,5 @@ export HF_HUB_OFFLINE=1
 cd "$(dirname "$0")/.."
 
 tada benchmark --concept tempo --concept mood --concept brightness --concept drums --concept vocal_gender \
-    --concept piano --localization results/organism_localization --seeds 300 --prompts 6 --strengths 5 \
-    --specificity mood drums piano --batch-size 36 --out results/organism_benchmark
+    --concept piano --localization results/organism_localization --seeds 300 --prompts 6 --strengths 7 \
+    --specificity mood drums piano --batch-size 48 --out results/organism_benchmark

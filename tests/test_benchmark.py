@@ -59,6 +59,7 @@ def test_smoothness_is_the_std_of_normalized_gaps():
     assert protocol.smoothness(s) == pytest.approx(math.sqrt(1 / 72))
     assert protocol.smoothness(sweep([1, 2, 3], [1, 2, 3], [1, 2, 3])) == pytest.approx(0.0)
     assert math.isnan(protocol.smoothness(sweep([1, 2], [-1, -2], [1, 2])))   # never the right direction
+    assert math.isnan(protocol.smoothness(protocol.truncate(sweep([1, 2], [1, 2], [5, 6]), 2.0)))  # one gap only
 
 
 def test_quality_grid_interpolates_and_drops_points_out_of_range():
@@ -313,12 +314,22 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny, tmp_path):
     table = json.loads((tmp_path / "cut" / "table.json").read_text())
     assert [m["key"] for m in table[0]["methods"]] == ["pci", "text-emb", "freesliders"]
     assert (tmp_path / "cut" / "curves.png").is_file() and (tmp_path / "cut" / "table.csv").is_file()
+    text = whole.methods[1]            # its range was calibrated: one of the probed multiples of the nominal 2
+    assert text.grid["pos"][-1] in [float(f"{2 * f:.6g}") for f in (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4)]
     pci = whole.methods[0]
     assert whole.p_max["pos"] == pytest.approx(max(pci.curves["pos"]["distance"]))
     with pytest.raises(TadaError, match="differs in: strengths_per_direction"):
         run_benchmark(tiny, CONCEPT, Energy(), concepts=CONCEPTS, methods=["pci", "text-emb", "freesliders"],
                       distance=MelDistance(), quality=Typicality(), functional=[1], seeds=[300], strengths=3,
                       reference_seeds=range(10_000, 10_006), out=tmp_path / "cut", progress=False)
+
+
+def test_a_method_range_that_is_not_finite_is_refused(tiny, monkeypatch):
+    from tada_core.benchmark import methods
+
+    monkeypatch.setitem(methods.METHODS, "text-emb", lambda: TextEmbeddings(max_strength=float("nan")))
+    with pytest.raises(TadaError, match="text-emb: its strengths .* are not positive finite"):
+        bench(tiny, None, methods=["pci", "text-emb"], calibrate=False)
 
 
 def test_unavailable_methods_are_reported_not_fatal(tiny, tmp_path):

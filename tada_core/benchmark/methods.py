@@ -97,12 +97,14 @@ class Method(abc.ABC):
     def hyperparameters(self) -> dict[str, Any]:
         return {"max_strength": self.max_strength, "layers": self.layers}
 
-    def grid(self, ctx: Context, n: int) -> list[float]:
-        """The positive strengths of one direction (the negative direction uses their negatives)."""
+    def grid(self, ctx: Context, n: int, top: float | None = None) -> list[float]:
+        """``n`` strengths of one direction, as magnitudes: whole steps 1..T for step-valued methods, else evenly
+        spaced up to ``top`` (default :attr:`max_strength`, the nominal range)."""
         if self.grid_kind == "steps":
             t = int(ctx.settings.steps)
-            return sorted({max(1, int(round(x))) for x in np.linspace(t / n, t, n)})
-        return [float(f"{x:.6g}") for x in np.linspace(self.max_strength / n, self.max_strength, n)]
+            return [float(x) for x in sorted({max(1, int(round(x))) for x in np.linspace(t / n, t, n)})]
+        top = self.max_strength if top is None else float(top)
+        return [float(f"{x:.6g}") for x in np.linspace(top / n, top, n)]
 
     @abc.abstractmethod
     def apply(self, ctx: Context, bases: Sequence[int], strengths: Sequence[float]) -> contextlib.AbstractContextManager:

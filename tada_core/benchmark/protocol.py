@@ -93,10 +93,12 @@ def smoothness(sweep: Sweep) -> float:
     """TADA Sec. 5.1 smoothness S (lower is better): std of the gaps of the normalized Delta a.
 
     Delta a is divided by its largest (correct-direction) value; NaN when no point moves in the
-    correct direction, or when there is no gap to measure.
+    correct direction, or when the sweep has fewer than two gaps (alpha 0 and one point: a sweep
+    whose first strength already passes P_max has no smoothness to measure, and the standard
+    deviation of one gap would call it perfectly smooth).
     """
     top = float(np.max(sweep.delta)) if len(sweep.delta) else 0.0
-    if not np.isfinite(top) or top <= 0 or len(sweep.delta) < 2:
+    if not np.isfinite(top) or top <= 0 or len(sweep.delta) < 3:
         return float("nan")
     return float(np.std(np.diff(sweep.delta / top)))
 

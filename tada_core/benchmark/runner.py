@@ -6,6 +6,11 @@ direction. Each clip gets the concept's measure (and, for specificity, every oth
 its distance to the strength-0 clip and its quality. The sweeps are then reduced with
 :mod:`.protocol`:
 
+* strengths: 15 per direction (``strengths``); PCI's are whole steps up to T; every other method's
+  range is *calibrated* first, on fitting seeds (never the benchmark's): its nominal range times
+  1/16 ... 4 is probed on two base prompts, and the range ends at the smallest probe whose mean
+  distance reaches 1.5 x that of PCI's full prompt swap, so every sweep crosses P_max with a
+  similar resolution (``calibrate=False`` keeps the nominal ranges);
 * alignment Delta a(alpha) = sign(alpha) (sim(alpha) - sim(0)), sim = the scorer's similarity
   to the positive side (so the negative direction measures the move toward the negative pole);
 * P_max per direction = min(max distance of PCI on all layers, max distance of PCI on the
@@ -42,10 +47,13 @@ from ..scoring import Scorer
 from . import protocol
 from .distance import Distance
 from .methods import Context, Method, MethodUnavailable, make_method
-from .quality import Quality
+from .quality import Quality, logmel_stats
 
 SPEC_FILE, CLIPS_FILE, RESULT_FILE = "spec.json", "clips.jsonl", "result.json"
 REQUIRED = ("pci",)
+CAL_FACTORS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4)   # probed multiples of a method's nominal range
+CAL_TARGET = 1.5                                       # the range ends where the distance reaches 1.5 x P_max
+CAL_ITEMS = 2                                          # base prompts probed (at the first fitting seed)
 
 
 @dataclasses.dataclass
@@ -56,7 +64,8 @@ class MethodResult:
     reason: str = ""
     layers: list[int] | None = None
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
-    grid: list[float] = dataclasses.field(default_factory=list)
+    grid: dict[str, list[float]] = dataclasses.field(default_factory=dict)     # strengths per direction
+    kept: dict[str, int] = dataclasses.field(default_factory=dict)            # measured points within P_max
     auc: dict[str, float] = dataclasses.field(default_factory=dict)          # pos, neg, avg
     auc_ci: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     nauc: float = float("nan")
@@ -90,18 +99,19 @@ class BenchmarkResult:
         rows = []
         for m in self.methods:
             if not m.available:
-                rows.append([self.concept, m.label, "-", "n/a", "", "", "", "", "", "", "", "", m.reason])
+                rows.append([self.concept, m.label, "-", "n/a", "", "", "", "", "", "", "", "", "", m.reason])
                 continue
             lo, hi = m.auc_ci.get("avg", [float("nan")] * 2)
             rows.append([self.concept, m.label, ",".join(map(str, m.layers)) if m.layers is not None else "all",
                          _f(m.auc["pos"]), _f(m.auc["neg"]), f"{_f(m.auc['avg'])} [{_f(lo)}, {_f(hi)}]",
                          _f(m.nauc), _f(m.smoothness["pos"]), _f(m.smoothness["neg"]), _f(m.quality),
-                         _f(m.leakage), f"{max(m.grid):g}" if m.grid else "", ""])
+                         _f(m.leakage), f"{m.grid['pos'][-1]:.3g} / {m.grid['neg'][-1]:.3g}",
+                         f"{m.kept['pos']} / {m.kept['neg']}", ""])
         return rows
 
 
 HEADER = ["concept", "method", "layers", "AUC +", "AUC -", "AUC avg [95% CI]", "nAUC avg", "smooth +", "smooth -",
-          "quality", "leakage", "max strength", "note"]
+          "quality", "leakage", "range + / -", "kept + / -", "note"]
 
 
 def _f(x: float) -> str:
@@ -151,7 +161,7 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                   bases: Sequence[str] | None = None, strengths: int = protocol.GRID_POINTS,
                   specificity: Sequence[Concept] = (), reference_seeds: Sequence[int] = tuple(range(10_000, 10_064)),
                   vectors: str = "vectors/{model}-{concept}-{kind}", fit_seeds: Sequence[int] = (0, 1, 2, 3),
-                  settings=None, out: str | Path | None = None, progress: bool = True,
+                  settings=None, calibrate: bool = True, out: str | Path | None = None, progress: bool = True,
                   on_unit: Callable[[int, int], None] | None = None) -> BenchmarkResult:
     """Run the benchmark for one concept (see the module docstring); ``methods`` are keys of :data:`METHODS`."""
     from tqdm.auto import tqdm
@@ -193,7 +203,9 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
             "methods": keys, "bases": base_list, "seeds": seeds, "strengths_per_direction": strengths,
             "functional": functional, "scorer": scorer.name, "distance": distance.name, "quality": quality.name,
             "specificity": [c.name for c in others], "reference_seeds": ref_seeds, "fit_seeds": list(ctx.fit_seeds),
-            "vectors": vectors, **settings.to_dict()}
+            "vectors": vectors, "calibration": {"factors": list(CAL_FACTORS), "target": CAL_TARGET,
+                                                "items": CAL_ITEMS} if calibrate else None,
+            **settings.to_dict()}
     folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=CLIPS_FILE, what="benchmark") \
         if out is not None else None
     done: dict[tuple, dict] = {}
@@ -214,54 +226,84 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
             reasons[m.key] = str(e)
     if "pci" not in ready:
         raise TadaError(f"P_max needs the PCI baseline, which cannot run: {reasons.get('pci')}")
-    grids = {k: m.grid(ctx, strengths) for k, m in ready.items()}
+    probe = [(b, int(ctx.fit_seeds[0])) for b in range(min(CAL_ITEMS, len(items)))] if calibrate else []
+    cal_keys = [k for k, m in ready.items() if m.grid_kind == "linear"] if calibrate else []
     work = [("ref", 0, k) for k in range(len(ref_chunks))]
+    work += [("cal", k, d) for k in (["pci"] + cal_keys if calibrate else []) for d in (1, -1)]
     work += [(k, d, c) for k in ready for d in (1, -1) for c in range(len(chunks))]
     todo = [w for w in work if w not in done]
     bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=f"benchmark {concept.name}", unit="call",
                disable=not progress)
+    grids: dict[tuple[str, int], list[float]] = {}
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(folder.journal()) if folder is not None else None
         stack.callback(bar.close)
         if on_unit is not None:
             on_unit(len(work) - len(todo), len(work))
-        # the quality reference must exist before any steered clip is rated
-        for unit in [w for w in work if w[0] == "ref"]:
-            if unit in done:
-                continue
+
+        def steered(method: Method, chunk, alphas: list[float]):
+            b_idx = [b for b, _ in chunk for _ in alphas]
+            with method.apply(ctx, b_idx, [a for _ in chunk for a in alphas]):
+                audio = adapter.generate(method.prompts(ctx, b_idx), seeds=[s for _, s in chunk for _ in alphas],
+                                         settings=settings).audio
+            shaped = audio.reshape(len(chunk), len(alphas), *audio.shape[1:])
+            return audio, distance(audio, shaped[:, :1].expand_as(shaped).reshape(audio.shape), adapter.sample_rate)
+
+        # 1. the quality reference must exist before any steered clip is rated
+        for unit in [w for w in todo if w[0] == "ref"]:
             chunk = ref_chunks[unit[2]]
             started = time.perf_counter()
             audio = adapter.generate([items[b][0] for b, _ in chunk], seeds=[s for _, s in chunk],
                                      settings=settings).audio
-            from .quality import logmel_stats
             rec = {"unit": list(unit), "emb": logmel_stats(audio, adapter.sample_rate).tolist(),
                    "seconds": round(time.perf_counter() - started, 3)}
             _save(rec, done, log, bar, on_unit, len(work))
         if ref_chunks:
             quality.fit_embeddings(np.concatenate([np.asarray(done[w]["emb"]) for w in work if w[0] == "ref"]))
-        for unit in todo:
-            if unit[0] == "ref":
-                continue
+        # 2. ranges: each method's largest strength is where its distance first reaches CAL_TARGET x the full
+        #    prompt swap's, probed on fitting seeds (never the benchmark's)
+        for unit in [w for w in todo if w[0] == "cal"]:
+            _, key, d = unit
+            method = ready[key]
+            started = time.perf_counter()
+            probes = [0.0, d * float(ctx.settings.steps)] if key == "pci" else \
+                [0.0] + [d * float(f"{method.max_strength * f:.6g}") for f in CAL_FACTORS]
+            _, dist = steered(method, probe, probes)
+            rec = {"unit": list(unit), "alphas": probes,
+                   "distance": dist.reshape(len(probe), len(probes)).mean(0).tolist(),
+                   "seconds": round(time.perf_counter() - started, 3)}
+            _save(rec, done, log, bar, on_unit, len(work))
+        for key, method in ready.items():
+            for d in (1, -1):
+                top = None
+                if key in cal_keys:
+                    swap = done[("cal", "pci", d)]["distance"][-1]
+                    cal = done[("cal", key, d)]
+                    reach = [abs(a) for a, x in zip(cal["alphas"][1:], cal["distance"][1:]) if x >= CAL_TARGET * swap]
+                    top = min(reach) if reach else abs(cal["alphas"][-1])
+                grid = method.grid(ctx, strengths, top)
+                if not grid or not all(math.isfinite(a) and a > 0 for a in grid):
+                    raise TadaError(f"method {key}: its strengths {grid} are not positive finite numbers; "
+                                    f"check its range (max_strength {method.max_strength!r})")
+                grids[(key, d)] = [d * a for a in grid]
+        # 3. the sweeps
+        for unit in [w for w in todo if w[0] not in ("ref", "cal")]:
             key, direction, c = unit
             started = time.perf_counter()
-            method = ready[key]
-            alphas = [0.0] + [direction * a for a in grids[key]]
+            alphas = [0.0] + grids[(key, direction)]
             chunk = chunks[c]
-            b_idx = [b for b, _ in chunk for _ in alphas]
-            strengths_flat = [a for _ in chunk for a in alphas]
-            prompts = method.prompts(ctx, b_idx)
-            with method.apply(ctx, b_idx, strengths_flat):
-                audio = adapter.generate(prompts, seeds=[s for _, s in chunk for _ in alphas], settings=settings).audio
+            audio, dist = steered(ready[key], chunk, alphas)
             sr = adapter.sample_rate
-            shaped = audio.reshape(len(chunk), len(alphas), *audio.shape[1:])
-            ref = shaped[:, :1].expand_as(shaped).reshape(audio.shape)
-            dist = distance(audio, ref, sr)
             qual = quality(audio, sr)
             meas = {cc.name: np.asarray(scorer.measure(audio, sr, cc), dtype=float).tolist() for cc in measured}
             rec = {"unit": list(unit), "alphas": alphas, "items": [list(x) for x in chunk],
                    "distance": dist.tolist(), "quality": qual.tolist(), "measure": meas,
                    "seconds": round(time.perf_counter() - started, 3)}
             _save(rec, done, log, bar, on_unit, len(work))
+    for w in work:
+        if w[0] not in ("ref", "cal") and done[w]["alphas"] != [0.0] + grids[(w[0], w[1])]:
+            raise TadaError(f"{folder.folder if folder else 'this run'}: the strengths of {w[0]} in the folder "
+                            f"differ from this run's (the method's range changed); use another output folder")
 
     result = _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, grids, chunks, done, ctx,
                      others, len(pairs))
@@ -326,7 +368,7 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
             results.append(MethodResult(k, label, False, reasons.get(k, "")))
             continue
         res = MethodResult(k, label, True, layers=method.layers, hyperparameters=method.hyperparameters(),
-                           grid=list(grids[k]))
+                           grid={"pos": list(grids[(k, 1)]), "neg": list(grids[(k, -1)])})
         full = {}
         for d, name in ((1, "pos"), (-1, "neg")):
             alphas, meas, dist, qual, groups = data[(k, d)]
@@ -334,6 +376,7 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
             rows = np.arange(len(s))
             full[name] = protocol.truncate(sweeps(alphas, s, dist, qual, rows, d), p_max[name])
             res.auc[name] = protocol.auc(full[name])
+            res.kept[name] = int(sum(1 for j in range(1, len(alphas)) if dist[:, j].mean() <= p_max[name]))
             res.smoothness[name] = protocol.smoothness(full[name])
             res.curves[name] = {"alpha": full[name].alphas.tolist(), "delta": full[name].delta.tolist(),
                                 "distance": full[name].distance.tolist()}
