@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import TadaError
 from .base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
 
 _MASK = "encoder_attention_mask"
@@ -70,6 +71,12 @@ class AceStepAdapter(ModelAdapter):
         for layer in self.layers:
             # prepend: interventions' pre-hooks (patch's capture) see the mask too
             add(layer.module.register_forward_pre_hook(give_mask, with_kwargs=True, prepend=True))
+
+    def prompt_token_ids(self, prompt: str) -> list[int]:
+        # The condition encoder packs lyric and timbre tokens before the text, and the text is wrapped in an
+        # instruction template: a word's token index is not its position in the conditioning.
+        raise TadaError(f"{self.name}: word positions in ACE-Step's packed conditioning (lyrics, timbre, then the "
+                        f"templated text) are not mapped, so token-level methods are not available")
 
     def _call_pipeline(self, run: Run, generators) -> torch.Tensor:
         s = run.settings

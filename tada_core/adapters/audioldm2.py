@@ -22,6 +22,7 @@ import types
 import numpy as np
 import torch
 
+from ..errors import TadaError
 from .base import CrossAttentionLayer, ModelAdapter, Run, output_width
 
 _SECTION_ORDER = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
@@ -59,6 +60,11 @@ class AudioLDM2Adapter(ModelAdapter):
     @property
     def sample_rate(self) -> int:
         return int(self.pipeline.vocoder.config.sampling_rate)
+
+    def prompt_token_ids(self, prompt: str) -> list[int]:
+        # Half of the cross-attention layers attend to GPT-2's generated sequence, which has no word positions.
+        raise TadaError(f"{self.name}: AudioLDM2's cross-attention layers attend to GPT-2's generated sequence or "
+                        f"to T5 states; word positions are not mapped, so token-level methods are not available")
 
     def _call_pipeline(self, run: Run, generators) -> torch.Tensor:
         s = run.settings

@@ -321,8 +321,9 @@ class ModelAdapter:
         """Token ids of ``prompt`` as the pipeline's tokenizer makes them (special tokens included).
 
         Position ``i`` of this list is position ``i`` of the conditioning the cross-attention
-        layers receive (the text tokens come first in every supported family); the Token
-        Embeddings baseline finds concept words with it.
+        layers receive (true for Stable Audio and the organism, whose text tokens come first;
+        families where it is not true override this and raise); the Token Embeddings baseline
+        finds concept words with it.
         """
         tokenizer = getattr(self.pipeline, "tokenizer", None)
         if tokenizer is None:

@@ -247,6 +247,10 @@ class TokenEmbeddings(Method):
 
     def setup(self, ctx: Context) -> None:
         adapter = ctx.adapter
+        try:
+            adapter.prompt_token_ids(ctx.items[0][0])
+        except TadaError as e:
+            raise MethodUnavailable(str(e)) from None
         layers = list(range(len(adapter.layers)))
         pos = [p for _, p, _ in ctx.items]
         neg = [n for _, _, n in ctx.items]
