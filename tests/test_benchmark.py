@@ -348,6 +348,14 @@ def test_a_method_range_that_is_not_finite_is_refused(tiny, monkeypatch):
         bench(tiny, None, methods=["pci", "text-emb"], calibrate=False)
 
 
+def test_leakage_is_measured_in_units_of_the_other_concepts_prompt_gap(tiny):
+    mood = Concept("mood", "a happy {base}", "a sad {base}")
+    result = bench(tiny, None, methods=["pci", "text-emb"], specificity=[CONCEPT, mood])
+    assert list(result.other_gaps) == ["mood"] and result.other_gaps["mood"] > 0
+    text = result.methods[1]
+    assert list(text.leakage_by_concept) == ["mood"] and math.isfinite(text.leakage) and text.leakage >= 0
+
+
 def test_unavailable_methods_are_reported_not_fatal(tiny, tmp_path):
     result = bench(tiny, None, methods=["pci", "caa", "pci-f"], vectors=str(tmp_path / "{concept}-{kind}"))
     caa = [m for m in result.methods if m.key == "caa"][0]

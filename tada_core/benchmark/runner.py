@@ -8,9 +8,9 @@ its distance to the strength-0 clip and its quality. The sweeps are then reduced
 
 * strengths: 15 per direction (``strengths``); PCI's are whole steps up to T; every other method's
   range is *calibrated* first, on fitting seeds (never the benchmark's): its nominal range times
-  1/16 ... 4 is probed on two base prompts, and the range ends at the smallest probe whose mean
-  distance reaches 1.5 x that of PCI's full prompt swap, so every sweep crosses P_max with a
-  similar resolution (``calibrate=False`` keeps the nominal ranges);
+  1/16 ... 4 is probed on four base prompts, and the range ends at the smallest probe whose mean
+  distance reaches that of PCI's full prompt swap on the same probes, so every sweep crosses P_max
+  with a similar resolution (``calibrate=False`` keeps the nominal ranges);
 * alignment Delta a(alpha) = sign(alpha) (sim(alpha) - sim(0)), sim = the scorer's similarity
   to the positive side (so the negative direction measures the move toward the negative pole);
 * P_max per direction = min(max distance of PCI on all layers, max distance of PCI on the
@@ -21,7 +21,9 @@ its distance to the strength-0 clip and its quality. The sweeps are then reduced
 * nAUC = AUC / (P_max x gap), gap = sim(positive prompt) - sim(negative prompt) from PCI's full
   swaps: 1 would mean "as much alignment as the prompt swap, at no distortion";
 * leakage (specificity, beyond the paper): every other concept's mean |change| at the kept
-  strengths, in standard deviations of that measure over the unsteered clips, averaged.
+  strengths, in units of that concept's own prompt gap (its measure on "a fast ..." minus on
+  "a slow ..." prompts of the same bases and seeds), averaged over concepts: 0.5 means steering
+  this concept moved another one half as far as asking for it in the prompt would.
 
 The output folder is resumable like ``tada localize``: ``spec.json`` (what is computed),
 ``clips.jsonl`` (one fsynced record per finished call), and on completion ``result.json``,
@@ -52,8 +54,8 @@ from .quality import Quality, logmel_stats
 SPEC_FILE, CLIPS_FILE, RESULT_FILE = "spec.json", "clips.jsonl", "result.json"
 REQUIRED = ("pci",)
 CAL_FACTORS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4)   # probed multiples of a method's nominal range
-CAL_TARGET = 1.5                                       # the range ends where the distance reaches 1.5 x P_max
-CAL_ITEMS = 2                                          # base prompts probed (at the first fitting seed)
+CAL_TARGET = 1.0                                       # the range ends where the distance reaches the swap's
+CAL_ITEMS = 4                                          # base prompts probed (at the first fitting seed)
 
 
 @dataclasses.dataclass
@@ -90,6 +92,7 @@ class BenchmarkResult:
     gap: float
     functional: list[int]
     methods: list[MethodResult]
+    other_gaps: dict[str, float] = dataclasses.field(default_factory=dict)  # |prompt gap| of each leakage concept
     compute_s: float = float("nan")   # seconds of generation and scoring, summed over the calls (resumes included)
 
     def to_dict(self) -> dict[str, Any]:
@@ -230,6 +233,7 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
     cal_keys = [k for k, m in ready.items() if m.grid_kind == "linear"] if calibrate else []
     work = [("ref", 0, k) for k in range(len(ref_chunks))]
     work += [("cal", k, d) for k in (["pci"] + cal_keys if calibrate else []) for d in (1, -1)]
+    work += [("gap", c.name, k) for c in others for k in range(len(chunks))]
     work += [(k, d, c) for k in ready for d in (1, -1) for c in range(len(chunks))]
     todo = [w for w in work if w not in done]
     bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=f"benchmark {concept.name}", unit="call",
@@ -286,8 +290,20 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                     raise TadaError(f"method {key}: its strengths {grid} are not positive finite numbers; "
                                     f"check its range (max_strength {method.max_strength!r})")
                 grids[(key, d)] = [d * a for a in grid]
-        # 3. the sweeps
-        for unit in [w for w in todo if w[0] not in ("ref", "cal")]:
+        # 3. the other concepts' own prompt gaps: their positive and negative prompts on the same items
+        for unit in [w for w in todo if w[0] == "gap"]:
+            _, name, c = unit
+            other = next(o for o in others if o.name == name)
+            chunk = chunks[c]
+            started = time.perf_counter()
+            prompts = [t.format(base=base_list[b]) for t in (other.positive, other.negative) for b, _ in chunk]
+            audio = adapter.generate(prompts, seeds=[s for _ in range(2) for _, s in chunk], settings=settings).audio
+            m = np.asarray(scorer.measure(audio, adapter.sample_rate, other), dtype=float)
+            rec = {"unit": list(unit), "pos": m[:len(chunk)].tolist(), "neg": m[len(chunk):].tolist(),
+                   "seconds": round(time.perf_counter() - started, 3)}
+            _save(rec, done, log, bar, on_unit, len(work))
+        # 4. the sweeps
+        for unit in [w for w in todo if w[0] not in ("ref", "cal", "gap")]:
             key, direction, c = unit
             started = time.perf_counter()
             alphas = [0.0] + grids[(key, direction)]
@@ -301,7 +317,7 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                    "seconds": round(time.perf_counter() - started, 3)}
             _save(rec, done, log, bar, on_unit, len(work))
     for w in work:
-        if w[0] not in ("ref", "cal") and done[w]["alphas"] != [0.0] + grids[(w[0], w[1])]:
+        if w[0] not in ("ref", "cal", "gap") and done[w]["alphas"] != [0.0] + grids[(w[0], w[1])]:
             raise TadaError(f"{folder.folder if folder else 'this run'}: the strengths of {w[0]} in the folder "
                             f"differ from this run's (the method's range changed); use another output folder")
 
@@ -353,8 +369,12 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
     a_pos, m_pos = data[("pci", 1)][0], data[("pci", 1)][1]
     a_neg, m_neg = data[("pci", -1)][0], data[("pci", -1)][1]
     gap = float(sim(m_pos)[:, np.argmax(np.abs(a_pos))].mean() - sim(m_neg)[:, np.argmax(np.abs(a_neg))].mean())
-    # spread of every other concept over the unsteered clips (alpha 0 of the neutral prompt, PCI)
-    spread = {c.name: float(np.std(data[("pci", 1)][1][c.name][:, 0])) for c in others}
+    # every other concept's prompt gap: its measure on its positive minus on its negative prompts, same items
+    spread = {}
+    for c in others:
+        recs = [done[("gap", c.name, k)] for k in range(n_chunks)]
+        spread[c.name] = abs(float(np.mean([x for r in recs for x in r["pos"]])
+                                   - np.mean([x for r in recs for x in r["neg"]])))
 
     def sweeps(alphas, s, dist, qual, rows, d):
         delta = (d * (s[rows] - s[rows][:, :1])).mean(0)
@@ -392,7 +412,7 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
         res.auc_ci["avg"] = _avg_ci(data, k, sim, sweeps, p_max)
         res.nauc = res.auc["avg"] / (0.5 * (p_max["pos"] + p_max["neg"]) * gap) if gap > 0 else float("nan")
         res.quality = protocol.average_quality(full["pos"], full["neg"], p_max["pos"], p_max["neg"])
-        # leakage: other concepts' change at the kept (measured) strengths, in spreads of the unsteered clips
+        # leakage: other concepts' change at the kept (measured) strengths, in units of their prompt gaps
         by_concept = {}
         for c in others:
             values = []
@@ -412,6 +432,7 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
     return BenchmarkResult(concept=concept.name, model=adapter.name, scorer=scorer.name,
                            measure_label=scorer.label(concept), distance=distance.label, quality=quality.label,
                            n_items=n_items, p_max=p_max, gap=gap, functional=list(ctx.functional), methods=results,
+                           other_gaps=spread,
                            compute_s=compute)
 
 
