@@ -356,6 +356,20 @@ def test_leakage_is_measured_in_units_of_the_other_concepts_prompt_gap(tiny):
     assert list(text.leakage_by_concept) == ["mood"] and math.isfinite(text.leakage) and text.leakage >= 0
 
 
+def test_caa_runs_in_the_benchmark_and_every_method_is_compared_with_it(tiny, tmp_path):
+    from tada_core.caa import compute_caa
+
+    vec = compute_caa(tiny, ["a fast song"] * 2, ["a slow song"] * 2, concept="tempo", seeds=[0, 1],
+                      functional_layers=[1], alpha_range=(-1.0, 1.0), progress=False)
+    vec.save(tmp_path / "tiny-stable-audio-tempo-caa")
+    result = bench(tiny, None, methods=["pci", "caa"], vectors=str(tmp_path / "{model}-{concept}-{kind}"))
+    pci, caa = result.methods
+    assert caa.available and caa.layers == [1] and caa.hyperparameters["renorm"] is True
+    assert caa.vs_reference[0] == 0.0
+    diff, lo, hi = pci.vs_reference
+    assert diff == pytest.approx(pci.auc["avg"] - caa.auc["avg"]) and lo <= hi
+
+
 def test_unavailable_methods_are_reported_not_fatal(tiny, tmp_path):
     result = bench(tiny, None, methods=["pci", "caa", "pci-f"], vectors=str(tmp_path / "{concept}-{kind}"))
     caa = [m for m in result.methods if m.key == "caa"][0]

@@ -18,6 +18,8 @@ its distance to the strength-0 clip and its quality. The sweeps are then reduced
 * AUC (pos, neg, avg), smoothness (pos, neg) on the mean curves truncated at P_max, with 95%
   bootstrap intervals over base prompts (P_max held fixed);
 * average quality on the 15-point distance grid;
+* each method's AUC avg minus CAA(F)'s, with a paired bootstrap interval (the same prompts resampled
+  for both): the direct answer to "does this method beat localized CAA here";
 * nAUC = AUC / (P_max x gap), gap = sim(positive prompt) - sim(negative prompt) from PCI's full
   swaps: 1 would mean "as much alignment as the prompt swap, at no distortion";
 * leakage (specificity, beyond the paper): every other concept's mean |change| at the kept
@@ -77,6 +79,7 @@ class MethodResult:
     leakage: float = float("nan")
     leakage_by_concept: dict[str, float] = dataclasses.field(default_factory=dict)
     curves: dict[str, dict[str, list[float]]] = dataclasses.field(default_factory=dict)  # truncated, per direction
+    vs_reference: list[float] = dataclasses.field(default_factory=list)  # AUC avg - CAA(F)'s: [diff, lo, hi]
 
 
 @dataclasses.dataclass
@@ -102,18 +105,20 @@ class BenchmarkResult:
         rows = []
         for m in self.methods:
             if not m.available:
-                rows.append([self.concept, m.label, "-", "n/a", "", "", "", "", "", "", "", "", "", m.reason])
+                rows.append([self.concept, m.label, "-", "n/a", "", "", "", "", "", "", "", "", "", "", m.reason])
                 continue
             lo, hi = m.auc_ci.get("avg", [float("nan")] * 2)
+            vs = (f"{_f(m.vs_reference[0])} [{_f(m.vs_reference[1])}, {_f(m.vs_reference[2])}]"
+                  if m.vs_reference and m.key != "caa" else "")
             rows.append([self.concept, m.label, ",".join(map(str, m.layers)) if m.layers is not None else "all",
-                         _f(m.auc["pos"]), _f(m.auc["neg"]), f"{_f(m.auc['avg'])} [{_f(lo)}, {_f(hi)}]",
+                         _f(m.auc["pos"]), _f(m.auc["neg"]), f"{_f(m.auc['avg'])} [{_f(lo)}, {_f(hi)}]", vs,
                          _f(m.nauc), _f(m.smoothness["pos"]), _f(m.smoothness["neg"]), _f(m.quality),
                          _f(m.leakage), f"{m.grid['pos'][-1]:.3g} / {m.grid['neg'][-1]:.3g}",
                          f"{m.kept['pos']} / {m.kept['neg']}", ""])
         return rows
 
 
-HEADER = ["concept", "method", "layers", "AUC +", "AUC -", "AUC avg [95% CI]", "nAUC avg", "smooth +", "smooth -",
+HEADER = ["concept", "method", "layers", "AUC +", "AUC -", "AUC avg [95% CI]", "minus CAA(F) [95% CI]", "nAUC avg", "smooth +", "smooth -",
           "quality", "leakage", "range + / -", "kept + / -", "note"]
 
 
@@ -427,6 +432,11 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
         finite = [v for v in by_concept.values() if math.isfinite(v)]
         res.leakage = float(np.mean(finite)) if finite else float("nan")
         results.append(res)
+    reference = "caa" if "caa" in ready else None
+    if reference is not None:
+        for res in results:
+            if res.available:
+                res.vs_reference = _paired_difference(data, res.key, reference, sim, sweeps, p_max)
     seconds = [rec.get("seconds") for rec in done.values()]
     compute = float(sum(seconds)) if all(isinstance(x, (int, float)) for x in seconds) else float("nan")
     return BenchmarkResult(concept=concept.name, model=adapter.name, scorer=scorer.name,
@@ -436,18 +446,35 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
                            compute_s=compute)
 
 
+def _avg_auc(data, k, sim, sweeps, p_max, idx) -> float:
+    """(AUC+ + AUC-) / 2 of method ``k`` on the item rows ``idx`` (both directions with the same rows)."""
+    (ap, mp, dp, qp, _), (an, mn, dn, qn, _) = data[(k, 1)], data[(k, -1)]
+    pos = protocol.auc(protocol.truncate(sweeps(ap, sim(mp), dp, qp, idx, 1), p_max["pos"]))
+    neg = protocol.auc(protocol.truncate(sweeps(an, sim(mn), dn, qn, idx, -1), p_max["neg"]))
+    return (pos + neg) / 2
+
+
 def _avg_ci(data, k, sim, sweeps, p_max) -> list[float]:
     """95% interval of (AUC+ + AUC-)/2, both directions resampled with the same prompts."""
     from ..stats import bootstrap_intervals
 
-    (ap, mp, dp, qp, groups), (an, mn, dn, qn, _) = data[(k, 1)], data[(k, -1)]
+    groups = data[(k, 1)][4]
+    return list(bootstrap_intervals(lambda idx: np.array([_avg_auc(data, k, sim, sweeps, p_max, idx)]), groups,
+                                    n_boot=400)[0])
 
-    def stat(idx):
-        pos = protocol.auc(protocol.truncate(sweeps(ap, sim(mp), dp, qp, idx, 1), p_max["pos"]))
-        neg = protocol.auc(protocol.truncate(sweeps(an, sim(mn), dn, qn, idx, -1), p_max["neg"]))
-        return np.array([(pos + neg) / 2])
 
-    return list(bootstrap_intervals(stat, groups, n_boot=400)[0])
+def _paired_difference(data, k, ref, sim, sweeps, p_max) -> list[float]:
+    """AUC avg of ``k`` minus that of ``ref``, and its 95% interval: the same prompts resampled for both."""
+    from ..stats import bootstrap_intervals
+
+    groups = data[(k, 1)][4]
+    rows = np.arange(len(groups))
+
+    def diff(idx):
+        return np.array([_avg_auc(data, k, sim, sweeps, p_max, idx) - _avg_auc(data, ref, sim, sweeps, p_max, idx)])
+
+    lo, hi = bootstrap_intervals(diff, groups, n_boot=400)[0]
+    return [float(diff(rows)[0]), float(lo), float(hi)]
 
 
 def curves_png(results: Sequence[BenchmarkResult], path: str | Path) -> Path:
