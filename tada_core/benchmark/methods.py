@@ -77,6 +77,7 @@ class Context:
     settings: Any
     vectors: str = "vectors/{model}-{concept}-{kind}"
     fit_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    cache: Path | None = None   # where methods keep what they fitted (the benchmark's folder), for resumes
 
     def vector_folder(self, kind: str) -> Path:
         return Path(self.vectors.format(model=self.adapter.name, concept=self.concept.name, kind=kind))
@@ -421,6 +422,14 @@ class AUSteer(Method):
         layer_ids = list(adapter.resolve_layers(self.layers))
         width = adapter.layers[layer_ids[0]].width
         self.k = self.k_given or max(1, round(self.k_reference * width / self.reference_width))
+        cached = ctx.cache / f"{self.key}.safetensors" if ctx.cache is not None else None
+        if cached is not None and cached.is_file():
+            from ..io import read_tensors
+
+            tensors = read_tensors(cached)
+            self.vectors = {int(k.split(".")[1]): v for k, v in tensors.items() if k.startswith("layers.")}
+            self.max_strength = float(tensors["max_strength"])
+            return
         pos = [p for _, p, _ in ctx.items for _ in ctx.fit_seeds]
         neg = [n for _, _, n in ctx.items for _ in ctx.fit_seeds]
         seeds = [s for _ in ctx.items for s in ctx.fit_seeds]
@@ -464,6 +473,11 @@ class AUSteer(Method):
         # strength scale: at alpha = max_strength each step adds 16 times the norm of the mean difference
         # (a generous range: the benchmark truncates at P_max)
         self.max_strength = 16.0 * float(np.median(caa_norm)) / max(float(np.median(beta_norm)), 1e-12)
+        if cached is not None:
+            from ..io import save_tensors
+
+            save_tensors(cached, {**{f"layers.{i}": v for i, v in self.vectors.items()},
+                                  "max_strength": torch.tensor(self.max_strength, dtype=torch.float64)})
 
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), "k": self.k, "renorm": True, "branch": "cond",

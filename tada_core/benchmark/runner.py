@@ -198,7 +198,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
     functional = sorted(int(x) for x in functional)
     adapter.resolve_layers(functional)
     ctx = Context(adapter=adapter, concept=concept, items=items, functional=functional, settings=settings,
-                  vectors=vectors, fit_seeds=tuple(int(s) for s in fit_seeds))
+                  vectors=vectors, fit_seeds=tuple(int(s) for s in fit_seeds),
+                  cache=Path(out) if out is not None else None)
     others = [c for c in specificity if c.name != concept.name]
     measured = [concept] + others
     pairs = [(b, s) for b in range(len(items)) for s in seeds]
