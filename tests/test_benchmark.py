@@ -283,6 +283,18 @@ def test_austeer_direction_is_bounded_and_sparse(tiny):
     assert method.max_strength > 0
 
 
+def test_austeer_keeps_its_direction_for_a_resume(tiny, tmp_path):
+    ctx = ctx_for(tiny)
+    ctx.cache = tmp_path
+    first = AUSteer(localized=True, k=4)
+    first.setup(ctx)
+    assert (tmp_path / "austeer-f.safetensors").is_file()
+    again = AUSteer(localized=True, k=4)
+    again.setup(ctx)
+    assert again.max_strength == first.max_strength
+    assert all(torch.equal(again.vectors[i], first.vectors[i]) for i in first.vectors)
+
+
 def test_token_embeddings_find_the_concept_word(tiny):
     ctx = ctx_for(tiny)
     method = TokenEmbeddings()
