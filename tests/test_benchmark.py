@@ -386,6 +386,12 @@ def test_unavailable_methods_are_reported_not_fatal(tiny, tmp_path):
     result = bench(tiny, None, methods=["pci", "caa", "pci-f"], vectors=str(tmp_path / "{concept}-{kind}"))
     caa = [m for m in result.methods if m.key == "caa"][0]
     assert not caa.available and "no CAA vector" in caa.reason
+    # a concept without functional layers: the localized variants are n/a, the rest runs
+    result = run_benchmark(tiny, CONCEPT, Energy(), concepts=CONCEPTS, methods=["pci", "pci-f"],
+                           distance=MelDistance(), quality=Typicality(), functional=[], seeds=[300], strengths=1,
+                           reference_seeds=range(10_000, 10_006), progress=False)
+    pci_f = result.methods[1]
+    assert result.methods[0].available and not pci_f.available and "no functional layer" in pci_f.reason
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -196,7 +196,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
     if items is None:
         raise TadaError(f"concept {concept.name!r} is made of explicit prompt pairs; the benchmark needs templates")
     functional = sorted(int(x) for x in functional)
-    adapter.resolve_layers(functional)
+    if functional:                      # [] is allowed: no functional layer (the localized variants are n/a)
+        adapter.resolve_layers(functional)
     ctx = Context(adapter=adapter, concept=concept, items=items, functional=functional, settings=settings,
                   vectors=vectors, fit_seeds=tuple(int(s) for s in fit_seeds),
                   cache=Path(out) if out is not None else None)
