@@ -125,7 +125,7 @@ HEADER = ["concept", "method", "layers", "AUC +", "AUC -", "AUC avg [95% CI]", "
 def _f(x: float) -> str:
     if x is None or not math.isfinite(x):
         return "-"
-    return f"{x:.3g}" if abs(x) >= 1000 else f"{x:.3f}"
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3f}"
 
 
 def _jsonable(x: Any) -> Any:
