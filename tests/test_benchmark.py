@@ -124,7 +124,10 @@ def test_lpaps_network_on_random_weights(tmp_path):
     with pytest.raises(TadaError, match="not an LPAPS checkpoint"):
         LPAPS.from_checkpoint(tmp_path / "bad.safetensors")
     with pytest.raises(TadaError, match="no LPAPS checkpoint"):
-        LPAPS.from_checkpoint(tmp_path / "missing.pt")
+        LPAPS.from_checkpoint(tmp_path / "missing.safetensors")
+    (tmp_path / "lpaps.pt").write_bytes(b"not read")
+    with pytest.raises(TadaError, match="safetensors only"):
+        LPAPS.from_checkpoint(tmp_path / "lpaps.pt")
 
 
 def test_typicality_ranks_noise_and_distortion_below_clean_clips():

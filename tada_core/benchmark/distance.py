@@ -8,8 +8,7 @@
   Iashin & Rahtu (2021) that TADA uses: a VGG-like network ("VGGish-ish", 13 convolutions on an
   80-band log-mel spectrogram at 22.05 kHz), unit-normalized features of five stages, squared
   differences weighted by 1x1 convolutions, averaged over time and frequency and summed.
-  The network is written here; its weights come from a checkpoint you provide (safetensors,
-  or a PyTorch state dict read with ``weights_only=True``).
+  The network is written here; its weights come from a safetensors checkpoint you provide.
 """
 
 from __future__ import annotations
@@ -148,14 +147,13 @@ class LPAPS(Distance, nn.Module):
         path = Path(path)
         if not path.is_file():
             raise TadaError(f"no LPAPS checkpoint at {path.name!r}; give the path of the file (safetensors or .pt)")
-        if path.suffix == ".safetensors":
-            from ..io import read_tensors
-            state = read_tensors(path)
-        else:
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:  # noqa: BLE001 - any unreadable file is one message
-                raise TadaError(f"cannot read {path.name!r} as a PyTorch state dict ({type(e).__name__})") from None
+        if path.suffix != ".safetensors":
+            raise TadaError(f"{path.name!r}: LPAPS weights are read from safetensors only (this project never "
+                            f"unpickles); convert a PyTorch checkpoint to safetensors once, on a machine you "
+                            f"trust (docs/steering-benchmark.md shows how)")
+        from ..io import read_tensors
+
+        state = read_tensors(path)
         model = cls()
         expected = set(model.state_dict())
         missing = sorted(expected - set(state))
