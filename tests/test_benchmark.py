@@ -429,3 +429,14 @@ def test_cli_benchmark_on_the_organism(cli, tmp_path):
     assert (tmp_path / "b" / "table.md").is_file() and (tmp_path / "b" / "mood" / "result.json").is_file()
     code, _, err = cli("benchmark", "--concept", "mood", "--methods", "bogus", "--out", tmp_path / "c")
     assert code == 2 and "unknown method 'bogus'" in err
+
+
+def test_cli_interrupt_is_a_message_not_a_traceback(cli, monkeypatch, tmp_path):
+    from tada_core.cli import benchmark as command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "run_benchmark", interrupted)
+    code, _, err = cli("benchmark", "--concept", "mood", "--out", tmp_path / "b")
+    assert code == 130 and "interrupted" in err and "resumes" in err and "Traceback" not in err

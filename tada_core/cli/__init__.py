@@ -59,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TadaError as e:
         print(f"tada {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # resumable commands (localize, benchmark, sae cache) have already kept every finished batch
+        print(f"tada {args.command}: interrupted; finished work is kept where the command writes it, and "
+              f"the same command resumes it", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
