@@ -363,6 +363,17 @@ def test_a_method_range_that_is_not_finite_is_refused(tiny, monkeypatch):
         bench(tiny, None, methods=["pci", "text-emb"], calibrate=False)
 
 
+def test_a_changed_method_range_is_refused_before_any_new_work(tiny, tmp_path, monkeypatch):
+    from tada_core.benchmark import methods
+
+    bench(tiny, tmp_path / "b", methods=["pci", "text-emb"], calibrate=False)
+    lines = (tmp_path / "b" / "clips.jsonl").read_text()
+    monkeypatch.setitem(methods.METHODS, "text-emb", lambda: TextEmbeddings(max_strength=0.5))
+    with pytest.raises(TadaError, match="strengths of text-emb in the folder differ"):
+        bench(tiny, tmp_path / "b", methods=["pci", "text-emb"], calibrate=False)
+    assert (tmp_path / "b" / "clips.jsonl").read_text() == lines
+
+
 def test_leakage_is_measured_in_units_of_the_other_concepts_prompt_gap(tiny):
     mood = Concept("mood", "a happy {base}", "a sad {base}")
     result = bench(tiny, None, methods=["pci", "text-emb"], specificity=[CONCEPT, mood])

@@ -29,6 +29,10 @@ class Quality(abc.ABC):
 
     def fit(self, audio, sample_rate: int) -> None:
         """Fit on unsteered clips of the model (only for measures with ``needs_reference``)."""
+        self.fit_embeddings(logmel_stats(audio, sample_rate))
+
+    def fit_embeddings(self, embeddings: np.ndarray) -> None:
+        """Fit on the :func:`logmel_stats` of unsteered clips (what the benchmark journals)."""
 
     @abc.abstractmethod
     def __call__(self, audio, sample_rate: int) -> np.ndarray:
@@ -55,19 +59,13 @@ class Typicality(Quality):
         self.mean: np.ndarray | None = None
         self.precision: np.ndarray | None = None
 
-    def fit(self, audio, sample_rate: int) -> None:
-        from sklearn.covariance import LedoitWolf
-
-        e = logmel_stats(audio, sample_rate)
-        if len(e) < 4:
-            raise TadaError(f"the typicality measure needs at least 4 unsteered clips to fit; got {len(e)}")
-        lw = LedoitWolf().fit(e)
-        self.mean, self.precision = lw.location_, lw.precision_
-
     def fit_embeddings(self, embeddings: np.ndarray) -> None:
         from sklearn.covariance import LedoitWolf
 
-        lw = LedoitWolf().fit(np.asarray(embeddings, dtype=np.float64))
+        e = np.asarray(embeddings, dtype=np.float64)
+        if len(e) < 4:
+            raise TadaError(f"the typicality measure needs at least 4 unsteered clips to fit; got {len(e)}")
+        lw = LedoitWolf().fit(e)
         self.mean, self.precision = lw.location_, lw.precision_
 
     def __call__(self, audio, sample_rate: int) -> np.ndarray:

@@ -297,6 +297,11 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                     raise TadaError(f"method {key}: its strengths {grid} are not positive finite numbers; "
                                     f"check its range (max_strength {method.max_strength!r})")
                 grids[(key, d)] = [d * a for a in grid]
+        # a folder whose sweeps used other strengths (a method's range changed) is refused before any new work
+        for w in done:
+            if w[0] in ready and done[w].get("alphas") != [0.0] + grids[(w[0], w[1])]:
+                raise TadaError(f"{folder.folder if folder else 'this run'}: the strengths of {w[0]} in the folder "
+                                f"differ from this run's (the method's range changed); use another output folder")
         # 3. the other concepts' own prompt gaps: their positive and negative prompts on the same items
         for unit in [w for w in todo if w[0] == "gap"]:
             _, name, c = unit
@@ -323,10 +328,6 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                    "distance": dist.tolist(), "quality": qual.tolist(), "measure": meas,
                    "seconds": round(time.perf_counter() - started, 3)}
             _save(rec, done, log, bar, on_unit, len(work))
-    for w in work:
-        if w[0] not in ("ref", "cal", "gap") and done[w]["alphas"] != [0.0] + grids[(w[0], w[1])]:
-            raise TadaError(f"{folder.folder if folder else 'this run'}: the strengths of {w[0]} in the folder "
-                            f"differ from this run's (the method's range changed); use another output folder")
 
     result = _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, grids, chunks, done, ctx,
                      others, len(pairs))
