@@ -116,12 +116,23 @@ def browse(feature: int, rows: torch.Tensor, prompts: Sequence[str],
 
 
 def load_saes(adapter, source: str | Path) -> dict[int, TopKSAE]:
-    """The SAEs of an SAE folder or Hub repo id (sparsify layout), keyed by ``adapter``'s layer index."""
+    """The SAEs of an SAE folder or Hub repo id (sparsify layout), keyed by ``adapter``'s layer index.
+
+    Hookpoint folders are named by layer path in the pipeline (this project's SAEs:
+    ``transformer.transformer_blocks.7.attn2``) or in the denoiser (sparsify and the TADA
+    reference code: ``transformer_blocks.7.attn2``); both are accepted.
+    """
     by_path = {layer.path: layer.index for layer in adapter.layers}
+    by_path.update({layer.path.split(".", 1)[1]: layer.index for layer in adapter.layers
+                    if layer.path.startswith(adapter.denoiser_attr + ".")})
     saes = {}
     for hp, sae in TopKSAE.load_many(source).items():
         if hp not in by_path:
-            raise TadaError(f"SAE hookpoint {hp!r} is not a cross-attention layer of {adapter.name}")
+            from .reference import ACE_STEP_V1
+
+            v1 = (f"; it names a layer of {ACE_STEP_V1.note}"
+                  if hp.startswith("transformer_blocks.") and hp.endswith(".cross_attn") else "")
+            raise TadaError(f"SAE hookpoint {hp!r} is not a cross-attention layer of {adapter.name}{v1}")
         if sae.cfg.d_in != adapter.layers[by_path[hp]].width:
             raise TadaError(f"the SAE for {hp} reads {sae.cfg.d_in}-dim activations; that layer of {adapter.name} "
                             f"has width {adapter.layers[by_path[hp]].width}")

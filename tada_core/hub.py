@@ -1,13 +1,13 @@
-"""Artifacts on the Hugging Face Hub: resolve, push, pull, the index of a folder of artifacts, the importer.
+"""Artifacts on the Hugging Face Hub: resolve, push, pull, the index of a folder of artifacts.
 
 The formats themselves live with their types: steering vectors in :mod:`tada_core.vectors`,
 SAEs in :mod:`tada_core.sae`. Here:
 
 * :func:`resolve`: a local folder, or a Hub repo id downloaded (or read from the cache);
 * :func:`push` / :func:`pull`: validate, then upload / download an artifact folder;
-* :func:`scan` / :func:`build_index` / :func:`read_index`: the ``index.json`` of ``vectors/`` and ``saes/``;
-* :func:`import_steer_audio`: the TADA reference code's pickled CAA vectors, read by a
-  restricted unpickler that refuses anything but numpy arrays and plain containers.
+* :func:`scan` / :func:`build_index` / :func:`read_index`: the ``index.json`` of ``vectors/`` and ``saes/``.
+
+The TADA reference code's own artifacts are read by :mod:`tada_core.reference`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
-
-import torch
+from typing import Any
 
 from .errors import TadaError
 from .io import is_repo_id, iter_files, read_json, resolve, write_json
@@ -26,7 +24,6 @@ from .vectors import (
     CARD_FILE,
     CONFIG_FILE,
     VECTOR_FILE,
-    SteeringVector,
     load_vector,
     model_card,
 )
@@ -143,77 +140,5 @@ def pull(repo_id: str, revision: str | None = None) -> Path:
     return folder
 
 
-# ---------------------------------------------------------------------------- importer
-
-class _RestrictedUnpickler:
-    """Unpickles numpy arrays and plain containers; refuses every other global."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("collections", "OrderedDict")}
-
-    @classmethod
-    def load(cls, path: Path):
-        import pickle
-
-        class Unpickler(pickle.Unpickler):
-            def find_class(self, module, name):
-                if (module, name) in cls.ALLOWED:
-                    return super().find_class(module, name)
-                raise TadaError(f"{path.name} wants to load {module}.{name}; only numpy arrays and plain "
-                                f"containers are accepted, so this file was refused")
-
-        if not path.is_file():
-            raise TadaError(f"{path.name}: no such file")
-        with open(path, "rb") as f:
-            try:
-                return Unpickler(f).load()
-            except TadaError:
-                raise
-            except Exception as e:  # truncated files raise a zoo of pickle errors
-                raise TadaError(f"{path.name} is not a readable pickle ({type(e).__name__}: {e})") from None
-
-
-def import_steer_audio(pickle_path: str | Path, config_path: str | Path | None, *, model: str, layer_paths:
-                       Mapping[int, str], concept: str | None = None) -> SteeringVector:
-    """Convert the TADA reference code's CAA vectors (``{step: {"tf7": [array]}}``) to a SteeringVector.
-
-    ``tfN`` is the reference code's name for transformer block N (0-based, as our indices);
-    the vector per step becomes a ``[steps, width]`` tensor. ``layer_paths`` gives each
-    layer's module path in ``model`` (from ``adapter.layers``).
-    """
-    import numpy as np
-
-    data = _RestrictedUnpickler.load(Path(pickle_path))
-    config = read_json(Path(config_path)) if config_path else {}
-    if not isinstance(data, dict) or not data:
-        raise TadaError(f"{Path(pickle_path).name}: expected a dict {{step: {{'tfN': [array]}}}}; "
-                        f"got {type(data).__name__}")
-    steps = sorted(data, key=lambda s: int(s))
-    per_layer: dict[int, list[torch.Tensor]] = {}
-    for step in steps:
-        if not isinstance(data[step], dict):
-            raise TadaError(f"{Path(pickle_path).name}: step {step!r} holds {type(data[step]).__name__}, not a dict")
-        for name, value in data[step].items():
-            if not (isinstance(name, str) and name.startswith("tf") and name[2:].isdigit()):
-                raise TadaError(f"{Path(pickle_path).name}: unknown layer key {name!r}; expected 'tf<index>'")
-            arr = value[0] if isinstance(value, (list, tuple)) else value
-            arr = np.asarray(arr, dtype=np.float32).reshape(-1)
-            per_layer.setdefault(int(name[2:]), []).append(torch.from_numpy(arr.copy()))
-    vectors = {}
-    for layer, rows in per_layer.items():
-        if len(rows) != len(steps):
-            raise TadaError(f"{Path(pickle_path).name}: layer tf{layer} is missing at some steps")
-        vectors[layer] = torch.stack(rows)
-    missing = sorted(set(vectors) - set(layer_paths))
-    if missing:
-        raise TadaError(f"model {model!r} has no layers {missing} (it has {sorted(layer_paths)})")
-    name = concept or config.get("concept") or Path(pickle_path).stem
-    return SteeringVector(vectors=vectors, concept=str(name), model=model,
-                          layer_paths={k: layer_paths[k] for k in vectors}, method="caa",
-                          extra={"imported_from": "steer-audio", "source_config": config,
-                                 "steps": [int(s) for s in steps]})
-
-
 __all__ = ["resolve", "push", "pull", "scan", "build_index", "read_index", "artifact_summary", "validate_artifact",
-           "import_steer_audio", "INDEX_FILE", "SAE_KIND"]
+           "INDEX_FILE", "SAE_KIND"]

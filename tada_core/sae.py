@@ -35,10 +35,14 @@ from .io import read_json, read_tensors, resolve, save_tensors, write_json
 SAE_FILES = ("cfg.json", "sae.safetensors")
 SAE_KEYS = ("encoder.weight", "encoder.bias", "W_dec", "b_dec")
 SAE_KIND = "tada-sae"  # the artifact folder's own config.json (beside the hookpoint folders)
-# cfg.json fields written by this module or sparsify that do not change what the SAE computes
+# cfg.json fields written by this module, sparsify or the TADA reference code that are computed here, or that
+# describe training only (multi_topk: an extra loss; batch_topk / sample_topk: how latents were selected while
+# training, which the reference's load_from_disk switches off, so its inference is per-token TopK as here)
 _BENIGN = {"d_in", "expansion_factor", "k", "num_latents", "normalize_decoder", "multi_topk", "dtype",
-           "layer", "hookpoint"}
-_CHECKED = {"activation", "transcode", "skip_connection"}  # accepted only at their plain-TopK values
+           "layer", "hookpoint", "input_unit_norm", "batch_topk", "sample_topk"}
+# accepted only at their plain-TopK values
+_CHECKED = {"activation", "transcode", "skip_connection", "signed", "encoder_pkm", "decoder_xformers"}
+UNIT_NORM_EPS = 1e-5  # input_unit_norm: (h - mean) / (std + eps), as the reference's preprocess_input
 
 
 @dataclasses.dataclass
@@ -52,6 +56,9 @@ class SaeConfig:
     normalize_decoder: bool = True
     multi_topk: bool = False  # sparsify's extra training loss; inference is plain TopK either way
     skip_connection: bool = False  # sparsify's linear skip path: not implemented, refused when true
+    input_unit_norm: bool = False  # the reference's per-token standardization before encoding (undone after)
+    batch_topk: bool = False   # trained with BatchTopK (Bussmann et al.); recorded, inference is per token
+    sample_topk: bool = False  # trained with TopK over whole samples; recorded, inference is per token
 
     @property
     def latents(self) -> int:
@@ -75,7 +82,7 @@ class SaeConfig:
         refused = []
         if raw.get("activation", "topk") != "topk":
             refused.append(f"activation={raw['activation']!r} (only 'topk' is implemented)")
-        for flag in ("transcode", "skip_connection"):
+        for flag in ("transcode", "skip_connection", "signed", "encoder_pkm", "decoder_xformers"):
             if raw.get(flag):
                 refused.append(f"{flag}=true (not implemented)")
         unknown = sorted(set(raw) - _BENIGN - _CHECKED)
@@ -85,6 +92,9 @@ class SaeConfig:
         if refused:
             raise TadaError(f"{where}: this SAE cannot be computed here: {'; '.join(refused)}. Accepted: a TopK "
                             f"SAE with fields {sorted(_BENIGN | _CHECKED)}")
+        for flag in ("input_unit_norm", "batch_topk", "sample_topk", "normalize_decoder", "multi_topk"):
+            if flag in raw and not isinstance(raw[flag], bool):
+                raise TadaError(f"{where}: {flag} must be true or false; got {raw[flag]!r}")
         fields = {f.name for f in dataclasses.fields(cls)} - {"skip_connection"}
         cfg = cls(**{k: v for k, v in raw.items() if k in fields and k != "d_in"}, d_in=int(raw.get("d_in", d_in)))
         cfg.check()
@@ -105,7 +115,19 @@ class ForwardOutput(NamedTuple):
 
 
 class TopKSAE(nn.Module):
-    """A TopK sparse autoencoder over ``d_in``-dimensional activations (Eq. 4-5)."""
+    """A TopK sparse autoencoder over ``d_in``-dimensional activations (Eq. 4-5).
+
+    With ``cfg.input_unit_norm`` (the reference code's option) each token is standardized
+    before encoding, ``x = (h - mean(h)) / (std(h) + 1e-5)`` over its features, and the
+    reconstruction is mapped back, ``h_hat = x_hat * std + mean``; latents and decoder
+    directions then live in the standardized space.
+
+    Inference selects the k largest latents of every token, whatever the SAE was trained
+    with: the reference code trains BatchTopK by default but its ``load_from_disk`` sets
+    ``batch_topk`` and ``sample_topk`` to false, so its steering computes per-token TopK
+    too. ``selection="batch"`` gives BatchTopK over the rows passed (the k * rows largest
+    latents of the whole batch), the reference's training-time selection.
+    """
 
     def __init__(self, cfg: SaeConfig, generator: torch.Generator | None = None):
         super().__init__()
@@ -122,30 +144,61 @@ class TopKSAE(nn.Module):
             self.set_decoder_norm_to_unit_norm()
 
     # ----- Eq. 4-5 -------------------------------------------------------------------
-    def pre_acts(self, h: Tensor) -> Tensor:
-        return torch.relu(self.encoder(h - self.b_dec))
+    def standardize(self, h: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """The SAE's input space: ``h`` itself, or per-token standardized with ``input_unit_norm``."""
+        if not self.cfg.input_unit_norm:
+            return h, None, None
+        mean = h.mean(-1, keepdim=True)
+        x = h - mean
+        std = x.std(-1, keepdim=True)
+        return x / (std + UNIT_NORM_EPS), mean, std
 
-    def encode(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        """Eq. 4: the k largest latent activations of each token and their indices."""
-        return self.pre_acts(h).topk(self.cfg.k, dim=-1, sorted=False)
+    def pre_acts(self, h: Tensor) -> Tensor:
+        """ReLU(W_enc (x - b_pre) + b_enc) for every latent, x the SAE's input space (see :meth:`standardize`)."""
+        return torch.relu(self.encoder(self.standardize(h)[0] - self.b_dec))
+
+    def _select(self, pre: Tensor, k: int, selection: str) -> tuple[Tensor, Tensor]:
+        if selection == "token":
+            return pre.topk(k, dim=-1, sorted=False)
+        if selection == "batch":
+            flat = pre.reshape(-1)
+            acts, where = flat.topk(k * pre.shape[0], sorted=False)
+            dense = torch.zeros_like(flat).scatter_(0, where, acts).reshape(pre.shape)
+            return dense, torch.arange(pre.shape[1], device=pre.device).expand(pre.shape[0], -1)
+        raise TadaError(f"selection must be 'token' or 'batch'; got {selection!r}")
+
+    def encode(self, h: Tensor, selection: str = "token") -> tuple[Tensor, Tensor]:
+        """Eq. 4: the k largest latent activations of each token and their indices.
+
+        ``selection="batch"`` (BatchTopK over the rows of ``h``) returns every latent of
+        every row (zeros outside the selection) with indices 0..latents-1.
+        """
+        return self._select(self.pre_acts(h), self.cfg.k, selection)
 
     def decode(self, acts: Tensor, indices: Tensor) -> Tensor:
-        """Eq. 5: sum of the chosen decoder rows weighted by their activations, plus b_pre."""
+        """Eq. 5 in the SAE's input space: the chosen decoder rows weighted by their activations, plus b_pre."""
         return _sparse_decode(acts, indices, self.W_dec) + self.b_dec
 
-    def dense_latents(self, h: Tensor) -> Tensor:
+    def dense_latents(self, h: Tensor, selection: str = "token") -> Tensor:
         """f as a dense [tokens, latents] tensor (zeros outside the top k)."""
-        acts, idx = self.encode(h)
+        acts, idx = self.encode(h, selection)
+        if selection == "batch":
+            return acts
         return torch.zeros(h.shape[0], self.cfg.latents, dtype=acts.dtype, device=h.device).scatter_(1, idx, acts)
 
-    def forward(self, h: Tensor, dead_mask: Tensor | None = None) -> ForwardOutput:
-        pre = self.pre_acts(h)
-        acts, idx = pre.topk(self.cfg.k, dim=-1, sorted=False)
+    def reconstruct(self, h: Tensor, selection: str = "token") -> Tensor:
+        """h_hat in the activations' own space (standardization undone)."""
+        return self(h, selection=selection).sae_out
+
+    def forward(self, h: Tensor, dead_mask: Tensor | None = None, selection: str = "token") -> ForwardOutput:
+        x, mean, std = self.standardize(h)
+        pre = torch.relu(self.encoder(x - self.b_dec))
+        acts, idx = self._select(pre, self.cfg.k, selection)
         out = _sparse_decode(acts, idx, self.W_dec) + self.b_dec
-        err = out - h
-        total_var = (h - h.mean(0)).pow(2).sum().clamp_min(1e-12)
+        err = out - x
+        total_var = (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
         fvu = err.pow(2).sum() / total_var
-        aux = h.new_zeros(())
+        aux = x.new_zeros(())
         if dead_mask is not None and dead_mask.any():
             # AuxK (Gao et al. 2024, as in sparsify): dead latents reconstruct the residual.
             k_aux = self.cfg.d_in // 2
@@ -155,6 +208,8 @@ class TopKSAE(nn.Module):
             a, i = aux_pre.topk(k_aux, dim=-1, sorted=False)
             e_hat = _sparse_decode(a.clamp_min(0), i, self.W_dec)
             aux = scale * (e_hat + err.detach()).pow(2).sum() / total_var
+        if mean is not None:
+            out = out * std + mean
         return ForwardOutput(out, acts, idx, fvu, aux)
 
     # ----- decoder constraints ---------------------------------------------------------

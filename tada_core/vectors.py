@@ -107,10 +107,16 @@ class SteeringVector:
 
     def check_compatible(self, adapter) -> None:
         """Raise :class:`TadaError` unless ``adapter`` is the model this was made for, layer by layer."""
-        if self.model not in (adapter.name, adapter.source):
-            raise TadaError(f"this {self.concept!r} vector was made for model {self.model!r}, not for "
-                            f"{adapter.name!r}; compute one for this model")
         by_index = {layer.index: layer for layer in adapter.layers}
+        if self.model not in (adapter.name, adapter.source):
+            first = self.layers[0]
+            mine = f"layer {first} at {self.layer_paths[first]}, width {self.widths()[first]}"
+            theirs = (f"layer {first} at {by_index[first].path}, width {by_index[first].width}" if first in by_index
+                      else f"{len(by_index)} layers")
+            why = f" ({self.extra['note']})" if self.extra.get("note") else ""
+            raise TadaError(f"this {self.concept!r} vector was made for model {self.model!r}{why}: {mine}; "
+                            f"{adapter.name!r} has {theirs}. A vector only steers the model it was computed on: "
+                            f"compute one for {adapter.name!r}")
         for layer, v in self.vectors.items():
             if layer not in by_index:
                 raise TadaError(f"vector layer {layer} does not exist in {adapter.name!r} "

@@ -1,17 +1,15 @@
 """Artifact format, validation, Hub cache loading, push dry run, index and importer; all offline."""
 
 import json
-import pickle
 import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from tada_core import TadaError
-from tada_core.hub import build_index, import_steer_audio, pull, push, read_index
+from tada_core.hub import build_index, pull, push, read_index
 from tada_core.sae import validate_sae_folder
 from tada_core.vectors import SteeringVector, load_vector
 
@@ -166,43 +164,6 @@ def test_sae_folder_in_sparsify_layout(tmp_path):
     save_file({"encoder.weight": torch.randn(m, d)}, str(hp / "sae.safetensors"))
     with pytest.raises(TadaError, match="lacks"):
         validate_sae_folder(tmp_path / "sae")
-
-
-def test_import_steer_audio_pickle(tmp_path, models, cli):
-    m = models("tiny-ace-step")
-    width = m.layers[2].width
-    rng = np.random.default_rng(0)
-    data = {step: {"tf2": [rng.standard_normal(width).astype(np.float32)]} for step in range(3)}
-    (tmp_path / "vec.pkl").write_bytes(pickle.dumps(data))
-    (tmp_path / "config.json").write_text(json.dumps({"concept": "piano", "layers": ["tf2"]}))
-    paths = {layer.index: layer.path for layer in m.layers}
-    vec = import_steer_audio(tmp_path / "vec.pkl", tmp_path / "config.json", model=m.name, layer_paths=paths)
-    assert vec.concept == "piano" and vec.vectors[2].shape == (3, width)
-    assert np.allclose(vec.vectors[2][1].numpy(), data[1]["tf2"][0])
-    vec.check_compatible(m)
-    code, _, err = cli("import-steer-audio", tmp_path / "vec.pkl", "--config", tmp_path / "config.json",
-                       "--model", "ace-step", "--out", tmp_path / "imported")
-    assert code == 0, err
-    assert load_vector(tmp_path / "imported").layer_paths == {2: "transformer.layers.2.cross_attn"}
-
-
-class Sneaky:
-    def __reduce__(self):
-        return (print, ("this must never run",))
-
-
-def test_importer_refuses_anything_but_arrays(tmp_path, models, capsys):
-    paths = {layer.index: layer.path for layer in models("tiny-ace-step").layers}
-    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({0: {"tf2": [Sneaky()]}}))
-    with pytest.raises(TadaError, match="builtins.print.*refused"):
-        import_steer_audio(tmp_path / "evil.pkl", None, model="tiny-ace-step", layer_paths=paths)
-    assert "must never run" not in capsys.readouterr().out
-    (tmp_path / "cut.pkl").write_bytes(pickle.dumps({0: {"tf2": [np.ones(3)]}})[:20])
-    with pytest.raises(TadaError, match="not a readable pickle"):
-        import_steer_audio(tmp_path / "cut.pkl", None, model="tiny-ace-step", layer_paths=paths)
-    (tmp_path / "odd.pkl").write_bytes(pickle.dumps({0: {"block7": [np.ones(3)]}}))
-    with pytest.raises(TadaError, match="expected 'tf<index>'"):
-        import_steer_audio(tmp_path / "odd.pkl", None, model="tiny-ace-step", layer_paths=paths)
 
 
 def test_nothing_in_the_repo_loads_a_pickle():

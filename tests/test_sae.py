@@ -101,8 +101,9 @@ def _hand_built(folder, cfg, d=16, m=32, seed=2):
     ({"activation": "groupmax"}, "activation='groupmax'"),
     ({"transcode": True}, "transcode=true"),
     ({"skip_connection": True}, "skip_connection=true"),
-    ({"batch_topk": True}, "unknown fields \\['batch_topk'\\]"),
-    ({"input_unit_norm": True}, "unknown fields"),
+    ({"signed": True}, "signed=true"),
+    ({"jumprelu_threshold": 0.1}, "unknown fields \\['jumprelu_threshold'\\]"),
+    ({"input_unit_norm": "yes"}, "input_unit_norm must be true or false"),
 ])
 def test_configs_it_cannot_compute_are_refused(tmp_path, cfg, message):
     base = {"expansion_factor": 2, "k": 3, "d_in": 16, "normalize_decoder": True}

@@ -69,28 +69,38 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def register_import(sub) -> None:
-    p = sub.add_parser("import-steer-audio", help="convert the TADA reference code's pickled CAA vectors "
+    p = sub.add_parser("import-steer-audio", help="convert the TADA reference code's CAA vectors (sv.pkl) exactly "
                                                   "(read with a restricted unpickler: numpy arrays only)")
-    p.add_argument("pickle", help="the reference code's vectors .pkl")
-    p.add_argument("--config", default=None, help="its config.json")
-    p.add_argument("--model", default="ace-step", help="model the vectors were computed on (default: ace-step)")
-    p.add_argument("--concept", default=None)
+    p.add_argument("pickle", help="the reference code's sv.pkl")
+    p.add_argument("--config", default=None, help="its config.json (default: the one beside the pickle, if any)")
+    p.add_argument("--model", default="auto",
+                   help="model the vectors were computed on: 'auto' (default: tf<N> keys = ACE-Step v1, "
+                        ".transformer.* = stable-audio, .unet.* = audioldm2-large, the reference's checkpoints), "
+                        "or a registry name / Hub id")
+    p.add_argument("--cfg-pass", default="cond",
+                   help="which CFG pass of a (step, cfg_pass) file: cond (default, what the reference steers "
+                        "with), uncond, or a pass number")
+    p.add_argument("--concept", default=None, help="concept name (default: the config's)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run_import)
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..hub import import_steer_audio
-    from ..registry import REGISTRY, load_model, measured_layers
+    from pathlib import Path
 
-    entry = REGISTRY.get(args.model)
-    layers = measured_layers(entry) if entry is not None else None  # layer paths without loading weights
-    if layers is not None:
-        paths = {index: path for index, path, _ in layers}
-    else:
-        paths = {layer.index: layer.path for layer in load_model(args.model, device="cpu").layers}
-    vec = import_steer_audio(args.pickle, args.config, model=args.model, layer_paths=paths, concept=args.concept)
+    from ..reference import import_steer_audio
+
+    config = args.config
+    if config is None and (Path(args.pickle).parent / "config.json").is_file():
+        config = Path(args.pickle).parent / "config.json"
+    cfg_pass = int(args.cfg_pass) if str(args.cfg_pass).isdigit() else args.cfg_pass
+    vec = import_steer_audio(args.pickle, config, model=args.model, concept=args.concept, cfg_pass=cfg_pass)
     out = vec.save(args.out)
-    print(f"wrote {out}: concept {vec.concept!r}, layers {vec.layers}, "
-          f"{next(iter(vec.vectors.values())).shape[0]} steps")
+    layout = vec.extra["layout"]
+    print(f"wrote {out}: concept {vec.concept!r} on {vec.model}, layers {vec.layers} "
+          f"({', '.join(vec.layer_paths[i] for i in vec.layers)}), "
+          f"{'one vector per step for ' + str(layout['steps']) + ' steps' if layout['per_step'] else 'one vector for every step'}, "
+          f"CFG pass {layout['cfg_pass']}")
+    if vec.extra.get("note"):
+        note(f"note: {vec.extra['note']}: no model this project loads can apply it")
     return 0
