@@ -429,7 +429,8 @@ def make_handlers(cache: ModelCache):
                 f = -1
             if not 0 <= f < latents:
                 raise TadaError(f"feature must be a whole number in 0..{latents - 1}; got {feature!r}")
-            with steer(model, {layer_i: sae_vector(saes[layer_i], [f])}, alpha=[0.0, a], layers=[layer_i]):
+            with steer(model, {layer_i: sae_vector(saes[layer_i], [f])}, alpha=[0.0, a], layers=[layer_i],
+                       use_renorm=False):  # Eq. 8: one decoder direction added as is
                 gen = model.generate([prompt, prompt], seeds=[s["seed"]] * 2, duration=s["duration"],
                                      steps=s["steps"])
             measured = describe(model, concept, gen) if concept else ""

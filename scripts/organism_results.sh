@@ -29,7 +29,7 @@ tada localize --concept tempo --concept mood --concept brightness --concept drum
 #    functional layers from step 1 (all layers when none is functional). The alpha range is where the sweep
 #    of step 3 is run; alpha 1 adds one mean difference (Eq. 2). The ranges are the previous organism's, not tuned
 #    on any seed of this one.
-caa() { tada caa --concept "$1" --localization results/organism_localization --alpha-range "-$2" "$2" \
+caa() { tada caa --concept "$1" --localization results/organism_localization --alpha-range "-$2" "$2" --no-renorm \
           --out "vectors/tada-organism-$1-caa"; }
 caa tempo 1
 caa mood 1
@@ -39,12 +39,13 @@ caa vocal_gender 1
 caa piano 2
 
 # 3. The measure at -max, -max/2, 0, +max/2, +max of each vector's range: 12 prompts x 4 held-out seeds.
+#    --no-renorm: these results (and the vectors' alpha ranges) were made before ReNorm became the default.
 tada sweep vectors/tada-organism-{tempo,mood,brightness,drums,vocal_gender,piano}-caa \
-    --seeds 200 201 202 203 --out results/organism_steering
+    --seeds 200 201 202 203 --no-renorm --out results/organism_steering
 
 # 4. Table 2: steer all layers, all but the functional ones, only the functional ones, at +/- max alpha
 #    (for the concepts that have a functional layer; drums and vocal gender have none on this organism).
 tada ablate vectors/tada-organism-{tempo,mood,brightness,piano}-caa \
-    --seeds 200 201 202 203 --out results/organism_ablation
+    --seeds 200 201 202 203 --no-renorm --out results/organism_ablation
 
 tada list vectors

@@ -18,7 +18,7 @@ tada sae cache --layers 3 7 --prompts 400 --out runs/sae-cache-organism
 [ -f saes/tada-organism-topk/config.json ] || \
   tada sae train runs/sae-cache-organism --epochs 2 --out saes/tada-organism-topk
 # Table 1's tau = 20 features per layer; alpha ranges where the measure moves monotonically.
-feat() { tada sae features saes/tada-organism-topk --concept "$1" --tau 20 --alpha-range "-$2" "$2" \
+feat() { tada sae features saes/tada-organism-topk --concept "$1" --tau 20 --alpha-range "-$2" "$2" --no-renorm \
            --out "vectors/tada-organism-$1-sae"; }
 feat tempo 0.2
 feat brightness 0.4
@@ -27,7 +27,7 @@ feat vocal_gender 0.4
 feat mood 0.4
 feat piano 0.4
 tada sweep vectors/tada-organism-{tempo,mood,brightness,drums,vocal_gender,piano}-sae \
-  --seeds 200 201 202 203 --out results/organism_sae_steering
+  --seeds 200 201 202 203 --no-renorm --out results/organism_sae_steering
 python scripts/steering_table.py CAA=results/organism_steering.json SAE=results/organism_sae_steering.json \
   --out results/organism_caa_vs_sae.md
 tada sae atlas saes/tada-organism-topk

@@ -206,7 +206,7 @@ def comparison_table(results: Sequence[tuple[str, SweepResult]]) -> str:
 
 def alpha_sweep(adapter, vector, scorer: Scorer, concept: Concept, prompts: Sequence[str],
                 alphas: Sequence[float], *, seeds: Sequence[int] = (0,), layers: Sequence[int] | None = None,
-                use_renorm: bool = False, settings: GenerationSettings | None = None,
+                use_renorm: bool | None = None, settings: GenerationSettings | None = None,
                 progress: bool = True) -> SweepResult:
     """Steer ``prompts`` x ``seeds`` with ``vector`` (a SteeringVector) at every alpha; see the module docstring.
 
@@ -314,7 +314,7 @@ def ablation_table(results: Sequence[AblationResult]) -> str:
 
 
 def layer_ablation(adapter, vector, scorer: Scorer, concept: Concept, prompts: Sequence[str], alpha: float,
-                   functional: Sequence[int], *, seeds: Sequence[int] = (0,), use_renorm: bool = False,
+                   functional: Sequence[int], *, seeds: Sequence[int] = (0,), use_renorm: bool | None = None,
                    settings: GenerationSettings | None = None, progress: bool = True) -> AblationResult:
     """Table 2: steer all layers, all but ``functional``, and only ``functional`` at +/- ``alpha``.
 

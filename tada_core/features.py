@@ -27,11 +27,16 @@ from .settings import GenerationSettings
 from .vectors import SteeringVector
 
 
-def prompt_activations(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[str], *,
-                       seeds: Sequence[int] | None = None,
-                       settings: GenerationSettings | None = None) -> dict[int, torch.Tensor]:
-    """Per layer, [prompts, latents]: each prompt's SAE latents averaged over frames and steps.
+SELECTIONS = ("global", "per-step")
 
+
+def prompt_activations(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[str], *,
+                       seeds: Sequence[int] | None = None, settings: GenerationSettings | None = None,
+                       per_step: bool = False) -> dict[int, torch.Tensor]:
+    """Per layer, [prompts, latents]: each prompt's SAE latents (TopK) averaged over frames and steps.
+
+    ``per_step=True``: [prompts, steps, latents] of the pre-TopK ReLU activations averaged
+    over frames only, the statistic of the reference code's per-step TF-IDF selection.
     ``saes`` maps a layer index to the SAE trained on it; all layers are recorded in one
     generation pass.
     """
@@ -57,8 +62,11 @@ def prompt_activations(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[s
             acts = rec.activations[layer]                        # [steps, B, frames, width]
             s, b, f, d = acts.shape
             with torch.no_grad():
-                lat = saes[layer].dense_latents(acts.permute(1, 0, 2, 3).reshape(-1, d).float())
-            rows[layer].append(lat.reshape(b, s * f, -1).mean(1))
+                flat = acts.permute(1, 0, 2, 3).reshape(-1, d).float()
+                if per_step:
+                    rows[layer].append(saes[layer].pre_acts(flat).reshape(b, s, f, -1).mean(2))
+                else:
+                    rows[layer].append(saes[layer].dense_latents(flat).reshape(b, s * f, -1).mean(1))
     return {layer: torch.cat(r) for layer, r in rows.items()}
 
 
@@ -66,40 +74,62 @@ def prompt_activations(adapter, saes: Mapping[int, TopKSAE], prompts: Sequence[s
 class ConceptFeatures:
     concept: str
     layer: int
-    features: list[int]
-    scores: torch.Tensor      # Eq. 6 for every latent
+    features: list[int]       # per-step selection: the features of step 0 (all steps: ``per_step``)
+    scores: torch.Tensor      # Eq. 6 for every latent ([latents], or [steps, latents])
     mu_pos: torch.Tensor
     mu_neg: torch.Tensor
+    per_step: list[list[int]] | None = None   # the reference's per-step selection: features of each step
 
 
 def select_concept_features(mu_pos_rows: torch.Tensor, mu_neg_rows: torch.Tensor, tau: int, *, concept: str,
                             layer: int) -> ConceptFeatures:
-    """Eq. 6 on the per-prompt rows of :func:`prompt_activations` and the top-tau features (Table 1)."""
+    """Eq. 6 on the per-prompt rows of :func:`prompt_activations` and the top-tau features (Table 1).
+
+    Rows of shape [prompts, steps, latents] (``per_step=True``) give the reference code's
+    variant: Eq. 6 and the top tau at every diffusion step separately.
+    """
     mu_pos, mu_neg = mu_pos_rows.mean(0), mu_neg_rows.mean(0)
     scores = tfidf_scores(mu_pos, mu_neg)
+    if scores.dim() == 2:
+        steps = [select_features(row, tau) for row in scores]
+        return ConceptFeatures(concept, layer, steps[0], scores, mu_pos, mu_neg, per_step=steps)
     return ConceptFeatures(concept, layer, select_features(scores, tau), scores, mu_pos, mu_neg)
 
 
 def concept_vector(adapter, saes: Mapping[int, TopKSAE], positive: Sequence[str], negative: Sequence[str], *,
                    concept: str, tau: int | Mapping[int, int] = 20, seeds: Sequence[int] | None = None,
                    sae_sources: Mapping[int, str] | None = None, alpha_range: tuple[float, float] | None = None,
-                   settings: GenerationSettings | None = None) -> tuple[SteeringVector, dict[int, ConceptFeatures]]:
-    """SAE steering vector (Eq. 7) at each SAE's layer, from contrastive prompts; saved like a CAA vector."""
+                   settings: GenerationSettings | None = None,
+                   selection: str = "global") -> tuple[SteeringVector, dict[int, ConceptFeatures]]:
+    """SAE steering vector (Eq. 7) at each SAE's layer, from contrastive prompts; saved like a CAA vector.
+
+    ``selection``: ``"global"`` (default; Eq. 6 on TopK latents averaged over frames and
+    all steps, one feature set, a [width] vector) or ``"per-step"`` (the reference code's
+    variant: Eq. 6 on pre-TopK ReLU activations averaged per diffusion step, a feature set
+    per step, a [steps, width] vector that needs generation with as many steps).
+    """
+    if selection not in SELECTIONS:
+        raise TadaError(f"selection must be one of {', '.join(SELECTIONS)}; got {selection!r}")
     pos = check_prompts(positive, "positive prompts")
     neg = check_prompts(negative, "negative prompts")
+    per_step = selection == "per-step"
     vectors, chosen = {}, {}
-    rows_pos = prompt_activations(adapter, saes, pos, seeds=seeds, settings=settings)
-    rows_neg = prompt_activations(adapter, saes, neg, seeds=seeds, settings=settings)
+    rows_pos = prompt_activations(adapter, saes, pos, seeds=seeds, settings=settings, per_step=per_step)
+    rows_neg = prompt_activations(adapter, saes, neg, seeds=seeds, settings=settings, per_step=per_step)
     for layer, sae in saes.items():
         t = tau[layer] if isinstance(tau, Mapping) else tau
         chosen[layer] = select_concept_features(rows_pos[layer], rows_neg[layer], t, concept=concept, layer=layer)
-        vectors[layer] = sae_vector(sae, chosen[layer].features)
+        if per_step:
+            vectors[layer] = torch.stack([sae_vector(sae, f) for f in chosen[layer].per_step])
+        else:
+            vectors[layer] = sae_vector(sae, chosen[layer].features)
     vec = SteeringVector(vectors=vectors, concept=concept, model=adapter.name,
                          layer_paths={i: adapter.layers[i].path for i in vectors}, method="sae",
                          prompts={"positive": pos, "negative": neg}, alpha_range=alpha_range,
-                         extra={"features": {str(i): c.features for i, c in chosen.items()},
+                         extra={"features": {str(i): (c.per_step if per_step else c.features)
+                                             for i, c in chosen.items()},
                                 "tau": {str(i): len(c.features) for i, c in chosen.items()},
-                                "saes": dict(sae_sources or {})})
+                                "selection": selection, "saes": dict(sae_sources or {})})
     return vec, chosen
 
 

@@ -266,15 +266,19 @@ def _steering_tensors(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int
 @contextlib.contextmanager
 def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tensor],
           alpha: float | Sequence[float], *, layers: Sequence[int] | None = None,
-          use_renorm: bool = False, branch: Branch = "cond") -> Iterator[None]:
-    """Activation steering: h' = h + alpha * v at the chosen layers (TADA Eq. 2 and Eq. 8).
+          use_renorm: bool = True, branch: Branch = "cond") -> Iterator[None]:
+    """Activation steering: h' = ReNorm(h + alpha * v, h) at the chosen layers (TADA Eq. 2-3; Eq. 8 without ReNorm).
 
     ``vectors``: one tensor for all ``layers``, or a mapping layer -> tensor; a tensor is
     [width] (every step) or [steps, width] (one vector per diffusion step).
     ``alpha``: a float, or one float per sample of the batch, so that an alpha sweep or
     an original-vs-steered pair (alpha 0 and alpha a) is a single batched call; samples
     with alpha 0 are left bit-identical. Signed: negative alpha removes the concept.
-    ``use_renorm``: apply ReNorm (Eq. 3) per token; off by default, as in the paper's code.
+    ``use_renorm``: apply ReNorm (Eq. 3) per token. On by default: the paper steers CAA
+    with it (Eq. 2-3), and every number it reports (CAA, SAE and AUSteer in Table 3) was
+    made with it on (the reference code's benchmark configurations), although the
+    reference code's own default is off and Eq. 8 adds SAE vectors without it; pass False
+    for Eq. 8 literally, or to match the reference code's defaults.
     ``branch``: which CFG branch to steer: ``"cond"`` (default, as in the paper's code; the
     effect is then amplified by the guidance scale), ``"uncond"``, or ``"both"``.
     """
@@ -319,7 +323,7 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
             else:
                 v = vector
             rows = row_alphas(output.shape[0], run.n_samples)
-            if not any(rows):
+            if not any(rows) or not v.any():   # nothing to add: leave the output bit-identical (no ReNorm rounding)
                 return None
             a = torch.tensor(rows, dtype=output.dtype, device=output.device)
             steered = output + a[:, None, None] * v.to(output.device, output.dtype)

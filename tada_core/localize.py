@@ -40,14 +40,17 @@ from .stats import bootstrap_intervals
 SWEEP_FILE, SCORES_FILE, RESULT_FILE = "sweep.json", "scores.jsonl", "impact.json"
 
 
-def impact(sim_patched: float | np.ndarray, sim_pos: float, sim_neg: float) -> float | np.ndarray:
+def impact(sim_patched: float | np.ndarray, sim_pos: float, sim_neg: float, *,
+           clip: bool = False) -> float | np.ndarray:
     """Eq. 9 of the TADA paper: I(l, c) = (sim(l<-c, l'<-c~) - sim(c~)) / (sim(c) - sim(c~)).
 
     ``sim_patched``: mean similarity of the patched generations (one value or one per
     layer); ``sim_pos`` / ``sim_neg``: means of the unpatched P_c / P_c-tilde generations.
     The denominator is the similarity gain of the full prompt change, so I is 0 when
-    patching the layer does nothing and 1 when it does as much as the prompt. Values are
-    not clipped (noise can put them slightly outside [0, 1]). If the prompt change does not
+    patching the layer does nothing and 1 when it does as much as the prompt. By default
+    values are not clipped (noise can put them slightly outside [0, 1], and averaging
+    clipped values across concepts biases noisy layers upward); ``clip=True`` clips to
+    [0, 1] as the reference code's published impact values are. If the prompt change does not
     raise the similarity (denominator <= 0) the model does not show the concept and I is
     undefined: NaN.
     """
@@ -55,6 +58,8 @@ def impact(sim_patched: float | np.ndarray, sim_pos: float, sim_neg: float) -> f
     if not math.isfinite(denom) or denom <= 1e-12:
         return np.full_like(np.asarray(sim_patched, dtype=float), np.nan) if np.ndim(sim_patched) else float("nan")
     out = (np.asarray(sim_patched, dtype=float) - sim_neg) / denom
+    if clip:
+        out = np.clip(out, 0.0, 1.0)
     return out if np.ndim(sim_patched) else float(out)
 
 
@@ -253,8 +258,14 @@ def read_localization(folder: str | Path) -> Localization:
     return Localization.from_dict(read_json(path))
 
 
-def write_summary(results: Iterable[Localization], out: str | Path, title: str = "") -> dict[str, Path]:
-    """Layers x concepts table (``impact.csv``, ``summary.json``) and heatmap (``heatmap.png``) like Fig. 3."""
+def write_summary(results: Iterable[Localization], out: str | Path, title: str = "", *,
+                  clip: bool = False) -> dict[str, Path]:
+    """Layers x concepts table (``impact.csv``, ``summary.json``) and heatmap (``heatmap.png``) like Fig. 3.
+
+    ``clip``: show Eq. 9 clipped to [0, 1] in the table and the heatmap (as the reference
+    code publishes it); default: the raw values. The title says which; ``summary.json``
+    always holds the raw values.
+    """
     from .plots import heatmap_png
 
     results = list(results)
@@ -264,6 +275,8 @@ def write_summary(results: Iterable[Localization], out: str | Path, title: str =
     out.mkdir(parents=True, exist_ok=True)
     layers = sorted({layer for r in results for layer in r.layers})
     matrix = np.array([[r.impact.get(layer, float("nan")) for layer in layers] for r in results])
+    if clip:
+        matrix = np.clip(matrix, 0.0, 1.0)   # NaN stays NaN
     with (out / "impact.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["concept"] + [f"layer_{layer}" for layer in layers] + ["functional_layers", "reliable"])
@@ -273,7 +286,8 @@ def write_summary(results: Iterable[Localization], out: str | Path, title: str =
     write_json(out / "summary.json", [r.to_dict() for r in results])
     labels = [r.concept if r.reliable else f"{r.concept} (n.s.)" for r in results]
     png = heatmap_png(matrix, labels, [str(layer) for layer in layers], out / "heatmap.png",
-                      title=title or f"I(l, c), Eq. 9: {results[0].model}, scorer {results[0].scorer}")
+                      title=(title or f"I(l, c), Eq. 9: {results[0].model}, scorer {results[0].scorer}")
+                      + (" (clipped to [0, 1])" if clip else " (not clipped)"))
     return {"csv": out / "impact.csv", "json": out / "summary.json", "png": png}
 
 

@@ -60,6 +60,8 @@ class SteeringVector:
     ``ace-step``, ``ACE-Step/acestep-v15-xl-turbo-diffusers``, ...); ``layer_paths``: the
     module path of each layer there. ``alpha_range``: the alphas it was validated over.
     ``functional_layers``: where :meth:`apply` steers by default (from localization).
+    ``renorm``: whether its ``alpha_range`` was validated with ReNorm (Eq. 3); :meth:`apply`
+    uses it unless told otherwise (None: ReNorm on, the default of every steering command).
     """
 
     vectors: dict[int, torch.Tensor]
@@ -74,6 +76,7 @@ class SteeringVector:
     tada_version: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     functional_layers: list[int] | None = None
+    renorm: bool | None = None   # ReNorm (Eq. 3) its alpha_range was validated with; None: the default (on)
 
     def __post_init__(self):
         if not self.vectors:
@@ -83,6 +86,8 @@ class SteeringVector:
         missing = sorted(set(self.vectors) - set(self.layer_paths))
         if missing:
             raise TadaError(f"layer_paths lacks layers {missing}; every vector layer needs its module path")
+        if self.renorm is not None and not isinstance(self.renorm, bool):
+            raise TadaError(f"renorm must be true, false or null; got {self.renorm!r}")
         if self.functional_layers is not None:
             self.functional_layers = sorted(int(x) for x in self.functional_layers)
             outside = sorted(set(self.functional_layers) - set(self.vectors))
@@ -129,11 +134,14 @@ class SteeringVector:
                                 f"has width {by_index[layer].width}")
 
     @contextlib.contextmanager
-    def apply(self, adapter, alpha, layers: Sequence[int] | None = None, **kwargs) -> Iterator[None]:
+    def apply(self, adapter, alpha, layers: Sequence[int] | None = None, use_renorm: bool | None = None,
+              **kwargs) -> Iterator[None]:
         """Steer ``adapter`` with this vector (after :meth:`check_compatible`); kwargs go to ``hooks.steer``.
 
         ``layers``: where to steer; default: the vector's functional layers if it has
-        them (from localization), else every layer it has a vector for.
+        them (from localization), else every layer it has a vector for. ``use_renorm``:
+        ReNorm (Eq. 3); default: :attr:`renorm`, the setting its alpha range was validated
+        with, else on.
         """
         from .hooks import steer
 
@@ -143,8 +151,12 @@ class SteeringVector:
         if unknown:
             raise TadaError(f"this vector has no layers {unknown}; it has {self.layers}")
         with steer(adapter, {layer: self.vectors[layer] for layer in chosen}, alpha=alpha, layers=chosen,
-                   **kwargs):
+                   use_renorm=self.default_renorm() if use_renorm is None else use_renorm, **kwargs):
             yield
+
+    def default_renorm(self) -> bool:
+        """Whether :meth:`apply` uses ReNorm unless told: the recorded setting, else on (the paper's)."""
+        return True if self.renorm is None else self.renorm
 
     def config(self) -> dict[str, Any]:
         return {
@@ -153,7 +165,7 @@ class SteeringVector:
             "layers": [{"index": layer, "path": self.layer_paths[layer], "width": self.widths()[layer],
                         "shape": list(self.vectors[layer].shape)} for layer in self.layers],
             "prompts": self.prompts, "prompts_sha256": prompts_sha256(self.prompts),
-            "alpha_range": list(self.alpha_range) if self.alpha_range else None,
+            "alpha_range": list(self.alpha_range) if self.alpha_range else None, "renorm": self.renorm,
             "functional_layers": self.functional_layers,
             "command": self.command, "tada_version": self.tada_version, "extra": self.extra,
         }
@@ -218,7 +230,9 @@ def model_card(config: Mapping[str, Any], name: str, source: str | None = None) 
     if functional:
         lines.append(f"By default it steers its functional layers {functional} (found by localization).")
     if alpha:
-        lines.append(f"Validated for alpha in [{alpha[0]:g}, {alpha[1]:g}].")
+        renorm = config.get("renorm")
+        how = " without ReNorm" if renorm is False else " with ReNorm (Eq. 3)"
+        lines.append(f"Validated for alpha in [{alpha[0]:g}, {alpha[1]:g}]{how}, which `apply` uses by default.")
     lines += ["", "```python", card_snippet(config, source or name).rstrip(), "```", "",
               f"Made by: `{config.get('command') or '?'}` (tada {config.get('tada_version') or '?'}).",
               "Files: `steering.safetensors` (key `layers.<index>`), `config.json` (model, layer paths",
@@ -268,7 +282,7 @@ def load_vector(source: str | Path, revision: str | None = None) -> SteeringVect
                           model_revision=config.get("base_model_revision"), prompts=config.get("prompts"),
                           alpha_range=tuple(alpha) if alpha else None, command=config.get("command"),
                           tada_version=config.get("tada_version"), extra=config.get("extra") or {},
-                          functional_layers=config.get("functional_layers"))
+                          functional_layers=config.get("functional_layers"), renorm=config.get("renorm"))
 
 
 __all__ = ["SteeringVector", "load_vector", "model_card", "card_snippet", "prompts_sha256", "VECTOR_FILE",

@@ -182,3 +182,22 @@ def test_every_shipped_artifact_validates_and_is_indexed():
 
     for root in (ROOT / "vectors", ROOT / "saes"):
         assert scan(root) == read_index(root), f"{root}/index.json is stale: run `tada list`"
+
+
+def test_vectors_apply_with_the_renorm_they_were_validated_with(models, tmp_path):
+    m = models("tiny-ace-step")
+    v = make_vector(m, layers=(0,), per_step_layer=-1)
+
+    def run(**kw):
+        with v.apply(m, alpha=[0.0, 3.0], **kw):
+            return m.generate(["a song"] * 2, seeds=[0, 0]).audio
+
+    on, off = run(use_renorm=True), run(use_renorm=False)
+    assert not torch.allclose(on[1], off[1], atol=1e-4)
+    assert v.renorm is None and torch.equal(run(), on)          # no record: ReNorm on, the paper's default
+    v.renorm = False
+    assert torch.equal(run(), off)                              # recorded: what its alpha range was validated with
+    again = load_vector(v.save(tmp_path / "v"))
+    assert again.renorm is False and "without ReNorm" in (tmp_path / "v" / "README.md").read_text()
+    with pytest.raises(TadaError, match="renorm must be true, false or null"):
+        SteeringVector(vectors=v.vectors, concept="x", model=m.name, layer_paths=v.layer_paths, renorm="yes")

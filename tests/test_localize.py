@@ -50,6 +50,9 @@ def test_eq9_on_constructed_similarities():
     # affine rescaling of the scorer leaves I unchanged
     assert impact(3 * 0.5 + 7, 3 * 0.9 + 7, 3 * 0.1 + 7) == pytest.approx(0.5)
     assert math.isnan(impact(0.5, 0.2, 0.2)) and math.isnan(impact(0.5, 0.1, 0.2))
+    # the reference's published values are clipped to [0, 1]; on request only
+    assert np.allclose(impact(np.array([0.0, 0.9, 1.0]), 0.9, 0.1, clip=True), [0.0, 1.0, 1.0])
+    assert impact(0.05, 0.9, 0.1, clip=True) == 0.0 and impact(0.05, 0.9, 0.1) < 0
     assert functional_layers({0: 0.1, 1: 0.8, 2: 0.35, 3: float("nan")}) == [1, 2]
     assert functional_layers({0: 0.1, 1: 0.2}) == [1]
     assert functional_layers({0: 0.05, 1: -0.2}) == []   # no single layer carries the concept
@@ -147,6 +150,13 @@ def test_summary_writes_table_json_and_heatmap(models, tmp_path):
     rows = files["csv"].read_text().splitlines()
     assert rows[0] == "concept,layer_0,layer_1,functional_layers,reliable" and rows[1].startswith("a,")
     assert len(json.loads(files["json"].read_text())) == 2
+    # clipped on request: the table is in [0, 1], summary.json keeps the raw values
+    raw = [[v for v in r.impact.values()] for r in results]
+    clipped = write_summary(results, tmp_path / "clipped", clip=True)
+    cells = [float(x) for row in clipped["csv"].read_text().splitlines()[1:] for x in row.split(",")[1:3] if x]
+    assert cells and all(0.0 <= c <= 1.0 for c in cells)
+    assert [[v for v in d["impact"].values()] for d in json.loads(clipped["json"].read_text())] == \
+        [[None if v != v else v for v in row] for row in raw]
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -232,6 +232,31 @@ def test_concept_features_vector_and_browser(models, tmp_path):
         prompt_activations(model, {6: TopKSAE(SaeConfig(d_in=16, expansion_factor=2, k=2))}, pos)
 
 
+def test_per_step_selection_is_the_references(models):
+    """The reference's variant: Eq. 6 on pre-TopK ReLU activations averaged per step, a feature set per step."""
+    from tada_core.features import concept_vector, prompt_activations
+
+    model = models("tada-organism")
+    sae = TopKSAE(SaeConfig(d_in=128, expansion_factor=2, k=8), generator=torch.Generator().manual_seed(0))
+    pos, neg = ["a waltz with drums", "a march with drums"], ["a waltz without drums", "a march without drums"]
+    vec, chosen = concept_vector(model, {6: sae}, pos, neg, concept="drums", tau=5, seeds=[0, 1],
+                                 selection="per-step")
+    steps = model.defaults.steps
+    rows = prompt_activations(model, {6: sae}, pos, seeds=[0, 1], per_step=True)[6]
+    assert rows.shape == (2, steps, 256)
+    per_step = chosen[6].per_step
+    assert len(per_step) == steps and vec.vectors[6].shape == (steps, 128)
+    for t in range(steps):
+        assert set(per_step[t]) == set(chosen[6].scores[t].topk(5).indices.tolist())
+        assert torch.allclose(vec.vectors[6][t], sae.W_dec[per_step[t]].sum(0))
+    # pre-TopK activations: denser than the TopK latents the global selection averages
+    dense = prompt_activations(model, {6: sae}, pos, seeds=[0, 1])[6]
+    assert (rows.mean(1) > 0).sum() >= (dense > 0).sum()
+    assert vec.extra["selection"] == "per-step" and vec.extra["features"]["6"] == per_step
+    with pytest.raises(TadaError, match="selection must be one of"):
+        concept_vector(model, {6: sae}, pos, neg, concept="drums", selection="stepwise")
+
+
 def test_sweep_orders_by_the_papers_rule():
     from tada_core.sae import sweep_saes
 

@@ -3,7 +3,7 @@ arguments beside its handler (``register_<command>`` / ``run_<command>`` in this
 
     tada models                      the models: checkpoints, measured layer counts, CFG order, presets
     tada generate --prompt P --out x.wav [--model M --seed S --duration D --steps N --guidance G]
-                  [--steer VECTOR --alpha A [--steer-layers L ...] [--renorm]]
+                  [--steer VECTOR --alpha A [--steer-layers L ...] [--no-renorm]]
     tada list [ROOT ...]             steering vectors and SAEs in vectors/ and saes/ (rebuilds index.json)
     tada push FOLDER --repo ORG/NAME [--dry-run]   validate and upload an artifact folder
     tada pull ORG/NAME [--revision R]              download (or find in the cache) and validate

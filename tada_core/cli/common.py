@@ -32,6 +32,21 @@ seed_int = _whole(0, 2 ** 63, "a whole number in 0..2**63-1")
 layer_index = _whole(0, None, "a layer index, a whole number >= 0")
 
 
+def add_renorm_arg(p: argparse.ArgumentParser) -> None:
+    """``--renorm`` / ``--no-renorm``: ReNorm (Eq. 3) after steering; default: the vector's own, else on."""
+    p.add_argument("--renorm", action=argparse.BooleanOptionalAction, default=None,
+                   help="rescale each steered token to its original norm (ReNorm, Eq. 3). Default: the setting the "
+                        "vector's alpha range was validated with, else on, as in the paper's method and results; "
+                        "--no-renorm adds alpha * v alone (Eq. 8, the reference code's default)")
+
+
+def add_validated_renorm_arg(p: argparse.ArgumentParser) -> None:
+    """``--renorm`` / ``--no-renorm`` of commands that make a vector: recorded with its alpha range."""
+    p.add_argument("--renorm", action=argparse.BooleanOptionalAction, default=None,
+                   help="record that --alpha-range was validated with (default) or without ReNorm (Eq. 3); "
+                        "applying the vector then uses the same setting unless told otherwise")
+
+
 def finite_float(text: str) -> float:
     """argparse type: a finite number (no NaN, no inf)."""
     try:

@@ -6,7 +6,7 @@ import argparse
 from typing import Sequence
 
 from ..errors import TadaError
-from .common import (add_generation_args, add_model_arg, check_writable, finite_float, layer_index, load_for,
+from .common import (add_renorm_arg, add_generation_args, add_model_arg, check_writable, finite_float, layer_index, load_for,
                      positive_int, seed_int, settings_from, write_report)
 from .localize import add_scorer_arg, scorer_for
 
@@ -18,7 +18,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1])
     p.add_argument("--prompts", type=positive_int, default=None, help="use the first N evaluation prompts")
     add_scorer_arg(p)
-    p.add_argument("--renorm", action="store_true", help="apply ReNorm (Eq. 3)")
+    add_renorm_arg(p)
     p.add_argument("--out", default=None, help="write OUT.md and OUT.json")
 
 

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import TadaError
-from .common import (add_generation_args, add_model_arg, check_device, check_writable, finite_float, layer_index,
-                     load_for, note, positive_int, seed_int, settings_from)
+from .common import (add_generation_args, add_model_arg, add_validated_renorm_arg, check_device, check_writable,
+                     finite_float, layer_index, load_for, note, positive_int, seed_int, settings_from)
 
 SCORER_HELP = ("the model's built-in scorer by default (the organism has one; real checkpoints do not), or "
                "clap:FOLDER_OR_ID / muq:FOLDER_OR_ID")
@@ -37,6 +37,9 @@ def register_localize(sub) -> None:
     p.add_argument("--layers", type=layer_index, nargs="+", default=None, help="layers to patch (default: all)")
     add_scorer_arg(p)
     p.add_argument("--min-impact", type=finite_float, default=0.3, help="I(l, c) that makes a layer functional")
+    p.add_argument("--clip-impact", action="store_true",
+                   help="show Eq. 9 clipped to [0, 1] in impact.csv and the heatmap, as the reference code publishes "
+                        "it (default: raw values; summary.json always has them)")
     p.add_argument("--out", default=None, help="output folder (default results/localization/MODEL); rerun to resume")
     add_generation_args(p)
     p.set_defaults(func=run_localize)
@@ -67,7 +70,7 @@ def run_localize(args: argparse.Namespace) -> int:
              f"{len(model.resolve_layers(args.layers)) + 2} conditions")
         results.append(localize(model, concept, pairs, scorer, seeds=args.seeds, layers=args.layers,
                                 settings=settings_from(args), out=out / concept.name))
-    files = write_summary(results, out)
+    files = write_summary(results, out, clip=args.clip_impact)
     layers = results[0].layers
     print("concept".ljust(14) + "".join(f"{layer:>7}" for layer in layers) + "   functional")
     for r in results:
@@ -92,6 +95,7 @@ def register_caa(sub) -> None:
     p.add_argument("--min-impact", type=finite_float, default=0.3)
     p.add_argument("--per-step", action="store_true", help="one vector per diffusion step")
     p.add_argument("--alpha-range", type=finite_float, nargs=2, default=None, metavar=("MIN", "MAX"))
+    add_validated_renorm_arg(p)
     p.add_argument("--out", default=None, help="output folder (default vectors/MODEL-CONCEPT-caa)")
     add_generation_args(p)
     p.set_defaults(func=run_caa)
@@ -119,6 +123,7 @@ def run_caa(args: argparse.Namespace) -> int:
     vec = compute_caa(model, pos, neg, concept=concept.name, layers=args.layers, functional_layers=functional,
                       seeds=seeds, per_step=args.per_step, settings=settings_from(args),
                       alpha_range=tuple(args.alpha_range) if args.alpha_range else None)
+    vec.renorm = args.renorm
     out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-caa")
     print(f"wrote {out}: concept {concept.name!r}, {len(pos)} pairs, layers {vec.layers}, "
           f"functional (default steering) layers {vec.default_layers()}")

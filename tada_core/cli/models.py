@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..audio import check_wav_path
-from .common import (add_generation_args, add_model_arg, check_device, check_writable, finite_float, layer_index,
+from .common import (add_renorm_arg, add_generation_args, add_model_arg, check_device, check_writable, finite_float, layer_index,
                      load_for, note, seed_int, settings_from)
 
 
@@ -50,7 +50,7 @@ def register_generate(sub) -> None:
     p.add_argument("--revision", default=None, help="Hub revision of --steer")
     p.add_argument("--steer-layers", type=layer_index, nargs="+", default=None,
                    help="layers to steer (default: the vector's functional layers)")
-    p.add_argument("--renorm", action="store_true", help="apply ReNorm (Eq. 3) after steering")
+    add_renorm_arg(p)
     add_generation_args(p, batch_size=None)
     p.set_defaults(func=run_generate)
 
@@ -84,9 +84,10 @@ def run_generate(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     with contextlib.ExitStack() as stack:
         if vec is not None:
-            stack.enter_context(vec.apply(model, alpha=args.alpha, layers=args.steer_layers, use_renorm=args.renorm))
+            renorm = vec.default_renorm() if args.renorm is None else args.renorm
+            stack.enter_context(vec.apply(model, alpha=args.alpha, layers=args.steer_layers, use_renorm=renorm))
             note(f"steering {vec.concept!r} at layers {args.steer_layers or vec.default_layers()}, alpha "
-                 f"{args.alpha:g}{' with ReNorm' if args.renorm else ''}")
+                 f"{args.alpha:g} {'with' if renorm else 'without'} ReNorm")
         gen = model.generate(args.prompt, seeds=args.seed, settings=settings)
     t2 = time.perf_counter()
     for path, clip, prompt, seed in zip(_out_paths(args.out, len(gen.prompts)), gen.audio, gen.prompts, gen.seeds):

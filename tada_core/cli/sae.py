@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import TadaError
-from .common import (add_generation_args, add_model_arg, check_writable, finite_float, layer_index, load_for, note,
-                     positive_int, seed_int, settings_from)
+from .common import (add_generation_args, add_model_arg, add_validated_renorm_arg, check_writable, finite_float,
+                     layer_index, load_for, note, positive_int, seed_int, settings_from)
 
 
 def register_sae(sub) -> None:
@@ -42,8 +42,13 @@ def register_sae(sub) -> None:
     add_model_arg(p, artifact=True)
     p.add_argument("--concept", required=True)
     p.add_argument("--tau", type=positive_int, default=20, help="features per layer (Table 1: 20, or 5)")
+    p.add_argument("--selection", choices=["global", "per-step"], default="global",
+                   help="global (default): Eq. 6 on TopK latents averaged over all steps, one feature set; "
+                        "per-step: the reference code's variant, Eq. 6 on pre-TopK activations per diffusion step, "
+                        "a feature set and vector per step")
     p.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1])
     p.add_argument("--alpha-range", type=finite_float, nargs=2, default=None, metavar=("MIN", "MAX"))
+    add_validated_renorm_arg(p)
     p.add_argument("--out", default=None, help="default vectors/MODEL-CONCEPT-sae")
     add_generation_args(p)
     p.set_defaults(func=run_features)
@@ -152,9 +157,15 @@ def run_features(args: argparse.Namespace) -> int:
     vec, chosen = concept_vector(model, saes, pos, neg, concept=concept.name, tau=args.tau, seeds=seeds,
                                  sae_sources={str(i): str(folder) for i in saes},
                                  alpha_range=tuple(args.alpha_range) if args.alpha_range else None,
-                                 settings=settings_from(args))
+                                 settings=settings_from(args), selection=args.selection)
+    vec.renorm = args.renorm
     out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-sae")
     for layer, c in chosen.items():
+        if c.per_step:
+            common = set.intersection(*(set(f) for f in c.per_step))
+            print(f"layer {layer}: {len(c.per_step)} steps; {len(common)} of {len(c.features)} features chosen at "
+                  f"every step; step 0: {c.features}")
+            continue
         print(f"layer {layer}: features {c.features} (Eq. 6 scores "
               + ", ".join(f"{float(c.scores[j]):.2f}" for j in c.features) + ")")
     print(f"wrote {out}: SAE steering vector (Eq. 7) for {concept.name!r}")
