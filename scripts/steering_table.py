@@ -21,6 +21,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("results", nargs="+", help="METHOD=path/to/sweep.json")
     p.add_argument("--out", required=True)
+    p.add_argument("--title", default="CAA vs SAE steering on tada-organism")
     args = p.parse_args()
     named = []
     for spec in args.results:
@@ -28,10 +29,13 @@ def main() -> None:
         if not path:
             raise SystemExit(f"give METHOD=PATH; got {spec!r}")
         named += [(method, SweepResult.from_dict(d)) for d in read_json(Path(path))]
+    sizes = sorted({r.n for _, r in named})
+    title = f" --title {args.title!r}" if args.title != p.get_default("title") else ""
     text = "\n".join([
-        "# CAA vs SAE steering on tada-organism", "",
-        f"Made by `python scripts/steering_table.py {' '.join(args.results)} --out {args.out}` from the "
-        "`tada sweep` results (12 prompts x 2 seeds per cell). Measure at the ends of each vector's alpha "
+        f"# {args.title}", "",
+        f"Made by `python scripts/steering_table.py {' '.join(args.results)} --out {args.out}{title}` from the "
+        f"`tada sweep` results ({' / '.join(map(str, sizes))} clips per cell: prompts x held-out seeds). "
+        "Measure at the ends of each vector's alpha "
         "range and unsteered; preservation = dB spectral distance of the steered clip to the unsteered one "
         "(lower = the rest of the clip is kept).", "", comparison_table(named)])
     atomic_write_text(args.out, text + "\n")

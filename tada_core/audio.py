@@ -1,4 +1,11 @@
-"""Writing generated audio to disk."""
+"""Writing generated audio to disk, and the one level policy of the CLI and the app.
+
+Level policy (:func:`level`): the clips of one call (an original and its steered version,
+an alpha sweep, A / B / patched) share one gain. If the loudest sample of any of them
+exceeds 0.99 full scale, all are scaled by the same factor so that none does; otherwise
+they are left as generated. Nothing is clipped and quiet clips are never boosted, so a
+loudness change that steering causes stays audible side by side.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,29 @@ import numpy as np
 import torch
 
 from .errors import TadaError
+
+
+HEADROOM = 0.99
+
+
+def check_finite_audio(audio: torch.Tensor, what: str = "the generation") -> None:
+    """Refuse audio with NaN or inf samples (e.g. steering far outside a vector's range)."""
+    if not torch.isfinite(audio).all():
+        raise TadaError(f"{what} produced NaN or infinite samples (steering too strong for this model?); "
+                        f"use a smaller alpha")
+
+
+def level(audio: torch.Tensor) -> torch.Tensor:
+    """The clips of one call ([clips, ...]) with one shared gain so that none exceeds 0.99 full scale."""
+    check_finite_audio(audio)
+    peak = float(audio.abs().max()) if audio.numel() else 0.0
+    return audio * (HEADROOM / peak) if peak > HEADROOM else audio
+
+
+def to_int16(clip: torch.Tensor) -> np.ndarray:
+    """One leveled clip [channels, samples] as int16 [samples, channels] (what audio widgets play as is)."""
+    data = clip.detach().float().cpu().numpy().T
+    return np.ascontiguousarray(np.round(np.clip(data, -1.0, 1.0) * 32767).astype(np.int16))
 
 
 def check_wav_path(path: str | Path) -> Path:

@@ -316,6 +316,9 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
             if run is None:
                 return None
             if vector.ndim == 2:
+                if vector.shape[0] > run.settings.steps:
+                    raise TadaError(f"layer {layer} has per-step vectors for {vector.shape[0]} steps, but this "
+                                    f"generation runs {run.settings.steps}; use as many steps as the vector has")
                 if run.step >= vector.shape[0]:
                     raise TadaError(f"layer {layer} has per-step vectors for {vector.shape[0]} steps, "
                                     f"but generation is at step {run.step}; use as many steps as the vector has")

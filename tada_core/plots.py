@@ -92,26 +92,66 @@ def log_spectrograms(clips: Sequence[np.ndarray], n_fft: int = 512, floor_db: fl
     return [((s - top + floor_db) / floor_db).clamp(0, 1).numpy() for s in specs]
 
 
-def spectrogram_images(clips: Sequence[np.ndarray], height: int = 160, width: int = 480,
-                       min_fraction: float = 0.004) -> list:
+def spectrogram_images(clips: Sequence[np.ndarray], sample_rate: int | None = None, height: int = 160,
+                       width: int = 480, min_fraction: float = 0.004, floor_db: float = 80.0) -> list:
     """:func:`log_spectrograms` as viridis Pillow images, one per clip: time left to right,
-    frequency bottom to top on a log axis from ``min_fraction`` of Nyquist (where music is)."""
+    frequency bottom to top on a log axis from ``min_fraction`` of Nyquist (where music is) to
+    Nyquist. With ``sample_rate``: axes in seconds and Hz, and a colour bar in dB relative to
+    the loudest bin of all clips (one scale for all of them)."""
     from PIL import Image
 
     out = []
-    for spec in log_spectrograms(clips):
+    for clip, spec in zip(clips, log_spectrograms(clips, floor_db=floor_db)):
         bins = spec.shape[0] - 1
         pos = np.geomspace(min_fraction * bins, bins, height)[::-1]  # fractional bin of each row, top = high
         lo = np.floor(pos).astype(int)
         hi = np.minimum(lo + 1, bins)
         w = (pos - lo)[:, None]
         spec = (1 - w) * spec[lo] + w * spec[hi]
-        x = spec * (len(_VIRIDIS) - 1)
-        i = np.minimum(x.astype(int), len(_VIRIDIS) - 2)
-        rgb = _VIRIDIS[i] + (x - i)[..., None] * (_VIRIDIS[i + 1] - _VIRIDIS[i])
-        img = Image.fromarray(np.round(rgb).astype(np.uint8), "RGB")
-        out.append(img.resize((width, height), Image.BILINEAR))
+        img = Image.fromarray(_viridis(spec), "RGB").resize((width, height), Image.BILINEAR)
+        if sample_rate:
+            seconds = np.asarray(clip).shape[-1] / sample_rate
+            img = _with_axes(img, seconds, min_fraction * sample_rate / 2, sample_rate / 2, floor_db)
+        out.append(img)
     return out
+
+
+def _viridis(values: np.ndarray) -> np.ndarray:
+    x = np.clip(values, 0, 1) * (len(_VIRIDIS) - 1)
+    i = np.minimum(x.astype(int), len(_VIRIDIS) - 2)
+    return np.round(_VIRIDIS[i] + (x - i)[..., None] * (_VIRIDIS[i + 1] - _VIRIDIS[i])).astype(np.uint8)
+
+
+def _with_axes(img, seconds: float, f_lo: float, f_hi: float, floor_db: float):
+    """``img`` framed by a time axis (s), a log frequency axis (Hz) and a dB colour bar."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    left, bottom, right, top = 52, 30, 70, 8
+    w, h = img.size
+    canvas = Image.new("RGB", (left + w + right, top + h + bottom), "white")
+    canvas.paste(img, (left, top))
+    d = ImageDraw.Draw(canvas)
+    d.rectangle([left - 1, top - 1, left + w, top + h], outline="black")
+    for f in (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000):
+        if f_lo <= f <= f_hi:
+            y = top + h - h * math.log(f / f_lo) / math.log(f_hi / f_lo)
+            d.line([left - 4, y, left - 1, y], fill="black")
+            d.text((4, y - 6), f"{f // 1000}k" if f >= 1000 else str(f), fill="black", font=font)
+    d.text((4, top + h + 14), "Hz", fill="black", font=font)
+    step = next(s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 60) if seconds / s <= 8)
+    t = 0.0
+    while t <= seconds + 1e-9:
+        x = left + w * t / max(seconds, 1e-9)
+        d.line([x, top + h, x, top + h + 4], fill="black")
+        d.text((x - 8, top + h + 6), f"{t:g}", fill="black", font=font)
+        t += step
+    d.text((left + w - 70, top + h + 17), "time (s)", fill="black", font=font)
+    bar = Image.fromarray(_viridis(np.linspace(1, 0, h)[:, None].repeat(12, 1)), "RGB")
+    canvas.paste(bar, (left + w + 10, top))
+    for frac, label in ((0.0, "0 dB"), (0.5, f"-{floor_db / 2:g}"), (1.0, f"-{floor_db:g}")):
+        d.text((left + w + 26, top + frac * (h - 10)), label, fill="black", font=font)
+    return canvas
 
 
 _LINE_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-app_module = pytest.importorskip("app")
+from tada_app import AppConfig, Handlers, build_app, launch  # noqa: E402
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
 
 CHROMIUM = os.environ.get("TADA_CHROMIUM", "/usr/bin/chromium")
@@ -22,8 +23,8 @@ def url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = app_module.build_app("tada-organism")
-    app_module.launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app = build_app("tada-organism", Handlers(AppConfig.from_env({})))
+    launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     app.close()
 
@@ -36,7 +37,7 @@ def test_browser_steer_shows_two_audio_players(url):
             page = browser.new_page(viewport={"width": 1280, "height": 1600})
             page.goto(url, wait_until="networkidle")
             assert page.locator("audio").evaluate_all("els => els.filter(a => a.src).length") == 0  # none yet
-            page.get_by_label("duration (s, at most 30)").fill("2")
+            page.get_by_label("duration (s, 0.5 to 30)").fill("2")
             page.get_by_label("steps").fill("10")
             page.get_by_role("button", name="Steer", exact=True).click()
             start = time.perf_counter()

@@ -28,7 +28,7 @@ def _whole(minimum: int, maximum: int | None, accepted: str):
 
 
 positive_int = _whole(1, None, "a whole number >= 1")
-seed_int = _whole(0, 2 ** 63, "a whole number in 0..2**63-1")
+seed_int = _whole(0, 2 ** 32, "a whole number in 0..4294967295")
 layer_index = _whole(0, None, "a layer index, a whole number >= 0")
 
 

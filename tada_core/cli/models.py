@@ -63,7 +63,7 @@ def _out_paths(out: str, n: int) -> list[Path]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from ..audio import save_wav
+    from ..audio import level, save_wav
     from ..errors import TadaError, check_prompts
 
     check_writable(check_wav_path(args.out))     # before loading a model, not after generating
@@ -90,7 +90,8 @@ def run_generate(args: argparse.Namespace) -> int:
                  f"{args.alpha:g} {'with' if renorm else 'without'} ReNorm")
         gen = model.generate(args.prompt, seeds=args.seed, settings=settings)
     t2 = time.perf_counter()
-    for path, clip, prompt, seed in zip(_out_paths(args.out, len(gen.prompts)), gen.audio, gen.prompts, gen.seeds):
+    leveled = level(gen.audio)   # one gain for the whole call (see tada_core.audio); refuses NaN audio
+    for path, clip, prompt, seed in zip(_out_paths(args.out, len(gen.prompts)), leveled, gen.prompts, gen.seeds):
         save_wav(path, clip, gen.sample_rate)
         print(f"wrote {path}  ({clip.shape[-1] / gen.sample_rate:.2f}s, {gen.sample_rate} Hz, "
               f"seed {seed}, prompt {prompt!r})")

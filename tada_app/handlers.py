@@ -1,0 +1,359 @@
+"""The app's request handlers: plain methods with named parameters (the public API), tested without a browser.
+
+Every request is self-contained: it checks its input (:mod:`tada_app.checks`), finds its
+vector, SAE or atlas (:mod:`tada_app.sources`), and its hooks exist only inside its own
+``with`` block while it holds its model's lock (:class:`tada_app.models.ModelCache`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from tada_core import TadaError, patch, steer
+from tada_core.audio import check_finite_audio, level, to_int16
+from tada_core.registry import entry_for
+
+from . import checks
+from .config import MIN_DURATION, AppConfig
+from .jobs import background
+from .models import ModelCache
+from .sources import SAE_PATTERNS, locate
+
+# Vectors that do not say which alphas they were validated over (alpha_range) may use this.
+DEFAULT_ALPHA_LIMIT = 10.0
+# One SAE feature is a unit-norm decoder direction (Eq. 7 with tau = 1).
+FEATURE_ALPHA_LIMIT = 8.0
+METHODS = ("caa", "sae", "any")
+
+
+def alpha_limit(vector) -> float:
+    """The largest |alpha| the app accepts for ``vector``: twice the range it was validated over."""
+    if vector.alpha_range:
+        return 2 * max(abs(float(a)) for a in vector.alpha_range)
+    return DEFAULT_ALPHA_LIMIT
+
+
+def _clips(audio: torch.Tensor, sample_rate: int) -> list[tuple[int, Any]]:
+    """The clips of one call at one shared level (tada_core.audio.level), as int16 players' data."""
+    return [(sample_rate, to_int16(clip)) for clip in level(audio)]
+
+
+def _pair(generation, caption: str):
+    """Original and steered players, their spectrograms (one dB scale, axes), and a plain-text caption."""
+    from tada_core.plots import spectrogram_images
+
+    audio = generation.audio[:2]
+    (a, b) = _clips(audio, generation.sample_rate)
+    images = spectrogram_images([clip.float().cpu().numpy() for clip in audio], generation.sample_rate)
+    return a, b, images[0], images[1], caption
+
+
+class Handlers:
+    """One app's handlers; ``config`` says what visitors may do, ``cache`` holds its models."""
+
+    def __init__(self, config: AppConfig | None = None, cache: ModelCache | None = None) -> None:
+        self.config = config or AppConfig.from_env()
+        self.cache = cache or ModelCache(self.config)
+
+    # ------------------------------------------------------------------ shared
+
+    def _settings(self, prompt, seed, duration, steps) -> dict[str, Any]:
+        return checks.settings(prompt, seed, duration, steps, max_duration=self.config.max_duration,
+                               max_steps=self.config.max_steps, min_duration=MIN_DURATION)
+
+    def _index(self, root: Path, kind: str) -> list[dict]:
+        from tada_core.hub import read_index
+
+        return [r for r in read_index(root) if r.get("kind") == kind]
+
+    def _generate(self, model, prompts: list[str], s: dict, **kw):
+        gen = model.generate(prompts, seeds=[s["seed"]] * len(prompts), duration=s["duration"], steps=s["steps"], **kw)
+        check_finite_audio(gen.audio)
+        return gen
+
+    def vector(self, vector: Any = None, repo_id: Any = None):
+        """A vector by shipped name, or by a folder under vectors/ or a Hub repo id (one of the two)."""
+        from tada_core.vectors import CARD_FILE, CONFIG_FILE, VECTOR_FILE, load_vector
+
+        name = checks.optional_text("vector", vector)
+        repo = checks.optional_text("repo_id", repo_id)
+        if name and repo:
+            raise TadaError(f"give a shipped vector or a repo id, not both (got vector {name!r} and repo_id "
+                            f"{repo[:100]!r}); clear one of them")
+        if not name and not repo:
+            raise TadaError("choose a concept vector, or give a steering-vector Hub repo id")
+        where = locate(name or repo, self.config.vectors, [r["name"] for r in self._index(self.config.vectors,
+                                                                                       "steering-vector")], "vector")
+        if isinstance(where, str):   # a Hub id: only the format's files are downloaded
+            from tada_core.io import resolve
+
+            where = resolve(where, allow_patterns=[CONFIG_FILE, VECTOR_FILE, CARD_FILE])
+        return load_vector(where)
+
+    def _sae_folder(self, sae: Any) -> Path:
+        from tada_core.io import resolve
+        from tada_core.sae import validate_sae_folder
+
+        name = checks.text("sae", sae, 200)
+        where = locate(name, self.config.saes, [r["name"] for r in self._index(self.config.saes, "sae")], "SAE")
+        folder = resolve(where, allow_patterns=SAE_PATTERNS) if isinstance(where, str) else where
+        validate_sae_folder(folder)
+        return folder
+
+    # ------------------------------------------------------------------ choices
+
+    def model_info(self, model: str) -> dict[str, Any]:
+        """Default duration (capped by the app's limit) and steps of ``model``, and the app's limits."""
+        with self.cache.use(model) as m:
+            return {"duration": min(float(m.defaults.duration), self.config.max_duration),
+                    "steps": min(int(m.defaults.steps), self.config.max_steps),
+                    "min_duration": MIN_DURATION, "max_duration": self.config.max_duration,
+                    "max_steps": self.config.max_steps}
+
+    def layer_choices(self, model: str) -> list[tuple[str, int]]:
+        """(label, 0-based index) of every cross-attention layer of the model."""
+        with self.cache.use(model) as m:
+            return [(f"{layer.index} ({layer.path})", layer.index) for layer in m.layers]
+
+    def vector_choices(self, model: str, method: str = "any") -> list[str]:
+        """Names of the shipped vectors for ``model``; ``method``: "caa", "sae" or "any"."""
+        if method not in METHODS:
+            raise TadaError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        self.cache.key(model)
+        return [r["name"] for r in self._index(self.config.vectors, "steering-vector")
+                if r.get("model") == model and method in ("any", r.get("method"))]
+
+    def vector_info(self, vector: Any = None, repo_id: Any = None) -> dict[str, Any]:
+        vec = self.vector(vector, repo_id)
+        lim = alpha_limit(vec)
+        return {"concept": vec.concept, "method": vec.method, "model": vec.model, "layers": vec.layers,
+                "functional": vec.default_layers(), "limit": lim, "renorm": vec.default_renorm(),
+                # the slider starts at the positive end of the validated range (adds the concept)
+                "alpha": float(max(vec.alpha_range)) if vec.alpha_range and max(vec.alpha_range) > 0 else lim / 2,
+                "alpha_range": list(vec.alpha_range or [])}
+
+    def concept_choices(self, model: str) -> list[str]:
+        with self.cache.use(model) as m:
+            return entry_for(m).concepts.names()
+
+    # ------------------------------------------------------------------ generation
+
+    def describe(self, model, concept_name: str, generation) -> str:
+        """The concept's measure on both clips, where the model has a built-in scorer for it (the organism)."""
+        scorer = self.cache.scorer(model)
+        if scorer is None:
+            return ""
+        try:
+            concept = entry_for(model).concepts.get(concept_name)
+            scorer.check(concept)
+        except TadaError:
+            return ""
+        values = scorer.measure(generation.audio, generation.sample_rate, concept)
+        return f"{scorer.label(concept)}: {values[0]:.3g} (original) -> {values[1]:.3g} (steered)"
+
+    def measure_table(self, model, audio: torch.Tensor, sample_rate: int) -> list[list]:
+        """[concept: measure, value per clip] for every concept of the model's built-in scorer (the organism)."""
+        scorer = self.cache.scorer(model)
+        if scorer is None:
+            return []
+        rows = []
+        for concept in entry_for(model).concepts.concepts.values():
+            values = scorer.measure(audio, sample_rate, concept)
+            rows.append([f"{concept.name}: {scorer.label(concept)}"] + [round(float(v), 3) for v in values])
+        return rows
+
+    def generate(self, model: str, prompt: str, seed: int, duration: float, steps: int):
+        s = self._settings(prompt, seed, duration, steps)
+        with self.cache.use(model) as m:
+            gen = self._generate(m, [s["prompt"]], s)
+        return _clips(gen.audio, gen.sample_rate)[0]
+
+    def steer(self, model: str, prompt: str, seed: int, duration: float, steps: int, vector: str | None,
+              repo_id: str | None, layers: list, alpha: float, renorm: bool | None = None):
+        """Original (alpha 0) and steered (alpha) with the same seed, in one batched call (Eq. 2 / Eq. 8).
+
+        ``renorm``: ReNorm (Eq. 3); None: the setting the vector's alpha range was validated with.
+        """
+        s = self._settings(prompt, seed, duration, steps)
+        vec = self.vector(vector, repo_id)
+        a = checks.number("alpha", alpha, -alpha_limit(vec), alpha_limit(vec))
+        layer_ids = checks.layers("layers", layers, vec.layers)
+        if renorm is not None and not isinstance(renorm, bool):
+            raise TadaError(f"renorm must be true, false or null; got {renorm!r}")
+        use_renorm = vec.default_renorm() if renorm is None else renorm
+        with self.cache.use(model) as m:
+            with vec.apply(m, alpha=[0.0, a], layers=layer_ids, use_renorm=use_renorm):
+                gen = self._generate(m, [s["prompt"]] * 2, s)
+            measured = self.describe(m, vec.concept, gen)
+        caption = (f"{vec.concept} ({vec.method.upper()}), alpha {a:g} on layers {layer_ids}, "
+                   f"{'with' if use_renorm else 'without'} ReNorm" + (f"; {measured}" if measured else ""))
+        return _pair(gen, caption)
+
+    def patch(self, model: str, prompt_a: str, prompt_b: str, layers: list, seed: int, duration: float, steps: int):
+        """A, B, and A with ``layers`` patched from B (same seed), and, on the organism, every concept's
+        measure for the three clips."""
+        s = self._settings(prompt_a, seed, duration, steps)
+        b_prompt = checks.text("prompt B", prompt_b)
+        with self.cache.use(model) as m:
+            layer_ids = checks.layers("layers", layers, [layer.index for layer in m.layers])
+            # A and B are generated one at a time: a clip must not depend on its batchmates' padding
+            a = self._generate(m, [s["prompt"]], s)
+            b = self._generate(m, [b_prompt], s)
+            with patch(m, layer_ids, b_prompt):
+                ab = self._generate(m, [s["prompt"]], s)
+            audio = torch.cat([a.audio, b.audio, ab.audio])
+            table = self.measure_table(m, audio, a.sample_rate)
+        clip_a, clip_b, clip_ab = _clips(audio, a.sample_rate)
+        return clip_a, clip_b, clip_ab, table
+
+    # ------------------------------------------------------------------ localization
+
+    def _shipped_localization(self, model: str) -> list[dict]:
+        """Rows of every committed ``results/*/summary.json`` made on ``model``."""
+        rows = []
+        for path in sorted(self.config.results.glob("*/summary.json")):
+            rows += [r for r in json.loads(path.read_text(encoding="utf-8")) if r.get("model") == model]
+        return rows
+
+    def functional_layers(self, model: str) -> list[int]:
+        """Every layer the committed localization calls functional for some concept (A/B default)."""
+        from tada_core.localize import Localization
+
+        self.cache.key(model)
+        rows = [Localization.from_dict(r) for r in self._shipped_localization(model)]
+        return sorted({layer for r in rows if r.reliable for layer in r.functional_layers()})
+
+    def localization(self, model: str, concept: str):
+        """The heatmap of a model's committed localization (the concept marked), its rows and a caption."""
+        from tada_core.localize import Localization
+
+        self.cache.key(model)
+        concept = checks.text("concept", concept, 100)
+        rows = [Localization.from_dict(r) for r in self._shipped_localization(model)]
+        if not rows:
+            return None, [], (f"No committed localization for {model} in results/. Compute one below (models with a "
+                              f"built-in scorer) or run `tada localize`.")
+        image = heatmap(rows, marked=concept, title=f"I(l, c), Eq. 9: {model} (not clipped)")
+        chosen = next((r for r in rows if r.concept == concept), None)
+        if chosen is None:
+            return image, [], f"The committed localization of {model} has no concept {concept[:60]!r}."
+        return image, impact_rows(chosen), localization_text(chosen)
+
+    def compute_localization(self, model: str, concept: str, pairs: int = 6,
+                             seeds: int = 1) -> Iterator[tuple[int, int, Any]]:
+        """The patching sweep (Eq. 9) as a long job: yields (done, total, None) about 4 times a second and
+        finally (done, total, Localization). It runs on the job's own model instance, so visitors' requests
+        do not wait for it. Closing the generator (Stop) ends it after the current batch; finished batches
+        stay in this app's runs folder, so computing the same thing again goes on where it stopped."""
+        from tada_core.localize import localize
+        from tada_core.settings import GenerationSettings
+
+        pairs_n = checks.whole("pairs", pairs, 1, self.config.max_pairs)
+        seeds_n = checks.whole("seeds", seeds, 1, self.config.max_job_seeds)
+        with self.cache.use(model) as m:
+            entry, scorer = entry_for(m), self.cache.scorer(m)
+        if scorer is None:
+            raise TadaError(f"the app computes localizations for models with a built-in scorer (the organism); for "
+                            f"{model} run `tada localize --model {model} --scorer clap:PATH`")
+        c = entry.concepts.get(checks.text("concept", concept, 100))
+        prompt_pairs, _ = entry.concepts.localization_pairs(c, limit=pairs_n)
+        folder = self.config.runs_folder() / f"{entry.name}-{c.name}-{len(prompt_pairs)}x{seeds_n}"
+
+        def work(report):
+            with self.cache.use(model, job=True) as job_model:
+                return localize(job_model, c, prompt_pairs, scorer, seeds=list(range(seeds_n)),
+                                settings=GenerationSettings(batch_size=8), out=folder, progress=False,
+                                on_batch=report)
+
+        yield from background(work, name=f"localize-{c.name}")
+
+    # ------------------------------------------------------------------ SAE features
+
+    def sae_choices(self, model: str) -> list[str]:
+        self.cache.key(model)
+        return [r["name"] for r in self._index(self.config.saes, "sae") if r.get("model") == model]
+
+    def _atlases(self, sae: Any) -> dict:
+        from tada_core.features import load_atlas
+
+        return load_atlas(self._sae_folder(sae))
+
+    def atlas_layers(self, sae: str) -> list[int]:
+        return sorted(self._atlases(sae))
+
+    def _atlas(self, sae: str, layer: Any):
+        atlases = self._atlases(sae)
+        index = checks.whole("layer", layer, 0, 10_000) if not isinstance(layer, str) or not layer.isdigit() \
+            else int(layer)
+        if index not in atlases:
+            raise TadaError(f"this SAE has atlases for layers {sorted(atlases)}; got layer {layer!r}")
+        return atlases[index]
+
+    def feature_table(self, sae: str, layer: int, concept: str, n: int = 12) -> list[list]:
+        """Top features of a layer for a concept: [feature, Eq. 6 score, its top prompt]."""
+        atlas = self._atlas(sae, layer)
+        n = checks.whole("n", n, 1, 100)
+        concept = checks.text("concept", concept, 100)
+        return [[f, round(score, 3), atlas.browse(f, top=1)["top_prompts"][0][0]]
+                for f, score in atlas.top_features(concept, n)]
+
+    def browse_feature(self, sae: str, layer: int, feature: int) -> tuple[list[list], list[list]]:
+        """A feature's top prompts [prompt, mean activation] and its Eq. 6 score per concept."""
+        atlas = self._atlas(sae, layer)
+        f = checks.whole("feature", feature, 0, atlas.latents - 1)
+        info = atlas.browse(f, top=8)
+        return ([[p, round(v, 4)] for p, v in info["top_prompts"]],
+                sorted(([c, round(v, 3)] for c, v in info["concept_scores"].items()), key=lambda r: -r[1]))
+
+    def steer_feature(self, model: str, sae: str, layer: int, feature: int, concept: str, prompt: str, seed: int,
+                      duration: float, steps: int, alpha: float):
+        """Steer with one SAE feature's decoder direction (Eq. 7 with tau = 1, added as in Eq. 8);
+        ``concept``: whose measure to print for both clips (where the model has a scorer)."""
+        from tada_core.features import load_saes
+        from tada_core.sae import sae_vector
+
+        s = self._settings(prompt, seed, duration, steps)
+        a = checks.number("alpha", alpha, -FEATURE_ALPHA_LIMIT, FEATURE_ALPHA_LIMIT)
+        concept = checks.optional_text("concept", concept, 100)
+        folder = self._sae_folder(sae)
+        with self.cache.use(model) as m:
+            saes = load_saes(m, folder)
+            layer_i = checks.layers("layer", [layer], sorted(saes))[0]
+            f = checks.whole("feature", feature, 0, saes[layer_i].cfg.latents - 1)
+            with steer(m, {layer_i: sae_vector(saes[layer_i], [f])}, alpha=[0.0, a], layers=[layer_i],
+                       use_renorm=False):  # Eq. 8: one decoder direction added as is
+                gen = self._generate(m, [s["prompt"]] * 2, s)
+            measured = self.describe(m, concept, gen) if concept else ""
+        return _pair(gen, f"feature {f} of layer {layer_i}, alpha {a:g}" + (f"; {measured}" if measured else ""))
+
+
+# ---------------------------------------------------------------------------- views of a Localization
+
+def heatmap(rows, marked: str | None = None, title: str = ""):
+    import numpy as np
+
+    from tada_core.plots import heatmap_image
+
+    layers = sorted({layer for r in rows for layer in r.layers})
+    values = np.array([[r.impact.get(layer, float("nan")) for layer in layers] for r in rows])
+    labels = [("> " if r.concept == marked else "") + (r.concept if r.reliable else f"{r.concept} (n.s.)")
+              for r in rows]
+    return heatmap_image(values, labels, [str(x) for x in layers], title=title)
+
+
+def impact_rows(loc) -> list[list]:
+    return [[layer, round(loc.impact[layer], 3), round(loc.sim_patched[layer], 4)] for layer in loc.layers]
+
+
+def localization_text(loc) -> str:
+    if not loc.reliable:
+        return (f"{loc.concept}: the prompt change itself is not significant ({loc.sim_pos - loc.sim_neg:.3g} "
+                f"+/- {loc.gain_se:.2g}), so no layer is called functional.")
+    layers = loc.functional_layers()
+    where = f"functional layers {layers}" if layers else "no single functional layer (steer all layers)"
+    return (f"{loc.concept} ({loc.n} prompt-seed pairs, scorer {loc.scorer}): sim(c) {loc.sim_pos:.3g}, "
+            f"sim(c~) {loc.sim_neg:.3g}; {where}. Layers are 0-based (the papers count from 1).")

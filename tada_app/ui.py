@@ -1,0 +1,329 @@
+"""The Gradio page: one builder per tab over :class:`tada_app.handlers.Handlers`.
+
+Public endpoints (a button's event) carry the handler's own parameter names and get the raw
+values a client sends (``preprocess=False``), so every value is checked by the handler and a
+wrong type is a message naming the field. Helper events (filling a dropdown) are private.
+Long jobs (localization) run in their own queue (``concurrency_id="long-jobs"``, one at a
+time), so a sweep never holds up a visitor's generation.
+"""
+
+import functools
+import inspect
+import logging
+
+import gradio as gr
+
+from tada_core import TadaError, model_names
+
+from .config import MIN_DURATION
+from .handlers import FEATURE_ALPHA_LIMIT, Handlers, heatmap, impact_rows, localization_text
+from .sources import scrub
+
+try:  # on a ZeroGPU Space; a no-op decorator elsewhere
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:  # pragma: no cover - depends on the environment
+    def gpu(fn):
+        return fn
+
+log = logging.getLogger("tada.app")
+PRIVATE = dict(api_visibility="private")
+STOPPED = "Stopped. Finished batches are kept: Compute again resumes from there."
+
+
+def ui_error(e: Exception) -> gr.Error:
+    """Bad input (TadaError) as its message; anything else as its type, logged with its traceback on the
+    server. Never a server path; either way the app keeps serving."""
+    if isinstance(e, gr.Error):
+        return e
+    if isinstance(e, TadaError):
+        return gr.Error(scrub(str(e)))
+    log.exception("request failed")
+    return gr.Error(f"internal error ({type(e).__name__}); the server log has the details")
+
+
+def friendly(fn):
+    """``fn`` with every error turned into a UI message; keeps ``fn``'s signature (the API's parameter names)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapped(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as e:
+                raise ui_error(e) from None
+        return gen_wrapped
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            raise ui_error(e) from None
+    return wrapped
+
+
+def _public(event, fn, inputs, outputs, name, *, generates: bool = False, **kwargs):
+    return event(friendly(gpu(fn) if generates else fn), inputs, outputs, api_name=name, preprocess=False, **kwargs)
+
+
+def side_by_side() -> list:
+    """Original and steered players with their spectrograms, and a caption (the outputs of a steer)."""
+    with gr.Row():
+        with gr.Column():
+            orig = gr.Audio(label="original (alpha 0)", type="numpy")
+            orig_spec = gr.Image(label="original: spectrogram (dB relative to the louder clip)", type="pil")
+        with gr.Column():
+            steered = gr.Audio(label="steered", type="numpy")
+            steered_spec = gr.Image(label="steered: spectrogram (same scale)", type="pil")
+    caption = gr.Textbox(label="what was done", interactive=False)   # artifact text shown as text, never HTML
+    return [orig, steered, orig_spec, steered_spec, caption]
+
+
+def steer_tab(h: Handlers, shared: dict) -> dict:
+    model0 = shared["model0"]
+    gr.Markdown("Original and steered clips come from **one batched call** with the same seed (alpha 0 and "
+                "alpha a): the only difference is the steering on the chosen layers.")
+    prompt = gr.Textbox("a waltz with piano", label="prompt")
+    vectors0 = h.vector_choices(model0, "caa")
+    vec0 = vectors0[0] if vectors0 else None
+    with gr.Row():
+        method = gr.Radio(["caa", "sae"], value="caa", label="method (CAA, Eq. 2; SAE features, Eq. 7)")
+        vector = gr.Dropdown(vectors0, value=vec0, allow_custom_value=True, label="concept vector (shipped)")
+        repo_id = gr.Textbox("", label="or a steering-vector Hub repo id (clears the shipped choice)",
+                             placeholder="org/name")
+    info = h.vector_info(vec0) if vec0 else None
+    vec_info = gr.Textbox(_vector_caption(info), label="vector", interactive=False)
+    layers = gr.CheckboxGroup(_layer_boxes(info), value=info["functional"] if info else [],
+                              label="layers to steer (default: the vector's functional layers)")
+    lim = info["limit"] if info else 10.0
+    with gr.Row():
+        alpha = gr.Slider(-lim, lim, value=info["alpha"] if info else 1.0,
+                          label="alpha (signed: negative removes the concept)")
+        renorm = gr.Checkbox(info["renorm"] if info else True,
+                             label="ReNorm (Eq. 3; default: what the vector's alpha range was validated with)")
+    go = gr.Button("Steer", variant="primary")
+    outputs = side_by_side()
+    _public(go.click, h.steer, [shared["model"], prompt, shared["seed"], shared["duration"], shared["steps"], vector,
+                                repo_id, layers, alpha, renorm], outputs, "steer", generates=True)
+
+    def controls(name, repo):
+        data = h.vector_info(name, repo) if (name or (repo or "").strip()) else None
+        return (gr.update(choices=_layer_boxes(data), value=data["functional"] if data else []),
+                gr.update(minimum=-(data or {}).get("limit", 10.0), maximum=(data or {}).get("limit", 10.0),
+                          value=(data or {}).get("alpha", 1.0)),
+                gr.update(value=(data or {}).get("renorm", True)), _vector_caption(data))
+
+    def on_vector(name):   # a shipped choice clears the repo box, so one source is ever in use
+        return ("",) + controls(name, "")
+
+    def on_repo(repo):     # a repo id clears the shipped choice
+        return (None,) + controls(None, repo)
+
+    def on_method(m, model):
+        names = h.vector_choices(model, m)
+        return gr.update(choices=names, value=names[0] if names else None)
+
+    vector.input(friendly(on_vector), vector, [repo_id, layers, alpha, renorm, vec_info], **PRIVATE)
+    repo_id.submit(friendly(on_repo), repo_id, [vector, layers, alpha, renorm, vec_info], **PRIVATE)
+    method.input(friendly(on_method), [method, shared["model"]], vector, **PRIVATE).then(
+        friendly(on_vector), vector, [repo_id, layers, alpha, renorm, vec_info], **PRIVATE)
+    return {"method": method, "vector": vector, "refresh": (friendly(on_vector), vector,
+                                                             [repo_id, layers, alpha, renorm, vec_info])}
+
+
+def _layer_boxes(info) -> list:
+    if not info:
+        return []
+    functional = set(info["functional"])
+    return [(f"{i} (functional)" if i in functional else str(i), i) for i in info["layers"]]
+
+
+def _vector_caption(info) -> str:
+    if not info:
+        return "no vector chosen"
+    return (f"{info['concept']} ({info['method'].upper()}) for {info['model']}; validated over alpha "
+            f"{info['alpha_range'] or 'unknown'} {'with' if info['renorm'] else 'without'} ReNorm; the slider "
+            f"allows +/-{info['limit']:g}")
+
+
+def patch_tab(h: Handlers, shared: dict) -> dict:
+    model0 = shared["model0"]
+    gr.Markdown("Generate prompt A while the checked cross-attention layers take their keys and values from "
+                "prompt B (activation patching, TADA Sec. 3). Same seed for all three; one level for all three.")
+    with gr.Row():
+        prompt_a = gr.Textbox("a slow sad waltz with piano", label="prompt A (source)")
+        prompt_b = gr.Textbox("a fast happy march with drums", label="prompt B (patched in)")
+    layers = gr.CheckboxGroup(h.layer_choices(model0), value=h.functional_layers(model0),
+                              label="layers to patch from B (checked: functional for some concept)")
+    go = gr.Button("Patch", variant="primary")
+    with gr.Row():
+        out = [gr.Audio(label=x, type="numpy") for x in ("A", "B", "A with layers from B")]
+    measures = gr.Dataframe(headers=["concept: measure (unit)", "A", "B", "A with layers from B"],
+                            label="what the organism's scorers hear in each clip")
+    _public(go.click, h.patch, [shared["model"], prompt_a, prompt_b, layers, shared["seed"], shared["duration"],
+                                shared["steps"]], out + [measures], "patch", generates=True)
+    return {"layers": layers}
+
+
+def localization_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
+    model0 = shared["model0"]
+    cfg = h.config
+    gr.Markdown("Impact I(l, c) of patching one layer (Eq. 9, not clipped): 1 = that layer alone moves the concept "
+                "as much as changing the prompt. Committed results from `tada localize`.")
+    concepts0 = h.concept_choices(model0)
+    concept = gr.Dropdown(concepts0, value=concepts0[0] if concepts0 else None, allow_custom_value=True,
+                          label="concept")
+    heat = gr.Image(label="layers x concepts", type="pil")
+    text = gr.Textbox(label="result", interactive=False)
+    table = gr.Dataframe(headers=["layer", "impact I", "sim(patched)"], label="impact per layer")
+    with gr.Row():
+        pairs = gr.Slider(1, cfg.max_pairs, value=min(6, cfg.max_pairs), step=1, label="caption pairs")
+        seeds = gr.Slider(1, cfg.max_job_seeds, value=1, step=1, label="seeds per pair")
+        go = gr.Button("Compute for this concept", variant="primary")
+        stop = gr.Button("Stop")
+
+    def compute(model, concept, pairs, seeds):
+        yield gr.update(value=None, visible=False), [], "starting..."   # hide the stale heatmap
+        for done, total, result in h.compute_localization(model, concept, pairs, seeds):
+            if result is None:
+                yield gr.skip(), gr.skip(), f"patching sweep: {done}/{total or '?'} batches"
+            else:
+                yield (gr.update(value=heatmap([result], title=f"I(l, c), Eq. 9: {model} (computed, not clipped)"),
+                                 visible=True), impact_rows(result), localization_text(result))
+
+    compute.__name__ = "compute_localization"
+    show = friendly(h.localization)
+    concept.change(show, [shared["model"], concept], [heat, table, text], api_name="_show_localization", **PRIVATE)
+    app.load(show, [shared["model"], concept], [heat, table, text], api_name="_load_localization", **PRIVATE)
+    _public(gr.Button(visible=False).click, h.localization, [shared["model"], concept], [heat, table, text],
+            "localization")
+    event = go.click(friendly(compute), [shared["model"], concept, pairs, seeds], [heat, table, text],
+                     api_name="compute_localization", preprocess=False, concurrency_limit=1,
+                     concurrency_id="long-jobs", show_progress="full")
+    stop.click(lambda: (gr.update(visible=True), STOPPED), None, [heat, text], cancels=[event], **PRIVATE)
+    return {"concept": concept}
+
+
+def sae_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
+    model0 = shared["model0"]
+    saes0 = h.sae_choices(model0)
+    concepts0 = h.concept_choices(model0)
+    if not saes0:
+        gr.Markdown(f"No SAE for {model0} in saes/ (train one with `tada sae cache | train`).")
+    gr.Markdown("Features of a TopK SAE (Eq. 4-5) on one layer, ranked by their TF-IDF score for a concept (Eq. 6); "
+                "steer with one feature's decoder direction (Eq. 7-8). From the SAE's feature atlas "
+                "(`tada sae atlas`). Click a row to pick its feature.")
+    layers0 = h.atlas_layers(saes0[0]) if saes0 else []
+    with gr.Row():
+        sae = gr.Dropdown(saes0, value=saes0[0] if saes0 else None, allow_custom_value=True,
+                          label="SAE (from saes/, a folder under saes/, or a Hub repo id)")
+        layer = gr.Dropdown(layers0, value=layers0[-1] if layers0 else None, allow_custom_value=True, label="layer")
+        concept = gr.Dropdown(concepts0, value=concepts0[0] if concepts0 else None, allow_custom_value=True,
+                              label="concept")
+    features = gr.Dataframe(headers=["feature", "Eq. 6 score", "top prompt"], label="top features (click a row)")
+    feature = gr.Number(0, label="feature", minimum=0)
+    with gr.Row():
+        top_prompts = gr.Dataframe(headers=["prompt", "mean activation"], label="top-activating prompts")
+        scores = gr.Dataframe(headers=["concept", "Eq. 6 score"], label="score per concept")
+    alpha = gr.Slider(-FEATURE_ALPHA_LIMIT, FEATURE_ALPHA_LIMIT, value=2.0, label="alpha (added as is, Eq. 8)")
+    prompt = gr.Textbox("a waltz with piano", label="prompt")
+    go = gr.Button("Steer with this feature", variant="primary")
+    outputs = side_by_side()
+
+    def on_sae(name):
+        layers_ = h.atlas_layers(name) if name else []
+        return gr.update(choices=layers_, value=layers_[-1] if layers_ else None)
+
+    def on_table(name, layer, concept):
+        rows = h.feature_table(name, layer, concept)
+        return rows, (rows[0][0] if rows else gr.skip())
+
+    def on_row(table, evt: gr.SelectData):
+        return int(table.iloc[evt.index[0], 0]) if evt.index is not None else gr.skip()
+
+    sae.change(friendly(on_sae), sae, layer, **PRIVATE)
+    for trigger in (layer.change, concept.change, app.load):
+        trigger(friendly(on_table), [sae, layer, concept], [features, feature], **PRIVATE)
+    features.select(on_row, features, feature, **PRIVATE)
+    feature.change(friendly(h.browse_feature), [sae, layer, feature], [top_prompts, scores],
+                   api_name="_browse_on_change", **PRIVATE)
+    _public(gr.Button(visible=False).click, h.feature_table, [sae, layer, concept], features, "feature_table")
+    _public(gr.Button(visible=False).click, h.browse_feature, [sae, layer, feature], [top_prompts, scores],
+            "browse_feature")
+    _public(go.click, h.steer_feature, [shared["model"], sae, layer, feature, concept, prompt, shared["seed"],
+                                        shared["duration"], shared["steps"], alpha], outputs, "steer_feature",
+            generates=True)
+    return {"sae": sae, "concept": concept}
+
+
+def generate_tab(h: Handlers, shared: dict) -> None:
+    prompt = gr.Textbox("a fast happy march with drums", label="prompt")
+    go = gr.Button("Generate", variant="primary")
+    out = gr.Audio(label="audio", type="numpy")
+    _public(go.click, h.generate, [shared["model"], prompt, shared["seed"], shared["duration"], shared["steps"]], out,
+            "generate", generates=True)
+
+
+def build_app(default_model: str | None = None, handlers: Handlers | None = None) -> gr.Blocks:
+    """The page. ``handlers``: bring your own (a test's config); default: configured from the environment."""
+    h = handlers or Handlers()
+    model0 = default_model or h.config.default_model
+    info0 = h.model_info(model0)
+    with gr.Blocks(title="TADA: steering audio diffusion models") as app:
+        gr.Markdown("# TADA: look inside a text-to-music diffusion model, and steer it\n"
+                    "A few cross-attention layers carry musical concepts; steering exactly those gives smooth "
+                    "control. Layer indices are 0-based module indices (the papers count from 1).")
+        listed = model_names(listed_only=True)
+        model = gr.Dropdown(listed + ([model0] if model0 not in listed else []), value=model0,
+                            allow_custom_value=h.config.allow_custom_models,
+                            label="model" + (" (or type a diffusers folder / Hub repo id)"
+                                             if h.config.allow_custom_models else ""))
+        with gr.Row():
+            seed = gr.Number(0, label="seed (0..4294967295)", minimum=0)
+            duration = gr.Number(info0["duration"], label=_duration_label(info0), minimum=MIN_DURATION,
+                                 maximum=info0["max_duration"])
+            steps = gr.Number(info0["steps"], label=f"steps (1..{info0['max_steps']})", minimum=1,
+                              maximum=info0["max_steps"])
+        shared = {"model": model, "seed": seed, "duration": duration, "steps": steps, "model0": model0}
+        with gr.Tab("Steer"):
+            steer_parts = steer_tab(h, shared)
+        with gr.Tab("A/B patching"):
+            patch_parts = patch_tab(h, shared)
+        with gr.Tab("Localization"):
+            loc_parts = localization_tab(h, shared, app)
+        with gr.Tab("SAE features"):
+            sae_parts = sae_tab(h, shared, app)
+        with gr.Tab("Generate"):
+            generate_tab(h, shared)
+
+        def on_model(name):
+            info = h.model_info(name)
+            vecs = h.vector_choices(name, "caa")
+            concepts = h.concept_choices(name)
+            saes = h.sae_choices(name)
+            first = lambda xs: xs[0] if xs else None  # noqa: E731
+            return (gr.update(choices=h.layer_choices(name), value=h.functional_layers(name)),
+                    gr.update(value=info["duration"], label=_duration_label(info)), info["steps"],
+                    gr.update(choices=vecs, value=first(vecs)), gr.update(value="caa"),
+                    gr.update(choices=concepts, value=first(concepts)),
+                    gr.update(choices=concepts, value=first(concepts)), gr.update(choices=saes, value=first(saes)))
+
+        refresh_fn, refresh_in, refresh_out = steer_parts["refresh"]
+        model.input(friendly(on_model), model,
+                    [patch_parts["layers"], duration, steps, steer_parts["vector"], steer_parts["method"],
+                     loc_parts["concept"], sae_parts["concept"], sae_parts["sae"]], **PRIVATE).then(
+            refresh_fn, refresh_in, refresh_out, **PRIVATE)
+    app.handlers = h
+    return app
+
+
+def _duration_label(info: dict) -> str:
+    return f"duration (s, {info['min_duration']:g} to {info['max_duration']:g})"
+
+
+def launch(app: gr.Blocks, **kwargs):
+    """Queue: one generation at a time per event, a bounded waiting line (8 on a Space, else 32); long jobs
+    have their own limit (one at a time)."""
+    config = getattr(getattr(app, "handlers", None), "config", None)
+    return app.queue(default_concurrency_limit=1, max_size=config.job_queue if config else 32).launch(**kwargs)
