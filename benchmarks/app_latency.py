@@ -62,7 +62,7 @@ def main() -> None:
         calls = {
             "generate": lambda: client.predict("tada-organism", "a waltz with piano", *settings, api_name="/generate"),
             "steer": lambda: client.predict("tada-organism", "a waltz with piano", *settings, "tada-organism-tempo-caa",
-                                            "", [6], 1.0, api_name="/steer"),
+                                            "", [6], 1.0, None, api_name="/steer"),
             "patch": lambda: client.predict("tada-organism", "a slow waltz", "a fast march with drums", [6],
                                             *settings, api_name="/patch"),
         }
