@@ -183,10 +183,12 @@ def localization_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
         go = gr.Button("Compute for this concept", variant="primary")
         stop = gr.Button("Stop")
 
-    def compute(model, concept, pairs, seeds):
+    def compute(model, concept, pairs, seeds, progress=gr.Progress()):
         yield gr.update(value=None, visible=False), [], "starting..."   # hide the stale heatmap
         for done, total, result in h.compute_localization(model, concept, pairs, seeds):
             if result is None:
+                if total:
+                    progress((done, total), desc="patching sweep", unit="batches")
                 yield gr.skip(), gr.skip(), f"patching sweep: {done}/{total or '?'} batches"
             else:
                 yield (gr.update(value=heatmap([result], title=f"I(l, c), Eq. 9: {model} (computed, not clipped)"),

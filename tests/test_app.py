@@ -368,3 +368,18 @@ def test_launched_app_answers_client_in_a_fresh_session(client):
             c.predict(*args, api_name=name)
         assert str(ROOT) not in str(e.value) and "/etc" not in str(e.value).replace("got a path", "")
         assert str(c.predict(ORG, "a waltz", 1, 1.0, 4, api_name="/generate")).endswith(".wav")
+
+
+def test_feature_row_click_picks_its_feature(client):
+    """Clicking a row of the top-features table sets the feature box: gradio injects the click's event data
+    into the handler (it did not when the annotation was a string, under `from __future__ import annotations`)."""
+    import gradio as gr
+    import pandas as pd
+    from gradio.helpers import special_args
+
+    _, app = client
+    fn = next(block.fn for block in app.fns.values() if block.name == "on_row")
+    table = pd.DataFrame([[311, 2.5, "a waltz"], [42, 1.0, "a march"]], columns=["feature", "score", "prompt"])
+    inputs, _, event_index, _ = special_args(fn, [table], event_data=gr.SelectData(None, {"index": [1, 2],
+                                                                                            "value": "a march"}))
+    assert event_index == 1 and fn(*inputs) == 42
