@@ -383,3 +383,32 @@ def test_feature_row_click_picks_its_feature(client):
     inputs, _, event_index, _ = special_args(fn, [table], event_data=gr.SelectData(None, {"index": [1, 2],
                                                                                             "value": "a march"}))
     assert event_index == 1 and fn(*inputs) == 42
+
+
+def test_steer_box_and_stop_do_what_they_show(client):
+    """A repo id clears the shipped choice and takes its own vector's layers; Stop says what it did."""
+    _, app = client
+    fns = {block.name: block.fn for block in app.fns.values()}
+    cleared, layers, alpha, renorm, caption = fns["on_repo"]("vectors/tada-organism-drums-caa")
+    assert cleared is None and caption.startswith("drums (CAA)")
+    assert layers["value"] == list(range(10))   # drums has no functional layer on the organism: all its layers
+    repo, layers, *_ , caption = fns["on_vector"]("tada-organism-brightness-caa")
+    assert repo == "" and layers["value"] == [7] and caption.startswith("brightness (CAA)")
+    stop = next(block.fn for block in app.fns.values() if block.name == "<lambda>")
+    assert "Finished batches are kept" in stop()[1]
+
+
+def test_a_slow_load_does_not_stall_another_models_requests():
+    import threading
+
+    cache = Handlers(AppConfig.from_env({})).cache
+    loaded = threading.Event()
+    def other_request():
+        with cache.use("tiny-stable-audio"):
+            loaded.set()
+
+    with cache.use(ORG):                      # a request holds the organism (as while generating)
+        t = threading.Thread(target=other_request)
+        t.start()
+        assert loaded.wait(120), "loading another model waited for the organism's lock"
+    t.join()
