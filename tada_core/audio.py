@@ -17,6 +17,26 @@ import torch
 from .errors import TadaError
 
 
+def mono(audio: torch.Tensor | np.ndarray) -> np.ndarray:
+    x = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float32)
+    if x.ndim == 3:
+        x = x.mean(1)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2:
+        raise TadaError(f"audio must be [batch, channels, samples] or [batch, samples]; got shape {x.shape}")
+    return x
+
+
+def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """Linear-interpolation resampling of [batch, samples] (enough for embedding models)."""
+    if src == dst:
+        return x
+    n = int(round(x.shape[-1] * dst / src))
+    t = np.arange(n) * (src / dst)
+    return np.stack([np.interp(t, np.arange(x.shape[-1]), row) for row in x]).astype(np.float32)
+
+
 HEADROOM = 0.99
 
 

@@ -418,6 +418,31 @@ class ConceptSet:
 
 PAPER_CONCEPT_SET = ConceptSet("paper", PAPER_CONCEPTS, BASE_PROMPTS, EVAL_PROMPTS)
 
+# Facchiano et al. (MusicGen) steer tempo and timbre (bright / dark, measured by spectral centroid)
+MUSICGEN_CONCEPTS: dict[str, Concept] = {**PAPER_CONCEPTS, "brightness": Concept(
+    "brightness", "bright {base}", "dark {base}", keywords=("bright", "brilliant", "crisp"),
+    exclude=("dark", "muffled", "warm"), replacements={"bright": "dark", "brilliant": "dull", "crisp": "muffled"},
+    query="bright timbre music")}
+MUSICGEN_CONCEPT_SET = ConceptSet("musicgen", MUSICGEN_CONCEPTS, BASE_PROMPTS, EVAL_PROMPTS)
+# Neutral endings that multiply the template prompts into DiffMean's prompt sets (S_pos, S_neg)
+PROMPT_VARIANTS = ("", ", instrumental", ", studio recording", ", live recording", ", short loop", ", background music",
+                   ", for a film scene", ", with a clear melody")
+
+
+def diffmean_prompts(concept: Concept, bases: Sequence[str], n: int = 100) -> tuple[list[str], list[str]]:
+    """``n`` positive and ``n`` negative prompts for DiffMean (Facchiano et al. Sec. 3), made deterministically:
+    the concept's templates on every base, then again with each of :data:`PROMPT_VARIANTS` appended, in order,
+    paired (the i-th positive and negative prompts differ only in the concept)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise TadaError(f"the number of DiffMean prompts must be an integer >= 1; got {n!r}")
+    pos, neg = concept.contrastive_prompts(bases)
+    most = len(pos) * len(PROMPT_VARIANTS)
+    if n > most:
+        raise TadaError(f"concept {concept.name!r} makes at most {most} distinct prompts here; got n={n}")
+    out_pos = [p + v for v in PROMPT_VARIANTS for p in pos][:n]
+    out_neg = [q + v for v in PROMPT_VARIANTS for q in neg][:n]
+    return out_pos, out_neg
+
 
 def load_concept(path: str | Path) -> Concept:
     """Read a user's concept from JSON or YAML.
@@ -479,4 +504,5 @@ def read_captions(path: str | Path, column: str = "caption") -> list[str]:
 
 
 __all__ = ["Concept", "ConceptSet", "PAPER_CONCEPTS", "PAPER_CONCEPT_SET", "BASE_PROMPTS", "EVAL_PROMPTS",
-           "counterfactual", "load_concept", "read_captions"]
+           "MUSICGEN_CONCEPTS", "MUSICGEN_CONCEPT_SET", "PROMPT_VARIANTS", "diffmean_prompts", "counterfactual",
+           "load_concept", "read_captions"]

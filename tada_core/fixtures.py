@@ -183,3 +183,39 @@ def tiny_clap(folder: str | Path) -> Path:
 
 
 __all__ = ["tiny_ace_step", "tiny_stable_audio", "tiny_audioldm2", "tiny_clap", "build_tokenizer"]
+
+
+def tiny_musicgen_melody(num_layers: int = 4):
+    """MusicgenMelodyForConditionalGeneration with a 4-layer decoder (32 wide), 2 codebooks of 32 codes,
+    a tiny T5 and a tiny EnCodec (8 kHz, 125 frames/s), and a tokenizer built here."""
+    from transformers import (
+        EncodecConfig,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        MusicgenMelodyForConditionalGeneration,
+        T5Config,
+        T5TokenizerFast,
+    )
+
+    from .adapters.musicgen import MusicGenPipeline
+
+    def build():
+        tokenizer = build_tokenizer(T5TokenizerFast, model_max_length=32)
+        text = T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, d_kv=8, num_heads=2, num_layers=2)
+        codec = EncodecConfig(hidden_size=8, compress=1, num_filters=2, codebook_size=32, codebook_dim=8,
+                              sampling_rate=8000, audio_channels=1, upsampling_ratios=[4, 4, 4],
+                              target_bandwidths=[1.25], num_residual_layers=1, num_lstm_layers=1)
+        decoder = MusicgenMelodyDecoderConfig(
+            vocab_size=32, hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=4, ffn_dim=64,
+            pad_token_id=32, decoder_start_token_id=32, bos_token_id=32, num_codebooks=2, tie_word_embeddings=False,
+            max_position_embeddings=1024)
+        config = MusicgenMelodyConfig(text_encoder=text, audio_encoder=codec, decoder=decoder, chroma_length=4,
+                                      num_chroma=12)
+        model = MusicgenMelodyForConditionalGeneration(config).eval()
+        with torch.no_grad():   # EnCodec's codebooks start as zeros (filled by k-means in training): give them values
+            for layer in model.audio_encoder.quantizer.layers:
+                layer.codebook.embed.normal_()
+                layer.codebook.inited.fill_(True)
+        return MusicGenPipeline(model, tokenizer)
+
+    return _seeded(build)

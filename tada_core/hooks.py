@@ -84,6 +84,7 @@ def record(adapter: ModelAdapter, layers: Sequence[int] | None = None, *, mode: 
             run = _active_run(adapter)
             if run is None:
                 return None
+            output = adapter.layer_output(output)
             cond, _ = adapter.branch_rows(output.shape[0])
             h = output[cond].detach()
             if mode == "mean":
@@ -140,6 +141,9 @@ def condition(adapter: ModelAdapter, layers: Sequence[int] | None,
     sample; earlier steps, the unconditional branch and the other layers are untouched, and a
     sample whose ``from_step`` is beyond the last step is left bit-identical.
     """
+    if not adapter.supports_patching:
+        raise TadaError(f"{adapter.name} has no cross-attention keys and values to patch (its layers are "
+                        f"{adapter.layer_kind}s); patching is for the diffusion families")
     layer_ids = adapter.resolve_layers(layers) if layers is None or len(layers) else ()
     starts = _start_steps(from_step)
     cached: dict[int, Conditioning] = {}
@@ -266,7 +270,7 @@ def _steering_tensors(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int
 @contextlib.contextmanager
 def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tensor],
           alpha: float | Sequence[float], *, layers: Sequence[int] | None = None,
-          use_renorm: bool = True, branch: Branch = "cond") -> Iterator[None]:
+          use_renorm: bool = True, branch: Branch | None = None) -> Iterator[None]:
     """Activation steering: h' = ReNorm(h + alpha * v, h) at the chosen layers (TADA Eq. 2-3; Eq. 8 without ReNorm).
 
     ``vectors``: one tensor for all ``layers``, or a mapping layer -> tensor; a tensor is
@@ -279,9 +283,12 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
     made with it on (the reference code's benchmark configurations), although the
     reference code's own default is off and Eq. 8 adds SAE vectors without it; pass False
     for Eq. 8 literally, or to match the reference code's defaults.
-    ``branch``: which CFG branch to steer: ``"cond"`` (default, as in the paper's code; the
-    effect is then amplified by the guidance scale), ``"uncond"``, or ``"both"``.
+    ``branch``: which CFG branch to steer: ``"cond"`` (the diffusion families' default, as in the
+    TADA paper's code; the effect is then amplified by the guidance scale), ``"uncond"``, or
+    ``"both"`` (MusicGen's default, as in Facchiano et al.); None: the family's default
+    (``adapter.default_branch``).
     """
+    branch = adapter.default_branch if branch is None else branch
     if branch not in BRANCHES:
         raise TadaError(f"branch must be one of {', '.join(BRANCHES)}; got {branch!r}")
     if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
@@ -311,10 +318,11 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
     def make_hook(layer: int):
         vector = steering[layer]
 
-        def hook(module, args, output):
+        def hook(module, args, raw_output):
             run = _active_run(adapter)
             if run is None:
                 return None
+            output = adapter.layer_output(raw_output)
             if vector.ndim == 2:
                 if vector.shape[0] > run.settings.steps:
                     raise TadaError(f"layer {layer} has per-step vectors for {vector.shape[0]} steps, but this "
@@ -333,7 +341,7 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
             if use_renorm:
                 steered = renorm(steered, output)
             # Rows with alpha 0 keep their exact values (no renorm rounding).
-            return torch.where((a != 0)[:, None, None], steered, output)
+            return adapter.with_layer_output(raw_output, torch.where((a != 0)[:, None, None], steered, output))
         return hook
 
     with hook_handles() as add:

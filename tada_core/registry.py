@@ -34,13 +34,14 @@ from .adapters import (
     AceStepAdapter,
     AudioLDM2Adapter,
     ModelAdapter,
+    MusicGenAdapter,
     StableAudioAdapter,
     family_of_pipeline,
 )
-from .concepts import PAPER_CONCEPT_SET
+from .concepts import MUSICGEN_CONCEPT_SET, PAPER_CONCEPT_SET
 from .entry import SAMPLING_FILE, LayerPreset, ModelEntry, committed_config
 from .errors import TadaError, hub_errors
-from .fixtures import tiny_ace_step, tiny_audioldm2, tiny_stable_audio
+from .fixtures import tiny_ace_step, tiny_audioldm2, tiny_musicgen_melody, tiny_stable_audio
 from .io import is_repo_id, read_json
 from .organism.entry import ENTRY as ORGANISM_ENTRY
 
@@ -67,6 +68,19 @@ _ENTRIES = (
                presets=(LayerPreset((44, 45, 50, 51), "audioldm2-large",
                                     f"{_PAPER}: layers 45, 46, 51, 52 counted from 1"),),
                denoiser_config=committed_config("audioldm2_large_unet.json")),
+    ModelEntry("musicgen-melody", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-melody",
+               description="MusicGen Melody 1.5B (the model of Facchiano et al.; empty melody conditioning)",
+               notes="autoregressive: layers are residual-stream decoder outputs, steered with DiffMean "
+                     "(`tada diffmean`)"),
+    ModelEntry("musicgen-small", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-small",
+               description="MusicGen small 300M (text through cross-attention)"),
+    ModelEntry("musicgen-medium", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-medium",
+               description="MusicGen medium 1.5B"),
+    ModelEntry("musicgen-large", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-large",
+               description="MusicGen large 3.3B"),
+    ModelEntry("tiny-musicgen-melody", MusicGenAdapter, MUSICGEN_CONCEPT_SET, build=tiny_musicgen_melody,
+               defaults={"duration": 0.5, "guidance": 3.0}, description="random weights, 4 layers (tests)",
+               listed=False),
     ModelEntry("tiny-ace-step", AceStepAdapter, PAPER_CONCEPT_SET, build=tiny_ace_step, defaults=_TINY,
                description="random weights, 4 layers (tests)", listed=False),
     ModelEntry("tiny-stable-audio", StableAudioAdapter, PAPER_CONCEPT_SET, build=tiny_stable_audio, defaults=_TINY,
@@ -107,6 +121,9 @@ def entry_for(model: ModelAdapter) -> ModelEntry:
 def _model_index(model: str, revision: str | None) -> dict[str, Any]:
     if os.path.isdir(model):
         path = os.path.join(model, "model_index.json")
+        config = os.path.join(model, "config.json")
+        if not os.path.isfile(path) and os.path.isfile(config):   # a transformers model (MusicGen)
+            return {"_class_name": (read_json(config).get("architectures") or ["?"])[0]}
         if not os.path.isfile(path):
             raise TadaError(f"{model!r} is a folder but has no model_index.json; is it a diffusers pipeline folder?")
         return read_json(path)
@@ -153,16 +170,13 @@ def load_model(model: str | ModelEntry = DEFAULT_MODEL, *, device: str | torch.d
             pipeline.to(dtype=dtype)
     else:
         source = entry.hub_id or entry.folder()
-        if entry.folder is not None and not os.path.isfile(os.path.join(source, "model_index.json")):
+        if entry.folder is not None and not any(os.path.isfile(os.path.join(source, f))
+                                                for f in ("model_index.json", "config.json")):
             raise TadaError(f"{entry.name}: no pipeline in {source!r} (model_index.json is missing)")
-        import diffusers
-
-        pipeline_cls = getattr(diffusers, entry.adapter.pipeline_class_name)
         try:
             with hub_errors(source, revision, offline_hint="download it on a connected machine, or pass a local "
                                                            "pipeline folder"):
-                pipeline = pipeline_cls.from_pretrained(source, torch_dtype=dtype, revision=revision,
-                                                        use_safetensors=True)
+                pipeline = entry.adapter.load_pipeline(source, dtype=dtype, revision=revision)
         except OSError as e:
             raise TadaError(f"cannot load {entry.adapter.family} pipeline from {source!r}: "
                             f"{str(e).splitlines()[0]}") from None

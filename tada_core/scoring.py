@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .audio import mono, resample
 from .concepts import Concept
 from .errors import TadaError
 
@@ -60,26 +61,6 @@ class Scorer(abc.ABC):
 
     def similarity(self, audio: torch.Tensor | np.ndarray, sample_rate: int, concept: Concept) -> np.ndarray:
         return self.sign(concept) * self.measure(audio, sample_rate, concept)
-
-
-def mono(audio: torch.Tensor | np.ndarray) -> np.ndarray:
-    x = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float32)
-    if x.ndim == 3:
-        x = x.mean(1)
-    if x.ndim == 1:
-        x = x[None]
-    if x.ndim != 2:
-        raise TadaError(f"audio must be [batch, channels, samples] or [batch, samples]; got shape {x.shape}")
-    return x
-
-
-def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
-    """Linear-interpolation resampling of [batch, samples] (enough for embedding models)."""
-    if src == dst:
-        return x
-    n = int(round(x.shape[-1] * dst / src))
-    t = np.arange(n) * (src / dst)
-    return np.stack([np.interp(t, np.arange(x.shape[-1]), row) for row in x]).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------
@@ -139,13 +120,20 @@ class ClapScorer(EmbeddingScorer):
             self._text[query] = torch.nn.functional.normalize(e, dim=-1)[0]
         return self._text[query]
 
-    def _similarity(self, clips: np.ndarray, sample_rate: int, query: str) -> np.ndarray:
+    def embed(self, audio, sample_rate: int) -> np.ndarray:
+        """CLAP's audio embedding of each clip, [clips, dim] (an FAD embedding, see :func:`make_embedding`)."""
         sr = self.processor.feature_extractor.sampling_rate
-        inputs = self.processor(audio=list(resample(clips, sample_rate, sr)), sampling_rate=sr, return_tensors="pt")
+        inputs = self.processor(audio=list(resample(mono(audio), sample_rate, sr)), sampling_rate=sr,
+                                return_tensors="pt")
         with torch.no_grad():
             e = self.model.get_audio_features(**{k: v.to(self.device) for k, v in inputs.items()})
-        e = torch.nn.functional.normalize(getattr(e, "pooler_output", e), dim=-1)
-        return (e @ self._text_embedding(query)).cpu().double().numpy()
+        return getattr(e, "pooler_output", e).cpu().double().numpy()
+
+    __call__ = embed
+
+    def _similarity(self, clips: np.ndarray, sample_rate: int, query: str) -> np.ndarray:
+        e = torch.nn.functional.normalize(torch.from_numpy(self.embed(clips, sample_rate)).float(), dim=-1)
+        return (e.to(self.device) @ self._text_embedding(query)).cpu().double().numpy()
 
 
 class MuQScorer(EmbeddingScorer):
@@ -174,7 +162,36 @@ class MuQScorer(EmbeddingScorer):
         return self.model.calc_similarity(a, t).reshape(-1).cpu().double().numpy()
 
 
-EMBEDDING_SCORERS = "clap:PATH_OR_ID (CLAP, e.g. clap:laion/larger_clap_music) or muq:PATH_OR_ID (MuQ-MuLan)"
+class LibrosaScorer(Scorer):
+    """Descriptors any model's audio has, by librosa: tempo (BPM) and brightness (spectral centroid, Hz).
+
+    The MusicGen paper's two metrics (Facchiano et al. Sec. 4.1); a scorer for the concepts they
+    describe on any model, real or tiny, with no weights to download.
+    """
+
+    name = "librosa"
+    MEASURE = {"tempo": "bpm", "brightness": "centroid"}
+
+    def check(self, concept: Concept) -> None:
+        if concept.name not in self.MEASURE:
+            raise TadaError(f"the librosa scorer measures {', '.join(self.MEASURE)}; not {concept.name!r} "
+                            f"(use --scorer {EMBEDDING_SCORERS})")
+
+    def measure(self, audio, sample_rate: int, concept: Concept) -> np.ndarray:
+        from .metrics import measure
+
+        self.check(concept)
+        return measure(self.MEASURE[concept.name])[0](audio, sample_rate)
+
+    def label(self, concept: Concept) -> str:
+        from .metrics import measure
+
+        self.check(concept)
+        return measure(self.MEASURE[concept.name])[1]
+
+
+EMBEDDING_SCORERS = ("clap:PATH_OR_ID (CLAP, e.g. clap:laion/larger_clap_music), muq:PATH_OR_ID (MuQ-MuLan) or "
+                     "librosa (tempo and brightness only)")
 
 
 def make_scorer(spec: str | None, entry: Any = None, device: str = "cpu") -> Scorer:
@@ -201,8 +218,23 @@ def make_scorer(spec: str | None, entry: Any = None, device: str = "cpu") -> Sco
         return ClapScorer(arg, device=device)
     if kind == "muq":
         return MuQScorer(arg or "OpenMuQ/MuQ-MuLan-large", device=device)
+    if kind == "librosa":
+        return LibrosaScorer()
     accepted = (f"{builtin} (its built-in scorer), " if builtin else "") + EMBEDDING_SCORERS
     raise TadaError(f"scorer {spec!r} does not fit {model}; accepted: {accepted}")
 
 
-__all__ = ["Scorer", "EmbeddingScorer", "ClapScorer", "MuQScorer", "make_scorer", "resample", "mono", "EMBEDDING_SCORERS"]
+def make_embedding(spec: str | None, device: str = "cpu"):
+    """An FAD embedding: ``logmel`` (default, offline; :class:`tada_core.metrics.LogMelEmbedding`) or
+    ``clap:PATH_OR_ID`` (CLAP's pretrained audio encoder)."""
+    from .metrics import LogMelEmbedding
+
+    if spec in (None, "", "logmel"):
+        return LogMelEmbedding()
+    kind, _, arg = str(spec).partition(":")
+    if kind == "clap" and arg:
+        return ClapScorer(arg, device=device)
+    raise TadaError(f"FAD embedding must be 'logmel' or 'clap:PATH_OR_ID'; got {spec!r}")
+
+
+__all__ = ["make_embedding", "Scorer", "EmbeddingScorer", "ClapScorer", "MuQScorer", "LibrosaScorer", "make_scorer", "resample", "mono", "EMBEDDING_SCORERS"]

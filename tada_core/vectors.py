@@ -77,6 +77,7 @@ class SteeringVector:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     functional_layers: list[int] | None = None
     renorm: bool | None = None   # ReNorm (Eq. 3) its alpha_range was validated with; None: the default (on)
+    strategy: dict[str, Any] | None = None   # DiffMean injection: {"name": "one-to-all", "source_layer": l} or all-to-all
 
     def __post_init__(self):
         if not self.vectors:
@@ -86,6 +87,8 @@ class SteeringVector:
         missing = sorted(set(self.vectors) - set(self.layer_paths))
         if missing:
             raise TadaError(f"layer_paths lacks layers {missing}; every vector layer needs its module path")
+        if self.strategy is not None:
+            self.strategy = _check_strategy(self.strategy, set(self.vectors))
         if self.renorm is not None and not isinstance(self.renorm, bool):
             raise TadaError(f"renorm must be true, false or null; got {self.renorm!r}")
         if self.functional_layers is not None:
@@ -106,6 +109,16 @@ class SteeringVector:
     def default_layers(self) -> list[int]:
         """Where :meth:`apply` steers unless told otherwise."""
         return list(self.functional_layers) if self.functional_layers else self.layers
+
+    def injected(self, layers: Sequence[int]) -> dict[int, torch.Tensor]:
+        """What each of ``layers`` gets added: its own vector (All-to-All, and every CAA / SAE vector), or, with the
+        One-to-All strategy (Facchiano et al. Sec. 3.3), the source layer's vector in every layer."""
+        if self.strategy and self.strategy["name"] == "one-to-all":
+            return {layer: self.vectors[self.strategy["source_layer"]] for layer in layers}
+        unknown = sorted(set(layers) - set(self.vectors))
+        if unknown:
+            raise TadaError(f"this vector has no layers {unknown}; it has {self.layers}")
+        return {layer: self.vectors[layer] for layer in layers}
 
     def widths(self) -> dict[int, int]:
         return {layer: int(v.shape[-1]) for layer, v in self.vectors.items()}
@@ -146,11 +159,13 @@ class SteeringVector:
         from .hooks import steer
 
         self.check_compatible(adapter)
-        chosen = self.default_layers() if layers is None else list(layers)
-        unknown = sorted(set(chosen) - set(self.vectors))
-        if unknown:
-            raise TadaError(f"this vector has no layers {unknown}; it has {self.layers}")
-        with steer(adapter, {layer: self.vectors[layer] for layer in chosen}, alpha=alpha, layers=chosen,
+        if layers is not None:
+            chosen = list(layers)
+        elif self.strategy and self.strategy["name"] == "one-to-all":
+            chosen = [layer.index for layer in adapter.layers]   # one direction into every layer
+        else:
+            chosen = self.default_layers()
+        with steer(adapter, self.injected(chosen), alpha=alpha, layers=chosen,
                    use_renorm=self.default_renorm() if use_renorm is None else use_renorm, **kwargs):
             yield
 
@@ -166,6 +181,7 @@ class SteeringVector:
                         "shape": list(self.vectors[layer].shape)} for layer in self.layers],
             "prompts": self.prompts, "prompts_sha256": prompts_sha256(self.prompts),
             "alpha_range": list(self.alpha_range) if self.alpha_range else None, "renorm": self.renorm,
+            "strategy": self.strategy,
             "functional_layers": self.functional_layers,
             "command": self.command, "tada_version": self.tada_version, "extra": self.extra,
         }
@@ -193,6 +209,22 @@ class SteeringVector:
     def load(cls, source: str | Path, revision: str | None = None) -> "SteeringVector":
         """:func:`load_vector`."""
         return load_vector(source, revision)
+
+
+STRATEGIES = ("all-to-all", "one-to-all")
+
+
+def _check_strategy(strategy: Any, layers: set[int]) -> dict[str, Any]:
+    if not isinstance(strategy, Mapping) or strategy.get("name") not in STRATEGIES:
+        raise TadaError(f"strategy must be {{'name': one of {', '.join(STRATEGIES)}, ...}}; got {strategy!r}")
+    out = {"name": strategy["name"]}
+    if strategy["name"] == "one-to-all":
+        source = strategy.get("source_layer")
+        if isinstance(source, bool) or not isinstance(source, int) or source not in layers:
+            raise TadaError(f"the one-to-all strategy needs a source_layer among the vector's layers {sorted(layers)}; "
+                            f"got {source!r}")
+        out["source_layer"] = source
+    return out
 
 
 def card_snippet(config: Mapping[str, Any], repo: str) -> str:
@@ -229,6 +261,12 @@ def model_card(config: Mapping[str, Any], name: str, source: str | None = None) 
     ]
     if functional:
         lines.append(f"By default it steers its functional layers {functional} (found by localization).")
+    strategy = config.get("strategy")
+    if strategy and strategy.get("name") == "one-to-all":
+        lines.append(f"Injected with the One-to-All strategy (Facchiano et al. 2025): layer "
+                     f"{strategy['source_layer']}'s direction is added to every layer.")
+    elif strategy:
+        lines.append("Injected with the All-to-All strategy (Facchiano et al. 2025): each layer gets its own direction.")
     if alpha:
         renorm = config.get("renorm")
         how = " without ReNorm" if renorm is False else " with ReNorm (Eq. 3)"
@@ -282,7 +320,8 @@ def load_vector(source: str | Path, revision: str | None = None) -> SteeringVect
                           model_revision=config.get("base_model_revision"), prompts=config.get("prompts"),
                           alpha_range=tuple(alpha) if alpha else None, command=config.get("command"),
                           tada_version=config.get("tada_version"), extra=config.get("extra") or {},
-                          functional_layers=config.get("functional_layers"), renorm=config.get("renorm"))
+                          functional_layers=config.get("functional_layers"), renorm=config.get("renorm"),
+                          strategy=config.get("strategy"))
 
 
 __all__ = ["SteeringVector", "load_vector", "model_card", "card_snippet", "prompts_sha256", "VECTOR_FILE",

@@ -1,4 +1,4 @@
-"""Model families: one adapter per diffusers pipeline class, each owning its family's quirks.
+"""Model families: one adapter per pipeline class (diffusers; MusicGen through transformers), each owning its quirks.
 
 Load a model with :func:`tada_core.load_model` (the registry in :mod:`tada_core.registry`
 knows names, checkpoints and defaults); this package only knows pipelines.
@@ -16,17 +16,19 @@ from .base import (
     Run,
     hook_handles,
 )
+from .musicgen import MusicGenAdapter
 from .stable_audio import StableAudioAdapter
 
 FAMILIES: dict[str, type[ModelAdapter]] = {
-    cls.family: cls for cls in (AceStepAdapter, StableAudioAdapter, AudioLDM2Adapter)
+    cls.family: cls for cls in (AceStepAdapter, StableAudioAdapter, AudioLDM2Adapter, MusicGenAdapter)
 }
 
 
 def family_of_pipeline(class_name: str) -> type[ModelAdapter] | None:
-    """The adapter class for a diffusers pipeline class name, or None."""
-    return next((cls for cls in FAMILIES.values() if cls.pipeline_class_name == class_name), None)
+    """The adapter class for a diffusers pipeline class name (or a transformers model class name), or None."""
+    return next((cls for cls in FAMILIES.values() if cls.pipeline_class_name == class_name
+                 or class_name in getattr(cls, "model_class_names", ())), None)
 
 
 __all__ = ["FAMILIES", "ModelAdapter", "CrossAttentionLayer", "Generation", "Run", "Conditioning", "hook_handles",
-           "AceStepAdapter", "StableAudioAdapter", "AudioLDM2Adapter", "family_of_pipeline"]
+           "AceStepAdapter", "StableAudioAdapter", "AudioLDM2Adapter", "MusicGenAdapter", "family_of_pipeline"]

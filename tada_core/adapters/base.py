@@ -91,6 +91,11 @@ class ModelAdapter:
     cond_first: ClassVar[bool]  # True if the CFG batch is [cond, uncond]
     conditioning_kwarg: ClassVar[str] = "encoder_hidden_states"
     conditioning_mask_kwarg: ClassVar[str] = "attention_mask"
+    # What "layers", "steps" and "branches" mean in this family (diffusion defaults; MusicGen overrides):
+    layer_kind: ClassVar[str] = "cross-attention output"   # the point a layer index names
+    step_kind: ClassVar[str] = "diffusion step"            # what one denoiser call is
+    default_branch: ClassVar[str] = "cond"                 # which CFG rows steering acts on by default
+    supports_patching: ClassVar[bool] = True               # cross-attention keys/values can be patched
 
     def __init__(self, pipeline: Any, *, name: str, source: str,
                  defaults: GenerationSettings | dict[str, Any] | None = None) -> None:
@@ -114,6 +119,14 @@ class ModelAdapter:
 
     # ----- family quirks -----------------------------------------------------------
     @classmethod
+    def load_pipeline(cls, source: str, *, dtype: torch.dtype | None = None, revision: str | None = None) -> Any:
+        """The family's pipeline from a folder or Hub id: diffusers' ``from_pretrained``, safetensors only."""
+        import diffusers
+
+        pipeline_cls = getattr(diffusers, cls.pipeline_class_name)
+        return pipeline_cls.from_pretrained(source, torch_dtype=dtype, revision=revision, use_safetensors=True)
+
+    @classmethod
     def find_layers(cls, pipeline: Any) -> list[CrossAttentionLayer]:
         """The cross-attention layers of ``pipeline`` (anything with the denoiser attribute), in execution order."""
         raise NotImplementedError
@@ -128,6 +141,14 @@ class ModelAdapter:
     def family_defaults(self) -> dict[str, float]:
         """Default duration (s), steps and guidance for this family."""
         raise NotImplementedError
+
+    def layer_output(self, output: Any) -> torch.Tensor:
+        """The activation a layer hook sees, [rows, positions, width], from the layer module's output."""
+        return output
+
+    def with_layer_output(self, output: Any, hidden: torch.Tensor) -> Any:
+        """The layer module's output with its activation replaced by ``hidden`` (what a steering hook returns)."""
+        return hidden
 
     def max_duration(self) -> float | None:
         """Longest duration the model can produce, if it has a hard limit."""

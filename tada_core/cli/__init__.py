@@ -10,6 +10,8 @@ arguments beside its handler (``register_<command>`` / ``run_<command>`` in this
     tada import-steer-audio VECTORS.pkl --config config.json --model ace-step --out FOLDER
     tada localize --concept C [--concept ...|all] [--captions musiccaps.csv] [--out DIR]
     tada caa --concept C [--localization DIR] [--out vectors/NAME]
+    tada diffmean compute --model musicgen-melody --concept C   DiffMean vectors (MusicGen's residual stream)
+    tada diffmean scan VECTOR --measure bpm|centroid --out DIR  per-layer effect, cosine matrix, l_best
     tada sweep VECTOR [VECTOR ...] [--alphas A ...]      concept measure vs alpha, both signs
     tada ablate VECTOR [VECTOR ...] [--alpha A]          Table 2: all / all but functional / functional
     tada benchmark --concept C|all --out DIR [--methods M ...]   Table 3: every steering method, AUC
@@ -29,6 +31,7 @@ from typing import Sequence
 from ..errors import TadaError
 from .artifacts import register_import, register_list, register_pull, register_push
 from .benchmark import register_benchmark
+from .diffmean import register_diffmean
 from .evaluate import register_ablate, register_sweep
 from .localize import register_caa, register_localize
 from .models import register_generate, register_models
@@ -36,8 +39,8 @@ from .organism import register_organism
 from .sae import register_sae
 
 REGISTER = (register_models, register_generate, register_list, register_push, register_pull, register_import,
-            register_localize, register_caa, register_sweep, register_ablate, register_benchmark, register_sae,
-            register_organism)
+            register_localize, register_caa, register_diffmean, register_sweep, register_ablate, register_benchmark,
+            register_sae, register_organism)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,310 @@
+"""MusicGen (Copet et al. 2023) through transformers: the residual stream of an autoregressive model.
+
+Steered as in Facchiano et al. 2025 ("Activation Patching for Interpretable Steering in Music
+Generation", arXiv 2504.04479): difference-in-means directions added to the decoder's
+residual stream at every autoregressive step. Two model classes:
+``MusicgenMelodyForConditionalGeneration`` (``facebook/musicgen-melody``, the paper's model,
+used here with empty melody conditioning) and ``MusicgenForConditionalGeneration``
+(``facebook/musicgen-small|medium|large``, text through cross-attention).
+
+What the model interface means here:
+
+* **layers**: the output of decoder layer ``i`` (``decoder.model.decoder.layers[i]``), i.e.
+  the residual stream after block ``i``, 0-based; width = the decoder's hidden size. There
+  are no cross-attention keys and values to patch in the Melody variant, so ``patch`` is
+  refused for the family;
+* **steps**: one decoder call per autoregressive step. The first call processes the whole
+  prefix (Melody: the chroma frames, then the text, then the first audio token); each later
+  call one new audio frame. A clip of ``d`` seconds takes ``ceil(d * frame_rate) + K - 1``
+  steps (``K`` codebooks, delayed by one frame each); ``settings.steps`` is derived from the
+  duration, never chosen;
+* **branches**: with guidance > 1, ``generate`` stacks ``[cond; uncond]`` (conditional rows
+  first); steering acts on both by default, the paper's choice.
+
+Quirks fixed here:
+
+* **Per-sample seeds**: MusicGen samples with the global RNG, so a batch would share one
+  random stream. Sampling (top-k 250, temperature 1: MusicGen's own defaults) is done by a
+  logits processor with one ``torch.Generator`` per sample, after guidance, and greedy
+  decoding then takes the sampled token: a sample's tokens depend on its seed only.
+* **Padding**: prompts are padded to the longest in the batch and the stock decoder attends
+  to the padded text positions (zeroed, but attended), so a prompt would sound different in
+  a batch. During a call this adapter hands the decoder the text mask at every step, so
+  padded positions are ignored; a prompt alone (no padding) is computed as stock.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import TadaError
+from ..settings import GenerationSettings
+from .base import CrossAttentionLayer, ModelAdapter, Run
+
+TOP_K = 250          # MusicGen's sampling defaults (audiocraft and the transformers generation config)
+TEMPERATURE = 1.0
+_MASK = "text_mask"
+
+
+class MusicGenPipeline:
+    """A transformers MusicGen model and its tokenizer, with the little a pipeline needs to offer the adapter."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    def components(self) -> dict[str, Any]:
+        return {"model": self.model, "tokenizer": self.tokenizer}
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.model.decoder
+
+    @property
+    def melody(self) -> bool:
+        return hasattr(self.model, "audio_enc_to_dec_proj")
+
+    def to(self, device=None, dtype=None) -> "MusicGenPipeline":
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+    def set_progress_bar_config(self, **kwargs) -> None:
+        """MusicGen's generate shows no progress bar; nothing to configure."""
+
+    def save_pretrained(self, folder) -> None:
+        self.model.save_pretrained(folder, safe_serialization=True)
+        self.tokenizer.save_pretrained(folder)
+
+
+class _PerSampleSampler:
+    """Top-k sampling with one generator per sample, after classifier-free guidance.
+
+    transformers appends MusicGen's guidance processor after the caller's processors, so this
+    one sees both halves of the CFG batch ([cond; uncond]), combines them as that processor
+    does (``uncond + g (cond - uncond)``), samples, and returns the same scores for both halves:
+    0 for the sampled token and a large negative number elsewhere, which guidance then leaves
+    as is and greedy decoding turns into the sampled token.
+    """
+
+    def __init__(self, generators: list[torch.Generator], codebooks: int, guidance: float, top_k: int,
+                 temperature: float) -> None:
+        self.generators, self.codebooks, self.guidance = generators, codebooks, guidance
+        self.top_k, self.temperature = top_k, temperature
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        rows = self.codebooks * len(self.generators)
+        if scores.shape[0] == 2 * rows:
+            cond, uncond = scores[:rows].float(), scores[rows:].float()
+            guided = uncond + self.guidance * (cond - uncond)
+        elif scores.shape[0] == rows:
+            guided = scores.float()
+        else:
+            raise TadaError(f"MusicGen produced scores for {scores.shape[0]} rows; expected {rows} or {2 * rows} "
+                            f"({self.codebooks} codebooks x {len(self.generators)} samples, with or without CFG)")
+        picked = torch.full_like(guided, -1e9)
+        k = self.codebooks
+        for b, gen in enumerate(self.generators):
+            part = guided[b * k:(b + 1) * k] / self.temperature
+            values, idx = part.topk(min(self.top_k, part.shape[-1]), dim=-1)
+            probs = torch.softmax(values, dim=-1)
+            pick = torch.multinomial(probs.cpu(), 1, generator=gen).to(idx.device)
+            picked[b * k:(b + 1) * k].scatter_(1, idx.gather(1, pick), 0.0)
+        picked = picked.to(scores.dtype)
+        return torch.cat([picked, picked]) if scores.shape[0] == 2 * rows else picked
+
+
+class MusicGenAdapter(ModelAdapter):
+    family = "musicgen"
+    pipeline_class_name = "MusicgenMelodyForConditionalGeneration"
+    model_class_names: ClassVar[tuple[str, ...]] = ("MusicgenMelodyForConditionalGeneration",
+                                                     "MusicgenForConditionalGeneration")
+    denoiser_attr = "decoder"
+    cond_first = True
+    layer_kind = "residual stream (decoder layer output)"
+    step_kind = "autoregressive step"
+    default_branch = "both"
+    supports_patching = False
+
+    # ----- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load_pipeline(cls, source: str, *, dtype: torch.dtype | None = None, revision: str | None = None):
+        """``from_pretrained`` of the model (safetensors only) and its tokenizer, from a folder or Hub id."""
+        import transformers
+
+        config = transformers.AutoConfig.from_pretrained(source, revision=revision)
+        name = (getattr(config, "architectures", None) or ["?"])[0]
+        if name not in cls.model_class_names:
+            raise TadaError(f"{source} holds a {name!r}; the MusicGen family loads {', '.join(cls.model_class_names)}")
+        model = getattr(transformers, name).from_pretrained(source, revision=revision, dtype=dtype,
+                                                            use_safetensors=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, revision=revision)
+        return MusicGenPipeline(model, tokenizer)
+
+    # ----- family quirks -----------------------------------------------------------------------
+    @classmethod
+    def find_layers(cls, pipeline: Any) -> list[CrossAttentionLayer]:
+        decoder = pipeline.decoder
+        width = decoder.config.hidden_size
+        return [CrossAttentionLayer(i, f"decoder.model.decoder.layers.{i}", layer, width)
+                for i, layer in enumerate(decoder.model.decoder.layers)]
+
+    def layer_output(self, output: Any) -> torch.Tensor:
+        return output[0] if isinstance(output, tuple) else output
+
+    def with_layer_output(self, output: Any, hidden: torch.Tensor) -> Any:
+        return (hidden,) + tuple(output[1:]) if isinstance(output, tuple) else hidden
+
+    def __init__(self, pipeline: Any, **kwargs: Any) -> None:
+        super().__init__(pipeline, **kwargs)
+        self.defaults = self.defaults.replace(steps=self.steps_for(self.defaults.duration))
+
+    def family_defaults(self) -> dict[str, float]:
+        return {"duration": 8.0, "steps": 1, "guidance": 3.0}   # steps: set from the duration
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.pipeline.model.config.audio_encoder.frame_rate)
+
+    @property
+    def codebooks(self) -> int:
+        return int(self.pipeline.decoder.config.num_codebooks)
+
+    def steps_for(self, duration: float) -> int:
+        """Autoregressive steps for ``duration`` seconds: its frames plus the delay pattern's K - 1."""
+        return max(1, math.ceil(duration * self.frame_rate - 1e-9)) + self.codebooks - 1
+
+    def max_duration(self) -> float | None:
+        positions = int(self.pipeline.decoder.config.max_position_embeddings)
+        return (positions - self.codebooks - self._prefix_budget()) / self.frame_rate
+
+    def _prefix_budget(self) -> int:
+        """Decoder positions the conditioning may take (Melody: chroma frames and text tokens)."""
+        if not self.pipeline.melody:
+            return 0
+        return int(self.pipeline.model.config.chroma_length) + int(self.pipeline.tokenizer.model_max_length or 0)
+
+    def resolve_settings(self, settings: GenerationSettings | None = None, **overrides: Any) -> GenerationSettings:
+        """As for every family, then ``steps`` set from the duration (an autoregressive model has no step count)."""
+        resolved = super().resolve_settings(settings, **overrides)
+        return resolved.replace(steps=self.steps_for(resolved.duration))
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.pipeline.model.config.audio_encoder.sampling_rate)
+
+    def prompt_token_ids(self, prompt: str) -> list[int]:
+        raise TadaError(f"{self.name}: MusicGen's text reaches the decoder as encoder states, not as word positions "
+                        f"of a cross-attention conditioning; Token Embeddings does not apply")
+
+    # ----- generation ----------------------------------------------------------------------------
+    def _text_inputs(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        tok = self.pipeline.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        return {k: v.to(self.device) for k, v in tok.items() if k in ("input_ids", "attention_mask")}
+
+    def _family_hooks(self, run: Run, add) -> None:
+        if not self.pipeline.melody:
+            return   # cross-attention variant: transformers passes the text mask itself
+        inner = self.pipeline.decoder.model.decoder
+
+        def give_mask(module, args, kwargs):
+            mask = run.state.get(_MASK)
+            if mask is None:
+                return None
+            hidden = kwargs.get("inputs_embeds")
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            rows = (ids.shape[0] // self.codebooks) if ids is not None else hidden.shape[0]
+            new = (ids.shape[-1] if ids is not None else hidden.shape[1])
+            prefix = mask if rows == mask.shape[0] else torch.cat([mask, mask])   # CFG: [cond; uncond] rows
+            past = kwargs.get("past_key_values")
+            seen = past.get_seq_length() if past is not None else 0
+            if kwargs.get("encoder_hidden_states") is not None:
+                kwargs["encoder_attention_mask"] = prefix
+                return args, kwargs
+            audio = torch.ones(rows, seen + new - prefix.shape[1], dtype=prefix.dtype, device=prefix.device)
+            kwargs["attention_mask"] = torch.cat([prefix, audio], dim=1)
+            return args, kwargs
+
+        add(inner.register_forward_pre_hook(give_mask, with_kwargs=True))
+
+    def _call_pipeline(self, run: Run, generators: list[torch.Generator]) -> torch.Tensor:
+        from transformers import LogitsProcessorList
+
+        s = run.settings
+        inputs = self._text_inputs(run.prompts)
+        if self.pipeline.melody:
+            chroma = int(self.pipeline.model.config.chroma_length)
+            ones = torch.ones(len(run.prompts), chroma, dtype=inputs["attention_mask"].dtype, device=self.device)
+            run.state[_MASK] = torch.cat([ones, inputs["attention_mask"]], dim=1)
+        cpu_generators = [torch.Generator().manual_seed(seed) for seed in run.seeds]
+        sampler = _PerSampleSampler(cpu_generators, self.codebooks, s.guidance, TOP_K, TEMPERATURE)
+        audio = self.pipeline.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance,
+                                             max_new_tokens=s.steps, logits_processor=LogitsProcessorList([sampler]))
+        samples = round(s.duration * self.sample_rate)
+        return audio[..., :samples]
+
+    # ----- the paper's read-out ----------------------------------------------------------------------
+    def prompt_states(self, prompts: list[str]) -> torch.Tensor:
+        """[layers, prompts, width]: each decoder layer's output at the prompt's EOS position (Facchiano et al. Sec. 3).
+
+        Melody: the text is prepended to the decoder input after the chroma frames, so the EOS
+        token of a prompt sits at ``chroma_length + (its token count) - 1`` of the decoder
+        sequence; the text mask of a padded batch says where. The cross-attention variant has no
+        text positions in the decoder: its read-out is the first decoder position (the start
+        token, which has attended to the text).
+        """
+        from ..errors import check_prompts
+
+        prompts = check_prompts(prompts, "DiffMean prompts")
+        inputs = self._text_inputs(prompts)
+        k = self.codebooks
+        start = int(self.pipeline.decoder.config.decoder_start_token_id)
+        decoder_ids = torch.full((len(prompts) * k, 1), start, dtype=torch.long, device=self.device)
+        outputs: dict[int, torch.Tensor] = {}
+
+        def grab(index: int):
+            def hook(module, args, output):
+                outputs[index] = self.layer_output(output).detach()
+            return hook
+
+        run = Run(prompts=list(prompts), seeds=[0] * len(prompts), settings=self.resolve_settings())
+        handles = [layer.module.register_forward_hook(grab(layer.index)) for layer in self.layers]
+        previous, self._run = self._run, run
+        try:
+            with torch.no_grad(), self._lock:
+                if self.pipeline.melody:
+                    chroma = int(self.pipeline.model.config.chroma_length)
+                    mask = inputs["attention_mask"]
+                    run.state[_MASK] = torch.cat([torch.ones(len(prompts), chroma, dtype=mask.dtype,
+                                                             device=self.device), mask], dim=1)
+                    with _hooked(self, run):
+                        self.pipeline.model(**inputs, decoder_input_ids=decoder_ids)
+                    position = chroma + mask.sum(dim=1) - 1
+                else:
+                    self.pipeline.model(**inputs, decoder_input_ids=decoder_ids)
+                    position = torch.zeros(len(prompts), dtype=torch.long)
+        finally:
+            self._run = previous
+            for h in handles:
+                h.remove()
+        rows = torch.arange(len(prompts))
+        return torch.stack([outputs[layer.index][rows, position.cpu()].float().cpu() for layer in self.layers])
+
+
+class _hooked:
+    """The family hooks of ``adapter`` for one forward pass outside ``generate``."""
+
+    def __init__(self, adapter: MusicGenAdapter, run: Run) -> None:
+        self.adapter, self.run, self.handles = adapter, run, []
+
+    def __enter__(self):
+        self.adapter._family_hooks(self.run, self.handles.append)
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()

@@ -1,0 +1,113 @@
+"""``tada diffmean compute | scan``: DiffMean vectors of MusicGen's residual stream (Facchiano et al. 2025)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import (add_model_arg, check_writable, finite_float, layer_index, load_for, note, positive_int,
+                     seed_int)
+
+
+def register_diffmean(sub) -> None:
+    p = sub.add_parser("diffmean", help="DiffMean steering vectors of an autoregressive model's residual stream "
+                                        "(MusicGen; Facchiano et al. 2025)")
+    dsub = p.add_subparsers(dest="diffmean_command", required=True)
+
+    c = dsub.add_parser("compute", help="Eq. 1 at every layer: mean EOS state of S_pos minus S_neg")
+    add_model_arg(c)
+    c.add_argument("--concept", required=True, help="concept name (tempo, brightness, ...)")
+    c.add_argument("--prompts", type=positive_int, default=100, help="prompts per side (default 100, the paper's)")
+    c.add_argument("--strategy", choices=["one-to-all", "all-to-all"], default="one-to-all",
+                   help="injection: one direction into every layer (the paper's choice) or each layer its own")
+    c.add_argument("--source-layer", type=layer_index, default=None,
+                   help="l_best for one-to-all, 0-based (default: the largest relative ||Delta||, until "
+                        "`tada diffmean scan` picks one by its effect)")
+    c.add_argument("--alpha-range", type=finite_float, nargs=2, default=None, metavar=("MIN", "MAX"))
+    c.add_argument("--batch-size", type=positive_int, default=16)
+    c.add_argument("--out", default=None, help="default vectors/MODEL-CONCEPT-diffmean")
+    c.set_defaults(func=run_compute)
+
+    s = dsub.add_parser("scan", help="Fig. 4 and 6: each layer's direction injected One-to-All at +-lambda, the "
+                                     "measure's change; cosine matrix; l_best recorded in the vector")
+    s.add_argument("vector", help="a DiffMean vector folder")
+    add_model_arg(s, artifact=True)
+    s.add_argument("--measure", choices=["bpm", "centroid"], required=True,
+                   help="bpm: librosa beat tracker; centroid: librosa spectral centroid (the paper's metrics)")
+    s.add_argument("--lam", type=finite_float, default=1.25, help="lambda of the scan (default 1.25, the paper's)")
+    s.add_argument("--prompts", nargs="+", default=None, help="prompts to steer (default: 4 of the model's "
+                                                                 "evaluation prompts)")
+    s.add_argument("--seeds", type=seed_int, nargs="+", default=[100, 101], help="held-out seeds (default 100 101)")
+    s.add_argument("--layers", type=layer_index, nargs="+", default=None, help="source layers (default: all)")
+    s.add_argument("--write-back", action="store_true",
+                   help="save the vector with the best layer as its One-to-All source and the scan as evidence")
+    s.add_argument("--out", required=True, help="folder for scan.json, effect.png and cosine.png")
+    s.set_defaults(func=run_scan)
+
+
+def run_compute(args: argparse.Namespace) -> int:
+    from ..concepts import diffmean_prompts
+    from ..diffmean import diffmean
+    from ..registry import entry_for
+
+    if args.out:
+        check_writable(args.out)
+    model = load_for(args)
+    concept = entry_for(model).concepts.get(args.concept)
+    pos, neg = diffmean_prompts(concept, entry_for(model).concepts.bases, args.prompts)
+    vec = diffmean(model, pos, neg, concept=concept.name, strategy=args.strategy, source_layer=args.source_layer,
+                   batch_size=args.batch_size, alpha_range=tuple(args.alpha_range) if args.alpha_range else None)
+    out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-diffmean")
+    norms = vec.extra["norms"]
+    print(f"wrote {out}: DiffMean {concept.name!r} from {len(pos)} + {len(neg)} prompts, {len(norms)} layers "
+          f"(||Delta|| {min(norms):.3g} to {max(norms):.3g}); strategy {vec.strategy}")
+    note("`tada diffmean scan` picks l_best by its steering effect")
+    return 0
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..diffmean import choose_layer, cosine_matrix, layer_scan
+    from ..io import write_json
+    from ..metrics import measure
+    from ..plots import heatmap_png, line_panels
+    from ..registry import entry_for
+    from ..vectors import load_vector
+
+    check_writable(args.out)
+    vec = load_vector(args.vector)
+    if vec.method != "diffmean":
+        from ..errors import TadaError
+
+        raise TadaError(f"{args.vector} is a {vec.method} vector; the layer scan is for DiffMean vectors")
+    fn, label = measure(args.measure)
+    model = load_for(args, vec.model)
+    vec.check_compatible(model)
+    prompts = args.prompts or list(entry_for(model).concepts.eval_prompts)[:4]
+    scan = layer_scan(model, vec, fn, prompts, lam=args.lam, seeds=args.seeds, layers=args.layers,
+                      measure_label=label)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    effect = scan.effect
+    write_json(out / "scan.json", {"concept": vec.concept, "measure": label, "lambda": scan.lam,
+                                   "baseline": scan.baseline, "up": scan.up, "down": scan.down, "effect": effect,
+                                   "clips_per_point": scan.n, "best_layer": scan.best(), "seeds": args.seeds,
+                                   "prompts": prompts})
+    layers = sorted(effect)
+    line_panels([(f"{vec.concept}: measure at +-{scan.lam:g} by source layer (One-to-All)",
+                  [(f"+{scan.lam:g}", layers, [scan.up[i] for i in layers]),
+                   (f"-{scan.lam:g}", layers, [scan.down[i] for i in layers]),
+                   ("unsteered", layers, [scan.baseline] * len(layers))])], out / "effect.png",
+                x_label="source layer (0-based)", y_label=label, columns=1)
+    cos = cosine_matrix(vec)
+    heatmap_png(np.clip(cos, 0, 1), [str(i) for i in vec.layers], [str(i) for i in vec.layers], out / "cosine.png",
+                title=f"cosine between layers' DiffMean directions ({vec.concept}; colour clipped at 0)", cell=28)
+    print(f"{'layer':>6} {'-lam':>10} {'+lam':>10} {'effect':>10}")
+    for i in layers:
+        print(f"{i:>6} {scan.down[i]:>10.4g} {scan.up[i]:>10.4g} {effect[i]:>10.4g}")
+    print(f"best layer (largest +lambda minus -lambda): {scan.best()}; wrote {out}/scan.json, effect.png, cosine.png")
+    if args.write_back:
+        choose_layer(vec, scan).save(args.vector)
+        print(f"updated {args.vector}: One-to-All from layer {scan.best()}")
+    return 0
