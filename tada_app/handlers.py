@@ -117,7 +117,8 @@ class Handlers:
     def layer_choices(self, model: str) -> list[tuple[str, int]]:
         """(label, 0-based index) of every cross-attention layer of the model."""
         with self.cache.use(model) as m:
-            return [(f"{layer.index} ({layer.path})", layer.index) for layer in m.layers]
+            return [(f"{layer.index} ({layer.path}: {m.layer_kind})" if not m.supports_patching
+                     else f"{layer.index} ({layer.path})", layer.index) for layer in m.layers]
 
     def vector_choices(self, model: str, method: str = "any") -> list[str]:
         """Names of the shipped vectors for ``model``; ``method``: "caa", "sae" or "any"."""
@@ -131,6 +132,7 @@ class Handlers:
         vec = self.vector(vector, repo_id)
         lim = alpha_limit(vec)
         return {"concept": vec.concept, "method": vec.method, "model": vec.model, "layers": vec.layers,
+                "strategy": vec.strategy,
                 "functional": vec.default_layers(), "limit": lim, "renorm": vec.default_renorm(),
                 # the slider starts at the positive end of the validated range (adds the concept)
                 "alpha": float(max(vec.alpha_range)) if vec.alpha_range and max(vec.alpha_range) > 0 else lim / 2,
@@ -173,13 +175,25 @@ class Handlers:
         return _clips(gen.audio, gen.sample_rate)[0]
 
     def steer(self, model: str, prompt: str, seed: int, duration: float, steps: int, vector: str | None,
-              repo_id: str | None, layers: list, alpha: float, renorm: bool | None = None):
+              repo_id: str | None, layers: list, alpha: float, renorm: bool | None = None,
+              strategy: str | None = None):
         """Original (alpha 0) and steered (alpha) with the same seed, in one batched call (Eq. 2 / Eq. 8).
 
         ``renorm``: ReNorm (Eq. 3); None: the setting the vector's alpha range was validated with.
+        ``strategy``: for a DiffMean vector (MusicGen), ``one-to-all`` (its source layer's direction into
+        the chosen layers) or ``all-to-all`` (each layer its own); None: the vector's own.
         """
         s = self._settings(prompt, seed, duration, steps)
         vec = self.vector(vector, repo_id)
+        if strategy not in (None, ""):
+            from tada_core.diffmean import STRATEGIES, with_strategy
+
+            if strategy not in STRATEGIES:
+                raise TadaError(f"strategy must be one of {', '.join(STRATEGIES)} (or empty: the vector's own); "
+                                f"got {str(strategy)[:40]!r}")
+            if vec.method != "diffmean":
+                raise TadaError(f"injection strategies are for DiffMean vectors; this one is {vec.method}")
+            vec = with_strategy(vec, strategy)
         a = checks.number("alpha", alpha, -alpha_limit(vec), alpha_limit(vec))
         layer_ids = checks.layers("layers", layers, vec.layers)
         if renorm is not None and not isinstance(renorm, bool):
@@ -189,7 +203,10 @@ class Handlers:
             with vec.apply(m, alpha=[0.0, a], layers=layer_ids, use_renorm=use_renorm):
                 gen = self._generate(m, [s["prompt"]] * 2, s)
             measured = self.describe(m, vec.concept, gen)
-        caption = (f"{vec.concept} ({vec.method.upper()}), alpha {a:g} on layers {layer_ids}, "
+        how = (f", {vec.strategy['name']}" + (f" from layer {vec.strategy['source_layer']}"
+                                              if vec.strategy.get("source_layer") is not None else "")
+               if vec.strategy else "")
+        caption = (f"{vec.concept} ({vec.method.upper()}{how}), alpha {a:g} on layers {layer_ids}, "
                    f"{'with' if use_renorm else 'without'} ReNorm" + (f"; {measured}" if measured else ""))
         return _pair(gen, caption)
 
@@ -199,6 +216,9 @@ class Handlers:
         s = self._settings(prompt_a, seed, duration, steps)
         b_prompt = checks.text("prompt B", prompt_b)
         with self.cache.use(model) as m:
+            if not m.supports_patching:
+                raise TadaError(f"A/B patching swaps cross-attention keys and values; {model} has none (its layers "
+                                f"are {m.layer_kind}s). Use the Steer tab with a DiffMean vector instead")
             layer_ids = checks.layers("layers", layers, [layer.index for layer in m.layers])
             # A and B are generated one at a time: a clip must not depend on its batchmates' padding
             a = self._generate(m, [s["prompt"]], s)

@@ -102,10 +102,12 @@ def steer_tab(h: Handlers, shared: dict) -> dict:
                           label="alpha (signed: negative removes the concept)")
         renorm = gr.Checkbox(info["renorm"] if info else True,
                              label="ReNorm (Eq. 3; default: what the vector's alpha range was validated with)")
+        strategy = gr.Radio([("the vector's own", ""), ("One-to-All", "one-to-all"), ("All-to-All", "all-to-all")],
+                            value="", label="injection (DiffMean vectors of MusicGen's residual stream)")
     go = gr.Button("Steer", variant="primary")
     outputs = side_by_side()
     _public(go.click, h.steer, [shared["model"], prompt, shared["seed"], shared["duration"], shared["steps"], vector,
-                                repo_id, layers, alpha, renorm], outputs, "steer", generates=True)
+                                repo_id, layers, alpha, renorm, strategy], outputs, "steer", generates=True)
 
     def controls(name, repo):
         data = h.vector_info(name, repo) if (name or (repo or "").strip()) else None
@@ -142,7 +144,8 @@ def _layer_boxes(info) -> list:
 def _vector_caption(info) -> str:
     if not info:
         return "no vector chosen"
-    return (f"{info['concept']} ({info['method'].upper()}) for {info['model']}; validated over alpha "
+    how = (f", {info['strategy']['name']}" if info.get("strategy") else "")
+    return (f"{info['concept']} ({info['method'].upper()}{how}) for {info['model']}; validated over alpha "
             f"{info['alpha_range'] or 'unknown'} {'with' if info['renorm'] else 'without'} ReNorm; the slider "
             f"allows +/-{info['limit']:g}")
 
@@ -150,7 +153,9 @@ def _vector_caption(info) -> str:
 def patch_tab(h: Handlers, shared: dict) -> dict:
     model0 = shared["model0"]
     gr.Markdown("Generate prompt A while the checked cross-attention layers take their keys and values from "
-                "prompt B (activation patching, TADA Sec. 3). Same seed for all three; one level for all three.")
+                "prompt B (activation patching, TADA Sec. 3). Same seed for all three; one level for all three. "
+                "For the diffusion models only: MusicGen has no cross-attention keys and values to swap (steer it "
+                "with DiffMean vectors in the Steer tab).")
     with gr.Row():
         prompt_a = gr.Textbox("a slow sad waltz with piano", label="prompt A (source)")
         prompt_b = gr.Textbox("a fast happy march with drums", label="prompt B (patched in)")

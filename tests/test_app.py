@@ -321,7 +321,7 @@ def test_launched_app_api_has_named_public_endpoints_only(client):
     assert set(api) == {"/steer", "/patch", "/localization", "/compute_localization", "/feature_table",
                         "/browse_feature", "/steer_feature", "/generate"}
     assert [p["parameter_name"] for p in api["/steer"]["parameters"]] == [
-        "model", "prompt", "seed", "duration", "steps", "vector", "repo_id", "layers", "alpha", "renorm"]
+        "model", "prompt", "seed", "duration", "steps", "vector", "repo_id", "layers", "alpha", "renorm", "strategy"]
     # the caption of a steer is a Textbox (text, never rendered as HTML)
     steer_dep = next(d for d in app.config["dependencies"] if d.get("api_name") == "steer")
     caption = next(b for b in app.config["components"] if b["id"] == steer_dep["outputs"][-1])
@@ -335,7 +335,7 @@ def test_launched_app_answers_client_in_a_fresh_session(client):
     assert str(c.predict(model=ORG, prompt="a fast march", seed=0, duration=1.0, steps=6,
                          api_name="/generate")).endswith(".wav")
     orig, steered, _, _, note = c.predict(ORG, "a waltz with piano", 0, 1.0, 6, TEMPO, "", [TEMPO_LAYER], 1.0, None,
-                                          api_name="/steer")
+                                          "", api_name="/steer")
     assert str(orig).endswith(".wav") and str(steered).endswith(".wav") and "BPM" in note
     a, b, ab, table = c.predict(ORG, "a slow waltz", "a fast march", [6], 0, 1.0, 6, api_name="/patch")
     assert all(str(x).endswith(".wav") for x in (a, b, ab)) and len(table["data"]) == 9
@@ -355,9 +355,10 @@ def test_launched_app_answers_client_in_a_fresh_session(client):
         (("/generate", ORG, "a waltz", 2 ** 64, 1.0, 6), "seed must be a whole number in 0..4294967295"),
         (("/generate", "ace-step", "a waltz", 0, 1.0, 6), "cannot load ace-step"),
         (("/generate", "/etc", "a waltz", 0, 1.0, 6), "model must be one of"),
-        (("/steer", ORG, "a waltz", 0, 1.0, 6, TEMPO, "", [TEMPO_LAYER], 3.0, None), r"alpha must be a number"),
-        (("/steer", ORG, "a waltz", 0, 1.0, 6, None, "/etc/passwd", [3], 1.0, None), "got a path"),
-        (("/steer", ORG, "a waltz", 0, 1.0, 6, TEMPO, "", "3", 1.0, None), "layers must be a list"),
+        (("/steer", ORG, "a waltz", 0, 1.0, 6, TEMPO, "", [TEMPO_LAYER], 3.0, None, ""), r"alpha must be a number"),
+        (("/steer", ORG, "a waltz", 0, 1.0, 6, None, "/etc/passwd", [3], 1.0, None, ""), "got a path"),
+        (("/steer", ORG, "a waltz", 0, 1.0, 6, TEMPO, "", "3", 1.0, None, ""), "layers must be a list"),
+        (("/steer", ORG, "a waltz", 0, 1.0, 6, TEMPO, "", [3], 1.0, None, "one-to-all"), "are for DiffMean vectors"),
         (("/patch", ORG, "a", "b", [3], 0, 0.05, 6), "duration"),
         (("/feature_table", "/", 7, "brightness"), "got a path"),
         (("/browse_feature", "tada-organism-topk", 7, 1.5), "feature must be a whole number"),
@@ -412,3 +413,26 @@ def test_a_slow_load_does_not_stall_another_models_requests():
         t.start()
         assert loaded.wait(120), "loading another model waited for the organism's lock"
     t.join()
+
+
+def test_musicgen_in_the_app(tmp_path, h):
+    """A DiffMean vector of the tiny MusicGen steers in the Steer tab, with either strategy; A/B patching explains
+    why it does not apply; the layers read as residual-stream layers."""
+    from tada_core import load_model
+    from tada_core.concepts import BASE_PROMPTS, MUSICGEN_CONCEPTS, diffmean_prompts
+    from tada_core.diffmean import diffmean
+
+    pos, neg = diffmean_prompts(MUSICGEN_CONCEPTS["tempo"], BASE_PROMPTS, 8)
+    vec = diffmean(load_model("tiny-musicgen-melody"), pos, neg, concept="tempo", source_layer=1, progress=False,
+                   alpha_range=(-2.0, 2.0))
+    vec.save(tmp_path / "vectors" / "mg-tempo")
+    mine = Handlers(dataclasses.replace(h.config, vectors=tmp_path / "vectors"), h.cache)
+    (_, a), (_, b), *_, caption = mine.steer("tiny-musicgen-melody", "a song", 0, 0.5, 4, None, "vectors/mg-tempo",
+                                             [0, 1, 2, 3], 2.0)
+    assert "DIFFMEAN, one-to-all from layer 1" in caption and np.abs(a.astype(int) - b).max() > 0
+    *_, caption = mine.steer("tiny-musicgen-melody", "a song", 0, 0.5, 4, None, "vectors/mg-tempo", [0, 1], 2.0,
+                             None, "all-to-all")
+    assert "all-to-all" in caption
+    assert "residual stream" in mine.layer_choices("tiny-musicgen-melody")[0][0]
+    with pytest.raises(TadaError, match="A/B patching swaps cross-attention keys and values"):
+        mine.patch("tiny-musicgen-melody", "a", "b", [0], 0, 0.5, 4)
