@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")   # benchmarks never download
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:

@@ -315,6 +315,10 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
             rows[uncond] = a
         return rows
 
+    # Per call, the rows' alphas as a tensor and each vector (per step) on the output's device are made once:
+    # an autoregressive model calls every hook once per token, so this is what steering costs there.
+    cache: dict = {}
+
     def make_hook(layer: int):
         vector = steering[layer]
 
@@ -323,6 +327,7 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
             if run is None:
                 return None
             output = adapter.layer_output(raw_output)
+            step = None
             if vector.ndim == 2:
                 if vector.shape[0] > run.settings.steps:
                     raise TadaError(f"layer {layer} has per-step vectors for {vector.shape[0]} steps, but this "
@@ -330,18 +335,25 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
                 if run.step >= vector.shape[0]:
                     raise TadaError(f"layer {layer} has per-step vectors for {vector.shape[0]} steps, "
                                     f"but generation is at step {run.step}; use as many steps as the vector has")
-                v = vector[run.step]
-            else:
-                v = vector
-            rows = row_alphas(output.shape[0], run.n_samples)
-            if not any(rows) or not v.any():   # nothing to add: leave the output bit-identical (no ReNorm rounding)
+                step = run.step
+            key = (layer, step, output.device, output.dtype, run.n_samples, output.shape[0])
+            prepared = cache.get(key)
+            if prepared is None:
+                v = vector if step is None else vector[step]
+                rows = row_alphas(output.shape[0], run.n_samples)
+                a = torch.tensor(rows, dtype=output.dtype, device=output.device)[:, None, None]
+                prepared = (v.to(output.device, output.dtype), a, a != 0, any(rows) and bool(v.any()))
+                if len(cache) > 4096:
+                    cache.clear()
+                cache[key] = prepared
+            v, a, steered_rows, active = prepared
+            if not active:   # nothing to add: leave the output bit-identical
                 return None
-            a = torch.tensor(rows, dtype=output.dtype, device=output.device)
-            steered = output + a[:, None, None] * v.to(output.device, output.dtype)
-            if use_renorm:
-                steered = renorm(steered, output)
-            # Rows with alpha 0 keep their exact values (no renorm rounding).
-            return adapter.with_layer_output(raw_output, torch.where((a != 0)[:, None, None], steered, output))
+            # rows with alpha 0 add 0 * v = 0 exactly (v is finite), so they keep their exact values
+            steered = torch.addcmul(output, a, v)
+            if use_renorm:   # ... but ReNorm would round them: keep them as they were
+                steered = torch.where(steered_rows, renorm(steered, output), output)
+            return adapter.with_layer_output(raw_output, steered)
         return hook
 
     with hook_handles() as add:
