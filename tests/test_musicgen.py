@@ -214,3 +214,19 @@ def test_cli_diffmean_generate_and_sweep(tmp_path, cli):
     assert (tmp_path / "scan" / "cosine.png").is_file() and (tmp_path / "scan" / "effect.png").is_file()
     best = json.loads((tmp_path / "scan" / "scan.json").read_text())["best_layer"]
     assert json.loads((tmp_path / "tempo" / "config.json").read_text())["strategy"]["source_layer"] == best
+
+
+def test_cli_fad_against_unsteered_clips(tmp_path, cli):
+    code, _, err = cli("diffmean", "compute", "--model", M, "--concept", "brightness", "--prompts", "8",
+                       "--out", tmp_path / "v")
+    assert code == 0, err
+    code, out, err = cli("diffmean", "fad", tmp_path / "v", "--lambdas", "1e-6", "50", "--prompts", "a song",
+                         "a tune", "--seeds", "0", "1", "--out", tmp_path / "fad")
+    assert code == 0, err
+    fad = {float(k): v for k, v in json.loads((tmp_path / "fad" / "fad.json").read_text())["fad"].items()}
+    # a lambda too small to change a token leaves the clips as they were (FAD ~ 0); a large one does not
+    # (the random-weight fixture makes no claim about how FAD grows in between)
+    assert set(fad) == {1e-6, 50.0} and fad[1e-6] < 1e-3 < 0.1 < fad[50.0]
+    assert (tmp_path / "fad" / "fad.png").is_file()
+    code, _, err = cli("diffmean", "fad", tmp_path / "v", "--embedding", "vggish", "--out", tmp_path / "x")
+    assert code == 2 and "FAD embedding must be" in err

@@ -12,6 +12,7 @@ arguments beside its handler (``register_<command>`` / ``run_<command>`` in this
     tada caa --concept C [--localization DIR] [--out vectors/NAME]
     tada diffmean compute --model musicgen-melody --concept C   DiffMean vectors (MusicGen's residual stream)
     tada diffmean scan VECTOR --measure bpm|centroid --out DIR  per-layer effect, cosine matrix, l_best
+    tada diffmean fad VECTOR --out DIR                          FAD to unsteered clips as lambda grows
     tada sweep VECTOR [VECTOR ...] [--alphas A ...]      concept measure vs alpha, both signs
     tada ablate VECTOR [VECTOR ...] [--alpha A]          Table 2: all / all but functional / functional
     tada benchmark --concept C|all --out DIR [--methods M ...]   Table 3: every steering method, AUC

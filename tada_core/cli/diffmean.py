@@ -44,6 +44,19 @@ def register_diffmean(sub) -> None:
     s.add_argument("--out", required=True, help="folder for scan.json, effect.png and cosine.png")
     s.set_defaults(func=run_scan)
 
+    f = dsub.add_parser("fad", help="Fig. 7: Frechet audio distance of steered to unsteered clips as lambda grows")
+    f.add_argument("vector", help="a DiffMean vector folder")
+    add_model_arg(f, artifact=True)
+    f.add_argument("--lambdas", type=finite_float, nargs="+", default=[0.25, 0.5, 1.0, 1.25, 1.5, 2.0, 3.0],
+                   help="lambdas (default 0.25 ... 3; the paper: 0 to 5)")
+    f.add_argument("--prompts", nargs="+", default=None, help="prompts (default: 8 of the model's evaluation prompts)")
+    f.add_argument("--seeds", type=seed_int, nargs="+", default=[100, 101], help="held-out seeds (default 100 101)")
+    f.add_argument("--embedding", default="logmel",
+                   help="logmel (default, offline: log-mel frames; not comparable with VGGish FAD) or "
+                        "clap:PATH_OR_ID (a pretrained CLAP audio encoder)")
+    f.add_argument("--out", required=True, help="folder for fad.json and fad.png")
+    f.set_defaults(func=run_fad)
+
 
 def run_compute(args: argparse.Namespace) -> int:
     from ..concepts import diffmean_prompts
@@ -110,4 +123,44 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.write_back:
         choose_layer(vec, scan).save(args.vector)
         print(f"updated {args.vector}: One-to-All from layer {scan.best()}")
+    return 0
+
+
+def run_fad(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..io import write_json
+    from ..metrics import frechet_audio_distance
+    from ..plots import line_panels
+    from ..registry import entry_for
+    from ..scoring import make_embedding
+    from ..vectors import load_vector
+
+    check_writable(args.out)
+    embedding = make_embedding(args.embedding)
+    vec = load_vector(args.vector)
+    model = load_for(args, vec.model)
+    vec.check_compatible(model)
+    prompts = args.prompts or list(entry_for(model).concepts.eval_prompts)[:8]
+    items = [(p, s) for p in prompts for s in args.seeds]
+    lambdas = sorted({0.0} | {abs(x) for x in args.lambdas})
+    clips: dict[float, list] = {lam: [] for lam in lambdas}
+    for p, s in items:                      # every lambda of a prompt and seed in one batched call
+        with vec.apply(model, alpha=lambdas):
+            gen = model.generate([p] * len(lambdas), seeds=[s] * len(lambdas))
+        for lam, clip in zip(lambdas, gen.audio):
+            clips[lam].append(clip)
+    ref = torch.stack(clips[0.0])
+    fad = {lam: frechet_audio_distance(ref, torch.stack(clips[lam]), gen.sample_rate, embedding)
+           for lam in lambdas if lam}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "fad.json", {"concept": vec.concept, "embedding": args.embedding, "clips": len(items),
+                                  "fad": {str(k): v for k, v in fad.items()}, "prompts": prompts, "seeds": args.seeds})
+    line_panels([(f"{vec.concept}: FAD to unsteered clips ({args.embedding})",
+                  [("FAD", list(fad), list(fad.values()))])], out / "fad.png", x_label="lambda", y_label="FAD",
+                columns=1)
+    for lam, v in fad.items():
+        print(f"lambda {lam:>6g}  FAD {v:.4g}")
+    print(f"wrote {out}/fad.json and fad.png ({len(items)} clips per lambda)")
     return 0
