@@ -77,29 +77,23 @@ def test_one_to_all_and_all_to_all(mg, vec):
         with_strategy(vec, "one-to-all", 9)
 
 
+def _layer1_at_step0(mg) -> torch.Tensor:
+    """Layer 1's output at the first step of one generation (a hook placed after any steering hook)."""
+    seen = []
+    h = mg.layers[1].module.register_forward_hook(lambda module, args, output: seen.append(output[0].clone()))
+    try:
+        mg.generate(["a song"], seeds=[0])
+    finally:
+        h.remove()
+    return seen[0]
+
+
 def test_branch_selection_changes_only_the_chosen_rows(mg, vec):
-    seen = {}
-
-    def spy(module, args, output):
-        seen.setdefault("first", output[0].detach().clone())   # step 0, after the steering hook
-
+    plain = _layer1_at_step0(mg)
     for branch in ("cond", "uncond", "both", None):
-        seen.clear()
         with steer(mg, {1: vec.vectors[1]}, alpha=5.0, branch=branch, use_renorm=False):
-            h = mg.layers[1].module.register_forward_hook(spy)
-            try:
-                mg.generate(["a song"], seeds=[0])
-            finally:
-                h.remove()
-        seen_steered = seen["first"]
-        seen.clear()
-        h = mg.layers[1].module.register_forward_hook(spy)
-        try:
-            mg.generate(["a song"], seeds=[0])
-        finally:
-            h.remove()
-        plain = seen["first"]
-        changed = [not torch.equal(seen_steered[r], plain[r]) for r in (0, 1)]   # [cond, uncond] rows
+            steered = _layer1_at_step0(mg)
+        changed = [not torch.equal(steered[r], plain[r]) for r in (0, 1)]   # [cond, uncond] rows
         assert changed == {"cond": [True, False], "uncond": [False, True], "both": [True, True],
                            None: [True, True]}[branch], branch
 
