@@ -3,7 +3,8 @@
 Each is a context manager over a :class:`~tada_core.adapters.ModelAdapter`. It
 registers forward hooks on the chosen layers when entered and removes exactly those
 hooks when left, also when an exception escapes, so contexts nest and hooks that
-other code placed on the model survive. Hooks act only inside ``adapter.generate``;
+other code placed on the model survive. ``patch`` / ``condition`` and ``steer`` compose in
+either nesting order: the conditioning swap always runs first on a layer, steering on top. Hooks act only inside ``adapter.generate``;
 they read the diffusion step and the CFG layout from ``adapter.run``.
 
 Layer indices are 0-based module indices (see each adapter for how they map to the
@@ -195,7 +196,9 @@ def condition(adapter: ModelAdapter, layers: Sequence[int] | None,
     try:
         with hook_handles() as add:
             for i in layer_ids:
-                add(adapter.layers[i].module.register_forward_hook(make_hook(i), with_kwargs=True))
+                # prepend: the conditioning swap recomputes the layer's output, so it must run before any
+                # steering hook on that layer, whichever context was entered first (they compose either way)
+                add(adapter.layers[i].module.register_forward_hook(make_hook(i), with_kwargs=True, prepend=True))
             yield
     finally:
         remove_prepare()

@@ -253,3 +253,21 @@ def test_exception_inside_generation_cleans_up(models):
         with pytest.raises(TadaError):
             m.generate(PROMPT, steps=4)
     assert all_hooks(m) == before and m.run is None
+
+
+def test_patch_and_steer_compose_in_either_nesting_order(models):
+    """A patch nested inside a steer used to recompute the patched rows over the steered output (the steering
+    was lost); now the swap always runs first on a layer and steering on top of it, in both orders."""
+    m = models("tiny-stable-audio")   # CFG batch [uncond, cond]
+    v = vector(m, 0, scale=3.0)
+    kw = dict(seeds=[0, 0], guidance=3.0)
+    with steer(m, v, alpha=[0.0, 2.0], layers=[0], use_renorm=False):
+        with patch(m, [0], "a march with drums"):
+            inner_patch = m.generate([PROMPT] * 2, **kw).audio
+    with patch(m, [0], "a march with drums"):
+        with steer(m, v, alpha=[0.0, 2.0], layers=[0], use_renorm=False):
+            inner_steer = m.generate([PROMPT] * 2, **kw).audio
+        patched_only = m.generate([PROMPT] * 2, **kw).audio
+    torch.testing.assert_close(inner_patch, inner_steer, atol=1e-6, rtol=0)
+    assert torch.allclose(inner_patch[0], patched_only[0], atol=1e-6)           # alpha 0: the patch alone
+    assert (inner_patch[1] - patched_only[1]).abs().max() > 1e-3                 # alpha 2: steered on top
