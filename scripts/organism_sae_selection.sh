@@ -11,14 +11,13 @@ set -euo pipefail
 export HF_HUB_OFFLINE=1
 cd "$(dirname "$0")/.."
 
-feat() { tada sae features saes/tada-organism-topk --concept "$1" --tau 20 --alpha-range "-$2" "$2" --no-renorm \
-           --selection per-step --out "runs/sae-per-step/tada-organism-$1-sae-per-step"; }
-feat tempo 0.2
-feat brightness 0.4
-feat drums 0.1
-feat vocal_gender 0.4
-feat mood 0.4
-feat piano 0.4
+# the alpha range of each concept's global SAE vector, read from its config.json (the same ranges, by construction)
+for concept in tempo brightness drums vocal_gender mood piano; do
+  max=$(python -c "import json,sys; print(max(json.load(open(sys.argv[1]))['alpha_range']))" \
+        "vectors/tada-organism-$concept-sae/config.json")
+  tada sae features saes/tada-organism-topk --concept "$concept" --tau 20 --alpha-range "-$max" "$max" --no-renorm \
+    --selection per-step --out "runs/sae-per-step/tada-organism-$concept-sae-per-step"
+done
 tada sweep runs/sae-per-step/tada-organism-{tempo,mood,brightness,drums,vocal_gender,piano}-sae-per-step \
   --seeds 200 201 202 203 --no-renorm --out results/organism_sae_per_step
 python scripts/steering_table.py SAE=results/organism_sae_steering.json \
