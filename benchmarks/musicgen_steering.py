@@ -29,7 +29,7 @@ def main() -> None:
     model = load_model(args.model, device="cpu")
     model.set_progress_bar(False)
     concepts = model.entry.concepts
-    pos, neg = diffmean_prompts(concepts.get("tempo"), concepts.bases, 20)
+    pos, neg = diffmean_prompts(concepts.get("tempo"), concepts.bases, 20, concepts.variants)
     vec = diffmean(model, pos, neg, concept="tempo", progress=False)
     settings = model.resolve_settings(duration=args.duration)
     print(f"model {model.name}: {settings.duration:g} s clips = {settings.steps} autoregressive steps, guidance "

@@ -12,10 +12,11 @@ from __future__ import annotations
 from common import load_warm, machine, median_time, repeats, run_benchmark
 
 
-def main() -> None:
+def report(name: str | None = None) -> None:
+    """Load ``name`` (default: the diffusion organism) and print its timings."""
     args = repeats()
     print(machine())
-    model, load = load_warm()
+    model, load = load_warm(name)
     d = model.defaults
     one = median_time(lambda: model.generate("a fast happy pop song with drums", seeds=0), args.repeats)
     eight = median_time(lambda: model.generate(["a slow sad waltz on violin"] * 8, seeds=list(range(8))),
@@ -24,6 +25,10 @@ def main() -> None:
     print(f"load: {load:.2f} s")
     print(f"one clip: {one:.3f} s  (real-time factor {d.duration / one:.1f}x)")
     print(f"batch of 8: {eight / 8:.3f} s per clip")
+
+
+def main() -> None:
+    report()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from .sources import SAE_PATTERNS, locate
 DEFAULT_ALPHA_LIMIT = 10.0
 # One SAE feature is a unit-norm decoder direction (Eq. 7 with tau = 1).
 FEATURE_ALPHA_LIMIT = 8.0
-METHODS = ("caa", "sae", "any")
+METHODS = ("caa", "sae", "diffmean", "any")
 
 
 def alpha_limit(vector) -> float:
@@ -121,12 +121,19 @@ class Handlers:
                      else f"{layer.index} ({layer.path})", layer.index) for layer in m.layers]
 
     def vector_choices(self, model: str, method: str = "any") -> list[str]:
-        """Names of the shipped vectors for ``model``; ``method``: "caa", "sae" or "any"."""
+        """Names of the shipped vectors for ``model``; ``method``: "caa", "sae", "diffmean" or "any"."""
         if method not in METHODS:
             raise TadaError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
         self.cache.key(model)
         return [r["name"] for r in self._index(self.config.vectors, "steering-vector")
                 if r.get("model") == model and method in ("any", r.get("method"))]
+
+    def default_method(self, model: str) -> str:
+        """The steering method of the model's first shipped vector ("caa" when there is none)."""
+        for method in ("caa", "diffmean", "sae"):
+            if self.vector_choices(model, method):
+                return method
+        return "caa"
 
     def vector_info(self, vector: Any = None, repo_id: Any = None) -> dict[str, Any]:
         vec = self.vector(vector, repo_id)

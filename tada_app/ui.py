@@ -85,10 +85,12 @@ def steer_tab(h: Handlers, shared: dict) -> dict:
     gr.Markdown("Original and steered clips come from **one batched call** with the same seed (alpha 0 and "
                 "alpha a): the only difference is the steering on the chosen layers.")
     prompt = gr.Textbox("a waltz with piano", label="prompt")
-    vectors0 = h.vector_choices(model0, "caa")
+    method0 = h.default_method(model0)
+    vectors0 = h.vector_choices(model0, method0)
     vec0 = vectors0[0] if vectors0 else None
     with gr.Row():
-        method = gr.Radio(["caa", "sae"], value="caa", label="method (CAA, Eq. 2; SAE features, Eq. 7)")
+        method = gr.Radio(["caa", "sae", "diffmean"], value=method0,
+                          label="method (CAA, Eq. 2; SAE features, Eq. 7; DiffMean for MusicGen)")
         vector = gr.Dropdown(vectors0, value=vec0, allow_custom_value=True, label="concept vector (shipped)")
         repo_id = gr.Textbox("", label="or a steering-vector Hub repo id (clears the shipped choice)",
                              placeholder="org/name")
@@ -306,13 +308,14 @@ def build_app(default_model: str | None = None, handlers: Handlers | None = None
 
         def on_model(name):
             info = h.model_info(name)
-            vecs = h.vector_choices(name, "caa")
+            method_ = h.default_method(name)
+            vecs = h.vector_choices(name, method_)
             concepts = h.concept_choices(name)
             saes = h.sae_choices(name)
             first = lambda xs: xs[0] if xs else None  # noqa: E731
             return (gr.update(choices=h.layer_choices(name), value=h.functional_layers(name)),
                     gr.update(value=info["duration"], label=_duration_label(info)), info["steps"],
-                    gr.update(choices=vecs, value=first(vecs)), gr.update(value="caa"),
+                    gr.update(choices=vecs, value=first(vecs)), gr.update(value=method_),
                     gr.update(choices=concepts, value=first(concepts)),
                     gr.update(choices=concepts, value=first(concepts)), gr.update(choices=saes, value=first(saes)))
 

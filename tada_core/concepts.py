@@ -373,6 +373,7 @@ class ConceptSet:
     eval_prompts: tuple[str, ...]
     captions: Callable[[], list[str]] | None = None
     neutral: str = "{base}"   # the concept-free prompt of a base (the steering benchmark's neutral prompt)
+    variants: tuple[str, ...] | None = None   # DiffMean's neutral endings (None: PROMPT_VARIANTS)
 
     def names(self) -> list[str]:
         return list(self.concepts)
@@ -429,18 +430,21 @@ PROMPT_VARIANTS = ("", ", instrumental", ", studio recording", ", live recording
                    ", for a film scene", ", with a clear melody")
 
 
-def diffmean_prompts(concept: Concept, bases: Sequence[str], n: int = 100) -> tuple[list[str], list[str]]:
+def diffmean_prompts(concept: Concept, bases: Sequence[str], n: int = 100,
+                     variants: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
     """``n`` positive and ``n`` negative prompts for DiffMean (Facchiano et al. Sec. 3), made deterministically:
-    the concept's templates on every base, then again with each of :data:`PROMPT_VARIANTS` appended, in order,
+    the concept's templates on every base, then again with each of ``variants`` (default
+    :data:`PROMPT_VARIANTS`; a concept set's own with ``concepts.variants``) appended, in order,
     paired (the i-th positive and negative prompts differ only in the concept)."""
+    variants = tuple(PROMPT_VARIANTS if variants is None else variants)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise TadaError(f"the number of DiffMean prompts must be an integer >= 1; got {n!r}")
     pos, neg = concept.contrastive_prompts(bases)
-    most = len(pos) * len(PROMPT_VARIANTS)
+    most = len(pos) * len(variants)
     if n > most:
         raise TadaError(f"concept {concept.name!r} makes at most {most} distinct prompts here; got n={n}")
-    out_pos = [p + v for v in PROMPT_VARIANTS for p in pos][:n]
-    out_neg = [q + v for v in PROMPT_VARIANTS for q in neg][:n]
+    out_pos = [p + v for v in variants for p in pos][:n]
+    out_neg = [q + v for v in variants for q in neg][:n]
     return out_pos, out_neg
 
 

@@ -11,6 +11,7 @@ stable-audio   stabilityai/stable-audio-open-1.0              11, 12 (the paper'
 audioldm2      cvssp/audioldm2-music (32 cross-attn layers)   none (the paper's layers are -large's)
 audioldm2-large cvssp/audioldm2-large (64)                    44, 45, 50, 51 (the paper's {45, 46, 51, 52})
 tada-organism  shipped in tada_core/organism/checkpoint       see results/organism_localization
+musicgen-organism shipped in tada_core/organism/musicgen_checkpoint see results/musicgen_organism
 tiny-*         random-weight pipelines built in code          none (test fixtures)
 ============== ============================================== ==================================
 
@@ -44,6 +45,7 @@ from .errors import TadaError, hub_errors
 from .fixtures import tiny_ace_step, tiny_audioldm2, tiny_musicgen_melody, tiny_stable_audio
 from .io import is_repo_id, read_json
 from .organism.entry import ENTRY as ORGANISM_ENTRY
+from .organism.entry import MUSICGEN_ENTRY
 
 _PAPER = "TADA paper, Sec. 4 / Fig. 3"
 _TINY = {"duration": 1.0, "steps": 4, "guidance": 3.0}
@@ -68,6 +70,7 @@ _ENTRIES = (
                presets=(LayerPreset((44, 45, 50, 51), "audioldm2-large",
                                     f"{_PAPER}: layers 45, 46, 51, 52 counted from 1"),),
                denoiser_config=committed_config("audioldm2_large_unet.json")),
+    MUSICGEN_ENTRY,
     ModelEntry("musicgen-melody", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-melody",
                description="MusicGen Melody 1.5B (the model of Facchiano et al.; empty melody conditioning)",
                notes="autoregressive: layers are residual-stream decoder outputs, steered with DiffMean "
@@ -198,6 +201,18 @@ def measured_layers(entry: ModelEntry) -> list[tuple[int, str, int]] | None:
     path = entry.denoiser_config() if entry.denoiser_config else None
     if path is None or not Path(path).is_file():
         return None
+    if entry.adapter.family == "musicgen":   # a transformers config.json: build its decoder on the meta device
+        import transformers
+
+        full = read_json(path)
+        decoder = full["decoder"]
+        melody = "MusicgenMelodyForConditionalGeneration" in (full.get("architectures") or [])
+        config_cls = getattr(transformers, "MusicgenMelodyDecoderConfig" if melody else "MusicgenDecoderConfig")
+        model_cls = getattr(transformers, config_cls.__name__.replace("DecoderConfig", "ForCausalLM"))
+        with torch.device("meta"):
+            denoiser = model_cls(config_cls(**{k: v for k, v in decoder.items() if not k.startswith("_")}))
+        pipeline = types.SimpleNamespace(decoder=denoiser)
+        return [(layer.index, layer.path, layer.width) for layer in entry.adapter.find_layers(pipeline)]
     import diffusers
     from diffusers.pipelines import audioldm2
 

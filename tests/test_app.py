@@ -436,3 +436,14 @@ def test_musicgen_in_the_app(tmp_path, h):
     assert "residual stream" in mine.layer_choices("tiny-musicgen-melody")[0][0]
     with pytest.raises(TadaError, match="A/B patching swaps cross-attention keys and values"):
         mine.patch("tiny-musicgen-melody", "a", "b", [0], 0, 0.5, 4)
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "tada_core/organism/musicgen_checkpoint/model.safetensors")
+                    .exists(), reason="no shipped MusicGen organism")
+def test_the_musicgen_organism_is_offered_and_steered_with_its_measure(h):
+    assert h.default_method("musicgen-organism") == "diffmean" and h.default_method(ORG) == "caa"
+    names = h.vector_choices("musicgen-organism", "diffmean")
+    assert "musicgen-organism-tempo-diffmean" in names and not h.vector_choices("musicgen-organism", "caa")
+    *_, caption = h.steer("musicgen-organism", "a waltz", 0, 1.0, 1, "musicgen-organism-tempo-diffmean", "", [],
+                          1.25)
+    assert "tempo (BPM, librosa beat tracker)" in caption and "(original) ->" in caption

@@ -168,7 +168,9 @@ class MusicGenAdapter(ModelAdapter):
 
     @property
     def frame_rate(self) -> float:
-        return float(self.pipeline.model.config.audio_encoder.frame_rate)
+        """Audio frames per second: the codec's sampling rate over its hop (EnCodec's ``frame_rate`` rounds up)."""
+        codec = self.pipeline.model.config.audio_encoder
+        return codec.sampling_rate / math.prod(codec.upsampling_ratios)
 
     @property
     def codebooks(self) -> int:

@@ -67,7 +67,8 @@ def run_compute(args: argparse.Namespace) -> int:
         check_writable(args.out)
     model = load_for(args)
     concept = entry_for(model).concepts.get(args.concept)
-    pos, neg = diffmean_prompts(concept, entry_for(model).concepts.bases, args.prompts)
+    pos, neg = diffmean_prompts(concept, entry_for(model).concepts.bases, args.prompts,
+                                entry_for(model).concepts.variants)
     vec = diffmean(model, pos, neg, concept=concept.name, strategy=args.strategy, source_layer=args.source_layer,
                    batch_size=args.batch_size, alpha_range=tuple(args.alpha_range) if args.alpha_range else None)
     out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-diffmean")

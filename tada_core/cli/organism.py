@@ -1,4 +1,4 @@
-"""``tada organism train | scorer | adherence``: the model organism's training, scorer and adherence."""
+"""``tada organism train | train-musicgen | scorer | adherence``: the model organism's training, scorer and adherence."""
 
 from __future__ import annotations
 
@@ -25,6 +25,19 @@ def register_organism(sub) -> None:
     p.add_argument("--workers", type=positive_int, default=2, help="processes that synthesize clips")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     p.set_defaults(func=run_train)
+
+    from ..organism.musicgen_train import DEFAULTS as MG_DEFAULTS
+
+    p = org_sub.add_parser("train-musicgen", help="train the MusicGen organism (codec codebooks, then the decoder) "
+                                                  "from seed (resumable: rerun the same command)")
+    p.add_argument("--out", default="runs/musicgen-organism", help="model folder to write "
+                                                                    "(default runs/musicgen-organism)")
+    for key, value in MG_DEFAULTS.items():
+        kind = (positive_int if key not in ("seed",) else seed_int) if isinstance(value, int) else finite_float
+        p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=value, help=f"default {value}")
+    p.add_argument("--save-every", type=positive_int, default=200, help="checkpoint every N steps (default 200)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
+    p.set_defaults(func=run_train_musicgen)
 
     p = org_sub.add_parser("scorer", help="fit the organism's thresholds and timbre classifier on synthetic clips and "
                                           "report how its third-party measures agree with the generator's ground truth")
@@ -57,6 +70,20 @@ def run_train(args: argparse.Namespace) -> int:
                     ema_decay=args.ema, p_uncond=args.p_uncond, seed=args.seed, save_every=args.save_every,
                     workers=args.workers, threads=args.threads)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def run_train_musicgen(args: argparse.Namespace) -> int:
+    import json
+
+    from ..organism.musicgen_train import train
+
+    check_writable(args.out)
+    summary = train(args.out, clips=args.clips, fit_clips=args.fit_clips, steps=args.steps, batch=args.batch,
+                    lr=args.lr, warmup=args.warmup, ema_decay=args.ema, p_uncond=args.p_uncond, seed=args.seed,
+                    save_every=args.save_every, threads=args.threads)
+    print(json.dumps(summary, indent=2))
+    note(f"to use it: TADA_MUSICGEN_ORGANISM_PATH={args.out} tada generate --model musicgen-organism ...")
     return 0
 
 

@@ -69,5 +69,9 @@ def captions(n: int = 2000, seed: int = 7) -> list[str]:
 # The instruments are one 4-way attribute; adherence asks for each of them by name.
 INSTRUMENT_TEMPLATE = "a {base} played on {instrument}"
 
+# DiffMean's neutral endings in the organism's own caption vocabulary (each on both sides of a pair)
+DIFFMEAN_VARIANTS = ("", " played on piano", " played on violin", " played on flute", " played on trumpet",
+                     " with drums", " without drums", " with female vocals", " with male vocals", ", instrumental")
+
 ORGANISM_CONCEPT_SET = ConceptSet("tada-organism", ORGANISM_CONCEPTS, tuple(bases()), tuple(eval_prompts()),
-                                  captions=captions, neutral="a {base}")
+                                  captions=captions, neutral="a {base}", variants=DIFFMEAN_VARIANTS)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..adapters import StableAudioAdapter
+from ..adapters import MusicGenAdapter, StableAudioAdapter
 from ..entry import ModelEntry
 from .concepts import ORGANISM_CONCEPT_SET
 from .model import NAME, checkpoint_path
+from .musicgen_model import MUSICGEN_NAME, musicgen_checkpoint_path
 
 
 def _scorer(folder: str | None = None):
@@ -24,4 +25,13 @@ ENTRY = ModelEntry(
     notes="functional layers: see results/organism_localization (found by `tada localize`)",
 )
 
-__all__ = ["ENTRY"]
+MUSICGEN_ENTRY = ModelEntry(
+    name=MUSICGEN_NAME, adapter=MusicGenAdapter, concepts=ORGANISM_CONCEPT_SET,
+    description="the autoregressive model organism (a MusicgenMelody trained here on the same synthetic music), "
+                "offline, CPU",
+    folder=musicgen_checkpoint_path, scorer_name="organism", make_scorer=_scorer,
+    denoiser_config=lambda: Path(musicgen_checkpoint_path()) / "config.json",
+    notes="residual-stream layers, steered with DiffMean (`tada diffmean`); see results/musicgen_organism",
+)
+
+__all__ = ["ENTRY", "MUSICGEN_ENTRY"]

@@ -97,7 +97,8 @@ def diffusion_loss(pipe, latents: torch.Tensor, cross: torch.Tensor, glob: torch
     return (out - target).pow(2).mean()
 
 
-def _save_state(path: Path, step: int, trainable, ema, opt) -> None:
+def save_training_state(path: Path, step: int, trainable, ema, opt) -> None:
+    """EMA weights and optimizer state to ``path`` (safetensors), the step to ``path.json``."""
     tensors = {f"ema.{k}": v for k, v in ema.items()}
     names = {id(p): n for n, p in trainable.named_parameters()}
     for group in opt.param_groups:
@@ -109,7 +110,8 @@ def _save_state(path: Path, step: int, trainable, ema, opt) -> None:
     write_json(path.with_suffix(".json"), {"step": step}, indent=None)
 
 
-def _load_state(path: Path, trainable, ema, opt) -> int:
+def load_training_state(path: Path, trainable, ema, opt) -> int:
+    """Restore what :func:`save_training_state` wrote into ``ema`` and ``opt``; returns the step to resume at."""
     tensors = read_tensors(path)
     params = dict(trainable.named_parameters())
     for k in ema:
@@ -154,7 +156,7 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAU
         # the model weights themselves are the last saved training weights (in ``out``'s pipeline folder)
         saved = type(pipe).from_pretrained(str(out / "_last"), torch_dtype=torch.float32)
         trainable.load_state_dict(_Trainable(saved).state_dict())
-        start = _load_state(state_path, trainable, ema, opt)
+        start = load_training_state(state_path, trainable, ema, opt)
         log.info("resuming training at step %d of %d", start, steps)
     generator = torch.Generator().manual_seed(seed)
     order = torch.Generator().manual_seed(seed + 2)
@@ -186,7 +188,7 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAU
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if (step + 1) % save_every == 0 and step + 1 < steps:
             pipe.save_pretrained(str(out / "_last"))
-            _save_state(state_path, step + 1, trainable, ema, opt)
+            save_training_state(state_path, step + 1, trainable, ema, opt)
     bar.close()
     trainable.load_state_dict(ema)
     trainable.eval()
