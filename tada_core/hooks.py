@@ -3,9 +3,11 @@
 Each is a context manager over a :class:`~tada_core.adapters.ModelAdapter`. It
 registers forward hooks on the chosen layers when entered and removes exactly those
 hooks when left, also when an exception escapes, so contexts nest and hooks that
-other code placed on the model survive. ``patch`` / ``condition`` and ``steer`` compose in
-either nesting order: the conditioning swap always runs first on a layer, steering on top. Hooks act only inside ``adapter.generate``;
-they read the diffusion step and the CFG layout from ``adapter.run``.
+other code placed on the model survive. All three compose in any nesting order: on a layer,
+the conditioning swap (``patch`` / ``condition``) always runs first, steering on top of it,
+and ``record`` last, so a recording holds what the layer passes on (:func:`_add_output_hook`).
+Hooks act only inside ``adapter.generate``; they read the diffusion step and the CFG layout
+from ``adapter.run``.
 
 Layer indices are 0-based module indices (see each adapter for how they map to the
 papers' numbering, which counts from 1).
@@ -25,6 +27,26 @@ from .errors import TadaError, check_finite, check_prompts
 
 Branch = Literal["cond", "uncond", "both"]
 BRANCHES = ("cond", "uncond", "both")
+
+
+# The order of the interventions' output hooks on one layer, whatever order they were entered in; hooks that
+# other code placed on the layer keep their place between steering and recording.
+_ORDER = {"patch": 0, "steer": 1, "other": 1.5, "record": 2}
+
+
+def _add_output_hook(module: torch.nn.Module, hook: Callable, kind: str, with_kwargs: bool = False):
+    """Register ``hook`` as a forward hook of ``module`` at its place in :data:`_ORDER`; returns its handle.
+
+    PyTorch runs a module's forward hooks in the order of ``module._forward_hooks`` (its own
+    ``prepend`` moves one to the front); this sorts that dict stably by each hook's place, so
+    hooks of one kind keep their registration order (the outer context's first)."""
+    hook._tada_order = _ORDER[kind]
+    handle = module.register_forward_hook(hook, with_kwargs=with_kwargs)
+    hooks = module._forward_hooks
+    ordered = sorted(hooks.items(), key=lambda item: getattr(item[1], "_tada_order", _ORDER["other"]))
+    hooks.clear()
+    hooks.update(ordered)
+    return handle
 
 
 def _active_run(adapter: ModelAdapter) -> Run | None:
@@ -106,7 +128,7 @@ def record(adapter: ModelAdapter, layers: Sequence[int] | None = None, *, mode: 
 
     with hook_handles() as add:
         for i in layer_ids:
-            add(adapter.layers[i].module.register_forward_hook(make_hook(i)))
+            add(_add_output_hook(adapter.layers[i].module, make_hook(i), "record"))
         yield recording
 
 
@@ -196,9 +218,8 @@ def condition(adapter: ModelAdapter, layers: Sequence[int] | None,
     try:
         with hook_handles() as add:
             for i in layer_ids:
-                # prepend: the conditioning swap recomputes the layer's output, so it must run before any
-                # steering hook on that layer, whichever context was entered first (they compose either way)
-                add(adapter.layers[i].module.register_forward_hook(make_hook(i), with_kwargs=True, prepend=True))
+                # the conditioning swap recomputes the layer's output: it runs before steering and recording
+                add(_add_output_hook(adapter.layers[i].module, make_hook(i), "patch", with_kwargs=True))
             yield
     finally:
         remove_prepare()
@@ -361,7 +382,7 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
 
     with hook_handles() as add:
         for i in steering:
-            add(adapter.layers[i].module.register_forward_hook(make_hook(i)))
+            add(_add_output_hook(adapter.layers[i].module, make_hook(i), "steer"))
         yield
 
 

@@ -1,3 +1,4 @@
+import contextlib
 import pytest
 import torch
 
@@ -153,6 +154,24 @@ def test_patch_batches_pairs(models):
             m.generate(sources)
 
 
+def test_the_capture_pass_stops_at_the_last_patched_layer(model):
+    """Patching layer 0 needs only its keys and values: no later layer computes during the capture pass,
+    and the patched generation is what it was with the full capture pass (same conditioning)."""
+    before = all_hooks(model)
+    calls = []
+    handles = [layer.module.register_forward_hook(lambda *a, i=layer.index: calls.append(i)) for layer in model.layers]
+    try:
+        found = model.capture_conditioning([OTHER], model.resolve_settings(), [0])
+    finally:
+        for h in handles:
+            h.remove()
+    assert set(found) == {0} and calls == []
+    first, last = model.layers[0].index, model.layers[-1].index
+    both = model.capture_conditioning([OTHER], model.resolve_settings(), [last, first])
+    assert torch.equal(both[first].states, found[first].states) and set(both) == {first, last}
+    assert all_hooks(model) == before
+
+
 def test_patch_bad_input(models):
     m = models("tiny-ace-step")
     with pytest.raises(TadaError, match="non-empty"):
@@ -271,3 +290,34 @@ def test_patch_and_steer_compose_in_either_nesting_order(models):
     torch.testing.assert_close(inner_patch, inner_steer, atol=1e-6, rtol=0)
     assert torch.allclose(inner_patch[0], patched_only[0], atol=1e-6)           # alpha 0: the patch alone
     assert (inner_patch[1] - patched_only[1]).abs().max() > 1e-3                 # alpha 2: steered on top
+
+
+def test_record_sees_what_the_layer_passes_on_in_every_nesting_order(models):
+    """record / patch / steer entered in all six orders: the recording is the same (patched, then steered)."""
+    import itertools
+
+    m = models("tiny-stable-audio")
+    v = vector(m, 0, scale=3.0)
+    kw = dict(seeds=[0], guidance=3.0)
+    before = all_hooks(m)
+
+    def run(order):
+        with contextlib.ExitStack() as stack:
+            rec = None
+            for kind in order:
+                if kind == "record":
+                    rec = stack.enter_context(record(m, [0], mode="mean"))
+                elif kind == "steer":
+                    stack.enter_context(steer(m, v, alpha=2.0, layers=[0], use_renorm=False))
+                else:
+                    stack.enter_context(patch(m, [0], "a march with drums"))
+            m.generate([PROMPT], **kw)
+        return rec.activations[0]
+
+    results = [run(order) for order in itertools.permutations(("record", "steer", "patch"))]
+    for r in results[1:]:
+        torch.testing.assert_close(r, results[0], atol=1e-6, rtol=0)
+    with record(m, [0], mode="mean") as plain:
+        m.generate([PROMPT], **kw)
+    assert (plain.activations[0] - results[0]).abs().max() > 1e-3      # the interventions are in the recording
+    assert all_hooks(m) == before

@@ -256,12 +256,14 @@ class ModelAdapter:
                              layers: Sequence[int]) -> dict[int, Conditioning]:
         """Key/value inputs of the given layers for ``prompts``, under resolved ``settings``.
 
-        Runs the pipeline's own prompt encoding and one denoiser call, then stops: this
-        is the cached "target run" of activation patching (TADA Sec. 3, Fig. 2a).
+        Runs the pipeline's own prompt encoding and the first denoiser call up to the last of
+        ``layers`` (the forward is stopped before that layer computes): this is the cached
+        "target run" of activation patching (TADA Sec. 3, Fig. 2a).
         """
         prompts = check_prompts(prompts, "patch prompts")
         run = Run(prompts=list(prompts), seeds=[0] * len(prompts), settings=settings, capture=True)
         found: dict[int, Conditioning] = {}
+        wanted = set(layers)
 
         def grab(index: int):
             def hook(module, args, kwargs):
@@ -271,6 +273,8 @@ class ModelAdapter:
                     raise TadaError(f"{self.name}: layer {index} received no {self.conditioning_kwarg}")
                 mask = kwargs.get(self.conditioning_mask_kwarg)
                 found[index] = Conditioning(states[cond].detach(), None if mask is None else mask[cond].detach())
+                if wanted <= found.keys():
+                    raise _StopCapture   # every patched layer's inputs are here: the rest of the forward is waste
             return hook
 
         def stop(module, args, kwargs, output):
