@@ -12,11 +12,15 @@ Protocol, and which seeds see what:
 * DiffMean (Eq. 1) from 100 + 100 template prompts per concept (``diffmean_prompts`` with the
   organism's vocabulary); no generation.
 * Fig. 4 / l_best: each layer's direction injected One-to-All at +-1.25 on 4 base prompts x
-  seeds 100, 101 (the *fitting* clips: l_best is chosen on them).
+  seeds 100, 101 (the *fitting* clips: l_best is chosen on them). The same scan at lambda 0.1,
+  0.25 and 0.5 picks the organism's own (lambda, l_best): the largest effect of the four scans
+  (lambda's scale depends on the model's residual norms; the paper's 1.25 was chosen for MusicGen
+  Melody).
 * Table 1, strategies, CFG branches: 50 held-out prompts (training-style captions that name no
   tempo, mood, brightness or drums, drawn with seed 4242; none is a DiffMean prompt), one
-  held-out seed each (5000 + i), lambda = 1.25; mean +- std over the 50 prompts (the paper's
-  statistic) and a 95% bootstrap interval of the mean change.
+  held-out seed each (5000 + i), at the paper's lambda = 1.25 (its l_best) and at the organism's
+  (lambda, l_best); mean +- std over the 50 prompts (the paper's statistic) and a 95% bootstrap
+  interval of the mean change.
 * Fig. 5 / Fig. 7: the first 16 held-out prompts at lambda in [-5, 5]; FAD of each lambda's
   clips to the lambda = 0 clips (offline log-mel embedding, see docs/musicgen.md).
 * Adherence by librosa BPM and spectral centroid: "a fast {base}" / "a slow {base}" and
@@ -46,7 +50,8 @@ from tada_core.stats import bootstrap_ci
 
 LAM = 1.25
 SCAN_SEEDS = (100, 101)
-GRID = (-5.0, -4.0, -3.0, -2.0, -1.5, -1.25, -1.0, -0.5, 0.0, 0.5, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0)
+SMALL = (0.1, 0.25, 0.5)   # the smaller lambdas scanned on the fitting clips (the organism's scale, see below)
+GRID = (-5.0, -3.0, -2.0, -1.25, -1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 1.0, 1.25, 2.0, 3.0, 5.0)
 CONCEPTS = {"tempo": ("bpm", tempo_bpm, "BPM", ("slow", "fast")),
             "brightness": ("centroid", spectral_centroid, "Hz", ("dark", "bright"))}
 # The paper's Table 1 (MusicGen Melody, lambda 1.25, One-to-All): base, negative side, positive side
@@ -120,28 +125,40 @@ def main(argv=None) -> int:
         vec = diffmean(model, pos, neg, concept=name)
         # Fig. 4 and l_best (fitting clips)
         scan = layer_scan(model, vec, fn, scan_prompts, lam=LAM, seeds=SCAN_SEEDS, measure_label=measure_name)
-        vec = choose_layer(vec, scan)
+        raw = vec
+        vec = choose_layer(raw, scan)
         best = scan.best()
         r["fig4"] = {"baseline": scan.baseline, "up": scan.up, "down": scan.down, "effect": scan.effect,
                      "l_best": best, "clips_per_layer": 3 * scan.n}
-        fig4.append((f"{name}: {measure_name} at +{LAM} minus at -{LAM}, per source layer",
-                     [("effect", list(scan.effect), list(scan.effect.values()))]))
+        series = [(f"lambda {LAM}", list(scan.effect), list(scan.effect.values()))]
+        scans = {LAM: scan}
+        for lam in SMALL:
+            scans[lam] = layer_scan(model, raw, fn, scan_prompts, lam=lam, seeds=SCAN_SEEDS,
+                                    measure_label=measure_name)
+            series.append((f"lambda {lam}", list(scans[lam].effect), list(scans[lam].effect.values())))
+        own_lam = max(scans, key=lambda lam: max(scans[lam].effect.values()))
+        own = choose_layer(raw, scans[own_lam])
+        r["fig4_small"] = {str(lam): {"effect": scans[lam].effect, "l_best": scans[lam].best()} for lam in SMALL}
+        r["own"] = {"lambda": own_lam, "l_best": scans[own_lam].best()}
+        fig4.append((f"{name}: {measure_name} at +lambda minus at -lambda, per source layer", series))
         r["fig6_cosine"] = cosine_matrix(vec).tolist()
         heatmap_png(cosine_matrix(vec), [str(i) for i in vec.layers], [str(i) for i in vec.layers],
                     out / f"fig6_cosine_{name}.png", title=f"cosine of DiffMean directions, {name}")
-        vec.alpha_range = (-LAM, LAM)
-        vec.save(Path(args.vectors) / f"{model.name}-{name}-diffmean")
+        own.alpha_range = (-own_lam, own_lam)   # the shipped vector: the organism's (lambda, l_best)
+        own.save(Path(args.vectors) / f"{model.name}-{name}-diffmean")
         # Table 1, the strategies and the CFG branches (held-out prompts and seeds)
         n = len(held)
         base = fn(generate(model, None, held, held_seeds, [0.0] * n), sr)
         rows = {"base": {"mean": float(base.mean()), "std": float(base.std(ddof=1))}}
-        variants = {"one-to-all, both branches": (vec, {}),
-                    "all-to-all, both branches": (with_strategy(vec, "all-to-all"), {}),
-                    "one-to-all, conditional branch only": (vec, {"branch": "cond"})}
-        for label, (v, steer) in variants.items():
-            for sign, word in ((-1, neg_word), (1, pos_word)):
-                values = fn(generate(model, v, held, held_seeds, [sign * LAM] * n, **steer), sr)
-                rows[f"{word} ({label})"] = side_stats(values, base)
+        for lam, v0, tag in ((LAM, vec, "paper's lambda"), (own_lam, own, "organism's lambda")):
+            variants = {"one-to-all, both branches": (v0, {}),
+                        "all-to-all, both branches": (with_strategy(v0, "all-to-all"), {}),
+                        "one-to-all, conditional branch only": (v0, {"branch": "cond"})}
+            for label, (v, steer) in variants.items():
+                for sign, word in ((-1, neg_word), (1, pos_word)):
+                    values = fn(generate(model, v, held, held_seeds, [sign * lam] * n, **steer), sr)
+                    rows[f"{word} ({label}; lambda {lam:g}, l_best {v0.strategy['source_layer']})"] = \
+                        side_stats(values, base) | {"table": tag}
         r["table1"] = rows
         # Fig. 5 and Fig. 7 (first 16 held-out prompts, lambda grid)
         sub, sub_seeds = held[:16], held_seeds[:16]
@@ -192,11 +209,14 @@ def markdown(report: dict) -> str:
     for name, r in report["concepts"].items():
         unit = r["unit"]
         paper = PAPER[name]
+        small = "; ".join(f"lambda {lam}: " + ", ".join(f"{k}: {v:+.1f}" for k, v in d["effect"].items())
+                          for lam, d in r["fig4_small"].items())
         lines += [f"## {name} ({r['measure']}, {unit})", "",
                   f"Fig. 4 ([fig4_layer_effect.png](fig4_layer_effect.png)): steering effect (+{report['lambda']} minus "
                   f"-{report['lambda']}) per source layer: " +
                   ", ".join(f"{k}: {v:+.1f}" for k, v in r["fig4"]["effect"].items()) +
-                  f"; l_best = **{r['fig4']['l_best']}**.", "",
+                  f"; l_best = **{r['fig4']['l_best']}**. Smaller lambdas: {small}. The organism's (lambda, l_best), "
+                  f"the largest effect of the four scans: **({r['own']['lambda']}, {r['own']['l_best']})**.", "",
                   "| Table 1 | mean +- std over 50 prompts | change vs base (95% interval) | paper |",
                   "|---|---|---|---|"]
         for label, row in r["table1"].items():
@@ -204,7 +224,7 @@ def markdown(report: dict) -> str:
                 lines.append(f"| base | {row['mean']:.1f} +- {row['std']:.1f} | | {paper[0]:g} |")
                 continue
             ref = paper[1] if label.startswith(("slow", "dark")) else paper[2]
-            shown = f"{ref:g}" if "one-to-all, both" in label else ""
+            shown = f"{ref:g}" if "one-to-all, both" in label and row["table"] == "paper's lambda" else ""
             lines.append(f"| {label} | {row['mean']:.1f} +- {row['std']:.1f} | {row['change']:+.1f} "
                          f"[{row['change_ci'][0]:+.1f}, {row['change_ci'][1]:+.1f}] | {shown} |")
         f5, f7 = r["fig5"], r["fig7_fad"]
@@ -213,7 +233,7 @@ def markdown(report: dict) -> str:
                   "| lambda | " + " | ".join(f"{x:g}" for x in f5["lambda"]) + " |",
                   "|---" * (len(f5["lambda"]) + 1) + "|",
                   f"| {r['measure']} | " + " | ".join(f"{x:.0f}" for x in f5["mean"]) + " |",
-                  "| FAD | " + " | ".join(f"{x:.2f}" for x in f7["fad"]) + " |", ""]
+                  "| FAD | " + " | ".join(f"{x:.1f}" for x in f7["fad"]) + " |", ""]
         a = r["adherence"]
         lines += [f"Adherence by {r['measure']} alone (threshold {a['threshold']:.0f} {unit}, fitted on synthetic "
                   f"clips): {a['accuracy']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}] over {a['clips']} clips "

@@ -101,17 +101,36 @@ def test_the_shipped_model_loads_offline_within_budget_and_generates_determinist
     assert torch.allclose(a.audio[1], b.audio[0], atol=1e-5)
 
 
-@needs_shipped
-def test_a_shipped_tempo_vector_moves_librosas_bpm_with_the_sign_of_lambda():
-    from tada_core.metrics import tempo_bpm
+def _steered_means(concept, measure, prompts):
     from tada_core.vectors import SteeringVector
 
     model = load_model("musicgen-organism")
-    vec = SteeringVector.load(ROOT / "vectors" / "musicgen-organism-tempo-diffmean")
-    prompts = ["a pop song played on piano", "a waltz played on violin", "a folk tune", "a march played on flute"]
-    lams = [-1.25, 0.0, 1.25]
+    vec = SteeringVector.load(ROOT / "vectors" / f"musicgen-organism-{concept}-diffmean")
+    lam = max(vec.alpha_range)                  # the organism's lambda, chosen on the fitting seeds
+    lams = [-lam, 0.0, lam]
     with vec.apply(model, alpha=[x for _ in prompts for x in lams], use_renorm=False):
         g = model.generate([p for p in prompts for _ in lams], seeds=[7000 + i for i in range(len(prompts))
                                                                       for _ in lams])
-    bpm = tempo_bpm(g.audio, g.sample_rate).reshape(len(prompts), 3).mean(0)
+    return measure(g.audio, g.sample_rate).reshape(len(prompts), 3).mean(0)
+
+
+PROMPTS = ["a pop song played on piano", "a waltz played on violin", "a folk tune", "a march played on flute"]
+
+
+@needs_shipped
+def test_a_shipped_brightness_vector_moves_librosas_centroid_with_the_sign_of_lambda():
+    from tada_core.metrics import spectral_centroid
+
+    hz = _steered_means("brightness", spectral_centroid, PROMPTS)
+    assert hz[0] < hz[1] < hz[2], hz
+
+
+@needs_shipped
+@pytest.mark.xfail(strict=True, reason="the MusicGen organism does not follow tempo prompts (adherence 0.59, "
+                                       "results/musicgen_organism/adherence.md) and its tempo vector does not steer "
+                                       "(results/musicgen_organism/README.md); strict: passing means it was fixed")
+def test_a_shipped_tempo_vector_moves_librosas_bpm_with_the_sign_of_lambda():
+    from tada_core.metrics import tempo_bpm
+
+    bpm = _steered_means("tempo", tempo_bpm, PROMPTS)
     assert bpm[0] < bpm[1] < bpm[2], bpm

@@ -53,9 +53,13 @@ _MASK = "text_mask"
 class MusicGenPipeline:
     """A transformers MusicGen model and its tokenizer, with the little a pipeline needs to offer the adapter."""
 
-    def __init__(self, model: nn.Module, tokenizer: Any) -> None:
+    def __init__(self, model: nn.Module, tokenizer: Any, text_length: int | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        # Melody prepends the text to the audio tokens, so a prompt padded to a batchmate's length starts its audio
+        # at other positions than alone; a fixed text length (the model config's ``tada_text_length``, set by
+        # models trained that way) makes a prompt's audio independent of its batchmates. None: pad to the longest.
+        self.text_length = text_length or getattr(model.config, "tada_text_length", None)
 
     @property
     def components(self) -> dict[str, Any]:
@@ -205,7 +209,12 @@ class MusicGenAdapter(ModelAdapter):
 
     # ----- generation ----------------------------------------------------------------------------
     def _text_inputs(self, prompts: list[str]) -> dict[str, torch.Tensor]:
-        tok = self.pipeline.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        length = self.pipeline.text_length
+        if length:
+            tok = self.pipeline.tokenizer(list(prompts), return_tensors="pt", padding="max_length", truncation=True,
+                                          max_length=int(length))
+        else:
+            tok = self.pipeline.tokenizer(list(prompts), return_tensors="pt", padding=True)
         return {k: v.to(self.device) for k, v in tok.items() if k in ("input_ids", "attention_mask")}
 
     def _family_hooks(self, run: Run, add) -> None:

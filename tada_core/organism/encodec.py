@@ -180,7 +180,8 @@ def build_codec(codebooks: torch.Tensor):
         _set_conv(strided.conv, split.float(), offset.float())
         _zero_lstm(model.encoder.layers[-3].lstm)
         _set_conv(last.conv, _centre(N_CHANNELS, N_CHANNELS, w), -w * AMP_OFFSET)
-        # -- decoder: conv(128 -> 128) | LSTM | ELU | filterbank (128 -> 64, 32 / 16) | 6 x (ELU | interleave) | ELU | conv
+        # -- decoder: conv(128 -> 128) | LSTM | ELU | filterbank (128 -> 64, 32 / 16) | 6 x (ELU | interleave)
+        #    | ELU | conv
         layers = list(model.decoder.layers)
         _set_conv(layers[0].conv, _centre(N_CHANNELS, N_CHANNELS, 1.0 / w), torch.zeros(N_CHANNELS))
         _zero_lstm(layers[1].lstm)

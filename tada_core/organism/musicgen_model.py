@@ -29,6 +29,8 @@ MUSICGEN_CHECKPOINT = Path(__file__).parent / "musicgen_checkpoint"
 MUSICGEN_NAME = "musicgen-organism"
 MUSICGEN_SAMPLING = {"duration": N_FRAMES * HOP / SR, "guidance": 3.0}
 CHROMA_LENGTH = 4
+TEXT_LENGTH = 24      # every prompt is padded to this many tokens (the longest caption has 23), in training and
+                      # generation, so the audio always starts at the same decoder position
 
 
 @dataclasses.dataclass
@@ -92,7 +94,8 @@ def build_model(codebooks: torch.Tensor, config: MusicGenOrganismConfig | None =
     model.generation_config.pad_token_id = pad
     model.generation_config.decoder_start_token_id = pad
     model.generation_config.bos_token_id = pad
-    return MusicGenPipeline(model.eval(), tokenizer)
+    model.config.tada_text_length = TEXT_LENGTH
+    return MusicGenPipeline(model.eval(), tokenizer, text_length=TEXT_LENGTH)
 
 
 def musicgen_checkpoint_path() -> str:
@@ -101,4 +104,4 @@ def musicgen_checkpoint_path() -> str:
 
 
 __all__ = ["MusicGenOrganismConfig", "build_model", "musicgen_checkpoint_path", "MUSICGEN_NAME",
-           "MUSICGEN_SAMPLING", "CHROMA_LENGTH"]
+           "MUSICGEN_SAMPLING", "CHROMA_LENGTH", "TEXT_LENGTH"]

@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..entry import save_sampling_defaults
-from ..io import ResumableFolder, read_tensors, save_tensors, write_json
+from ..io import ResumableFolder, read_tensors, save_tensors
 from . import encodec, synth
 from .musicgen_model import CHROMA_LENGTH, MUSICGEN_SAMPLING, MusicGenOrganismConfig, build_model
-from .train import load_training_state, save_training_state
+from .train import load_training_state, save_training_state, write_training_record
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +154,8 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], fit_clips: int = D
             continue
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        text = pipe.tokenizer(caps, return_tensors="pt", padding=True)
+        text = pipe.tokenizer(caps, return_tensors="pt", padding="max_length", truncation=True,
+                              max_length=pipe.text_length)
         prefix, mask = prefix_states(model, text["input_ids"], text["attention_mask"], drop)
         loss = lm_loss(model, tokens[idx], prefix, mask)
         opt.zero_grad(set_to_none=True)
@@ -198,11 +198,8 @@ def save_checkpoint(pipe, out: Path, summary: dict) -> None:
     for name in ("decoder", "text_encoder", "enc_to_dec_proj", "audio_enc_to_dec_proj"):
         getattr(model, name).to(torch.float32)
     pipe.tokenizer.save_pretrained(str(out))
-    save_sampling_defaults(out, MUSICGEN_SAMPLING)
-    write_json(out / "training.json", summary)
-    params = {name: sum(p.numel() for p in getattr(model, name).parameters())
-              for name in ("decoder", "text_encoder")}
-    (out / "README.md").write_text(model_card(summary, params), encoding="utf-8")
+    write_training_record(out, MUSICGEN_SAMPLING, summary,
+                          {"decoder": model.decoder, "text_encoder": model.text_encoder}, model_card)
 
 
 def model_card(summary: dict, params: dict[str, int]) -> str:

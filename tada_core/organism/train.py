@@ -211,11 +211,16 @@ def save_checkpoint(pipe, out: Path, summary: dict) -> None:
     for name in ("transformer", "text_encoder", "projection_model"):
         getattr(pipe, name).to(torch.float16).save_pretrained(str(out / name))
         getattr(pipe, name).to(torch.float32)
-    save_sampling_defaults(out, SAMPLING)
+    write_training_record(out, SAMPLING, summary, {name: getattr(pipe, name) for name in
+                                                   ("transformer", "text_encoder", "projection_model")}, model_card)
+
+
+def write_training_record(out: Path, sampling: dict, summary: dict, modules: dict, card) -> None:
+    """A trained checkpoint's sampling defaults, ``training.json`` and model card ``card(summary, parameters)``."""
+    save_sampling_defaults(out, sampling)
     write_json(out / "training.json", summary)
-    params = {name: sum(p.numel() for p in getattr(pipe, name).parameters())
-              for name in ("transformer", "text_encoder", "projection_model")}
-    (out / "README.md").write_text(model_card(summary, params), encoding="utf-8")
+    params = {name: sum(p.numel() for p in module.parameters()) for name, module in modules.items()}
+    (out / "README.md").write_text(card(summary, params), encoding="utf-8")
 
 
 def model_card(summary: dict, params: dict[str, int]) -> str:
