@@ -444,6 +444,8 @@ def test_the_musicgen_organism_is_offered_and_steered_with_its_measure(h):
     assert h.default_method("musicgen-organism") == "diffmean" and h.default_method(ORG) == "caa"
     names = h.vector_choices("musicgen-organism", "diffmean")
     assert "musicgen-organism-tempo-diffmean" in names and not h.vector_choices("musicgen-organism", "caa")
-    *_, caption = h.steer("musicgen-organism", "a waltz", 0, 1.0, 1, "musicgen-organism-tempo-diffmean", "", [],
-                          1.25)
+    info = h.vector_info("musicgen-organism-tempo-diffmean")          # One-to-All into every layer
+    assert info["functional"] == [0, 1, 2, 3]
+    *_, caption = h.steer("musicgen-organism", "a waltz", 0, 1.0, 1, "musicgen-organism-tempo-diffmean", "",
+                          info["functional"], info["alpha"])
     assert "tempo (BPM, librosa beat tracker)" in caption and "(original) ->" in caption

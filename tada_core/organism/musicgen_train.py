@@ -21,7 +21,6 @@ bit-identically (every step's randomness is drawn even when skipped).
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import time
 from pathlib import Path
@@ -32,7 +31,8 @@ import torch
 from ..io import ResumableFolder, read_tensors, save_tensors
 from . import encodec, synth
 from .musicgen_model import CHROMA_LENGTH, MUSICGEN_SAMPLING, MusicGenOrganismConfig, build_model
-from .train import load_training_state, save_training_state, write_training_record
+from .train import (load_training_state, optimizer_step, save_training_state, set_learning_rate,
+                    write_training_record)
 
 log = logging.getLogger(__name__)
 
@@ -152,19 +152,12 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], fit_clips: int = D
         drop = torch.rand(batch, generator=order) < p_uncond
         if step < start:
             continue
-        for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        set_learning_rate(opt, lr, step, steps, warmup)
         text = pipe.tokenizer(caps, return_tensors="pt", padding="max_length", truncation=True,
                               max_length=pipe.text_length)
         prefix, mask = prefix_states(model, text["input_ids"], text["attention_mask"], drop)
         loss = lm_loss(model, tokens[idx], prefix, mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        with torch.no_grad():
-            for k, v in trainable.state_dict().items():
-                ema[k].lerp_(v, 1 - ema_decay) if v.dtype.is_floating_point else ema[k].copy_(v)
+        optimizer_step(loss, opt, params, trainable, ema, ema_decay)
         losses.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")

@@ -97,6 +97,23 @@ def diffusion_loss(pipe, latents: torch.Tensor, cross: torch.Tensor, glob: torch
     return (out - target).pow(2).mean()
 
 
+def set_learning_rate(opt, lr: float, step: int, steps: int, warmup: int) -> None:
+    """Linear warm-up over ``warmup`` steps, then a cosine from ``lr`` down to ``lr / 10``."""
+    for g in opt.param_groups:
+        g["lr"] = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+
+
+def optimizer_step(loss: torch.Tensor, opt, params, trainable: torch.nn.Module, ema: dict, ema_decay: float) -> None:
+    """Backward, clip the gradient norm to 1, step, and move the EMA weights towards the new ones."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    with torch.no_grad():
+        for k, v in trainable.state_dict().items():
+            ema[k].lerp_(v, 1 - ema_decay) if v.dtype.is_floating_point else ema[k].copy_(v)
+
+
 def save_training_state(path: Path, step: int, trainable, ema, opt) -> None:
     """EMA weights and optimizer state to ``path`` (safetensors), the step to ``path.json``."""
     tensors = {f"ema.{k}": v for k, v in ema.items()}
@@ -172,17 +189,10 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAU
             torch.randn(batch, generator=generator)
             torch.randn(latents[idx].shape, generator=generator)
             continue
-        for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        set_learning_rate(opt, lr, step, steps, warmup)
         cross, glob = conditioning(pipe, caps, seconds, drop)
         loss = diffusion_loss(pipe, latents[idx], cross, glob, generator)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        with torch.no_grad():
-            for k, v in trainable.state_dict().items():
-                ema[k].lerp_(v, 1 - ema_decay) if v.dtype.is_floating_point else ema[k].copy_(v)
+        optimizer_step(loss, opt, params, trainable, ema, ema_decay)
         losses.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
