@@ -9,6 +9,8 @@ Per instance (never module globals), so two apps in one process, or a test, each
 ``TADA_MAX_MODELS``         models kept loaded at once (least recently used one evicted; 2)
 ``TADA_MAX_DURATION``       longest clip in seconds (30)
 ``TADA_MAX_STEPS``          most diffusion steps (200)
+``TADA_DTYPE``              weights dtype: float32, bfloat16 or float16 (default: float32 on CPU, the
+                            family's on a GPU)
 ``TADA_APP_RUNS``           folder for resumable long jobs (default: a new temporary folder
                             per app instance, removed at exit)
 ``SPACE_ID``                set by Hugging Face Spaces: hosted limits apply (below)
@@ -53,6 +55,7 @@ class AppConfig:
     max_pairs: int = 24
     max_job_seeds: int = 4
     job_queue: int = 32
+    dtype: str | None = None
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> "AppConfig":
@@ -65,7 +68,12 @@ class AppConfig:
                   max_models=max(1, _int(env, "TADA_MAX_MODELS", 2)),
                   max_duration=float(env.get("TADA_MAX_DURATION", 30)), max_steps=_int(env, "TADA_MAX_STEPS", 200),
                   hosted=hosted, runs=Path(env["TADA_APP_RUNS"]) if env.get("TADA_APP_RUNS") else None,
-                  max_pairs=8 if hosted else 24, max_job_seeds=2 if hosted else 4, job_queue=8 if hosted else 32)
+                  max_pairs=8 if hosted else 24, max_job_seeds=2 if hosted else 4, job_queue=8 if hosted else 32,
+                  dtype=env.get("TADA_DTYPE") or None)
+        if cfg.dtype is not None:
+            from tada_core.registry import as_dtype
+
+            as_dtype(cfg.dtype)   # a bad TADA_DTYPE fails at start, naming the accepted values
         return dataclasses.replace(cfg, **overrides)
 
     def runs_folder(self) -> Path:

@@ -67,7 +67,7 @@ class ModelCache:
             with self._lock:
                 if slot_key in self._slots:
                     return self._slots[slot_key]
-            model = load_model(key.split(":", 1)[1])
+            model = load_model(key.split(":", 1)[1], dtype=self.config.dtype)
             model.set_progress_bar(False)
             with self._lock:
                 self._slots[slot_key] = slot = _Slot(model)

@@ -150,22 +150,39 @@ def _entry_of_source(model: str, revision: str | None) -> ModelEntry:
     return family_entry(adapter, model, model)
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """A torch dtype from its name; None stays None."""
+    if dtype is None or isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise TadaError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+
+
 def load_model(model: str | ModelEntry = DEFAULT_MODEL, *, device: str | torch.device | None = None,
-               dtype: torch.dtype | None = None, revision: str | None = None) -> ModelAdapter:
+               dtype: torch.dtype | str | None = None, revision: str | None = None) -> ModelAdapter:
     """Load a model as a :class:`~tada_core.adapters.ModelAdapter`.
 
     ``model``: a registry name (``tada-organism``, ``ace-step``, ``stable-audio``,
     ``audioldm2``, ``audioldm2-large``, ``tiny-*``; see ``tada models``), a local diffusers
     pipeline folder, a Hub repo id (``org/name``), or a :class:`ModelEntry` of your own.
-    ``device`` defaults to CUDA when available; on CPU weights are computed in float32.
+    ``device`` defaults to CUDA when available. ``dtype`` (a torch dtype or "float32", "bfloat16",
+    "float16"): default float32 on CPU, the family's ``gpu_dtype`` on a GPU (bfloat16 for ACE-Step,
+    else as saved). Recorded activations and computed vectors are float32 whatever it is.
     Weights load with ``from_pretrained`` only (safetensors, no remote code, no pickles).
     """
     if not isinstance(model, ModelEntry) and (not isinstance(model, str) or not model.strip()):
         raise TadaError(f"model must be a name, folder or Hub repo id; got {model!r}")
     entry = model if isinstance(model, ModelEntry) else _entry_of_source(model, revision)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = as_dtype(dtype)
     if dtype is None and torch.device(device).type == "cpu":
         dtype = torch.float32  # weights saved in half precision would otherwise stay half: too slow on CPU
+    elif dtype is None:
+        dtype = entry.adapter.gpu_dtype   # the family's default on a GPU (bfloat16 for ACE-Step XL)
     defaults = dict(entry.defaults or {})
     if entry.build is not None:
         pipeline = entry.build()  # built in float32
@@ -250,5 +267,5 @@ def model_catalog() -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["REGISTRY", "DEFAULT_MODEL", "load_model", "model_names", "model_catalog", "get_entry", "entry_for",
+__all__ = ["REGISTRY", "DEFAULT_MODEL", "DTYPES", "as_dtype", "load_model", "model_names", "model_catalog", "get_entry", "entry_for",
            "family_entry", "measured_layers"]

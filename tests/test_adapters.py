@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from tada_core import TadaError, load_model, model_names, record
+from tada_core import TadaError, load_model, model_names, record, steer
 from tada_core.registry import REGISTRY, measured_layers
 
 from .conftest import TINY
@@ -255,3 +255,27 @@ def test_cli_refuses_bad_numbers_before_loading_anything(tmp_path, cli, args):
     with pytest.raises(SystemExit) as e:
         cli("generate", "--prompt", "x", "--out", str(tmp_path / "x.wav"), *args)
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("name", ["tiny-ace-step", "tiny-stable-audio", "tiny-audioldm2", "tiny-musicgen-melody"])
+def test_half_precision_runs_every_family_and_records_float32(name):
+    m = load_model(name, device="cpu", dtype="bfloat16")
+    m.set_progress_bar(False)
+    assert next(m.denoiser.parameters()).dtype == torch.bfloat16
+    layer = m.layers[0].index
+    with record(m, [layer], mode="mean") as rec:
+        plain = m.generate("a fast song", seeds=0).audio
+    assert torch.isfinite(plain).all() and rec.activations[layer].dtype == torch.float32
+    vector = torch.randn(m.layers[0].width) * 5
+    with steer(m, {layer: vector}, alpha=1.0):
+        steered = m.generate("a fast song", seeds=0).audio
+    assert torch.isfinite(steered).all() and not torch.equal(plain, steered)
+
+
+def test_dtype_names_are_checked():
+    from tada_core.registry import as_dtype
+
+    assert as_dtype("float16") == torch.float16 and as_dtype(None) is None
+    with pytest.raises(TadaError, match="dtype must be one of float32, bfloat16, float16; got 'half'"):
+        load_model("tiny-stable-audio", dtype="half")
+    assert next(load_model("tiny-stable-audio", device="cpu").denoiser.parameters()).dtype == torch.float32

@@ -34,6 +34,7 @@ class AceStepAdapter(ModelAdapter):
     pipeline_class_name = "AceStepPipeline"
     denoiser_attr = "transformer"
     cond_first = True
+    gpu_dtype = torch.bfloat16   # the XL transformer alone is 16.7 GB in float32
 
     @classmethod
     def find_layers(cls, pipeline) -> list[CrossAttentionLayer]:

@@ -96,6 +96,7 @@ class ModelAdapter:
     step_kind: ClassVar[str] = "diffusion step"            # what one denoiser call is
     default_branch: ClassVar[str] = "cond"                 # which CFG rows steering acts on by default
     supports_patching: ClassVar[bool] = True               # cross-attention keys/values can be patched
+    gpu_dtype: ClassVar[torch.dtype | None] = None         # default weights dtype on a GPU (None: as saved)
 
     def __init__(self, pipeline: Any, *, name: str, source: str,
                  defaults: GenerationSettings | dict[str, Any] | None = None) -> None:

@@ -82,12 +82,15 @@ def add_model_arg(p: argparse.ArgumentParser, artifact: bool = False) -> None:
 
 
 def add_generation_args(p: argparse.ArgumentParser, batch_size: int | None = 24) -> None:
-    """--duration --steps --guidance --device [--batch-size]."""
+    """--duration --steps --guidance --device --dtype [--batch-size]."""
     p.add_argument("--duration", type=positive_float, default=None, help="seconds (default: the model's)")
     p.add_argument("--steps", type=positive_int, default=None, help="diffusion steps (default: the model's)")
     p.add_argument("--guidance", type=nonnegative_float, default=None, help="classifier-free guidance scale "
                                                                             "(default: the model's)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
+                   help="weights dtype (default: float32 on CPU; on a GPU the family's: bfloat16 for ACE-Step, "
+                        "else as saved); recorded activations and vectors stay float32")
     if batch_size is not None:
         p.add_argument("--batch-size", type=positive_int, default=batch_size,
                        help=f"generations per pipeline call (default {batch_size})")
@@ -133,7 +136,8 @@ def load_for(args: argparse.Namespace, model: str | None = None):
     from ..registry import DEFAULT_MODEL, load_model
 
     check_device(getattr(args, "device", None))
-    m = load_model(getattr(args, "model", None) or model or DEFAULT_MODEL, device=getattr(args, "device", None))
+    m = load_model(getattr(args, "model", None) or model or DEFAULT_MODEL, device=getattr(args, "device", None),
+                   dtype=getattr(args, "dtype", None))
     m.set_progress_bar(False)
     return m
 
