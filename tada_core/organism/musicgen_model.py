@@ -29,8 +29,9 @@ MUSICGEN_CHECKPOINT = Path(__file__).parent / "musicgen_checkpoint"
 MUSICGEN_NAME = "musicgen-organism"
 MUSICGEN_SAMPLING = {"duration": N_FRAMES * HOP / SR, "guidance": 3.0}
 CHROMA_LENGTH = 4
-TEXT_LENGTH = 24      # every prompt is padded to this many tokens (the longest caption has 23), in training and
-                      # generation, so the audio always starts at the same decoder position
+TEXT_LENGTH = 24      # every prompt is padded to this many tokens in generation (the longest caption has 23;
+                      # training batches are padded to their longest, about 21), so its audio always starts at the
+                      # decoder positions the model was trained on, alone or in any batch
 
 
 @dataclasses.dataclass

@@ -153,8 +153,9 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], fit_clips: int = D
         if step < start:
             continue
         set_learning_rate(opt, lr, step, steps, warmup)
-        text = pipe.tokenizer(caps, return_tensors="pt", padding="max_length", truncation=True,
-                              max_length=pipe.text_length)
+        # padded to the batch's longest caption (about 21 tokens): the shipped model was trained so; it generates
+        # with every prompt padded to TEXT_LENGTH (24), which keeps its audio at the positions it was trained on
+        text = pipe.tokenizer(caps, return_tensors="pt", padding=True)
         prefix, mask = prefix_states(model, text["input_ids"], text["attention_mask"], drop)
         loss = lm_loss(model, tokens[idx], prefix, mask)
         optimizer_step(loss, opt, params, trainable, ema, ema_decay)
@@ -170,7 +171,8 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], fit_clips: int = D
         return dict(run, stopped_at=last, losses=losses)
     trainable.load_state_dict(ema)
     model.eval()
-    summary = dict(run, data_seconds=round(data_s, 1), train_seconds=round(time.time() - t0 - data_s, 1),
+    summary = dict(run, text_padding="longest caption of each batch", data_seconds=round(data_s, 1),
+                   train_seconds=round(time.time() - t0 - data_s, 1),
                    final_loss=float(np.mean(losses[-100:])) if losses else None, torch=torch.__version__,
                    threads=torch.get_num_threads())
     save_checkpoint(pipe, out, summary)
