@@ -87,13 +87,18 @@ def add_generation_args(p: argparse.ArgumentParser, batch_size: int | None = 24)
     p.add_argument("--steps", type=positive_int, default=None, help="diffusion steps (default: the model's)")
     p.add_argument("--guidance", type=nonnegative_float, default=None, help="classifier-free guidance scale "
                                                                             "(default: the model's)")
+    add_device_args(p)
+    if batch_size is not None:
+        p.add_argument("--batch-size", type=positive_int, default=batch_size,
+                       help=f"generations per pipeline call (default {batch_size})")
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    """--device --dtype."""
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
                    help="weights dtype (default: float32 on CPU; on a GPU the family's: bfloat16 for ACE-Step, "
                         "else as saved); recorded activations and vectors stay float32")
-    if batch_size is not None:
-        p.add_argument("--batch-size", type=positive_int, default=batch_size,
-                       help=f"generations per pipeline call (default {batch_size})")
 
 
 def settings_from(args: argparse.Namespace) -> GenerationSettings:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import (add_model_arg, check_writable, finite_float, layer_index, load_for, note, positive_int,
-                     seed_int)
+from .common import (add_device_args, add_model_arg, check_writable, finite_float, layer_index, load_for, note,
+                     positive_int, seed_int)
 
 
 def register_diffmean(sub) -> None:
@@ -16,6 +16,7 @@ def register_diffmean(sub) -> None:
 
     c = dsub.add_parser("compute", help="Eq. 1 at every layer: mean EOS state of S_pos minus S_neg")
     add_model_arg(c)
+    add_device_args(c)
     c.add_argument("--concept", required=True, help="concept name (tempo, brightness, ...)")
     c.add_argument("--prompts", type=positive_int, default=100, help="prompts per side (default 100, the paper's)")
     c.add_argument("--strategy", choices=["one-to-all", "all-to-all"], default="one-to-all",
@@ -32,6 +33,7 @@ def register_diffmean(sub) -> None:
                                      "measure's change; cosine matrix; l_best recorded in the vector")
     s.add_argument("vector", help="a DiffMean vector folder")
     add_model_arg(s, artifact=True)
+    add_device_args(s)
     s.add_argument("--measure", choices=["bpm", "centroid"], required=True,
                    help="bpm: librosa beat tracker; centroid: librosa spectral centroid (the paper's metrics)")
     s.add_argument("--lam", type=finite_float, default=1.25, help="lambda of the scan (default 1.25, the paper's)")
@@ -47,6 +49,7 @@ def register_diffmean(sub) -> None:
     f = dsub.add_parser("fad", help="Fig. 7: Frechet audio distance of steered to unsteered clips as lambda grows")
     f.add_argument("vector", help="a DiffMean vector folder")
     add_model_arg(f, artifact=True)
+    add_device_args(f)
     f.add_argument("--lambdas", type=finite_float, nargs="+", default=[0.25, 0.5, 1.0, 1.25, 1.5, 2.0, 3.0],
                    help="lambdas (default 0.25 ... 3; the paper: 0 to 5)")
     f.add_argument("--prompts", nargs="+", default=None, help="prompts (default: 8 of the model's evaluation prompts)")
