@@ -30,7 +30,7 @@ import torch
 
 from ..io import ResumableFolder, read_tensors, save_tensors
 from . import encodec, synth
-from .musicgen_model import CHROMA_LENGTH, MUSICGEN_SAMPLING, MusicGenOrganismConfig, build_model
+from .musicgen_model import CHROMA_LENGTH, MUSICGEN_SAMPLING, TEXT_LENGTH, MusicGenOrganismConfig, build_model
 from .train import (load_training_state, optimizer_step, save_training_state, set_learning_rate,
                     write_training_record)
 
@@ -232,8 +232,9 @@ clip = model.generate("a fast happy pop song with drums", seeds=0)   # 4.096 s, 
 | audio encoder | `EncodecModel` whose weights are set analytically over 128 grid partials per 64 ms frame (15.625 frames/s), RVQ codebooks fitted here by k-means (`tada_core/organism/encodec.py`) | analytic + codebooks |
 
 Conditioning is MusicGen Melody's: a chroma prefix of {CHROMA_LENGTH} frames (empty: no melody) and the projected
-text states are prepended to the audio tokens. Sampling defaults (`tada_sampling.json`): 4.096 s,
-guidance 3, top-k 250 sampling.
+text states are prepended to the audio tokens; every prompt is padded to {TEXT_LENGTH} tokens in
+generation (`tada_text_length` in config.json), so a prompt's audio does not depend on its batchmates.
+Sampling defaults (`tada_sampling.json`): 4.096 s, guidance 3, top-k 250 sampling.
 
 **Training data**: {summary['clips']} clips of `tada_core/organism/synth.py` (the diffusion organism's
 generator: tempo, mood, brightness, four instruments, drums, low or high voice, style), codebooks
