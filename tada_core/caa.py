@@ -18,6 +18,7 @@ from typing import Sequence
 
 import torch
 
+from .distributed import Processes
 from .errors import TadaError, check_prompts
 from .hooks import record
 from .settings import GenerationSettings
@@ -46,12 +47,15 @@ def caa_vector(h_pos: torch.Tensor, h_neg: torch.Tensor, eps: float = 1e-12) -> 
 
 def record_pairs(adapter, positive: Sequence[str], negative: Sequence[str], *, layers: Sequence[int] | None = None,
                  seeds: Sequence[int] | None = None, settings: GenerationSettings | None = None,
-                 progress: bool = True) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+                 progress: bool = True, processes: Processes | None = None,
+                 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """Frame-averaged cross-attention outputs for each pair: two dicts layer -> [steps, N, width].
 
     Pair i runs P_c^(i) and P_c-tilde^(i) with the same seed (``seeds[i]``, default i), in
     the same batch (``settings.batch_size`` clips per call, so ``batch_size // 2`` pairs),
-    so the difference is the prompt's and not the noise's.
+    so the difference is the prompt's and not the noise's. ``processes``: a multi-process
+    run (:func:`tada_core.distributed.launched`) deals the batches across processes and
+    gathers them back in order, so every process returns what one process would.
     """
     from tqdm.auto import tqdm
 
@@ -68,32 +72,37 @@ def record_pairs(adapter, positive: Sequence[str], negative: Sequence[str], *, l
         raise TadaError(f"batch_size must be an integer >= 2 (a pair per call at least); got {settings.batch_size!r}")
     layer_ids = adapter.resolve_layers(layers)
     per_call = settings.batch_size // 2
-    got_pos: dict[int, list[torch.Tensor]] = {i: [] for i in layer_ids}
-    got_neg: dict[int, list[torch.Tensor]] = {i: [] for i in layer_ids}
-    for k in tqdm(range(0, len(pos), per_call), desc="CAA pairs", unit="batch", disable=not progress):
+    processes = processes or Processes()
+    starts = processes.share(list(range(0, len(pos), per_call)))
+    got: dict[int, dict[int, torch.Tensor]] = {}          # batch start -> layer -> [steps, 2m, width]
+    for k in tqdm(starts, desc=f"CAA pairs{processes.label()}", unit="batch",
+                  disable=not progress or not processes.main):
         p, n, s = pos[k:k + per_call], neg[k:k + per_call], seeds[k:k + per_call]
         with record(adapter, layers=layer_ids, mode="mean") as rec:
             adapter.generate(p + n, seeds=s + s, settings=settings)
-        for layer, acts in rec.activations.items():      # [steps, 2m, width]
-            got_pos[layer].append(acts[:, :len(p)])
-            got_neg[layer].append(acts[:, len(p):])
-    return ({i: torch.cat(v, dim=1) for i, v in got_pos.items()},
-            {i: torch.cat(v, dim=1) for i, v in got_neg.items()})
+        got[k] = dict(rec.activations)
+    if processes.distributed:
+        got = {k: v for part in processes.gather(got) for k, v in part.items()}
+    order = sorted(got)
+    return ({i: torch.cat([got[k][i][:, :len(pos[k:k + per_call])] for k in order], dim=1) for i in layer_ids},
+            {i: torch.cat([got[k][i][:, len(pos[k:k + per_call]):] for k in order], dim=1) for i in layer_ids})
 
 
 def compute_caa(adapter, positive: Sequence[str], negative: Sequence[str], *, concept: str,
                 layers: Sequence[int] | None = None, functional_layers: Sequence[int] | None = None,
                 seeds: Sequence[int] | None = None, per_step: bool = False, settings: GenerationSettings | None = None,
-                alpha_range: tuple[float, float] | None = None, progress: bool = True) -> SteeringVector:
+                alpha_range: tuple[float, float] | None = None, progress: bool = True,
+                processes: Processes | None = None) -> SteeringVector:
     """CAA steering vectors (Eq. 2) for ``concept`` at ``layers`` (default: all), as one artifact.
 
     ``functional_layers``: where the vector steers by default (e.g. from
-    :func:`tada_core.localize.localize`); ``per_step``: keep one vector per diffusion step.
+    :func:`tada_core.localize.localize`); ``per_step``: keep one vector per diffusion step;
+    ``processes``: a multi-process run records its share of the pairs (every process returns the vector).
     Save it with ``.save("vectors/<name>")``; apply it with ``.apply(model, alpha)``.
     """
     settings = adapter.resolve_settings(settings)
     h_pos, h_neg = record_pairs(adapter, positive, negative, layers=layers, seeds=seeds, settings=settings,
-                                progress=progress)
+                                progress=progress, processes=processes)
     vectors = {}
     for layer in h_pos:
         hp, hn = h_pos[layer], h_neg[layer]

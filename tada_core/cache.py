@@ -11,7 +11,10 @@ cache's settings). So:
 * memory is bounded by one batch, whatever the number of prompts;
 * an interrupted run, rerun with the same settings, skips finished shards and redoes
   only the batch in flight; since batches and their seeds are fixed, the resumed cache
-  equals an uninterrupted one, tensor for tensor.
+  equals an uninterrupted one, tensor for tensor;
+* under ``accelerate launch`` (``processes``, :mod:`tada_core.distributed`) the batches are
+  dealt across the processes, each writing its own shards, and the folder ends as a
+  single-process run leaves it.
 
 ``ActivationCache(folder).batches(layer, batch_tokens)`` streams the cache back as
 [batch_tokens, width] tensors (shuffled within a shard buffer, seeded), the input of
@@ -27,6 +30,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from .distributed import Processes
 from .errors import TadaError, check_prompts
 from .hooks import record
 from .io import ResumableFolder, read_json, save_tensors, write_json
@@ -37,12 +41,14 @@ SPEC_FILE, SHARDS_FILE = "spec.json", "shards.jsonl"
 
 def cache_activations(adapter, prompts: Sequence[str], out: str | Path, *, layers: Sequence[int] | None = None,
                       seeds: Sequence[int] | None = None, tokens: int = 16, seed: int = 0,
-                      settings: GenerationSettings | None = None, progress: bool = True) -> "ActivationCache":
+                      settings: GenerationSettings | None = None, progress: bool = True,
+                      processes: Processes | None = None) -> "ActivationCache":
     """Record ``tokens`` frames per diffusion step and prompt at ``layers``; write shards to ``out``.
 
     ``seeds``: one generation seed per prompt (default 0, 1, 2, ...). ``seed``: base seed of
     the frame subsampling (batch b uses ``seed + b``). ``settings.batch_size`` prompts make a
-    shard. Rerun with the same arguments to resume.
+    shard. Rerun with the same arguments to resume. ``processes``: this process's share of a
+    multi-process run (:func:`tada_core.distributed.launched`).
     """
     from tqdm.auto import tqdm
 
@@ -60,13 +66,18 @@ def cache_activations(adapter, prompts: Sequence[str], out: str | Path, *, layer
             "prompts_sha256": hashlib.sha256(json.dumps(prompts).encode()).hexdigest(), "n_prompts": len(prompts),
             "seeds_sha256": hashlib.sha256(json.dumps(seeds).encode()).hexdigest(), "tokens": tokens,
             "batch_size": batch_size, "seed": seed, **settings.to_dict()}
-    folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=SHARDS_FILE, what="cache")
-    write_json(folder.folder / "prompts.json", {"prompts": prompts, "seeds": seeds}, indent=None)
+    processes = processes or Processes()
+    folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=SHARDS_FILE, what="cache",
+                             processes=processes)
+    if processes.main:
+        write_json(folder.folder / "prompts.json", {"prompts": prompts, "seeds": seeds}, indent=None)
     done = {rec["batch"] for rec in folder.records() if (folder.folder / str(rec.get("file"))).is_file()}
     n_batches = (len(prompts) + batch_size - 1) // batch_size
-    todo = [b for b in range(n_batches) if b not in done]
-    with tqdm(total=n_batches, initial=n_batches - len(todo), desc="cache activations", unit="batch",
-              disable=not progress) as bar, folder.journal() as journal:
+    remaining = [b for b in range(n_batches) if b not in done]
+    todo = processes.share(remaining)
+    with tqdm(total=n_batches - len(remaining) + len(todo), initial=n_batches - len(remaining),
+              desc=f"cache activations{processes.label()}", unit="batch",
+              disable=not progress or not processes.main) as bar, folder.journal() as journal:
         for b in todo:
             p = prompts[b * batch_size:(b + 1) * batch_size]
             s = seeds[b * batch_size:(b + 1) * batch_size]
@@ -78,6 +89,10 @@ def cache_activations(adapter, prompts: Sequence[str], out: str | Path, *, layer
             journal.append({"batch": b, "file": name, "tokens": int(next(iter(tensors.values())).shape[0]),
                             "prompts": [b * batch_size, b * batch_size + len(p)]})
             bar.update(1)
+    processes.wait()
+    if processes.main:
+        folder.merge(lambda rec: int(rec["batch"]) if (folder.folder / str(rec["file"])).is_file() else None)
+    processes.wait()
     return ActivationCache(out)
 
 

@@ -8,7 +8,9 @@
 * :class:`ResumableFolder`: the folder of a long job (a localization sweep, an activation
   cache, a benchmark): its ``spec`` is written once and must match on resume (the
   differing keys are named otherwise), and finished work is appended to a journal, one
-  JSON line per record, fsynced; a line cut short by a crash is ignored and redone.
+  JSON line per record, fsynced; a line cut short by a crash is ignored and redone. In a
+  multi-process run (:mod:`tada_core.distributed`) each process appends to its own part of
+  the journal and the main process merges the parts.
 * :func:`resolve`: a local folder, or a Hub repo id downloaded (or found in the cache).
 
 Tensors are only ever safetensors and metadata only JSON: reading an artifact cannot run code.
@@ -19,8 +21,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from .distributed import Processes
 from .errors import TadaError, hub_errors
 
 
@@ -90,42 +93,80 @@ class ResumableFolder:
     Finished units of work go to an append-only journal (``journal_file``, one JSON object
     per line, fsynced): :meth:`records` reads them back, skipping a last line cut short
     by a crash, so a rerun redoes only that unit.
+
+    ``processes``: in a multi-process run every process checks the spec, the main one writes
+    it, and each appends to its own part (``<journal>.part<rank>.jsonl``); :meth:`records`
+    reads the journal and every part, and :meth:`merge` (main process, after a barrier)
+    folds the parts into the journal in the job's order, so that the folder ends as a
+    single-process run leaves it.
     """
 
     def __init__(self, folder: str | Path, spec: Mapping[str, Any], *, spec_file: str = "spec.json",
-                 journal_file: str = "journal.jsonl", what: str = "job") -> None:
+                 journal_file: str = "journal.jsonl", what: str = "job", processes: Processes | None = None) -> None:
         self.folder = Path(folder)
         self.spec = _as_json(dict(spec))
         self.spec_path = self.folder / spec_file
         self.journal_path = self.folder / journal_file
+        self.processes = processes or Processes()
         if self.spec_path.is_file():
             old = read_json(self.spec_path)
             if old != self.spec:
                 keys = sorted(k for k in set(old) | set(self.spec) if old.get(k) != self.spec.get(k))
                 raise TadaError(f"{self.folder} holds a different {what} (differs in: {', '.join(keys)}); resume "
                                 f"with the same settings, or choose another output folder")
-        else:
-            if self.folder.exists() and not self.folder.is_dir():
-                raise TadaError(f"{self.folder} exists and is not a folder")
+        elif self.folder.exists() and not self.folder.is_dir():
+            raise TadaError(f"{self.folder} exists and is not a folder")
+        self.processes.wait()          # every process has compared the spec before the main one writes it
+        if self.processes.main and not self.spec_path.is_file():
             write_json(self.spec_path, self.spec)
+        self.processes.wait()
+
+    def _parts(self) -> list[Path]:
+        stem, suffix = self.journal_path.stem, self.journal_path.suffix
+        return sorted(self.folder.glob(f"{stem}.part*{suffix}"))
 
     def records(self) -> list[dict[str, Any]]:
-        """Finished records, in the order they were written (an unreadable last line is dropped)."""
-        if not self.journal_path.is_file():
-            return []
+        """Finished records: the journal's, then each part's, in the order they were written (an
+        unreadable line is dropped: its unit is redone)."""
         out = []
-        for line in self.journal_path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by an interruption: that unit is simply redone
-            if isinstance(rec, dict):
-                out.append(rec)
+        for path in [self.journal_path] + self._parts():
+            if not path.is_file():
+                continue
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by an interruption: that unit is simply redone
+                if isinstance(rec, dict):
+                    out.append(rec)
         return out
 
     def journal(self) -> "_Journal":
-        """A context manager that appends records (``journal.append(record)``), each fsynced."""
-        return _Journal(self.journal_path)
+        """A context manager that appends records (``journal.append(record)``), each fsynced: to the
+        journal when alone, to this process's part in a multi-process run."""
+        if not self.processes.distributed:
+            return _Journal(self.journal_path)
+        stem, suffix = self.journal_path.stem, self.journal_path.suffix
+        return _Journal(self.journal_path.with_name(f"{stem}.part{self.processes.index:03d}{suffix}"))
+
+    def merge(self, order: Callable[[dict[str, Any]], Any]) -> None:
+        """Fold the parts of a multi-process run into the journal, sorted by ``order(record)`` (a key
+        that names the unit; records it returns None for are dropped, as is a second record of a
+        unit); then remove the parts. Call on the main process, after every process has finished."""
+        parts = self._parts()
+        if not parts:
+            return
+        kept: dict[Any, dict[str, Any]] = {}
+        for rec in self.records():
+            try:
+                key = order(rec)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if key is not None and key not in kept:
+                kept[key] = rec
+        atomic_write_text(self.journal_path, "".join(json.dumps(kept[k]) + "\n" for k in sorted(kept)))
+        for path in parts:
+            path.unlink()
 
 
 class _Journal:
@@ -134,11 +175,16 @@ class _Journal:
         self._file = None
 
     def __enter__(self) -> "_Journal":
-        self._file = self.path.open("a", encoding="utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a+b")
+        if self._file.tell() > 0:       # a line cut short by a crash must not swallow the next record
+            self._file.seek(-1, os.SEEK_END)
+            if self._file.read(1) != b"\n":
+                self._file.write(b"\n")
         return self
 
     def append(self, record: Mapping[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        self._file.write((json.dumps(record) + "\n").encode("utf-8"))
         self._file.flush()
         os.fsync(self._file.fileno())
 

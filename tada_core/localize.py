@@ -16,7 +16,9 @@ The cached "target run" of Fig. 2a is a single denoiser pass, because cross-atte
 keys and values depend only on the prompt. With ``out``, every finished batch is
 appended to ``scores.jsonl`` and fsynced; rerunning the same sweep skips what is done,
 so an interrupted sweep loses at most the batch in flight, and since the batches are
-fixed, a resumed sweep gives exactly the numbers of an uninterrupted one.
+fixed, a resumed sweep gives exactly the numbers of an uninterrupted one. Under
+``accelerate launch`` (``processes``, :mod:`tada_core.distributed`) the batches still to do
+are dealt across the processes and the folder ends as a single-process run leaves it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .concepts import Concept
+from .distributed import Processes, require_folder
 from .errors import TadaError, check_prompts
 from .hooks import patch
 from .io import ResumableFolder, read_json, write_json
@@ -140,7 +143,8 @@ def _conditions(layers: Sequence[int]) -> list[str]:
 def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer, *,
              seeds: Sequence[int] = (0,), layers: Sequence[int] | None = None,
              settings: GenerationSettings | None = None, out: str | Path | None = None, progress: bool = True,
-             on_batch: Callable[[int, int], None] | None = None) -> Localization:
+             on_batch: Callable[[int, int], None] | None = None,
+             processes: Processes | None = None) -> Localization:
     """Run the patching sweep for one concept and compute Eq. 9 per layer (see module docstring).
 
     ``pairs``: (P_c, P_c-tilde) prompt pairs, e.g. from :meth:`Concept.pairs` or
@@ -149,6 +153,8 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     ``out``: folder for the resumable record.
     ``on_batch(done, total)``: called before the first batch and after each one; an
     exception it raises stops the sweep (batches already in ``out`` are kept for a rerun).
+    ``processes``: this process's share of a multi-process run (:func:`tada_core.distributed.launched`;
+    needs ``out``); every process returns the same result, the main one writes the files.
     """
     from tqdm.auto import tqdm
 
@@ -161,6 +167,8 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     if not seeds:
         raise TadaError("seeds is empty; give at least one seed")
     scorer.check(concept)
+    processes = processes or Processes()
+    require_folder(processes, out, f"localize {concept.name}")
     layer_ids = list(adapter.resolve_layers(layers))
     settings = adapter.resolve_settings(settings)
     batch_size = settings.batch_size
@@ -171,19 +179,25 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), "concept": concept.name, "pairs": pairs,
             "seeds": seeds, "layers": layer_ids, "batch_size": batch_size, "scorer": scorer_name,
             **settings.to_dict()}
-    record = ResumableFolder(out, spec, spec_file=SWEEP_FILE, journal_file=SCORES_FILE, what="sweep") \
-        if out is not None else None
-    done: dict[tuple[str, int], list[float]] = {}
-    for rec in record.records() if record is not None else []:
-        try:
-            done[(rec["condition"], int(rec["batch"]))] = [float(x) for x in rec["sim"]]
-        except (KeyError, TypeError, ValueError):
-            continue  # a malformed record: that batch is simply redone
+    record = ResumableFolder(out, spec, spec_file=SWEEP_FILE, journal_file=SCORES_FILE, what="sweep",
+                             processes=processes) if out is not None else None
 
+    def finished() -> dict[tuple[str, int], list[float]]:
+        got = {}
+        for rec in record.records() if record is not None else []:
+            try:
+                got[(rec["condition"], int(rec["batch"]))] = [float(x) for x in rec["sim"]]
+            except (KeyError, TypeError, ValueError):
+                continue  # a malformed record: that batch is simply redone
+        return got
+
+    done = finished()
     work = [(cond, b) for cond in _conditions(layer_ids) for b in range(len(batches))]
-    todo = [w for w in work if w not in done]
-    bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=f"localize {concept.name}", unit="batch",
-               disable=not progress)
+    remaining = [w for w in work if w not in done]
+    todo = processes.share(remaining)
+    bar = tqdm(total=len(work) - len(remaining) + len(todo), initial=len(work) - len(remaining),
+               desc=f"localize {concept.name}{processes.label()}", unit="batch",
+               disable=not progress or not processes.main)
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(record.journal()) if record is not None else None
         stack.callback(bar.close)
@@ -210,6 +224,17 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
             bar.update(1)
             if on_batch is not None:
                 on_batch(len(done), len(work))
+    if processes.distributed:        # every process reads what all of them did
+        processes.wait()
+        done = finished()
+        missing = [w for w in work if w not in done]
+        if missing:
+            raise TadaError(f"localize {concept.name}: {len(missing)} batches are missing from {out} after every "
+                            f"process finished; rerun the same command to do them")
+        processes.wait()
+    if record is not None and processes.main:   # parts of a multi-process run (this one or an interrupted one)
+        index = {w: k for k, w in enumerate(work)}
+        record.merge(lambda rec: index.get((rec["condition"], int(rec["batch"]))))
 
     def values(cond: str) -> np.ndarray:
         return np.array([x for b in range(len(batches)) for x in done[(cond, b)]])
@@ -233,8 +258,9 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
                           n=len(items), sim_pos=sim_pos, sim_neg=sim_neg, sim_patched=patched,
                           impact={layer: float(v) for layer, v in zip(layer_ids, impacts)}, gain_se=gain_se,
                           impact_ci={layer: (float(lo), float(hi)) for layer, (lo, hi) in zip(layer_ids, intervals)})
-    if out is not None:
+    if out is not None and processes.main:
         _write_outputs(Path(out), result, batches, done, pairs)
+    processes.wait()
     return result
 
 

@@ -29,6 +29,7 @@ from typing import Callable, Iterable, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .distributed import Processes
 from .errors import TadaError
 from .io import read_json, read_tensors, resolve, save_tensors, write_json
 
@@ -190,13 +191,19 @@ class TopKSAE(nn.Module):
         """h_hat in the activations' own space (standardization undone)."""
         return self(h, selection=selection).sae_out
 
-    def forward(self, h: Tensor, dead_mask: Tensor | None = None, selection: str = "token") -> ForwardOutput:
+    def forward(self, h: Tensor, dead_mask: Tensor | None = None, selection: str = "token",
+                total_var: Tensor | None = None) -> ForwardOutput:
+        """Encode, decode and the training losses. ``total_var``: the denominator of FVU when ``h`` is
+        one process's share of a batch (the whole batch's variance, so that the shares' losses add up
+        to the batch's); default: ``h``'s own."""
         x, mean, std = self.standardize(h)
         pre = torch.relu(self.encoder(x - self.b_dec))
         acts, idx = self._select(pre, self.cfg.k, selection)
         out = _sparse_decode(acts, idx, self.W_dec) + self.b_dec
         err = out - x
-        total_var = (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
+        if total_var is None:
+            total_var = (x - x.mean(0)).pow(2).sum()
+        total_var = total_var.clamp_min(1e-12)
         fvu = err.pow(2).sum() / total_var
         aux = x.new_zeros(())
         if dead_mask is not None and dead_mask.any():
@@ -346,35 +353,60 @@ def evaluate_sae(sae: TopKSAE, batches: Iterable[Tensor], high_freq: float = 0.1
 
 def train_sae(batches: Callable[[], Iterable[Tensor]], cfg: SaeConfig, *, epochs: int = 1, lr: float | None = None,
               auxk_alpha: float = 1 / 32, dead_after_tokens: int = 100_000, seed: int = 0,
-              progress: bool = True) -> TopKSAE:
+              progress: bool = True, processes: Processes | None = None) -> TopKSAE:
     """Train a TopK SAE on activation batches; knows nothing about the model that made them.
 
     ``batches``: a callable returning a fresh iterable of [tokens, d_in] tensors (one pass
     = one epoch). ``lr`` defaults to sparsify's 2e-4 / sqrt(latents / 2**14). ``b_pre`` is
     initialized to the mean of the first batch; decoder rows are kept at unit norm.
+
+    ``processes``: data-parallel training under ``accelerate launch``
+    (:func:`tada_core.distributed.launched`): the SAE is wrapped by accelerate (DDP), each
+    process takes its share of every batch's rows, the losses are the batch's (FVU over the
+    whole batch's variance, summed over the shares) and firing statistics are shared, so each
+    step is the single-process step up to float rounding; every process returns the SAE.
     """
     from tqdm.auto import tqdm
 
     cfg.check()
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise TadaError(f"epochs must be an integer >= 1; got {epochs!r}")
+    processes = processes or Processes()
     gen = torch.Generator().manual_seed(seed)
     sae = TopKSAE(cfg, generator=gen)
     lr = lr or 2e-4 / math.sqrt(cfg.latents / 2 ** 14)
     opt = torch.optim.Adam(sae.parameters(), lr=lr, eps=6.25e-10)
-    since_fired = torch.zeros(cfg.latents, dtype=torch.long)
+    model, device = sae, torch.device("cpu")
+    if processes.distributed:
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(cpu=not torch.cuda.is_available() or processes.device(None) == "cpu")
+        model, opt = accelerator.prepare(sae, opt)
+        device = accelerator.device
+    since_fired = torch.zeros(cfg.latents, dtype=torch.long, device=device)
     first = True
-    bar = tqdm(desc=f"SAE m={cfg.expansion_factor} k={cfg.k}", unit="tok", unit_scale=True, disable=not progress)
+    bar = tqdm(desc=f"SAE m={cfg.expansion_factor} k={cfg.k}", unit="tok", unit_scale=True,
+               disable=not progress or not processes.main)
     try:
         for _ in range(epochs):
             for x in batches():
-                x = x.reshape(-1, cfg.d_in).float()
+                x = x.reshape(-1, cfg.d_in).float().to(device)
                 if first:
                     with torch.no_grad():
                         sae.b_dec.copy_(x.mean(0))
                     first = False
-                out = sae(x, dead_mask=since_fired > dead_after_tokens)
-                loss = out.fvu + auxk_alpha * out.auxk_loss
+                dead = since_fired > dead_after_tokens
+                if processes.distributed:
+                    with torch.no_grad():
+                        xs = sae.standardize(x)[0]
+                        total_var = (xs - xs.mean(0)).pow(2).sum()
+                    share = x.tensor_split(processes.count)[processes.index]
+                    out = model(share, dead_mask=dead, total_var=total_var)
+                    # DDP averages the processes' gradients: scale so that they add up, as the batch's loss does
+                    loss = (out.fvu + auxk_alpha * out.auxk_loss) * processes.count
+                else:
+                    out = model(x, dead_mask=dead)
+                    loss = out.fvu + auxk_alpha * out.auxk_loss
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.normalize_decoder:
@@ -383,17 +415,21 @@ def train_sae(batches: Callable[[], Iterable[Tensor]], cfg: SaeConfig, *, epochs
                 if cfg.normalize_decoder:
                     sae.set_decoder_norm_to_unit_norm()
                 with torch.no_grad():
-                    fired = torch.zeros(cfg.latents, dtype=torch.bool)
-                    fired[out.latent_indices.flatten()] = True
+                    fired = torch.zeros(cfg.latents, dtype=torch.int32, device=device)
+                    fired[out.latent_indices.flatten()] = 1
+                    if processes.distributed:
+                        import torch.distributed as dist
+
+                        dist.all_reduce(fired, op=dist.ReduceOp.MAX)
                     since_fired += x.shape[0]
-                    since_fired[fired] = 0
+                    since_fired[fired.bool()] = 0
                 bar.update(x.shape[0])
-                bar.set_postfix(fvu=f"{float(out.fvu):.3f}")
+                bar.set_postfix(fvu=f"{float(out.fvu) * processes.count:.3f}")   # about the batch's
     finally:
         bar.close()
     if first:
         raise TadaError("the activation iterator yielded no batches")
-    return sae.eval()
+    return sae.cpu().eval()
 
 
 # --------------------------------------------------------------------------------------
@@ -447,12 +483,14 @@ class SweepEntry:
 
 def sweep_saes(train_batches: Callable[[], Iterable[Tensor]], eval_batches: Callable[[], Iterable[Tensor]],
                d_in: int, *, expansions: Iterable[int] = (2, 4, 8, 16), ks: Iterable[int] = (16, 32, 64),
-               epochs: int = 1, lr: float | None = None, seed: int = 0, progress: bool = True) -> list[SweepEntry]:
+               epochs: int = 1, lr: float | None = None, seed: int = 0, progress: bool = True,
+               processes: Processes | None = None) -> list[SweepEntry]:
     """Train one SAE per (m, k) and measure it on held-out batches; best first.
 
     The paper picks "the lowest reconstruction error and fraction of both dead and
     high-frequency features"; entries are sorted by their sum (:attr:`SweepEntry.badness`).
-    Pairs with k larger than the number of latents are skipped.
+    Pairs with k larger than the number of latents are skipped. ``processes``: data-parallel
+    training (:func:`train_sae`); every process returns the same list.
     """
     out = []
     for m in expansions:
@@ -460,7 +498,8 @@ def sweep_saes(train_batches: Callable[[], Iterable[Tensor]], eval_batches: Call
             cfg = SaeConfig(d_in=d_in, expansion_factor=int(m), k=int(k))
             if cfg.k > cfg.latents:
                 continue
-            sae = train_sae(train_batches, cfg, epochs=epochs, lr=lr, seed=seed, progress=progress)
+            sae = train_sae(train_batches, cfg, epochs=epochs, lr=lr, seed=seed, progress=progress,
+                            processes=processes)
             out.append(SweepEntry(cfg, evaluate_sae(sae, eval_batches()), sae))
     if not out:
         raise TadaError("no (m, k) pair fits: every k exceeds d_in * m")

@@ -193,7 +193,9 @@ class SteeringVector:
         if self.tada_version is None:
             self.tada_version = __version__
         if self.command is None:
-            self.command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + sys.argv[1:])
+            program = Path(sys.argv[0]).name
+            program = "tada" if program == "__main__.py" else program   # python -m tada_core.cli, accelerate launch -m
+            self.command = " ".join(shlex.quote(a) for a in [program] + sys.argv[1:])
         folder = Path(folder)
         # one metadata key: safetensors writes metadata in hash order, and files should be byte-reproducible
         save_tensors(folder / VECTOR_FILE, {f"layers.{layer}": self.vectors[layer] for layer in self.layers},

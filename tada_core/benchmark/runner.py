@@ -29,7 +29,10 @@ its distance to the strength-0 clip and its quality. The sweeps are then reduced
 
 The output folder is resumable like ``tada localize``: ``spec.json`` (what is computed),
 ``clips.jsonl`` (one fsynced record per finished call), and on completion ``result.json``,
-``table.md`` / ``table.csv`` and ``curves.png``.
+``table.md`` / ``table.csv`` and ``curves.png``. Under ``accelerate launch`` (``processes``,
+:mod:`tada_core.distributed`) each phase's calls (quality reference, calibration, prompt gaps,
+sweeps) are dealt across the processes, which meet after each phase; method setups that fit
+something run on the main process first and are read from the folder by the others.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..concepts import Concept, ConceptSet
+from ..distributed import Processes, require_folder
 from ..errors import TadaError
 from ..io import ResumableFolder, atomic_write_text, write_json
 from ..scoring import Scorer
@@ -170,10 +174,17 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                   specificity: Sequence[Concept] = (), reference_seeds: Sequence[int] = tuple(range(10_000, 10_064)),
                   vectors: str = "vectors/{model}-{concept}-{kind}", fit_seeds: Sequence[int] = (0, 1, 2, 3),
                   settings=None, calibrate: bool = True, out: str | Path | None = None, progress: bool = True,
-                  on_unit: Callable[[int, int], None] | None = None) -> BenchmarkResult:
-    """Run the benchmark for one concept (see the module docstring); ``methods`` are keys of :data:`METHODS`."""
+                  on_unit: Callable[[int, int], None] | None = None,
+                  processes: Processes | None = None) -> BenchmarkResult:
+    """Run the benchmark for one concept (see the module docstring); ``methods`` are keys of :data:`METHODS`.
+
+    ``processes``: this process's share of a multi-process run (needs ``out``); every process returns
+    the result, the main one writes the files.
+    """
     from tqdm.auto import tqdm
 
+    processes = processes or Processes()
+    require_folder(processes, out, f"benchmark {concept.name}")
     keys = list(dict.fromkeys(list(REQUIRED) + [str(m) for m in methods]))
     built = [make_method(k) for k in keys]       # unknown keys fail here, before any work
     if isinstance(strengths, bool) or not isinstance(strengths, int) or strengths < 1:
@@ -216,24 +227,33 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
             "vectors": vectors, "calibration": {"factors": list(CAL_FACTORS), "target": CAL_TARGET,
                                                 "items": CAL_ITEMS} if calibrate else None,
             **settings.to_dict()}
-    folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=CLIPS_FILE, what="benchmark") \
-        if out is not None else None
+    folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=CLIPS_FILE, what="benchmark",
+                             processes=processes) if out is not None else None
     done: dict[tuple, dict] = {}
-    for rec in folder.records() if folder is not None else []:
-        try:
-            done[tuple(rec["unit"])] = rec
-        except (KeyError, TypeError):
-            continue
 
-    # methods: set up (directions, ranges); unavailable ones are reported with their reason
+    def read_done() -> None:
+        for rec in folder.records() if folder is not None else []:
+            try:
+                done[tuple(rec["unit"])] = rec
+            except (KeyError, TypeError):
+                continue
+
+    read_done()
+
+    # methods: set up (directions, ranges); unavailable ones are reported with their reason. In a
+    # multi-process run the main process sets up first (what it fits is cached in the folder).
     ready: dict[str, Method] = {}
     reasons: dict[str, str] = {}
+    if not processes.main:
+        processes.wait()
     for m in built:
         try:
             m.setup(ctx)
             ready[m.key] = m
         except MethodUnavailable as e:
             reasons[m.key] = str(e)
+    if processes.main:
+        processes.wait()
     if "pci" not in ready:
         raise TadaError(f"P_max needs the PCI baseline, which cannot run: {reasons.get('pci')}")
     probe = [(b, int(ctx.fit_seeds[0])) for b in range(min(CAL_ITEMS, len(items)))] if calibrate else []
@@ -243,9 +263,22 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
     work += [("gap", c.name, k) for c in others for k in range(len(chunks))]
     work += [(k, d, c) for k in ready for d in (1, -1) for c in range(len(chunks))]
     todo = [w for w in work if w not in done]
-    bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=f"benchmark {concept.name}", unit="call",
-               disable=not progress)
+    bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=f"benchmark {concept.name}{processes.label()}",
+               unit="call", disable=not progress or not processes.main)
     grids: dict[tuple[str, int], list[float]] = {}
+
+    def phase(kind) -> list:
+        """This process's share of a phase's calls still to do."""
+        return processes.share([w for w in todo if kind(w[0])])
+
+    def meet() -> None:
+        """After a phase: every process reads what all of them did."""
+        if processes.distributed:
+            processes.wait()
+            read_done()
+            processes.wait()
+            bar.n = len(done)
+            bar.refresh()
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(folder.journal()) if folder is not None else None
         stack.callback(bar.close)
@@ -261,7 +294,7 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
             return audio, distance(audio, shaped[:, :1].expand_as(shaped).reshape(audio.shape), adapter.sample_rate)
 
         # 1. the quality reference must exist before any steered clip is rated
-        for unit in [w for w in todo if w[0] == "ref"]:
+        for unit in phase(lambda k: k == "ref"):
             chunk = ref_chunks[unit[2]]
             started = time.perf_counter()
             audio = adapter.generate([items[b][0] for b, _ in chunk], seeds=[s for _, s in chunk],
@@ -269,11 +302,12 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
             rec = {"unit": list(unit), "emb": logmel_stats(audio, adapter.sample_rate).tolist(),
                    "seconds": round(time.perf_counter() - started, 3)}
             _save(rec, done, log, bar, on_unit, len(work))
+        meet()
         if ref_chunks:
             quality.fit_embeddings(np.concatenate([np.asarray(done[w]["emb"]) for w in work if w[0] == "ref"]))
         # 2. ranges: each method's largest strength is where its distance first reaches CAL_TARGET x the full
         #    prompt swap's, probed on fitting seeds (never the benchmark's)
-        for unit in [w for w in todo if w[0] == "cal"]:
+        for unit in phase(lambda k: k == "cal"):
             _, key, d = unit
             method = ready[key]
             started = time.perf_counter()
@@ -284,6 +318,7 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                    "distance": dist.reshape(len(probe), len(probes)).mean(0).tolist(),
                    "seconds": round(time.perf_counter() - started, 3)}
             _save(rec, done, log, bar, on_unit, len(work))
+        meet()
         for key, method in ready.items():
             for d in (1, -1):
                 top = None
@@ -303,7 +338,7 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                 raise TadaError(f"{folder.folder if folder else 'this run'}: the strengths of {w[0]} in the folder "
                                 f"differ from this run's (the method's range changed); use another output folder")
         # 3. the other concepts' own prompt gaps: their positive and negative prompts on the same items
-        for unit in [w for w in todo if w[0] == "gap"]:
+        for unit in phase(lambda k: k == "gap"):
             _, name, c = unit
             other = next(o for o in others if o.name == name)
             chunk = chunks[c]
@@ -315,7 +350,7 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                    "seconds": round(time.perf_counter() - started, 3)}
             _save(rec, done, log, bar, on_unit, len(work))
         # 4. the sweeps
-        for unit in [w for w in todo if w[0] not in ("ref", "cal", "gap")]:
+        for unit in phase(lambda k: k not in ("ref", "cal", "gap")):
             key, direction, c = unit
             started = time.perf_counter()
             alphas = [0.0] + grids[(key, direction)]
@@ -328,13 +363,22 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                    "distance": dist.tolist(), "quality": qual.tolist(), "measure": meas,
                    "seconds": round(time.perf_counter() - started, 3)}
             _save(rec, done, log, bar, on_unit, len(work))
+        meet()
+    missing = [w for w in work if w not in done]
+    if missing:
+        raise TadaError(f"benchmark {concept.name}: {len(missing)} calls are missing from {out} after every process "
+                        f"finished; rerun the same command to do them")
+    if folder is not None and processes.main:
+        index = {w: k for k, w in enumerate(work)}
+        folder.merge(lambda rec: index.get(tuple(rec["unit"])))
 
     result = _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, grids, chunks, done, ctx,
                      others, len(pairs))
-    if out is not None:
+    if out is not None and processes.main:
         write_json(Path(out) / RESULT_FILE, result.to_dict())
         write_tables([result], out, title=f"Steering benchmark: {concept.name} on {adapter.name}")
         curves_png([result], Path(out) / "curves.png")
+    processes.wait()
     return result
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import TadaError
 from .common import (add_generation_args, add_model_arg, check_writable, layer_index, load_for, note, positive_int,
-                     seed_int, settings_from)
+                     processes_for, seed_int, settings_from)
 from .localize import add_scorer_arg, scorer_for
 
 
@@ -67,6 +67,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         raise TadaError(f"unknown method {unknown[0]!r}; accepted: {', '.join(METHODS)}")
     out = check_writable(args.out)
     distance, quality = make_distance(args.distance), make_quality(args.quality)
+    processes = processes_for(args)
     model = load_for(args)
     scorer = scorer_for(args, model)
     concepts = entry_for(model).concepts
@@ -77,11 +78,14 @@ def run_benchmark(args: argparse.Namespace) -> int:
     results = []
     for concept in chosen:
         functional = _functional(args, model, concept)
-        note(f"{concept.name}: functional layers {functional or 'none'}")
+        if processes.main:
+            note(f"{concept.name}: functional layers {functional or 'none'}")
         results.append(run(model, concept, scorer, concepts=concepts, methods=args.methods, distance=distance,
                            quality=quality, functional=functional, seeds=args.seeds, bases=bases,
                            strengths=args.strengths, specificity=specificity, vectors=args.vectors,
-                           settings=settings_from(args), out=out / concept.name))
+                           settings=settings_from(args), out=out / concept.name, processes=processes))
+    if not processes.main:
+        return 0
     write_tables(results, out, title=f"Steering benchmark (TADA Table 3) on {model.name}")
     curves_png(results, out / "curves.png")
     print((out / "table.md").read_text(encoding="utf-8"))

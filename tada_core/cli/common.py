@@ -136,6 +136,17 @@ def check_writable(path: str | Path, what: str = "--out") -> Path:
     return path
 
 
+def processes_for(args: argparse.Namespace):
+    """The processes of this run (one, or those of ``accelerate launch``); sets ``args.device`` to this
+    process's device (``cuda:<local rank>`` in a multi-GPU run)."""
+    from ..distributed import launched
+
+    check_device(getattr(args, "device", None))
+    processes = launched(getattr(args, "device", None))
+    args.device = processes.device(getattr(args, "device", None))
+    return processes
+
+
 def load_for(args: argparse.Namespace, model: str | None = None):
     """The model of ``--model`` (else ``model``, else the shipped organism) on ``--device``, progress bars off."""
     from ..registry import DEFAULT_MODEL, load_model

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import TadaError
-from .common import (add_generation_args, add_model_arg, add_validated_renorm_arg, check_device, check_writable,
-                     finite_float, layer_index, load_for, note, positive_int, seed_int, settings_from)
+from .common import (add_generation_args, add_model_arg, add_validated_renorm_arg, check_writable,
+                     finite_float, layer_index, load_for, note, positive_int, processes_for, seed_int, settings_from)
 
 SCORER_HELP = ("the model's built-in scorer by default (the organism has one; real checkpoints do not), or "
                "clap:FOLDER_OR_ID / muq:FOLDER_OR_ID")
@@ -55,6 +55,7 @@ def run_localize(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out)
     captions = read_captions(args.captions) if args.captions else None
+    processes = processes_for(args)
     model = load_for(args)
     concepts = entry_for(model).concepts
     scorer = scorer_for(args, model)
@@ -66,10 +67,14 @@ def run_localize(args: argparse.Namespace) -> int:
     results = []
     for concept in chosen:
         pairs, how = concepts.localization_pairs(concept, captions, limit=args.pairs, templates=args.templates)
-        note(f"{concept.name}: {len(pairs)} pairs from {how} x {len(args.seeds)} seeds, "
-             f"{len(model.resolve_layers(args.layers)) + 2} conditions")
+        if processes.main:
+            note(f"{concept.name}: {len(pairs)} pairs from {how} x {len(args.seeds)} seeds, "
+                 f"{len(model.resolve_layers(args.layers)) + 2} conditions" + (
+                     f", across {processes.count} processes" if processes.distributed else ""))
         results.append(localize(model, concept, pairs, scorer, seeds=args.seeds, layers=args.layers,
-                                settings=settings_from(args), out=out / concept.name))
+                                settings=settings_from(args), out=out / concept.name, processes=processes))
+    if not processes.main:
+        return 0
     files = write_summary(results, out, clip=args.clip_impact)
     layers = results[0].layers
     print("concept".ljust(14) + "".join(f"{layer:>7}" for layer in layers) + "   functional")
@@ -108,7 +113,7 @@ def run_caa(args: argparse.Namespace) -> int:
 
     if args.out:
         check_writable(args.out)
-    check_device(args.device)
+    processes = processes_for(args)
     model = load_for(args)
     concepts = entry_for(model).concepts
     concept = concepts.get(args.concept)
@@ -122,7 +127,9 @@ def run_caa(args: argparse.Namespace) -> int:
     pos, neg, seeds = concepts.contrast(concept, args.seeds)
     vec = compute_caa(model, pos, neg, concept=concept.name, layers=args.layers, functional_layers=functional,
                       seeds=seeds, per_step=args.per_step, settings=settings_from(args),
-                      alpha_range=tuple(args.alpha_range) if args.alpha_range else None)
+                      alpha_range=tuple(args.alpha_range) if args.alpha_range else None, processes=processes)
+    if not processes.main:
+        return 0
     vec.renorm = args.renorm
     out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-caa")
     print(f"wrote {out}: concept {concept.name!r}, {len(pos)} pairs, layers {vec.layers}, "

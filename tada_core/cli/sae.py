@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import TadaError
 from .common import (add_generation_args, add_model_arg, add_validated_renorm_arg, check_writable, finite_float,
-                     layer_index, load_for, note, positive_int, seed_int, settings_from)
+                     layer_index, load_for, note, positive_int, processes_for, seed_int, settings_from)
 
 
 def register_sae(sub) -> None:
@@ -71,6 +71,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
     check_writable(args.out)
     captions = read_captions(args.captions) if args.captions else None
+    processes = processes_for(args)
     model = load_for(args)
     if captions is None:
         own = entry_for(model).concepts.captions
@@ -78,7 +79,9 @@ def run_cache(args: argparse.Namespace) -> int:
             raise TadaError(f"give --captions FILE (e.g. MusicCaps' CSV) to cache {model.name}'s activations")
         captions = own()
     cache = cache_activations(model, captions[:args.prompts], args.out, layers=args.layers, tokens=args.tokens,
-                              seed=args.seed, settings=settings_from(args))
+                              seed=args.seed, settings=settings_from(args), processes=processes)
+    if not processes.main:
+        return 0
     print(f"{cache.folder}: {len(cache.shards)} shards, {cache.n_tokens} tokens per layer, layers {cache.layers}")
     return 0
 
@@ -89,6 +92,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..sae import SAE_KIND, sae_card, sweep_saes
 
     check_writable(args.out)
+    processes = processes_for(args)
     cache = ActivationCache(args.cache)
     layers = args.layers or cache.layers
     out = Path(args.out)
@@ -106,7 +110,10 @@ def run_train(args: argparse.Namespace) -> int:
             return it
 
         entries = sweep_saes(batches(train_shards), batches(eval_shards), cache.width(layer),
-                             expansions=args.expansions, ks=args.ks, epochs=args.epochs, lr=args.lr, seed=args.seed)
+                             expansions=args.expansions, ks=args.ks, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                             processes=processes)
+        if not processes.main:
+            continue
         best = entries[0]
         path = cache.spec["layer_paths"][str(layer)]
         best.sae.save(out / path, extra={"layer": layer, "hookpoint": path})
@@ -118,6 +125,8 @@ def run_train(args: argparse.Namespace) -> int:
             lines.append(f"| {layer} | {e.cfg.expansion_factor} | {e.cfg.k} | {e.metrics.fvu:.3f} | "
                          f"{e.metrics.dead_fraction:.3f} | {e.metrics.high_freq_fraction:.3f} | "
                          f"{'**chosen**' if e is best else ''} |")
+    if not processes.main:
+        return 0
     table = ("| layer | m | k | FVU (held out) | dead | high-frequency | |\n|---|---|---|---|---|---|---|\n"
              + "\n".join(lines))
     write_json(out / "config.json", {"kind": SAE_KIND, "base_model": cache.spec["model"], "concept": None,
