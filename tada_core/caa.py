@@ -114,7 +114,7 @@ def compute_caa(adapter, positive: Sequence[str], negative: Sequence[str], *, co
         functional_layers=list(functional_layers) if functional_layers else None,
         extra={"seeds": list(range(len(positive))) if seeds is None else [int(s) for s in seeds],
                "per_step": per_step, "steps": settings.steps, "guidance": settings.guidance,
-               "duration": settings.duration})
+               "duration": settings.duration, **adapter.options()})
 
 
 __all__ = ["caa_vector", "record_pairs", "compute_caa"]

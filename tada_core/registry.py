@@ -150,6 +150,7 @@ def _entry_of_source(model: str, revision: str | None) -> ModelEntry:
     return family_entry(adapter, model, model)
 
 
+DEVICE_MAPS = ("balanced",)     # diffusers' pipeline-level placement (transformers' "auto" for MusicGen)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -163,7 +164,8 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
 
 
 def load_model(model: str | ModelEntry = DEFAULT_MODEL, *, device: str | torch.device | None = None,
-               dtype: torch.dtype | str | None = None, revision: str | None = None) -> ModelAdapter:
+               dtype: torch.dtype | str | None = None, revision: str | None = None,
+               device_map: str | None = None) -> ModelAdapter:
     """Load a model as a :class:`~tada_core.adapters.ModelAdapter`.
 
     ``model``: a registry name (``tada-organism``, ``ace-step``, ``stable-audio``,
@@ -172,11 +174,24 @@ def load_model(model: str | ModelEntry = DEFAULT_MODEL, *, device: str | torch.d
     ``device`` defaults to CUDA when available. ``dtype`` (a torch dtype or "float32", "bfloat16",
     "float16"): default float32 on CPU, the family's ``gpu_dtype`` on a GPU (bfloat16 for ACE-Step,
     else as saved). Recorded activations and computed vectors are float32 whatever it is.
+    ``device_map="balanced"``: the pipeline's components spread over the visible GPUs by the
+    library's own placement (diffusers' pipeline-level device map; transformers' "auto" for
+    MusicGen), for checkpoints too large for one GPU; ``device`` is then not used.
     Weights load with ``from_pretrained`` only (safetensors, no remote code, no pickles).
     """
     if not isinstance(model, ModelEntry) and (not isinstance(model, str) or not model.strip()):
         raise TadaError(f"model must be a name, folder or Hub repo id; got {model!r}")
     entry = model if isinstance(model, ModelEntry) else _entry_of_source(model, revision)
+    if device_map is not None:
+        if device_map not in DEVICE_MAPS:
+            raise TadaError(f"device_map must be one of {', '.join(DEVICE_MAPS)}; got {device_map!r}")
+        if not torch.cuda.is_available():
+            raise TadaError(f"device_map {device_map!r} spreads a model over GPUs and this machine has none; "
+                            f"leave it out (the model runs on the CPU)")
+        if entry.build is not None:
+            raise TadaError(f"{entry.name} is built in code and small; device_map is for checkpoints loaded with "
+                            f"from_pretrained")
+        device = "cuda"
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = as_dtype(dtype)
     if dtype is None and torch.device(device).type == "cpu":
@@ -196,7 +211,8 @@ def load_model(model: str | ModelEntry = DEFAULT_MODEL, *, device: str | torch.d
         try:
             with hub_errors(source, revision, offline_hint="download it on a connected machine, or pass a local "
                                                            "pipeline folder"):
-                pipeline = entry.adapter.load_pipeline(source, dtype=dtype, revision=revision)
+                pipeline = entry.adapter.load_pipeline(source, dtype=dtype, revision=revision,
+                                                       **({"device_map": device_map} if device_map else {}))
         except OSError as e:
             raise TadaError(f"cannot load {entry.adapter.family} pipeline from {source!r}: "
                             f"{str(e).splitlines()[0]}") from None
@@ -204,7 +220,7 @@ def load_model(model: str | ModelEntry = DEFAULT_MODEL, *, device: str | torch.d
             defaults.update(read_json(os.path.join(source, SAMPLING_FILE)))
     adapter = entry.adapter(pipeline, name=entry.name, source=entry.source, defaults=defaults)
     adapter.entry = entry
-    return adapter.to(device)
+    return adapter if device_map is not None else adapter.to(device)
 
 
 def measured_layers(entry: ModelEntry) -> list[tuple[int, str, int]] | None:
@@ -267,5 +283,5 @@ def model_catalog() -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["REGISTRY", "DEFAULT_MODEL", "DTYPES", "as_dtype", "load_model", "model_names", "model_catalog", "get_entry", "entry_for",
+__all__ = ["REGISTRY", "DEFAULT_MODEL", "DEVICE_MAPS", "DTYPES", "as_dtype", "load_model", "model_names", "model_catalog", "get_entry", "entry_for",
            "family_entry", "measured_layers"]

@@ -119,9 +119,43 @@ def test_ace_step_alone_is_the_stock_pipeline(models):
     """With no padding, the mask changes nothing: the adapter's output is the pipeline's own, bit for bit."""
     m = models("tiny-ace-step")
     ours = m.generate(["a fast tune"], seeds=[2]).audio
-    stock = m.pipeline(prompt=["a fast tune"], lyrics=[""], audio_duration=1.0, num_inference_steps=4,
+    stock = m.pipeline(prompt=["a fast tune"], lyrics=["[inst]"], audio_duration=1.0, num_inference_steps=4,
                        guidance_scale=3.0, generator=[torch.Generator().manual_seed(2)]).audios
     assert torch.equal(ours, torch.as_tensor(stock).float())
+
+
+def test_ace_step_instrumental_lyrics_and_cfg_interval(models, tmp_path, cli):
+    """ACE-Step generates instrumental music with the reference code's lyric token, and CFG's interval is an
+    option; both are recorded in every resumable job's spec, so a folder never mixes two settings."""
+    from tada_core.cache import cache_activations
+
+    m = models("tiny-ace-step")
+    assert m.options() == {"lyrics": "[inst]", "cfg_interval": [0.0, 1.0]}
+
+    def clip():
+        return m.generate(["a fast tune"], seeds=[2]).audio
+
+    default = clip()
+    try:
+        m.configure(lyrics="")
+        assert (clip() - default).abs().max() > 1e-3          # an empty lyric is another condition
+        m.configure(lyrics="[inst]", cfg_interval=(0.5, 1.0))
+        assert (clip() - default).abs().max() > 1e-3          # no CFG in the first half of the trajectory
+        cache_activations(m, ["a", "b"], tmp_path / "c", layers=[0], progress=False)
+        m.configure(cfg_interval=(0.0, 1.0))
+        assert torch.equal(clip(), default)
+        with pytest.raises(TadaError, match="differs in: cfg_interval"):
+            cache_activations(m, ["a", "b"], tmp_path / "c", layers=[0], progress=False)
+        for bad in [(0.8, 0.2), (0.0, 1.5), ("a", 1)]:
+            with pytest.raises(TadaError, match="cfg_interval must"):
+                m.configure(cfg_interval=bad)
+    finally:
+        m.configure(lyrics="[inst]", cfg_interval=(0.0, 1.0))
+    with pytest.raises(TadaError, match=r"has no option lyrics; accepted: none"):
+        models("tiny-stable-audio").configure(lyrics="la la")
+    code, _, err = cli("generate", "--model", "tiny-stable-audio", "--prompt", "x", "--cfg-interval", "0", "1",
+                       "--out", tmp_path / "x.wav")
+    assert code == 2 and "has no option cfg_interval" in err
 
 
 def test_generate_shapes_and_determinism(model):
@@ -193,6 +227,38 @@ def test_local_folder_roundtrip_with_its_sampling_defaults(tmp_path, models):
     assert loaded.entry.scorer_name is None and loaded.entry.presets == ()
     ref = models("tiny-ace-step")
     assert torch.equal(loaded.generate("fast techno", seeds=3).audio, ref.generate("fast techno", seeds=3).audio)
+
+
+def test_device_map_reaches_diffusers_and_is_refused_where_it_cannot_work(tmp_path, monkeypatch, cli):
+    """--device-map balanced is diffusers' own pipeline-level placement: passed to from_pretrained, and the
+    pipeline is then not moved. Without GPUs (here) it is refused with the reason; the CPU path is unchanged."""
+    import diffusers
+
+    from tada_core.fixtures import tiny_ace_step
+
+    tiny_ace_step().save_pretrained(tmp_path / "p")
+    with pytest.raises(TadaError, match="this machine has none"):
+        load_model(str(tmp_path / "p"), device_map="balanced")
+    with pytest.raises(TadaError, match="device_map must be one of balanced"):
+        load_model(str(tmp_path / "p"), device_map="sequential")
+    code, _, err = cli("generate", "--model", "tiny-stable-audio", "--prompt", "x", "--device-map", "balanced",
+                       "--out", tmp_path / "x.wav")
+    assert code == 2 and "this machine has none" in err
+    seen = {}
+    stock = diffusers.AceStepPipeline.from_pretrained.__func__
+
+    def spy(cls, source, **kwargs):
+        seen.update(kwargs)
+        kwargs.pop("device_map")                 # no GPU to place it on: load it where it is
+        return stock(cls, source, **kwargs)
+
+    monkeypatch.setattr(diffusers.AceStepPipeline, "from_pretrained", classmethod(spy))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    moved = []
+    monkeypatch.setattr(diffusers.AceStepPipeline, "to", lambda self, *a, **k: moved.append(a) or self)
+    model = load_model(str(tmp_path / "p"), device_map="balanced", dtype="float32")
+    assert seen["device_map"] == "balanced" and seen["use_safetensors"] is True and moved == []
+    assert model.family == "ace-step"
 
 
 def test_the_organism_defaults_come_from_its_checkpoint():

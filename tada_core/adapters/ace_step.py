@@ -17,6 +17,12 @@ depend on its batchmates' token lengths. During a call, this adapter records the
 the condition encoder returns and hands it to every cross-attention layer, so padded
 keys are ignored: a prompt sounds the same in any batch (to float rounding), and a
 prompt alone (no padding) is computed exactly as the stock pipeline computes it.
+
+Options (:meth:`AceStepAdapter.configure`, ``--lyrics`` / ``--cfg-interval`` on the command line):
+``lyrics``, the lyric text of every clip, by default the instrumental token ``[inst]`` as the
+TADA reference code generates instrumental music (an empty string is not the same condition);
+``cfg_interval`` = (start, end), the fraction of the denoising trajectory where CFG runs
+(the pipeline's ``cfg_interval_start`` / ``cfg_interval_end``; default (0, 1), everywhere).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from ..errors import TadaError
 from .base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
 
 _MASK = "encoder_attention_mask"
+INSTRUMENTAL = "[inst]"      # the instrumental lyric token the TADA reference code passes
 
 
 class AceStepAdapter(ModelAdapter):
@@ -39,6 +46,31 @@ class AceStepAdapter(ModelAdapter):
     @classmethod
     def find_layers(cls, pipeline) -> list[CrossAttentionLayer]:
         return indexed_layers("transformer.layers.{i}.cross_attn", pipeline.transformer.layers, "cross_attn")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lyrics: str = INSTRUMENTAL
+        self.cfg_interval: tuple[float, float] = (0.0, 1.0)
+
+    def options(self) -> dict:
+        return {"lyrics": self.lyrics, "cfg_interval": list(self.cfg_interval)}
+
+    def configure(self, *, lyrics: str | None = None, cfg_interval=None, **others) -> None:
+        """``lyrics``: the lyric text of every clip (default ``[inst]``, instrumental); ``cfg_interval``:
+        (start, end) in [0, 1], start <= end, the part of the trajectory where CFG runs."""
+        super().configure(**others)
+        if lyrics is not None:
+            if not isinstance(lyrics, str) or len(lyrics) > 4096:
+                raise TadaError(f"lyrics must be a string of at most 4096 characters; got {str(lyrics)[:40]!r}")
+            self.lyrics = lyrics
+        if cfg_interval is not None:
+            try:
+                start, end = (float(x) for x in cfg_interval)
+            except (TypeError, ValueError):
+                raise TadaError(f"cfg_interval must be two numbers (start, end); got {cfg_interval!r}") from None
+            if not 0.0 <= start <= end <= 1.0:
+                raise TadaError(f"cfg_interval must satisfy 0 <= start <= end <= 1; got ({start:g}, {end:g})")
+            self.cfg_interval = (start, end)
 
     def family_defaults(self) -> dict[str, float]:
         # Turbo checkpoints are guidance-distilled: the pipeline ignores guidance > 1 there.
@@ -82,6 +114,7 @@ class AceStepAdapter(ModelAdapter):
     def _call_pipeline(self, run: Run, generators) -> torch.Tensor:
         s = run.settings
         return self.pipeline(
-            prompt=run.prompts, lyrics=[""] * run.n_samples, audio_duration=s.duration,
+            prompt=run.prompts, lyrics=[self.lyrics] * run.n_samples, audio_duration=s.duration,
             num_inference_steps=s.steps, guidance_scale=s.guidance, generator=generators,
+            cfg_interval_start=self.cfg_interval[0], cfg_interval_end=self.cfg_interval[1],
         ).audios

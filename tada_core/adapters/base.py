@@ -120,12 +120,16 @@ class ModelAdapter:
 
     # ----- family quirks -----------------------------------------------------------
     @classmethod
-    def load_pipeline(cls, source: str, *, dtype: torch.dtype | None = None, revision: str | None = None) -> Any:
-        """The family's pipeline from a folder or Hub id: diffusers' ``from_pretrained``, safetensors only."""
+    def load_pipeline(cls, source: str, *, dtype: torch.dtype | None = None, revision: str | None = None,
+                      device_map: str | None = None) -> Any:
+        """The family's pipeline from a folder or Hub id: diffusers' ``from_pretrained``, safetensors only;
+        ``device_map`` ("balanced": the components spread over the visible GPUs) is diffusers' own option."""
         import diffusers
 
         pipeline_cls = getattr(diffusers, cls.pipeline_class_name)
-        return pipeline_cls.from_pretrained(source, torch_dtype=dtype, revision=revision, use_safetensors=True)
+        extra = {"device_map": device_map} if device_map is not None else {}
+        return pipeline_cls.from_pretrained(source, torch_dtype=dtype, revision=revision, use_safetensors=True,
+                                            **extra)
 
     @classmethod
     def find_layers(cls, pipeline: Any) -> list[CrossAttentionLayer]:
@@ -142,6 +146,19 @@ class ModelAdapter:
     def family_defaults(self) -> dict[str, float]:
         """Default duration (s), steps and guidance for this family."""
         raise NotImplementedError
+
+    def options(self) -> dict[str, Any]:
+        """Family options that change the audio besides the settings (ACE-Step: ``lyrics``, ``cfg_interval``);
+        every resumable job records them in its spec. None here."""
+        return {}
+
+    def configure(self, **options: Any) -> None:
+        """Set family options (see :meth:`options`); unknown ones are refused, naming the accepted ones."""
+        accepted = sorted(self.options())
+        unknown = sorted(k for k, v in options.items() if v is not None and k not in accepted)
+        if unknown:
+            raise TadaError(f"{self.name} ({self.family}) has no option {', '.join(unknown)}; accepted: "
+                            f"{', '.join(accepted) or 'none'}")
 
     def layer_output(self, output: Any) -> torch.Tensor:
         """The activation a layer hook sees, [rows, positions, width], from the layer module's output."""

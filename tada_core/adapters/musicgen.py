@@ -136,16 +136,19 @@ class MusicGenAdapter(ModelAdapter):
 
     # ----- loading ---------------------------------------------------------------------------
     @classmethod
-    def load_pipeline(cls, source: str, *, dtype: torch.dtype | None = None, revision: str | None = None):
-        """``from_pretrained`` of the model (safetensors only) and its tokenizer, from a folder or Hub id."""
+    def load_pipeline(cls, source: str, *, dtype: torch.dtype | None = None, revision: str | None = None,
+                      device_map: str | None = None):
+        """``from_pretrained`` of the model (safetensors only) and its tokenizer, from a folder or Hub id;
+        ``device_map`` is transformers' own option ("balanced" is passed as "auto": layers over the GPUs)."""
         import transformers
 
         config = transformers.AutoConfig.from_pretrained(source, revision=revision)
         name = (getattr(config, "architectures", None) or ["?"])[0]
         if name not in cls.model_class_names:
             raise TadaError(f"{source} holds a {name!r}; the MusicGen family loads {', '.join(cls.model_class_names)}")
+        extra = {"device_map": "auto" if device_map == "balanced" else device_map} if device_map else {}
         model = getattr(transformers, name).from_pretrained(source, revision=revision, dtype=dtype,
-                                                            use_safetensors=True)
+                                                            use_safetensors=True, **extra)
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, revision=revision)
         return MusicGenPipeline(model, tokenizer)
 

@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (inside Stable Audio's scheduler at its first step) say nothing to a user.
     warnings.filterwarnings("ignore", message=".*weight_norm.*deprecated.*")
     warnings.filterwarnings("ignore", message="Should have t[ab]>=t0", module="torchsde")
+    warnings.filterwarnings("ignore", message=".*`torch_dtype` is deprecated", category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

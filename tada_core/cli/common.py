@@ -82,11 +82,15 @@ def add_model_arg(p: argparse.ArgumentParser, artifact: bool = False) -> None:
 
 
 def add_generation_args(p: argparse.ArgumentParser, batch_size: int | None = 24) -> None:
-    """--duration --steps --guidance --device --dtype [--batch-size]."""
+    """--duration --steps --guidance --lyrics --cfg-interval --device --dtype [--batch-size]."""
     p.add_argument("--duration", type=positive_float, default=None, help="seconds (default: the model's)")
     p.add_argument("--steps", type=positive_int, default=None, help="diffusion steps (default: the model's)")
     p.add_argument("--guidance", type=nonnegative_float, default=None, help="classifier-free guidance scale "
                                                                             "(default: the model's)")
+    p.add_argument("--lyrics", default=None, help="ACE-Step: the lyric text of every clip (default [inst], "
+                                                  "instrumental, as the TADA reference code)")
+    p.add_argument("--cfg-interval", type=finite_float, nargs=2, default=None, metavar=("START", "END"),
+                   help="ACE-Step: the part of the trajectory where CFG runs, 0 <= START <= END <= 1 (default 0 1)")
     add_device_args(p)
     if batch_size is not None:
         p.add_argument("--batch-size", type=positive_int, default=batch_size,
@@ -94,8 +98,11 @@ def add_generation_args(p: argparse.ArgumentParser, batch_size: int | None = 24)
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
-    """--device --dtype."""
+    """--device --device-map --dtype."""
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--device-map", choices=["balanced"], default=None,
+                   help="spread the model's components over the visible GPUs (diffusers' own device map), for "
+                        "checkpoints larger than one GPU; replaces --device")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
                    help="weights dtype (default: float32 on CPU; on a GPU the family's: bfloat16 for ACE-Step, "
                         "else as saved); recorded activations and vectors stay float32")
@@ -143,6 +150,9 @@ def processes_for(args: argparse.Namespace):
 
     check_device(getattr(args, "device", None))
     processes = launched(getattr(args, "device", None))
+    if processes.distributed and getattr(args, "device_map", None):
+        raise TadaError("--device-map spreads one model over every GPU, and a multi-process run gives each process "
+                        "its own GPU; use one or the other")
     args.device = processes.device(getattr(args, "device", None))
     return processes
 
@@ -153,8 +163,9 @@ def load_for(args: argparse.Namespace, model: str | None = None):
 
     check_device(getattr(args, "device", None))
     m = load_model(getattr(args, "model", None) or model or DEFAULT_MODEL, device=getattr(args, "device", None),
-                   dtype=getattr(args, "dtype", None))
+                   dtype=getattr(args, "dtype", None), device_map=getattr(args, "device_map", None))
     m.set_progress_bar(False)
+    m.configure(lyrics=getattr(args, "lyrics", None), cfg_interval=getattr(args, "cfg_interval", None))
     return m
 
 
