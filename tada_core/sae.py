@@ -424,7 +424,7 @@ def train_sae(batches: Callable[[], Iterable[Tensor]], cfg: SaeConfig, *, epochs
                     since_fired += x.shape[0]
                     since_fired[fired.bool()] = 0
                 bar.update(x.shape[0])
-                bar.set_postfix(fvu=f"{float(out.fvu) * processes.count:.3f}")   # about the batch's
+                bar.set_postfix(fvu=f"{float(out.fvu.detach()) * processes.count:.3f}")   # about the batch's
     finally:
         bar.close()
     if first:
