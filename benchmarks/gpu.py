@@ -48,7 +48,7 @@ from tada_core.text import build_tokenizer
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "tada_core" / "configs"
 FAMILIES = {"stable-audio": "stable_audio_open_1_0_transformer.json",
-            "ace-step": "ace_step_xl_turbo_transformer.json",
+            "ace-step": "ace_step_xl_base_transformer.json",   # the base XL: CFG on, the worst case for steering
             "audioldm2": "audioldm2_music_unet.json",
             "audioldm2-large": "audioldm2_large_unet.json"}
 
@@ -103,7 +103,6 @@ def ace_step(layers: int | None, window: int | None):
     from transformers import Qwen3Config, Qwen3Model
 
     config = _config("ace-step", layers)
-    config["is_turbo"] = False   # CFG on, as on the base checkpoints (the worst case for steering's share)
     enc = config["encoder_hidden_size"]
 
     def build():
@@ -423,7 +422,8 @@ def main() -> None:
     else:
         print("## GPU table\n\nempty: no GPU on this machine. The figures below are a CPU smoke run at reduced size "
               f"({args.layers} layers, window {args.window}, batch {args.batch}, {args.steps} steps): they show that "
-              "the script runs end to end, not what a GPU does.\n")
+              "the script runs end to end, not what a GPU does. Peak memory on a CPU is the process's peak resident "
+              "set so far (it only grows from row to row).\n")
         print(table(rows))
 
 
