@@ -15,6 +15,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")   # benchmarks never download
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def null_scorer():
+    """A scorer that scores nothing: the benchmarks time generation, not scoring."""
+    from tada_core.scoring import Scorer
+
+    class Null(Scorer):
+        name = "null"
+
+        def check(self, concept):
+            pass
+
+        def label(self, concept):
+            return "nothing"
+
+        def measure(self, audio, sample_rate, concept):
+            return [0.0] * audio.shape[0]
+
+    return Null()
+
+
 def median_time(fn: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``repeats`` calls of ``fn``, in seconds."""
     times = []

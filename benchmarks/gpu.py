@@ -34,15 +34,14 @@ import time
 from pathlib import Path
 
 import torch
-from common import machine, run_benchmark
+from common import machine, null_scorer, run_benchmark
 
 from tada_core import GenerationSettings, patch, steer
 from tada_core.cache import cache_activations
 from tada_core.concepts import Concept
-from tada_core.fixtures import _seeded
+from tada_core.fixtures import _seeded, audioldm2_clap
 from tada_core.localize import localize
 from tada_core.sae import SaeConfig, train_sae
-from tada_core.scoring import Scorer
 from tada_core.text import build_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,9 +132,8 @@ def ace_step(layers: int | None, window: int | None):
 def audioldm2(layers: int | None, window: int | None, large: bool = False):
     from diffusers import (AudioLDM2Pipeline, AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel,
                            AutoencoderKL, DDIMScheduler)
-    from transformers import (ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig,
-                              GPT2Config, GPT2Model, RobertaTokenizerFast, SpeechT5HifiGan, SpeechT5HifiGanConfig,
-                              T5Config, T5EncoderModel, T5TokenizerFast)
+    from transformers import (ClapFeatureExtractor, GPT2Config, GPT2Model, RobertaTokenizerFast, SpeechT5HifiGan,
+                              SpeechT5HifiGanConfig, T5Config, T5EncoderModel, T5TokenizerFast)
 
     config = _config("audioldm2-large" if large else "audioldm2", layers)
     lm_dim, t5_dim = config["cross_attention_dim"][0][1:]
@@ -149,15 +147,7 @@ def audioldm2(layers: int | None, window: int | None, large: bool = False):
         vae = AutoencoderKL(block_out_channels=[8, 16, 16], in_channels=1, out_channels=1,
                             down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
                             latent_channels=config["in_channels"], norm_num_groups=8)
-        text_config = ClapTextConfig(bos_token_id=1, eos_token_id=2, pad_token_id=0, hidden_size=16,
-                                     intermediate_size=37, num_attention_heads=2, num_hidden_layers=1,
-                                     vocab_size=vocab, projection_dim=16, max_position_embeddings=80)
-        audio_config = ClapAudioConfig(spec_size=64, window_size=4, num_mel_bins=64, intermediate_size=37,
-                                       depths=[1, 1], num_attention_heads=[2, 2], num_hidden_layers=2,
-                                       hidden_size=32, projection_dim=16, patch_size=2, patch_stride=2,
-                                       patch_embed_input_channels=4)
-        clap = ClapModel(ClapConfig(text_config=text_config.to_dict(), audio_config=audio_config.to_dict(),
-                                    projection_dim=16))
+        clap = audioldm2_clap(vocab, max_positions=80)
         t5 = T5EncoderModel(T5Config(vocab_size=vocab, d_model=t5_dim, d_ff=64, d_kv=64, num_heads=t5_dim // 64,
                                      num_layers=1))
         language_model = GPT2Model(GPT2Config(n_embd=lm_dim, n_head=lm_dim // 64, n_layer=1, vocab_size=vocab,
@@ -185,21 +175,6 @@ def audioldm2(layers: int | None, window: int | None, large: bool = False):
 
 BUILDERS = {"stable-audio": stable_audio, "ace-step": ace_step, "audioldm2": audioldm2,
             "audioldm2-large": lambda layers, window: audioldm2(layers, window, large=True)}
-
-
-class Null(Scorer):
-    """Scores nothing: the sweep's time is generation."""
-
-    name = "null"
-
-    def check(self, concept):
-        pass
-
-    def label(self, concept):
-        return "nothing"
-
-    def measure(self, audio, sample_rate, concept):
-        return [0.0] * audio.shape[0]
 
 
 class DenoiserClock:
@@ -317,7 +292,8 @@ def measure(family: str, dtype: torch.dtype, device: torch.device, args, workdir
     sweep_layers = [0, n_layers - 1]
 
     def sweep(batch_size):
-        return lambda: localize(model, Concept("tempo", "a fast {base}", "a slow {base}"), pairs, Null(), seeds=[0, 1], layers=sweep_layers,
+        concept = Concept("tempo", "a fast {base}", "a slow {base}")
+        return lambda: localize(model, concept, pairs, null_scorer(), seeds=[0, 1], layers=sweep_layers,
                                 settings=GenerationSettings(steps=args.steps, batch_size=batch_size),
                                 progress=False)
     sweep_batched = timed(sweep(len(pairs) * 2), cuda)

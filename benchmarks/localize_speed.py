@@ -26,27 +26,11 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import load_warm, machine, run_benchmark  # noqa: E402
+from common import load_warm, machine, null_scorer, run_benchmark  # noqa: E402
 
 from tada_core import GenerationSettings, load_vector, patch  # noqa: E402
 from tada_core.localize import localize  # noqa: E402
 from tada_core.organism.concepts import ORGANISM_CONCEPT_SET, captions  # noqa: E402
-from tada_core.scoring import Scorer  # noqa: E402
-
-
-class Null(Scorer):
-    """Scores nothing: the benchmark times generation, not the scorer."""
-
-    name = "null"
-
-    def check(self, concept):
-        pass
-
-    def label(self, concept):
-        return "nothing"
-
-    def measure(self, audio, sample_rate, concept):
-        return [0.0] * audio.shape[0]
 
 
 def timed(fn) -> float:
@@ -78,9 +62,9 @@ def main() -> None:
     pairs = concept.pairs(captions(), limit=args.pairs)
     seeds = [0, 1]
     n_items, n_layers = len(pairs) * len(seeds), len(model.layers)
-    batched = timed(lambda: localize(model, concept, pairs, Null(), seeds=seeds,
+    batched = timed(lambda: localize(model, concept, pairs, null_scorer(), seeds=seeds,
                                      settings=GenerationSettings(batch_size=n_items), progress=False))
-    single = timed(lambda: localize(model, concept, pairs, Null(), seeds=seeds,
+    single = timed(lambda: localize(model, concept, pairs, null_scorer(), seeds=seeds,
                                     settings=GenerationSettings(batch_size=1), progress=False))
 
     def literal():

@@ -60,7 +60,8 @@ def cache_activations(adapter, prompts: Sequence[str], out: str | Path, *, layer
     layer_ids = list(adapter.resolve_layers(layers))
     settings = adapter.resolve_settings(settings)
     batch_size = settings.batch_size
-    spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), **adapter.options(), "layers": layer_ids,  # no local paths: resumable from another checkout
+    # no local paths: resumable from another checkout
+    spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), **adapter.options(), "layers": layer_ids,
             "layer_paths": {str(i): adapter.layers[i].path for i in layer_ids},
             "widths": {str(i): adapter.layers[i].width for i in layer_ids},
             "prompts_sha256": hashlib.sha256(json.dumps(prompts).encode()).hexdigest(), "n_prompts": len(prompts),

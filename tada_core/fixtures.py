@@ -90,6 +90,21 @@ def tiny_stable_audio(num_layers: int = 4):
     return _seeded(build)
 
 
+def audioldm2_clap(vocab: int, max_positions: int = 40):
+    """The tiny CLAP text encoder of AudioLDM2 fixtures (projection width 16)."""
+    from transformers import ClapAudioConfig, ClapConfig, ClapModel, ClapTextConfig
+
+    text_config = ClapTextConfig(bos_token_id=1, eos_token_id=2, pad_token_id=0, hidden_size=16,
+                                 intermediate_size=37, num_attention_heads=2, num_hidden_layers=2,
+                                 vocab_size=vocab, projection_dim=16, max_position_embeddings=max_positions)
+    audio_config = ClapAudioConfig(spec_size=64, window_size=4, num_mel_bins=64, intermediate_size=37,
+                                   depths=[2, 2], num_attention_heads=[2, 2], num_hidden_layers=2,
+                                   hidden_size=192, projection_dim=16, patch_size=2, patch_stride=2,
+                                   patch_embed_input_channels=4)
+    return ClapModel(ClapConfig(text_config=text_config.to_dict(), audio_config=audio_config.to_dict(),
+                                projection_dim=16))
+
+
 def tiny_audioldm2():
     """AudioLDM2Pipeline with a 2-block UNet (12 true cross-attention layers), 1 kHz audio."""
     from diffusers import (
@@ -100,11 +115,7 @@ def tiny_audioldm2():
         DDIMScheduler,
     )
     from transformers import (
-        ClapAudioConfig,
-        ClapConfig,
         ClapFeatureExtractor,
-        ClapModel,
-        ClapTextConfig,
         GPT2Config,
         GPT2Model,
         RobertaTokenizerFast,
@@ -127,15 +138,7 @@ def tiny_audioldm2():
         vae = AutoencoderKL(block_out_channels=[8, 16], in_channels=1, out_channels=1,
                             down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
                             latent_channels=4, norm_num_groups=8)
-        text_config = ClapTextConfig(bos_token_id=1, eos_token_id=2, pad_token_id=0, hidden_size=16,
-                                     intermediate_size=37, num_attention_heads=2, num_hidden_layers=2,
-                                     vocab_size=vocab, projection_dim=16, max_position_embeddings=40)
-        audio_config = ClapAudioConfig(spec_size=64, window_size=4, num_mel_bins=64, intermediate_size=37,
-                                       depths=[2, 2], num_attention_heads=[2, 2], num_hidden_layers=2,
-                                       hidden_size=192, projection_dim=16, patch_size=2, patch_stride=2,
-                                       patch_embed_input_channels=4)
-        clap = ClapModel(ClapConfig(text_config=text_config.to_dict(), audio_config=audio_config.to_dict(),
-                                    projection_dim=16))
+        clap = audioldm2_clap(vocab)
         t5 = T5EncoderModel(T5Config(vocab_size=vocab, d_model=32, d_ff=37, d_kv=8, num_heads=2, num_layers=2))
         language_model = GPT2Model(GPT2Config(n_embd=16, n_head=2, n_layer=2, vocab_size=vocab, n_ctx=99,
                                               n_positions=99, bos_token_id=1, eos_token_id=2))
@@ -182,7 +185,7 @@ def tiny_clap(folder: str | Path) -> Path:
     return folder
 
 
-__all__ = ["tiny_ace_step", "tiny_stable_audio", "tiny_audioldm2", "tiny_clap", "build_tokenizer"]
+__all__ = ["tiny_ace_step", "tiny_stable_audio", "tiny_audioldm2", "audioldm2_clap", "tiny_clap", "build_tokenizer"]
 
 
 def tiny_musicgen_melody(num_layers: int = 4):

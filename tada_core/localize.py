@@ -176,8 +176,8 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     batches = [items[k:k + batch_size] for k in range(0, len(items), batch_size)]
     scorer_name = scorer.name
     # no local paths in the spec: a sweep folder must resume on another machine or checkout
-    spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), **adapter.options(), "concept": concept.name, "pairs": pairs,
-            "seeds": seeds, "layers": layer_ids, "batch_size": batch_size, "scorer": scorer_name,
+    spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), **adapter.options(),
+            "concept": concept.name, "pairs": pairs, "seeds": seeds, "layers": layer_ids, "batch_size": batch_size, "scorer": scorer_name,
             **settings.to_dict()}
     record = ResumableFolder(out, spec, spec_file=SWEEP_FILE, journal_file=SCORES_FILE, what="sweep",
                              processes=processes) if out is not None else None

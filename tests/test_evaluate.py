@@ -142,3 +142,12 @@ def test_sweep_and_ablation_on_a_tiny_model(models):
         layer_ablation(model, vec, Energy(), CONCEPT, prompts, 0.0, [1], progress=False)
     with pytest.raises(TadaError, match="subset"):
         layer_ablation(model, vec, Energy(), CONCEPT, prompts, 1.0, [7], progress=False)
+
+
+def test_report_names_keep_their_dots(tmp_path, capsys):
+    """--out runs/g2.5 writes g2.5.md and g2.5.json (not g2.md); --out x.md is taken as x."""
+    from tada_core.cli.common import write_report
+
+    write_report(str(tmp_path / "g2.5"), "t", "i", "| a |", {"a": 1})
+    write_report(str(tmp_path / "x.md"), "t", "i", "| a |", [1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g2.5.json", "g2.5.md", "x.json", "x.md"]

@@ -177,9 +177,12 @@ def write_report(out: str | None, title: str, intro: str, table: str, data: Any)
     if not out:
         return
     path = Path(out)
-    atomic_write_text(path.with_suffix(".md"), f"# {title}\n\n{intro}\n\n{table}\n")
-    write_json(path.with_suffix(".json"), data)
-    print(f"wrote {path.with_suffix('.md')} and {path.with_suffix('.json')}", file=sys.stderr)
+    if path.suffix in (".md", ".json"):
+        path = path.with_suffix("")
+    md, js = path.with_name(path.name + ".md"), path.with_name(path.name + ".json")   # "g2.5" keeps its ".5"
+    atomic_write_text(md, f"# {title}\n\n{intro}\n\n{table}\n")
+    write_json(js, data)
+    print(f"wrote {md} and {js}", file=sys.stderr)
 
 
 def note(text: str) -> None:

@@ -110,7 +110,7 @@ def run_scorer(args: argparse.Namespace) -> int:
 def run_adherence(args: argparse.Namespace) -> int:
     import torch
 
-    from ..organism.adherence import evaluate, table
+    from ..organism.adherence import SEEDS, evaluate, table
     from ..organism.scorer import OrganismScorer
 
     check_writable(args.out)
@@ -121,8 +121,9 @@ def run_adherence(args: argparse.Namespace) -> int:
     report["seconds"] = round(time.time() - t0, 1)
     report["torch_threads"] = torch.get_num_threads()
     md = table(report)
-    intro = (f"Made by `tada organism adherence` ({report['steps']} steps, guidance {report['guidance']}, held-out "
-             f"seeds {report['seeds']}, {report['seconds']} s on {report['torch_threads']} CPU threads). Labels come "
+    held_out = "held-out seeds" if set(args.seeds) == set(SEEDS) else "seeds"
+    intro = (f"Made by `tada organism adherence` ({report['steps']} steps, guidance {report['guidance']}, {held_out} "
+             f"{report['seeds']}, {report['seconds']} s on {report['torch_threads']} CPU threads). Labels come "
              f"from third-party measures (librosa, pYIN) with thresholds fitted on synthetic clips, never on the "
              f"model's; intervals are 95% bootstrap intervals over base prompts. ✓: the interval clears the bar. "
              f"{report['prompts_seen_in_training']:.0%} of these prompts occur verbatim in 100k draws of the training "
