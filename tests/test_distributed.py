@@ -100,6 +100,14 @@ def _timeless(data):
     return data
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _close(x, y) -> bool:
     """Equal data, numbers to float rounding."""
     if isinstance(x, dict):
@@ -121,7 +129,8 @@ def test_two_processes_equal_one(tmp_path):
     single.mkdir(), multi.mkdir()
     runs = [([sys.executable, str(JOBS)], single),
             (["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", str(JOBS)], multi)]
+              "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+              str(JOBS)], multi)]
     for argv, cwd in runs:
         done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
