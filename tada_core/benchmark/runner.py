@@ -220,8 +220,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
     ref_seeds = [int(s) for s in reference_seeds] if quality.needs_reference else []
     ref_items = [(k % len(items), s) for k, s in enumerate(ref_seeds)]
     ref_chunks = [ref_items[k:k + settings.batch_size] for k in range(0, len(ref_items), settings.batch_size)]
-    spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), **adapter.options(), "concept": concept.to_dict(),
-            "methods": keys, "bases": base_list, "seeds": seeds, "strengths_per_direction": strengths,
+    spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), **adapter.options(),
+            "concept": concept.to_dict(), "methods": keys, "bases": base_list, "seeds": seeds, "strengths_per_direction": strengths,
             "functional": functional, "scorer": scorer.name, "distance": distance.name, "quality": quality.name,
             "specificity": [c.name for c in others], "reference_seeds": ref_seeds, "fit_seeds": list(ctx.fit_seeds),
             "vectors": vectors, "calibration": {"factors": list(CAL_FACTORS), "target": CAL_TARGET,
