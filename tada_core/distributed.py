@@ -71,7 +71,7 @@ class Processes:
             return device
         import torch
 
-        if device is None and not torch.cuda.is_available() or device is not None and device.startswith("cpu"):
+        if (device or "").startswith("cpu") or (device is None and not torch.cuda.is_available()):
             return "cpu"
         if device not in (None, "cuda"):
             raise TadaError(f"--device {device}: a multi-process run places process k on cuda:k of its machine; "

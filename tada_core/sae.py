@@ -380,7 +380,7 @@ def train_sae(batches: Callable[[], Iterable[Tensor]], cfg: SaeConfig, *, epochs
     if processes.distributed:
         from accelerate import Accelerator
 
-        accelerator = Accelerator(cpu=not torch.cuda.is_available() or processes.device(None) == "cpu")
+        accelerator = Accelerator(cpu=processes.state.device.type == "cpu")   # where the launch placed this process
         model, opt = accelerator.prepare(sae, opt)
         device = accelerator.device
     since_fired = torch.zeros(cfg.latents, dtype=torch.long, device=device)
