@@ -6,7 +6,8 @@ Runs ``tada organism adherence --guidance G --seeds ...`` for every G (each abou
 cores; a G whose JSON is already in the output folder is not run again), then writes
 ``results/organism_guidance/README.md`` (accuracy and 95% interval per concept and G, with the bars)
 and ``adherence_vs_guidance.png``, and prints the G this rule picks: the most concepts whose mean
-accuracy reaches its bar, ties broken by the smallest summed shortfall below the bars.
+accuracy reaches its bar, ties broken by the smallest summed shortfall below the bars, then by the
+largest summed accuracy minus bar.
 
 The seeds are **selection seeds** (4000-4003 by default): the choice is made on them, so the verdict on
 the chosen G must then come from the held-out seeds of ``tada organism adherence`` (2000-2003), never
@@ -56,7 +57,8 @@ def main() -> None:
         accs = {c: r["concepts"][c]["accuracy"] for c in concepts}
         met = sum(accs[c] >= bars[c] for c in concepts)
         shortfall = sum(max(0.0, bars[c] - accs[c]) for c in concepts)
-        return met, -shortfall
+        margin = sum(accs[c] - bars[c] for c in concepts)
+        return met, -shortfall, margin
 
     best = max(reports, key=lambda g: score(reports[g]))
     head = "| guidance | " + " | ".join(f"{c} (bar {bars[c]:g})" for c in concepts) + " | means at the bar |"
@@ -82,7 +84,7 @@ def main() -> None:
             f"Made by `python scripts/organism_guidance.py`: `tada organism adherence` at {steps} steps on selection "
             f"seeds {args.seeds} (12 base prompts x 4 seeds x 2 sides = 96 clips per concept; 95% bootstrap intervals "
             f"over base prompts; bold: the mean reaches the bar). Rule: the most concepts at their bar, ties broken by "
-            f"the smallest summed shortfall. These seeds choose; the held-out seeds of "
+            f"the smallest summed shortfall below the bars, then the largest summed accuracy minus bar. These seeds choose; the held-out seeds of "
             f"[organism_adherence.md](../organism_adherence.md) judge.\n\n{table}\n\n{verdict}\n\n"
             f"![adherence vs guidance](adherence_vs_guidance.png)\n")
     (out / "README.md").write_text(text, encoding="utf-8")

@@ -11,7 +11,8 @@ across frames. Frames are cross-faded with complementary raised-cosine ramps of 
 samples inside the ``2 * HOP`` synthesis kernel: a note starts within 32 ms of its frame,
 and a steady tone is reconstructed exactly. The synthesis is linear in the amplitudes
 ``A(z)``, and :func:`encode` inverts it exactly for any signal in its span (a least-squares
-fit of each frame's flat middle), so ``encode(decode(z)) == z`` up to float rounding.
+fit of each frame's flat middle), so ``encode(decode(z)) == z`` up to float rounding
+(wherever ``A(z)`` is not vanishingly small; near zero the curve is flat, as it is meant to be).
 
 Tuning. A grid frequency can be at most 7.8 Hz from a wanted pitch; that is within 10
 cents of equal temperament (A4 = 440 Hz) only above about 1.3 kHz, or for a few lucky
@@ -20,16 +21,24 @@ lower pitches. The generator therefore plays its instruments between E-flat 6 an
 E-flat 4 (156.25 and 312.5 Hz, 7.6 cents sharp), all in E-flat major or minor.
 
 The decoder *is* a diffusers ``AutoencoderOobleck`` whose weights are set analytically
-(:func:`build_decoder`), so the organism is a stock ``StableAudioPipeline``:
+(:func:`build_decoder`), so the organism is a stock ``StableAudioPipeline``. Its first block
+(stride 1) turns each latent into an amplitude, its second (stride ``HOP``) synthesizes:
 
 * ``decoder.conv1``: identity (centre tap of the 7-tap kernel);
-* ``block[0].snake1``: Snake ``x + sin(a x)^2 / b`` with ``a = pi / (2 Z_MAX)`` and
-  ``1 / b = 1 / LEAK``: the amplitude curve ``A(z) = LEAK * z + sin(pi z / (2 Z_MAX))^2``
-  scaled by ``LEAK`` in the next layer, monotone on ``[0, Z_MAX]``;
-* ``block[0].conv_t1``: the synthesis filterbank, ``LEAK * w(j) * sin(2 pi K_i (j - 512) / 1024 + phi_i)``
+* ``block[0].snake1``: Snake ``x + sin(a x)^2 / b`` with ``a = pi / (2 Z_MAX)`` and ``1 / b = 1 / LEAK``,
+  scaled by ``LEAK^2`` in ``block[0].conv_t1`` (one tap, identity across channels): ``LEAK a(z)`` with
+  ``a(z) = LEAK z + sin(pi z / (2 Z_MAX))^2``;
+* ``block[1].snake1``: Snake with ``a = C / LEAK`` and ``b = 1``: the amplitude
+  ``A(z) = LEAK a(z) + sin(C a(z))^2``, monotone on ``[0, Z_MAX]`` and growing as ``z^4`` near silence,
+  so that the small negative values classifier-free guidance writes into channels that should be
+  silent stay near silent (see :func:`amplitude`);
+* ``block[1].conv_t1``: the synthesis filterbank, ``w(j) * sin(2 pi K_i (j - 512) / 1024 + phi_i)``
   with the cross-fade window ``w`` and fixed pseudo-random phases ``phi_i`` (kernel 2048, stride 1024);
 * residual units zeroed (identity), final Snake with a vanishing ``a`` (identity), ``conv2`` a plain gain
   ``OUTPUT_GAIN``, so that amplitudes can use the whole latent range while the audio stays within [-1, 1].
+
+A stride-1 Oobleck block drops the last frame, so the decoder returns ``(frames - 1) * HOP``
+samples (4.032 s of a 4.096 s latent); the organism's clips are 4 s.
 """
 
 from __future__ import annotations
@@ -47,8 +56,9 @@ N_FRAMES = 64
 N_SAMPLES = N_FRAMES * HOP        # 4.096 s
 N_CHANNELS = 128
 RAMP = 512                        # cross-fade length in samples (32 ms)
-Z_MAX = 20.0
+Z_MAX = 15.0
 LEAK = 0.001
+_C = math.pi / (2 * (LEAK * Z_MAX + 1))   # the second stage reaches its peak at Z_MAX
 OUTPUT_GAIN = 0.15                # the decoder's final gain: amplitudes near 1 (the top of the latent range)
                                   # stay well inside [-1, 1] however many partials sound at once
 
@@ -151,9 +161,17 @@ def _analysis() -> np.ndarray:
 
 
 def amplitude(z: np.ndarray | torch.Tensor):
-    """The decoder's amplitude curve ``A(z)``: what a latent value sounds like, linear in output."""
+    """The decoder's amplitude curve ``A(z) = LEAK a + sin(C a)^2`` of ``a = LEAK z + sin(pi z / (2 Z_MAX))^2``:
+    what a latent value sounds like, linear in output.
+
+    Two Snake stages in a row: near silence ``A(z)`` grows as ``z^4``, on both sides of zero (no
+    smooth activation can silence one side only). Classifier-free guidance pushes the channels that
+    the unconditional prediction fills and the prompt leaves empty below zero, by ``(guidance - 1)``
+    times that prediction; a curve that grows as ``z^2`` (one stage) made those channels audible.
+    Monotone on ``[0, Z_MAX]``, from 0 to about 1."""
     lib = torch if isinstance(z, torch.Tensor) else np
-    return LEAK * z + lib.sin(math.pi / (2 * Z_MAX) * z) ** 2
+    a = LEAK * z + lib.sin(math.pi / (2 * Z_MAX) * z) ** 2
+    return LEAK * a + lib.sin(_C * a) ** 2
 
 
 _Z_TABLE = np.linspace(0.0, Z_MAX, 20001)
@@ -194,26 +212,41 @@ def encode(audio: np.ndarray) -> np.ndarray:
 
 
 def build_decoder(sampling_rate: int = SR):
-    """An ``AutoencoderOobleck`` whose decoder is the exact synthesis of :func:`encode`'s latents."""
+    """An ``AutoencoderOobleck`` whose decoder is the exact synthesis of :func:`encode`'s latents.
+
+    Two decoder blocks: the first (stride 1) applies the amplitude curve's two Snake stages to each
+    channel, the second (stride ``HOP``) is the synthesis filterbank. A stride-1 block of
+    ``AutoencoderOobleck`` drops the last latent frame, so ``frames`` latent frames decode to
+    ``(frames - 1) * HOP`` samples (4.032 s for the 64 frames the organism generates; its clips are 4 s).
+    """
     from diffusers import AutoencoderOobleck
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        vae = AutoencoderOobleck(encoder_hidden_size=1, downsampling_ratios=[HOP], channel_multiples=[N_CHANNELS],
-                                 decoder_channels=1, decoder_input_channels=N_CHANNELS, audio_channels=1,
-                                 sampling_rate=sampling_rate)
+        vae = AutoencoderOobleck(encoder_hidden_size=1, downsampling_ratios=[HOP, 1],
+                                 channel_multiples=[N_CHANNELS, N_CHANNELS], decoder_channels=1,
+                                 decoder_input_channels=N_CHANNELS, audio_channels=1, sampling_rate=sampling_rate)
     dec = vae.decoder
+    curve, synthesis = dec.block
     with torch.no_grad():
         _set_weight_norm(dec.conv1, _identity_kernel(N_CHANNELS, 7))
         dec.conv1.bias.zero_()
-        block = dec.block[0]
-        block.snake1.alpha.fill_(math.log(math.pi / (2 * Z_MAX)))
-        block.snake1.beta.fill_(math.log(LEAK))
-        _set_weight_norm(block.conv_t1, torch.tensor(LEAK * _basis(), dtype=torch.float32)[:, None, :])
-        block.conv_t1.bias.zero_()
-        for unit in (block.res_unit1, block.res_unit2, block.res_unit3):
-            unit.conv2.weight_g.zero_()
-            unit.conv2.bias.zero_()
+        # stage 1: z + sin(a z)^2 / LEAK = a(z) / LEAK; scaled by LEAK^2 into LEAK a(z)
+        curve.snake1.alpha.fill_(math.log(math.pi / (2 * Z_MAX)))
+        curve.snake1.beta.fill_(math.log(LEAK))
+        taps = torch.zeros(N_CHANNELS, N_CHANNELS, 2)
+        taps[:, :, 1] = LEAK ** 2 * torch.eye(N_CHANNELS)     # stride 1: output n = input n
+        _set_weight_norm(curve.conv_t1, taps)
+        curve.conv_t1.bias.zero_()
+        # stage 2: LEAK a + sin((C / LEAK) LEAK a)^2 = A(z)
+        synthesis.snake1.alpha.fill_(math.log(_C / LEAK))
+        synthesis.snake1.beta.fill_(0.0)
+        _set_weight_norm(synthesis.conv_t1, torch.tensor(_basis(), dtype=torch.float32)[:, None, :])
+        synthesis.conv_t1.bias.zero_()
+        for block in dec.block:
+            for unit in (block.res_unit1, block.res_unit2, block.res_unit3):
+                unit.conv2.weight_g.zero_()
+                unit.conv2.bias.zero_()
         dec.snake1.alpha.fill_(-20.0)   # sin(e^-20 x)^2 ~ 1e-18 x^2: identity
         dec.snake1.beta.fill_(0.0)
         _set_weight_norm(dec.conv2, OUTPUT_GAIN * _identity_kernel(1, 7))
@@ -234,7 +267,7 @@ def _set_weight_norm(module: torch.nn.Module, weight: torch.Tensor) -> None:
 
 
 def decode(latents: np.ndarray | torch.Tensor, vae=None) -> np.ndarray:
-    """Latents ``[B, N_CHANNELS, frames]`` -> audio ``[B, frames * HOP]`` through the Oobleck decoder."""
+    """Latents ``[B, N_CHANNELS, frames]`` -> audio ``[B, (frames - 1) * HOP]`` through the Oobleck decoder."""
     vae = vae or build_decoder()
     z = torch.as_tensor(np.asarray(latents), dtype=torch.float32)
     with torch.no_grad():

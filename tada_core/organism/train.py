@@ -266,7 +266,7 @@ clip = model.generate("a fast happy pop song with female vocals", seeds=0)   # 4
 | transformer | `StableAudioDiTModel`, {c['num_layers']} blocks of width {c['heads'] * c['head_dim']}: {c['num_layers']} cross-attention layers `transformer.transformer_blocks[i].attn2` | {params['transformer'] / 1e6:.2f} M (fp16 on disk) |
 | text encoder | `T5EncoderModel`, {c['text_layers']} layers of width {c['text_dim']}, trained jointly; BPE tokenizer ({c['vocab_size']} tokens) built on the caption vocabulary | {params['text_encoder'] / 1e6:.2f} M |
 | projection | `StableAudioProjectionModel` (text + seconds conditioning) | {params['projection_model'] / 1e6:.2f} M |
-| vae | `AutoencoderOobleck` whose decoder weights are set analytically: the latent is a compressed amplitude for each of 128 grid partials (multiples of 15.625 Hz below 8 kHz) per 64 ms frame (`tada_core/organism/codec.py`); the encoder is unused | analytic |
+| vae | `AutoencoderOobleck` whose decoder weights are set analytically: the latent is a compressed amplitude for each of 128 grid partials (multiples of 15.625 Hz below 8 kHz) per 64 ms frame (`tada_core/organism/codec.py`), through two Snake stages so that a partial grows as the latent's 4th power near silence; the encoder is unused (random weights) | analytic |
 | scheduler | `CosineDPMSolverMultistepScheduler`, v-prediction, sigma {c['sigma_min']}..{c['sigma_max']} | |
 
 Sampling defaults (`tada_sampling.json`): 4.0 s, 20 steps, guidance 4.0.
