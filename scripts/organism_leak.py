@@ -60,14 +60,16 @@ def main() -> None:
         zm, zf = lat[:, male].mean(-1), lat[:, female].mean(-1)
         am = np.abs(amplitude_of(pipe.vae, zm, male))
         af = np.abs(amplitude_of(pipe.vae, zf, female))
-        row = {"guidance": g, "clips": len(lat), "male_f0_latent": float(zm.mean()), "female_f0_latent": float(zf.mean()),
+        row = {"guidance": g, "clips": len(lat), "male_f0_latent": float(zm.mean()),
+               "female_f0_latent": float(zf.mean()),
                "male_f0_below_zero": float((zm < 0).mean()),
                "male_over_female_db": float(np.median(20 * np.log10(np.maximum(am, 1e-9) / np.maximum(af, 1e-9))))}
         rows.append(row)
         print(f"guidance {g:g}: male-F0 latent {row['male_f0_latent']:+.2f} (below zero in "
               f"{row['male_f0_below_zero']:.0%} of clips), female-F0 latent {row['female_f0_latent']:+.2f}; "
               f"male-F0 partial {row['male_over_female_db']:+.1f} dB re the female F0 (median)", flush=True)
-    print("\n| guidance | clips | male-F0 latent (mean) | below zero | female-F0 latent (mean) | male-F0 partial re female F0 (median) |")
+    print("\n| guidance | clips | male-F0 latent (mean) | below zero | female-F0 latent (mean) "
+          "| male-F0 partial re female F0 (median) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['guidance']:g} | {r['clips']} | {r['male_f0_latent']:+.2f} | {r['male_f0_below_zero']:.0%} | "

@@ -44,8 +44,8 @@ tada sweep vectors/tada-organism-{tempo,mood,brightness,drums,vocal_gender,piano
     --seeds 200 201 202 203 --no-renorm --out results/organism_steering
 
 # 4. Table 2: steer all layers, all but the functional ones, only the functional ones, at +/- max alpha
-#    (for the concepts that have a functional layer; drums and vocal gender have none on this organism).
-tada ablate vectors/tada-organism-{tempo,mood,brightness,piano}-caa \
+#    (for the concepts that have a functional layer; drums and piano have none on this organism).
+tada ablate vectors/tada-organism-{tempo,mood,brightness,vocal_gender}-caa \
     --seeds 200 201 202 203 --no-renorm --out results/organism_ablation
 
 tada list vectors

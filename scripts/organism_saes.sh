@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TopK SAEs on the organism's most functional layers (3: tempo, 7: brightness; results/organism_localization),
+# TopK SAEs on the organism's most functional layers (3: tempo, 5: brightness; results/organism_localization),
 # their concept features,
 # and the SAE steering sweep.
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 export HF_HUB_OFFLINE=1
 cd "$(dirname "$0")/.."
 
-tada sae cache --layers 3 7 --prompts 400 --out runs/sae-cache-organism
+tada sae cache --layers 3 5 --prompts 400 --out runs/sae-cache-organism
 [ -f saes/tada-organism-topk/config.json ] || \
   tada sae train runs/sae-cache-organism --epochs 2 --out saes/tada-organism-topk
 # Table 1's tau = 20 features per layer; alpha ranges where the measure moves monotonically.

@@ -60,7 +60,8 @@ def tiny_ace_step(num_layers: int = 4):
 
 
 def tiny_stable_audio(num_layers: int = 4):
-    """StableAudioPipeline with a 4-block DiT, 128 Hz stereo audio, at most 2 s."""
+    """StableAudioPipeline with a 4-block DiT, 128 Hz stereo audio, at most 255 samples (1.99 s: its
+    stride-1 decoder block drops one)."""
     from diffusers import (
         AutoencoderOobleck,
         CosineDPMSolverMultistepScheduler,

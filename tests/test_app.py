@@ -22,7 +22,8 @@ from tada_app.sources import scrub
 
 ORG = "tada-organism"
 TEMPO = "tada-organism-tempo-caa"
-TEMPO_LAYER = 3       # tempo's functional layer in results/organism_localization (I = 1.08)
+TEMPO_LAYER = 3       # tempo's functional layer in results/organism_localization (I = 0.89)
+BRIGHT_LAYER = 5      # brightness's (I = 0.21); the SAEs are trained on layers 3 and 5
 FAST = dict(duration=1.0, steps=6)  # short clips keep the suite fast
 
 
@@ -73,14 +74,14 @@ def test_steer_original_and_steered_in_one_call_at_one_level(h):
 
 
 def test_steer_moves_the_printed_measure_in_the_sign_of_alpha(h):
-    """The brightness vector at +-2 (its validated range, default settings) on its functional layer 7:
+    """The brightness vector at +-2 (its validated range, default settings) on its functional layer 5:
     librosa's harmonic centroid, which the app prints for both clips, rises on a dark waltz and falls
     on a bright one."""
     label = "harmonic spectral centroid (Hz, librosa HPSS): "
 
     def centroids(alpha, prompt):
         notes = [steer(h, alpha, seed=s, prompt=prompt, vector="tada-organism-brightness-caa", duration=4.0,
-                       steps=20, layers=(7,))[4] for s in range(2)]
+                       steps=20, layers=(BRIGHT_LAYER,))[4] for s in range(2)]
         pairs = [n.split(label)[1].split(" (original) -> ") for n in notes]
         return np.array([[float(x), float(y.split()[0])] for x, y in pairs])
 
@@ -189,7 +190,7 @@ def test_concurrent_steer_requests_each_get_what_they_get_alone(h):
 
 def test_localization_view_shows_committed_heatmap(h):
     assert "tempo" in h.concept_choices(ORG)
-    assert h.functional_layers(ORG) == [3, 4, 7, 8] and h.functional_layers("tiny-ace-step") == []
+    assert h.functional_layers(ORG) == [3, 4, 5, 9] and h.functional_layers("tiny-ace-step") == []
     image, rows, text = h.localization(ORG, "tempo")
     assert image.size[0] > 300 and len(rows) == 10
     assert max(rows, key=lambda r: r[1])[0] == TEMPO_LAYER and f"functional layers [{TEMPO_LAYER}]" in text
@@ -227,23 +228,23 @@ def test_compute_localization_is_a_long_job_that_stops_and_resumes(h, tmp_path):
 
 def test_sae_feature_views_and_single_feature_steering(h):
     sae = h.sae_choices(ORG)[0]
-    assert h.atlas_layers(sae) == [3, 7] and h.atlas_layers("saes/" + sae) == [3, 7]
-    table = h.feature_table(sae, 7, "brightness")
+    assert h.atlas_layers(sae) == [3, 5] and h.atlas_layers("saes/" + sae) == [3, 5]
+    table = h.feature_table(sae, BRIGHT_LAYER, "brightness")
     assert len(table) == 12 and table[0][1] >= table[-1][1]
     feature = table[0][0]
-    prompts, scores = h.browse_feature(sae, "7", feature)
+    prompts, scores = h.browse_feature(sae, str(BRIGHT_LAYER), feature)
     assert len(prompts) == 8 and prompts[0][1] >= prompts[-1][1]
     assert scores[0][0] == "brightness"  # its best concept is the one it was ranked for
-    (_, orig), (_, steered), *_, note = h.steer_feature(ORG, sae, 7, feature, "brightness", "a waltz", 0, 1.0, 6,
-                                                        2.0)
+    (_, orig), (_, steered), *_, note = h.steer_feature(ORG, sae, BRIGHT_LAYER, feature, "brightness", "a waltz", 0,
+                                                        1.0, 6, 2.0)
     assert np.abs(orig.astype(int) - steered).max() > 30
-    assert f"feature {feature} of layer 7" in note and "centroid" in note
+    assert f"feature {feature} of layer {BRIGHT_LAYER}" in note and "centroid" in note
     with pytest.raises(TadaError, match=r"feature must be a whole number in 0\.\.511"):  # 128 x m=4 latents
-        h.steer_feature(ORG, sae, 7, 99999, "brightness", "a waltz", 0, 1.0, 6, 2.0)
+        h.steer_feature(ORG, sae, BRIGHT_LAYER, 99999, "brightness", "a waltz", 0, 1.0, 6, 2.0)
     with pytest.raises(TadaError, match=r"feature must be a whole number in 0\.\.511; got 1.5"):
-        h.browse_feature(sae, 7, 1.5)
+        h.browse_feature(sae, BRIGHT_LAYER, 1.5)
     with pytest.raises(TadaError, match=r"alpha must be a number in \[-8, 8\]"):
-        h.steer_feature(ORG, sae, 7, feature, "brightness", "a waltz", 0, 1.0, 6, 40.0)
+        h.steer_feature(ORG, sae, BRIGHT_LAYER, feature, "brightness", "a waltz", 0, 1.0, 6, 40.0)
     with pytest.raises(TadaError, match="SAE must be a name from saes/"):
         h.feature_table("nope", 8, "brightness")
     with pytest.raises(TadaError, match="layer must be a whole number"):
@@ -264,7 +265,7 @@ def test_free_text_never_reaches_server_paths(h, tmp_path):
         assert str(tmp_path) not in str(e.value) and "/etc" not in str(e.value)
     # a root of the app's own: folders under it are fine (a test app with its own roots)
     mine = Handlers(dataclasses.replace(h.config, saes=tmp_path), h.cache)
-    assert mine.atlas_layers(f"{tmp_path.name}/my-sae") == [3, 7]
+    assert mine.atlas_layers(f"{tmp_path.name}/my-sae") == [3, 5]
     shutil.rmtree(folder / "atlas")
     with pytest.raises(TadaError, match="has no feature atlas") as e:
         mine.atlas_layers(f"{tmp_path.name}/my-sae")
@@ -339,11 +340,11 @@ def test_launched_app_answers_client_in_a_fresh_session(client):
     assert str(orig).endswith(".wav") and str(steered).endswith(".wav") and "BPM" in note
     a, b, ab, table = c.predict(ORG, "a slow waltz", "a fast march", [6], 0, 1.0, 6, api_name="/patch")
     assert all(str(x).endswith(".wav") for x in (a, b, ab)) and len(table["data"]) == 9
-    rows = c.predict("tada-organism-topk", 7, "brightness", api_name="/feature_table")
+    rows = c.predict("tada-organism-topk", BRIGHT_LAYER, "brightness", api_name="/feature_table")
     feature = rows["data"][0][0]
-    prompts, scores = c.predict("tada-organism-topk", 7, feature, api_name="/browse_feature")
+    prompts, scores = c.predict("tada-organism-topk", BRIGHT_LAYER, feature, api_name="/browse_feature")
     assert len(prompts["data"]) == 8
-    *_, fnote = c.predict(ORG, "tada-organism-topk", 7, feature, "brightness", "a waltz", 0, 1.0, 6, 2.0,
+    *_, fnote = c.predict(ORG, "tada-organism-topk", BRIGHT_LAYER, feature, "brightness", "a waltz", 0, 1.0, 6, 2.0,
                           api_name="/steer_feature")
     assert f"feature {feature}" in fnote
     _, rows, text = c.predict(ORG, "tempo", api_name="/localization")
@@ -360,8 +361,8 @@ def test_launched_app_answers_client_in_a_fresh_session(client):
         (("/steer", ORG, "a waltz", 0, 1.0, 6, TEMPO, "", "3", 1.0, None, ""), "layers must be a list"),
         (("/steer", ORG, "a waltz", 0, 1.0, 6, TEMPO, "", [3], 1.0, None, "one-to-all"), "are for DiffMean vectors"),
         (("/patch", ORG, "a", "b", [3], 0, 0.05, 6), "duration"),
-        (("/feature_table", "/", 7, "brightness"), "got a path"),
-        (("/browse_feature", "tada-organism-topk", 7, 1.5), "feature must be a whole number"),
+        (("/feature_table", "/", BRIGHT_LAYER, "brightness"), "got a path"),
+        (("/browse_feature", "tada-organism-topk", BRIGHT_LAYER, 1.5), "feature must be a whole number"),
         (("/compute_localization", ORG, "drums", 0, 1), "pairs must be a whole number"),
     ]
     for (name, *args), message in bad:
@@ -394,7 +395,7 @@ def test_steer_box_and_stop_do_what_they_show(client):
     assert cleared is None and caption.startswith("drums (CAA)")
     assert layers["value"] == list(range(10))   # drums has no functional layer on the organism: all its layers
     repo, layers, *_ , caption = fns["on_vector"]("tada-organism-brightness-caa")
-    assert repo == "" and layers["value"] == [7] and caption.startswith("brightness (CAA)")
+    assert repo == "" and layers["value"] == [BRIGHT_LAYER] and caption.startswith("brightness (CAA)")
     stop = next(block.fn for block in app.fns.values() if block.name == "<lambda>")
     assert "Finished batches are kept" in stop()[1]
 

@@ -90,13 +90,13 @@ def test_shipped_tempo_vector_moves_librosa_bpm_with_the_sign_of_alpha():
 def test_cli_caa_sweep_and_ablate(tmp_path, capsys):
     loc = tmp_path / "loc"
     settings = ["--steps", "4", "--duration", "2"]
-    assert main(["localize", "--concept", "brightness", "--pairs", "3", "--seeds", "0", "--layers", "3", "7",
+    assert main(["localize", "--concept", "brightness", "--pairs", "3", "--seeds", "0", "--layers", "3", "5",
                  "--out", str(loc)] + settings) == 0
     out = tmp_path / "vec"
     assert main(["caa", "--concept", "brightness", "--seeds", "0", "--localization", str(loc), "--out", str(out),
                  "--alpha-range", "-4", "4"] + settings) == 0
     vec = load_vector(out)
-    assert vec.layers == list(range(10)) and vec.functional_layers == [7]   # brightness lives in layer 7
+    assert vec.layers == list(range(10)) and vec.functional_layers == [5]   # brightness lives in layer 5
     assert vec.prompts["positive"][0] == "a bright folk song" and vec.extra["steps"] == 4
     capsys.readouterr()
     assert main(["sweep", str(out), "--alphas", "-4", "4", "--prompts", "2", "--seeds", "0",

@@ -149,6 +149,10 @@ def test_the_shipped_model_is_the_default_and_generates_deterministically():
     assert torch.equal(a, b)
     assert not torch.equal(a[0], a[1])
     assert a.abs().max() > 1e-3          # not silence
+    # the decoder's stride-1 block drops a frame: the longest clip is 63 frames, and it is all there
+    assert m.max_duration() == (codec.N_FRAMES - 1) * codec.HOP / codec.SR
+    full = m.generate("a waltz", seeds=0, steps=2, duration=m.max_duration()).audio
+    assert full.shape[-1] == (codec.N_FRAMES - 1) * codec.HOP
 
 
 def _tiny_train(out, steps, **kw):

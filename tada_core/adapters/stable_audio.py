@@ -9,6 +9,8 @@ its full ``sample_size``; the pipeline crops to ``duration``. Its scheduler
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
@@ -29,11 +31,15 @@ class StableAudioAdapter(ModelAdapter):
         return {"duration": min(10.0, self.max_duration()), "steps": 100, "guidance": 7.0}
 
     def max_duration(self) -> float:
+        """Seconds the decoder makes of the DiT's ``sample_size`` frames. Each Oobleck decoder block of stride
+        ``s`` (a transposed conv of kernel ``2 s``, padding ``ceil(s / 2)``) turns ``L`` frames into
+        ``L s + s - 2 ceil(s / 2)`` samples: ``L s`` for even strides (Stable Audio Open), one frame fewer
+        for a stride-1 block (the organism's amplitude stage)."""
         vae = self.pipeline.vae
-        downsample = 1
-        for r in vae.config.downsampling_ratios:
-            downsample *= r
-        return self.pipeline.transformer.config.sample_size * downsample / vae.config.sampling_rate
+        length = self.pipeline.transformer.config.sample_size
+        for s in reversed(vae.config.downsampling_ratios):
+            length = length * s + s - 2 * math.ceil(s / 2)
+        return length / vae.config.sampling_rate
 
     @property
     def sample_rate(self) -> int:
