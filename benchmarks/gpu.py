@@ -78,7 +78,7 @@ def stable_audio(layers: int | None, window: int | None):
         transformer = StableAudioDiTModel(**config)
         text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=32, d_ff=64, d_kv=8, num_heads=4,
                                                num_layers=1))
-        # 1024 latents x hop 2 at 128 Hz: the window is 16 s of 128 Hz audio, the denoiser's full 1024 frames
+        # 1024 latents x hop 2 at 128 Hz: the window is about 16 s of 128 Hz audio, the denoiser's full 1024 frames
         vae = AutoencoderOobleck(encoder_hidden_size=6, downsampling_ratios=[1, 2], decoder_channels=3,
                                  decoder_input_channels=config["in_channels"], audio_channels=2,
                                  channel_multiples=[2, 4], sampling_rate=128)
@@ -91,7 +91,9 @@ def stable_audio(layers: int | None, window: int | None):
 
     from tada_core.adapters import StableAudioAdapter
 
-    window_s = config["sample_size"] * 2 / 128          # the whole window: Stable Audio always denoises all of it
+    # the whole window (Stable Audio always denoises all of it): 2 samples per latent, less the one sample that
+    # the VAE's stride-1 decoder block drops
+    window_s = (config["sample_size"] * 2 - 1) / 128
     return StableAudioAdapter, _seeded(build), {"duration": min(10.0, window_s), "steps": 8, "guidance": 7.0}
 
 

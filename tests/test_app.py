@@ -239,9 +239,9 @@ def test_sae_feature_views_and_single_feature_steering(h):
                                                         1.0, 6, 2.0)
     assert np.abs(orig.astype(int) - steered).max() > 30
     assert f"feature {feature} of layer {BRIGHT_LAYER}" in note and "centroid" in note
-    with pytest.raises(TadaError, match=r"feature must be a whole number in 0\.\.511"):  # 128 x m=4 latents
+    with pytest.raises(TadaError, match=r"feature must be a whole number in 0\.\.1023"):  # 128 x m=8 latents
         h.steer_feature(ORG, sae, BRIGHT_LAYER, 99999, "brightness", "a waltz", 0, 1.0, 6, 2.0)
-    with pytest.raises(TadaError, match=r"feature must be a whole number in 0\.\.511; got 1.5"):
+    with pytest.raises(TadaError, match=r"feature must be a whole number in 0\.\.1023; got 1.5"):
         h.browse_feature(sae, BRIGHT_LAYER, 1.5)
     with pytest.raises(TadaError, match=r"alpha must be a number in \[-8, 8\]"):
         h.steer_feature(ORG, sae, BRIGHT_LAYER, feature, "brightness", "a waltz", 0, 1.0, 6, 40.0)

@@ -90,7 +90,7 @@ def test_shipped_tempo_vector_moves_librosa_bpm_with_the_sign_of_alpha():
 def test_cli_caa_sweep_and_ablate(tmp_path, capsys):
     loc = tmp_path / "loc"
     settings = ["--steps", "4", "--duration", "2"]
-    assert main(["localize", "--concept", "brightness", "--pairs", "3", "--seeds", "0", "--layers", "3", "5",
+    assert main(["localize", "--concept", "brightness", "--pairs", "6", "--seeds", "0", "--layers", "3", "5",
                  "--out", str(loc)] + settings) == 0
     out = tmp_path / "vec"
     assert main(["caa", "--concept", "brightness", "--seeds", "0", "--localization", str(loc), "--out", str(out),
@@ -102,7 +102,7 @@ def test_cli_caa_sweep_and_ablate(tmp_path, capsys):
     assert main(["sweep", str(out), "--alphas", "-4", "4", "--prompts", "2", "--seeds", "0",
                  "--out", str(tmp_path / "sweep")] + settings) == 0
     table = (tmp_path / "sweep.md").read_text()
-    assert "| brightness | harmonic spectral centroid (Hz, librosa HPSS) | 7 |" in table and "alpha -4 | alpha 0 | alpha 4" in table
+    assert "| brightness | harmonic spectral centroid (Hz, librosa HPSS) | 5 |" in table and "alpha -4 | alpha 0 | alpha 4" in table
     assert main(["ablate", str(out), "--alpha", "4", "--functional", "1", "--prompts", "2", "--seeds", "0",
                  "--out", str(tmp_path / "ablate")] + settings) == 0
     rows = [r for r in (tmp_path / "ablate.md").read_text().splitlines() if r.startswith("| brightness")]
