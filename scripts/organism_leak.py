@@ -5,8 +5,8 @@
 For "a {base} with female vocals" over the organism's 12 base prompts, the pipeline's final latents
 (before the decoder) are read in two channels: the female voice's F0 (grid bin 20, 312.5 Hz) and the
 male voice's F0 (bin 10, 156.25 Hz), which the prompt wants silent. Printed per guidance: the mean
-latent in each, and the male-F0 partial's level relative to the female F0's after the decoder's
-amplitude curve (``codec.amplitude`` as built into this checkpoint's VAE, read from its config).
+latent in each, and the male-F0 partial's level relative to the female F0's after the decoder,
+read off the checkpoint's own VAE (so the script measures an older checkpoint's curve as well).
 Negative latents in the male channel are classifier-free guidance's extrapolation away from the
 unconditional prediction; how loud they sound depends only on the curve.
 """
