@@ -188,6 +188,10 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
     monkeypatch.setattr(train, "diffusion_loss", real_loss)
     with pytest.raises(TadaError, match="different training run .*lr"):
         _tiny_train(tmp_path / "resumed", steps=4, lr=5e-4)       # other settings: refused, not mixed
+    monkeypatch.setattr(train, "CURVE", "one-stage: sin(pi z / 40)^2")   # a folder begun with another codec
+    with pytest.raises(TadaError, match="different training run .*codec"):
+        _tiny_train(tmp_path / "resumed", steps=4)
+    monkeypatch.setattr(train, "CURVE", codec.CURVE)
     _tiny_train(tmp_path / "resumed", steps=4)
     from safetensors.torch import load_file
 

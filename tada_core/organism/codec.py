@@ -59,6 +59,7 @@ RAMP = 512                        # cross-fade length in samples (32 ms)
 Z_MAX = 15.0
 LEAK = 0.001
 _C = math.pi / (2 * (LEAK * Z_MAX + 1))   # the second stage reaches its peak at Z_MAX
+CURVE = f"two-stage: LEAK a + sin(C a)^2, a = LEAK z + sin(pi z / {2 * Z_MAX:g})^2"   # recorded by training
 OUTPUT_GAIN = 0.15                # the decoder's final gain: amplitudes near 1 (the top of the latent range)
                                   # stay well inside [-1, 1] however many partials sound at once
 
@@ -274,6 +275,7 @@ def decode(latents: np.ndarray | torch.Tensor, vae=None) -> np.ndarray:
         return vae.decode(z).sample[:, 0].numpy()
 
 
-__all__ = ["SR", "HOP", "GRID_HZ", "N_FRAMES", "N_SAMPLES", "N_CHANNELS", "Z_MAX", "LEAK", "TONIC", "amplitude",
+__all__ = ["CURVE", "SR", "HOP", "GRID_HZ", "N_FRAMES", "N_SAMPLES", "N_CHANNELS", "Z_MAX", "LEAK", "TONIC",
+           "amplitude",
            "latent", "analyze", "encode", "decode", "build_decoder", "synthesize_amplitudes", "bins", "channel",
            "grid_bin", "cents_off", "instrument_pitches", "voice_harmonics"]

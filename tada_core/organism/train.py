@@ -25,7 +25,7 @@ import torch
 from ..entry import save_sampling_defaults
 from ..io import ResumableFolder, read_json, read_tensors, save_tensors, write_json
 from . import synth
-from .codec import latent
+from .codec import CURVE, latent
 from .model import SAMPLING, OrganismConfig, build_pipeline
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAU
     out = Path(out)
     config = config or OrganismConfig()
     run = dict(clips=clips, steps=steps, batch=batch, lr=lr, warmup=warmup, ema=ema_decay, p_uncond=p_uncond,
-               seed=seed, config=vars(config))
+               seed=seed, config=vars(config), codec=CURVE)   # a folder begun with another codec curve is refused
     spec = ResumableFolder(out, run, spec_file="_train_spec.json", what="training run")
     t0 = time.time()
     attrs, latents = make_data(clips, seed, workers=workers, progress=progress)
