@@ -91,10 +91,8 @@ def stable_audio(layers: int | None, window: int | None):
 
     from tada_core.adapters import StableAudioAdapter
 
-    # the whole window (Stable Audio always denoises all of it): 2 samples per latent, less the one sample that
-    # the VAE's stride-1 decoder block drops
-    window_s = (config["sample_size"] * 2 - 1) / 128
-    return StableAudioAdapter, _seeded(build), {"duration": min(10.0, window_s), "steps": 8, "guidance": 7.0}
+    # duration: the family default, the whole window (Stable Audio always denoises all of it), from the decoder
+    return StableAudioAdapter, _seeded(build), {"steps": 8, "guidance": 7.0}
 
 
 def ace_step(layers: int | None, window: int | None):
