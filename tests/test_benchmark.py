@@ -396,6 +396,27 @@ def test_caa_runs_in_the_benchmark_and_every_method_is_compared_with_it(tiny, tm
     assert diff == pytest.approx(pci.auc["avg"] - caa.auc["avg"]) and lo <= hi
 
 
+def test_vectors_can_be_benchmarked_without_renorm_and_a_folder_keeps_its_setting(tiny, tmp_path):
+    from tada_core.caa import compute_caa
+
+    vec = compute_caa(tiny, ["a fast song"] * 2, ["a slow song"] * 2, concept="tempo", seeds=[0, 1],
+                      functional_layers=[1], alpha_range=(-1.0, 1.0), progress=False)
+    vec.save(tmp_path / "tiny-stable-audio-tempo-caa")
+    where = str(tmp_path / "{model}-{concept}-{kind}")
+    on = bench(tiny, tmp_path / "a", methods=["pci", "caa"], vectors=where, calibrate=False).methods[1]
+    off = bench(tiny, tmp_path / "b", methods=["pci", "caa"], vectors=where, calibrate=False,
+                vector_renorm=False).methods[1]
+    assert on.hyperparameters["renorm"] is True and off.hyperparameters["renorm"] is False and on.grid == off.grid
+
+    def steered(folder):  # the journal's distances of every strength, before truncation at P_max
+        recs = [json.loads(line) for line in (folder / "clips.jsonl").read_text().splitlines()]
+        return [r["distance"] for r in recs if r["unit"][0] == "caa"]
+
+    assert steered(tmp_path / "a") != steered(tmp_path / "b")     # the setting reaches the hook
+    with pytest.raises(TadaError, match="vector_renorm"):   # the folder was made without ReNorm
+        bench(tiny, tmp_path / "b", methods=["pci", "caa"], vectors=where, calibrate=False)
+
+
 def test_unavailable_methods_are_reported_not_fatal(tiny, tmp_path):
     result = bench(tiny, None, methods=["pci", "caa", "pci-f"], vectors=str(tmp_path / "{concept}-{kind}"))
     caa = [m for m in result.methods if m.key == "caa"][0]

@@ -13,7 +13,7 @@ key                       method
 ========================  ======================================================================
 ``caa``, ``caa-all``      CAA (TADA Eq. 2): h += alpha v on the functional layers / all layers,
                           conditional branch, every step; ReNorm (Eq. 3) on, as in the paper's
-                          benchmark configurations.
+                          benchmark configurations (``vector_renorm=False``: off, for CAA and SAE).
 ``sae``                   The SAE feature vector (Eq. 8) on the functional layers it exists for.
 ``pci``, ``pci-f``        Prompt concept injection (Gorgun et al., 2026): generate the neutral
                           prompt; from step T - |alpha| on, the cross-attention layers (all / only
@@ -505,10 +505,16 @@ METHODS: dict[str, Any] = {
 }
 
 
-def make_method(key: str) -> Method:
+def make_method(key: str, *, vector_renorm: bool = True) -> Method:
+    """The method ``key`` of :data:`METHODS`. ``vector_renorm``: whether CAA and SAE vectors are steered
+    with ReNorm (Eq. 3; on in the paper's benchmark configurations) or as ``h + alpha v`` (Eq. 2 without it,
+    how a vector whose ``renorm`` is false had its alpha range validated). AUSteer keeps its ReNorm."""
     if key not in METHODS:
         raise TadaError(f"unknown method {key!r}; accepted: {', '.join(METHODS)}")
-    return METHODS[key]()
+    method = METHODS[key]()
+    if isinstance(method, VectorMethod):
+        method.renorm = bool(vector_renorm)
+    return method
 
 
 __all__ = ["Method", "Context", "MethodUnavailable", "METHODS", "make_method", "VectorMethod", "PCI",

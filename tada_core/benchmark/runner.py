@@ -173,11 +173,14 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                   bases: Sequence[str] | None = None, strengths: int = protocol.GRID_POINTS,
                   specificity: Sequence[Concept] = (), reference_seeds: Sequence[int] = tuple(range(10_000, 10_064)),
                   vectors: str = "vectors/{model}-{concept}-{kind}", fit_seeds: Sequence[int] = (0, 1, 2, 3),
-                  settings=None, calibrate: bool = True, out: str | Path | None = None, progress: bool = True,
+                  settings=None, calibrate: bool = True, vector_renorm: bool = True,
+                  out: str | Path | None = None, progress: bool = True,
                   on_unit: Callable[[int, int], None] | None = None,
                   processes: Processes | None = None) -> BenchmarkResult:
     """Run the benchmark for one concept (see the module docstring); ``methods`` are keys of :data:`METHODS`.
 
+    ``vector_renorm``: CAA and SAE vectors steer with ReNorm (Eq. 3, the paper's benchmark setting) or
+    without it (``False``: ``h + alpha v``, as a vector with ``renorm: false`` was validated).
     ``processes``: this process's share of a multi-process run (needs ``out``); every process returns
     the result, the main one writes the files.
     """
@@ -186,7 +189,7 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
     processes = processes or Processes()
     require_folder(processes, out, f"benchmark {concept.name}")
     keys = list(dict.fromkeys(list(REQUIRED) + [str(m) for m in methods]))
-    built = [make_method(k) for k in keys]       # unknown keys fail here, before any work
+    built = [make_method(k, vector_renorm=vector_renorm) for k in keys]   # unknown keys fail here, before any work
     if isinstance(strengths, bool) or not isinstance(strengths, int) or strengths < 1:
         raise TadaError(f"strengths per direction must be an integer >= 1; got {strengths!r}")
     seeds = [int(s) for s in seeds]
@@ -227,6 +230,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
             "vectors": vectors, "calibration": {"factors": list(CAL_FACTORS), "target": CAL_TARGET,
                                                 "items": CAL_ITEMS} if calibrate else None,
             **settings.to_dict()}
+    if not vector_renorm:               # recorded only when off, so folders made before the option still resume
+        spec["vector_renorm"] = False
     folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=CLIPS_FILE, what="benchmark",
                              processes=processes) if out is not None else None
     done: dict[tuple, dict] = {}

@@ -35,6 +35,10 @@ def register_benchmark(sub) -> None:
                    help="other concepts measured on every clip for leakage (default: the benchmarked ones)")
     p.add_argument("--distance", default="mel", help=f"preservation distance: {DISTANCES}")
     p.add_argument("--quality", default="typicality", help=f"quality measure: {QUALITIES}")
+    p.add_argument("--no-vector-renorm", dest="vector_renorm", action="store_false",
+                   help="steer the CAA and SAE vectors without ReNorm (Eq. 3): h + alpha v, as a vector recorded "
+                        "with renorm false had its alpha range validated (default: ReNorm on, the paper's benchmark "
+                        "setting; AUSteer keeps it either way)")
     add_scorer_arg(p)
     p.add_argument("--out", required=True, help="output folder (one subfolder per concept; resumable)")
     add_generation_args(p, batch_size=16)
@@ -83,10 +87,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
         results.append(run(model, concept, scorer, concepts=concepts, methods=args.methods, distance=distance,
                            quality=quality, functional=functional, seeds=args.seeds, bases=bases,
                            strengths=args.strengths, specificity=specificity, vectors=args.vectors,
-                           settings=settings_from(args), out=out / concept.name, processes=processes))
+                           settings=settings_from(args), vector_renorm=args.vector_renorm, out=out / concept.name,
+                           processes=processes))
     if not processes.main:
         return 0
-    write_tables(results, out, title=f"Steering benchmark (TADA Table 3) on {model.name}")
+    renorm = "with" if args.vector_renorm else "without"
+    write_tables(results, out, title=f"Steering benchmark (TADA Table 3) on {model.name}, CAA and SAE {renorm} ReNorm")
     curves_png(results, out / "curves.png")
     print((out / "table.md").read_text(encoding="utf-8"))
     return 0
