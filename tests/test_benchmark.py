@@ -472,3 +472,27 @@ def test_cli_interrupt_is_a_message_not_a_traceback(cli, monkeypatch, tmp_path):
     monkeypatch.setattr(command, "run_benchmark", interrupted)
     code, _, err = cli("benchmark", "--concept", "mood", "--out", tmp_path / "b")
     assert code == 130 and "interrupted" in err and "resumes" in err and "Traceback" not in err
+
+
+def test_verdicts_against_localized_caa_follow_the_paired_intervals(tmp_path):
+    from tada_core.benchmark.runner import BenchmarkResult, MethodResult, verdicts, write_tables
+
+    def method(key, label, vs, available=True):
+        return MethodResult(key=key, label=label, available=available, layers=[3], auc={"pos": 1.0, "neg": 1.0, "avg": 1.0},
+                            auc_ci={"avg": [0.5, 1.5]}, smoothness={"pos": 0.1, "neg": 0.1}, grid={"pos": [1.0], "neg": [-1.0]},
+                            kept={"pos": 1, "neg": 1}, vs_reference=vs, reason="" if available else "no vector")
+
+    def result(concept, methods):
+        return BenchmarkResult(concept=concept, model="m", scorer="s", measure_label="x", distance="d", quality="q",
+                               n_items=6, p_max={"pos": 1.0, "neg": 1.0}, gap=1.0, functional=[3], methods=methods)
+
+    ms = [method("caa", "CAA(F)", [0.0, 0.0, 0.0]), method("pci", "PCI", [2.0, 0.5, 3.0]),
+          method("text-emb", "Text Embeddings", [-1.0, -2.0, 0.1]), method("austeer", "AUSteer", [-1.0, -2.0, -0.1]),
+          method("sae", "SAE(F)", [], available=False)]
+    assert verdicts(result("tempo", ms)) == {"beats": ["PCI"], "ties": ["Text Embeddings"], "loses": ["AUSteer"]}
+    no_caa = [method("caa", "CAA(F)", [], available=False), ms[1]]
+    assert verdicts(result("drums", no_caa)) == {"beats": [], "ties": [], "loses": []}
+    write_tables([result("tempo", ms), result("drums", no_caa)], tmp_path)
+    text = (tmp_path / "table.md").read_text()
+    assert "| tempo | 3 | PCI | Text Embeddings | AUSteer |" in text
+    assert "| drums | - | no comparison: no vector |" in text

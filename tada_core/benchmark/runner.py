@@ -151,6 +151,38 @@ def markdown_table(results: Sequence[BenchmarkResult]) -> str:
     return "\n".join(lines)
 
 
+def verdicts(result: BenchmarkResult) -> dict[str, list[str]]:
+    """Each available method against CAA(F), by the paired 95% interval of its AUC avg minus CAA(F)'s:
+    ``beats`` (the interval is above 0), ``loses`` (below 0), ``ties`` (it includes 0). Empty lists when
+    CAA(F) did not run (no functional layer or no vector), since there is nothing to compare with."""
+    out: dict[str, list[str]] = {"beats": [], "ties": [], "loses": []}
+    if not any(m.key == "caa" and m.available for m in result.methods):
+        return out
+    for m in result.methods:
+        if not m.available or m.key == "caa" or len(m.vs_reference) != 3:
+            continue
+        _, lo, hi = m.vs_reference
+        if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+            continue
+        out["beats" if lo > 0 else "loses" if hi < 0 else "ties"].append(m.label)
+    return out
+
+
+def verdicts_table(results: Sequence[BenchmarkResult]) -> str:
+    """Markdown: per concept, which methods beat, tie with or lose to localized CAA (see :func:`verdicts`)."""
+    lines = ["| concept | CAA(F) layers | beats CAA(F) | ties with CAA(F) | loses to CAA(F) |", "|---|---|---|---|---|"]
+    for r in results:
+        caa = next((m for m in r.methods if m.key == "caa"), None)
+        if caa is None or not caa.available:
+            why = caa.reason if caa is not None else "CAA(F) was not run"
+            lines.append(f"| {r.concept} | - | no comparison: {why} | | |")
+            continue
+        v = verdicts(r)
+        lines.append(f"| {r.concept} | {','.join(map(str, caa.layers or []))} | "
+                     + " | ".join(", ".join(v[k]) or "-" for k in ("beats", "ties", "loses")) + " |")
+    return "\n".join(lines)
+
+
 def write_tables(results: Sequence[BenchmarkResult], out: str | Path, title: str = "") -> None:
     """``table.md``, ``table.csv`` and ``table.json`` in ``out`` (Table 3's layout, one block per concept)."""
     out = Path(out)
@@ -162,7 +194,9 @@ def write_tables(results: Sequence[BenchmarkResult], out: str | Path, title: str
     write_json(out / "table.json", [r.to_dict() for r in results])
     p = "; ".join(f"{r.concept}: + {_f(r.p_max['pos'])}, - {_f(r.p_max['neg'])}" for r in results)
     atomic_write_text(out / "table.md", (f"# {title}\n\n" if title else "") + markdown_table(results)
-                      + f"\n\nP_max ({results[0].distance}): {p}\n")
+                      + f"\n\nP_max ({results[0].distance}): {p}\n\n"
+                      + "Against localized CAA (paired 95% bootstrap interval of AUC avg minus CAA(F)'s: above 0 "
+                        "beats, below 0 loses, including 0 ties):\n\n" + verdicts_table(results) + "\n")
 
 
 # --------------------------------------------------------------------------------------
@@ -542,4 +576,4 @@ def curves_png(results: Sequence[BenchmarkResult], path: str | Path) -> Path:
     return line_panels(panels, path, x_label="preservation p = P_max - d", y_label="delta a")
 
 
-__all__ = ["run_benchmark", "BenchmarkResult", "MethodResult", "markdown_table", "write_tables", "curves_png"]
+__all__ = ["run_benchmark", "BenchmarkResult", "MethodResult", "markdown_table", "verdicts", "write_tables", "curves_png"]
