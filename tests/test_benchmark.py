@@ -455,10 +455,12 @@ def test_a_scorer_that_does_not_fit_is_refused(models):
 def test_cli_benchmark_on_the_organism(cli, tmp_path):
     code, out, err = cli("benchmark", "--concept", "mood", "--methods", "pci", "text-emb", "--prompts", "2",
                          "--strengths", "1", "--functional", "4", "--specificity", "--duration", "1", "--steps",
-                         "4", "--out", tmp_path / "b")
+                         "4", "--no-vector-renorm", "--out", tmp_path / "b")
     assert code == 0, err
     assert "| mood | PCI | all |" in out and "| mood | Text Embeddings |" in out
     assert (tmp_path / "b" / "table.md").is_file() and (tmp_path / "b" / "mood" / "result.json").is_file()
+    assert "CAA and SAE without ReNorm" in out
+    assert json.loads((tmp_path / "b" / "mood" / "spec.json").read_text())["vector_renorm"] is False
     code, _, err = cli("benchmark", "--concept", "mood", "--methods", "bogus", "--out", tmp_path / "c")
     assert code == 2 and "unknown method 'bogus'" in err
 
