@@ -480,8 +480,9 @@ def test_verdicts_against_localized_caa_follow_the_paired_intervals(tmp_path):
     from tada_core.benchmark.runner import BenchmarkResult, MethodResult, verdicts, write_tables
 
     def method(key, label, vs, available=True):
-        return MethodResult(key=key, label=label, available=available, layers=[3], auc={"pos": 1.0, "neg": 1.0, "avg": 1.0},
-                            auc_ci={"avg": [0.5, 1.5]}, smoothness={"pos": 0.1, "neg": 0.1}, grid={"pos": [1.0], "neg": [-1.0]},
+        return MethodResult(key=key, label=label, available=available, layers=[3],
+                            auc={"pos": 1.0, "neg": 1.0, "avg": 1.0}, auc_ci={"avg": [0.5, 1.5]},
+                            smoothness={"pos": 0.1, "neg": 0.1}, grid={"pos": [1.0], "neg": [-1.0]},
                             kept={"pos": 1, "neg": 1}, vs_reference=vs, reason="" if available else "no vector")
 
     def result(concept, methods):

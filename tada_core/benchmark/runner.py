@@ -576,4 +576,5 @@ def curves_png(results: Sequence[BenchmarkResult], path: str | Path) -> Path:
     return line_panels(panels, path, x_label="preservation p = P_max - d", y_label="delta a")
 
 
-__all__ = ["run_benchmark", "BenchmarkResult", "MethodResult", "markdown_table", "verdicts", "write_tables", "curves_png"]
+__all__ = ["run_benchmark", "BenchmarkResult", "MethodResult", "markdown_table", "verdicts", "write_tables",
+           "curves_png"]
