@@ -1,5 +1,6 @@
 """MusicGen: the residual-stream family, DiffMean (Facchiano et al. 2025), its injection strategies and metrics."""
 
+import functools
 import json
 
 import numpy as np
@@ -36,13 +37,55 @@ def test_the_family_speaks_the_models_interface(mg):
     assert s.steps == 63 + 1     # ceil(0.5 s x 125 frames/s) + the delay pattern's K - 1
     g = mg.generate(["a fast song", "a slow sad piano song"], seeds=[0, 1])
     assert g.sample_rate == 8000 and g.audio.shape == (2, 1, 4000)
-    alone = mg.generate(["a slow sad piano song"], seeds=[1]).audio[0]
-    assert torch.allclose(g.audio[1], alone, atol=1e-5)          # padding masked: batchmates do not matter
     assert torch.equal(mg.generate(["a fast song"], seeds=[0]).audio, mg.generate(["a fast song"], seeds=[0]).audio)
     assert not torch.allclose(g.audio[0], mg.generate(["a fast song"], seeds=[5]).audio[0])   # seeds matter
     with pytest.raises(TadaError, match="no cross-attention keys and values to patch"):
         with patch(mg, [0], "a march"):
             pass
+
+
+PADDED = (["a fast song", "a slow sad piano song with drums"], [0, 1])   # row 0 is padded in the batch
+
+
+def _generate(mg, use_cache: bool = True) -> torch.Tensor:
+    prompts, seeds = PADDED
+    model = mg.pipeline.model
+    stock = model.generate
+    model.generate = functools.partial(stock, use_cache=use_cache)
+    try:
+        return mg.generate(prompts, seeds=seeds).audio
+    finally:
+        del model.generate
+
+
+def test_the_text_mask_reaches_every_cached_step(mg):
+    """A padded prompt computed step by step with the cache equals the same prompt recomputed in full at every
+    step, where the decoder builds the mask itself from its documented ``encoder_attention_mask``; the newest
+    transformers renamed the cache argument the mask hook used to read (5.24), which this catches."""
+    prompts, _ = PADDED
+    lengths = [len(mg.pipeline.tokenizer(p)["input_ids"]) for p in prompts]
+    assert lengths[0] < lengths[1]
+    cached, full = _generate(mg), _generate(mg, use_cache=False)
+    for row in range(len(prompts)):
+        assert torch.allclose(cached[row], full[row], atol=1e-5), row
+
+
+def test_without_the_text_mask_a_padded_prompt_sounds_different(mg, monkeypatch):
+    """The mask matters: the stock decoder attends to the padded text positions (zeroed, but attended)."""
+    masked = _generate(mg)
+    monkeypatch.setattr(type(mg), "_family_hooks", lambda self, run, add: None)
+    stock = _generate(mg)
+    assert not torch.allclose(masked[0], stock[0], atol=1e-3)       # the padded row
+    assert torch.allclose(masked[1], stock[1], atol=1e-5)           # the longest prompt has no padding
+
+
+def test_with_a_fixed_text_length_a_prompt_sounds_as_it_does_alone(mg, monkeypatch):
+    """As the MusicGen organism generates: every prompt padded to one length, padding masked."""
+    monkeypatch.setattr(mg.pipeline, "text_length", 16)
+    prompts, seeds = PADDED
+    batch = mg.generate(prompts, seeds=seeds).audio
+    for row, (p, s) in enumerate(zip(prompts, seeds)):
+        assert torch.allclose(batch[row], mg.generate([p], seeds=[s]).audio[0], atol=1e-5), row
 
 
 def test_lambda_zero_is_bit_identical_and_batches_equal_separate_runs(mg, vec):

@@ -48,6 +48,7 @@ from .base import CrossAttentionLayer, ModelAdapter, Run
 TOP_K = 250          # MusicGen's sampling defaults (audiocraft and the transformers generation config)
 TEMPERATURE = 1.0
 _MASK = "text_mask"
+_SEEN = "decoder_positions"   # decoder positions so far in this generation (prefix + audio)
 
 
 class MusicGenPipeline:
@@ -226,6 +227,10 @@ class MusicGenAdapter(ModelAdapter):
         inner = self.pipeline.decoder.model.decoder
 
         def give_mask(module, args, kwargs):
+            # The decoder's documented inputs only: ``encoder_attention_mask`` on the call that carries the prefix
+            # (chroma + text), ``attention_mask`` over every position seen so far on the cached calls after it.
+            # The positions are counted here, not read from transformers' cache object, whose argument name and
+            # layout are private (5.24 renamed ``past_key_values`` to ``cache``).
             mask = run.state.get(_MASK)
             if mask is None:
                 return None
@@ -234,12 +239,15 @@ class MusicGenAdapter(ModelAdapter):
             rows = (ids.shape[0] // self.codebooks) if ids is not None else hidden.shape[0]
             new = (ids.shape[-1] if ids is not None else hidden.shape[1])
             prefix = mask if rows == mask.shape[0] else torch.cat([mask, mask])   # CFG: [cond; uncond] rows
-            past = kwargs.get("past_key_values")
-            seen = past.get_seq_length() if past is not None else 0
             if kwargs.get("encoder_hidden_states") is not None:
+                run.state[_SEEN] = prefix.shape[1] + new
                 kwargs["encoder_attention_mask"] = prefix
                 return args, kwargs
-            audio = torch.ones(rows, seen + new - prefix.shape[1], dtype=prefix.dtype, device=prefix.device)
+            if _SEEN not in run.state:
+                raise TadaError("MusicGen's decoder was called without its conditioning prefix before any call "
+                                "with it; the text mask cannot be placed")
+            run.state[_SEEN] += new
+            audio = torch.ones(rows, run.state[_SEEN] - prefix.shape[1], dtype=prefix.dtype, device=prefix.device)
             kwargs["attention_mask"] = torch.cat([prefix, audio], dim=1)
             return args, kwargs
 
