@@ -17,18 +17,18 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from tada_core.cli import main  # noqa: E402
 
-SMALL = ["--steps", "4", "--duration", "1", "--device", "cpu"]
+SMALL = ["--steps", "2", "--duration", "0.5", "--device", "cpu"]
 CAPTIONS = str(Path(__file__).parent / "data" / "musiccaps_sample.csv")
 
 JOBS = [
     # the organism: a localization sweep, CAA, an activation cache, data-parallel SAE training, the benchmark
-    ["localize", "--concept", "tempo", "--pairs", "2", "--seeds", "0", "1", "--layers", "3", "5",
+    ["localize", "--concept", "tempo", "--pairs", "2", "--seeds", "0", "--layers", "3", "5",
      "--batch-size", "2", "--out", "loc", *SMALL],
     ["caa", "--concept", "tempo", "--seeds", "0", "1", "--batch-size", "4", "--out", "caa", *SMALL],
     ["sae", "cache", "--prompts", "10", "--layers", "3", "--batch-size", "4", "--out", "cache", *SMALL],
     ["sae", "train", "cache", "--expansions", "2", "--ks", "4", "--epochs", "2", "--batch-tokens", "64",
      "--out", "sae"],
-    ["benchmark", "--concept", "mood", "--methods", "pci", "text-emb", "--prompts", "2", "--strengths", "1",
+    ["benchmark", "--concept", "mood", "--methods", "pci", "text-emb", "--prompts", "2", "--seeds", "100", "--strengths", "1",
      "--functional", "4", "--specificity", "--batch-size", "16", "--out", "bench", *SMALL],
     # a tiny fixture of another family
     ["sae", "cache", "--model", "tiny-ace-step", "--captions", CAPTIONS, "--prompts", "6", "--layers", "0", "1",
