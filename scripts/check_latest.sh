@@ -25,7 +25,8 @@ pip install --quiet torch==2.13.0                                      # the CPU
 pip install --quiet --upgrade -r requirements.txt pytest playwright    # no constraints: the newest allowed
 python -m pip check
 
-freeze=$(pip freeze --exclude-editable | sort -f)
+# torch without its build label (+cpu, +cu128): the lock then matches the CPU and the CUDA build of that release
+freeze=$(pip freeze --exclude-editable | sed 's/^torch==\([^+]*\)+.*/torch==\1/' | sort -f)
 echo "## newest allowed versions that differ from constraints.txt"
 diff <(grep -v '^#' constraints.txt | sed '/^$/d' | sort -f) <(echo "$freeze") | grep '^[<>]' \
     | sed 's/^</  lock:  /; s/^>/  newest:/' || echo "  none: the lock is the newest"

@@ -85,3 +85,56 @@ def test_relative_links_exist(path):
     for target in re.findall(r"\]\(([^)#]+)\)", path.read_text(encoding="utf-8")):
         if not re.match(r"[a-z]+://", target):
             assert (path.parent / target).exists(), f"{path.name} links to missing {target}"
+
+
+def _requirements(lines) -> dict[str, str]:
+    """{name: specifier; marker} of requirement lines, names normalized as pip does."""
+    out = {}
+    for line in lines:
+        line = line.split(" #")[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        m = re.match(r"([A-Za-z0-9_.\-]+)\s*(.*)", line)
+        out[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2).replace(" ", "").replace('"', "'")
+    return out
+
+
+def test_requirements_and_pyproject_ask_for_the_same_ranges_and_every_range_has_an_upper_bound():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = _requirements((ROOT / "requirements.txt").read_text().splitlines())
+    declared = _requirements(project["dependencies"] + project["optional-dependencies"]["app"])
+    assert pinned == declared
+    for name, spec in pinned.items():
+        assert ">=" in spec and "<" in spec.replace("<=", ""), f"{name}: a lower and an upper bound ({spec})"
+
+
+def test_the_lock_pins_every_installed_dependency_that_matters_exactly():
+    lock = (ROOT / "constraints.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lock if line and not line.startswith("#"))
+    pins = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in pins.items()}
+    for name in ("torch", "diffusers", "transformers", "tokenizers", "accelerate", "huggingface-hub", "gradio",
+                 "numpy", "librosa", "scipy", "scikit-learn", "soundfile", "essentia", "playwright", "pytest",
+                 "safetensors", "numba"):
+        assert name in pins, name
+    assert "+" not in pins["torch"]            # any build of that release: CPU or CUDA
+    ranges = _requirements((ROOT / "requirements.txt").read_text().splitlines())
+    from packaging.specifiers import SpecifierSet
+
+    for name, spec in ranges.items():
+        spec = spec.split(";")[0]
+        if name in pins:
+            assert SpecifierSet(spec, prereleases=True).contains(pins[name], prereleases=True), (name, spec)
+
+
+def test_ci_installs_and_tests_exactly_as_the_readme_says():
+    """Each install and test command in .ci/run is one of the README's, verbatim, so a missing step fails CI."""
+    readme = "\n".join(blocks(ROOT / "README.md", "bash"))
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = [line.strip() for line in ci.splitlines() if line.strip().startswith(("pip install", "python -m pytest"))]
+    assert len(commands) == 3, commands
+    for command in commands[:2]:
+        assert command in readme, command
+    assert "python -m pytest -q" in readme and commands[2].startswith("python -m pytest -q")
+    assert "python3 -m venv" in ci and "TADA_REQUIRE_BROWSER=1" in ci and "apt-get install" in ci
