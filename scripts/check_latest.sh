@@ -21,15 +21,20 @@ python3 -m venv "$venv"
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
 python -m pip install --quiet --upgrade pip
-pip install --quiet torch==2.13.0                                      # the CPU build, as the README says
-pip install --quiet --upgrade -r requirements.txt pytest playwright    # no constraints: the newest allowed
+pip install --quiet torch==2.13.0                          # the CPU build first, as the README says
+pip install --quiet -r requirements.txt pytest playwright  # no constraints: the newest allowed (torch stays: a newer
+                                                           # torch from the registry is a CUDA build of several GB)
 python -m pip check
 
 # torch without its build label (+cpu, +cu128): the lock then matches the CPU and the CUDA build of that release
 freeze=$(pip freeze --exclude-editable | sed 's/^torch==\([^+]*\)+.*/torch==\1/' | sort -f)
 echo "## newest allowed versions that differ from constraints.txt"
-diff <(grep -v '^#' constraints.txt | sed '/^$/d' | sort -f) <(echo "$freeze") | grep '^[<>]' \
-    | sed 's/^</  lock:  /; s/^>/  newest:/' || echo "  none: the lock is the newest"
+changes=$(diff <(grep -v '^#' constraints.txt | sed '/^$/d' | sort -f) <(echo "$freeze") | grep '^[<>]' || true)
+if [[ -n "$changes" ]]; then
+    echo "$changes" | sed 's/^</  lock:  /; s/^>/  newest:/'
+else
+    echo "  none: the lock is the newest"
+fi
 
 echo "## the suite on the newest versions (log: $log)"
 status=0
