@@ -7,6 +7,7 @@ number, a string or a list is expected; each check accepts exactly its documente
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Sequence
 
 from tada_core import TadaError
@@ -14,34 +15,55 @@ from tada_core import TadaError
 SEED_MAX = 2 ** 32 - 1
 
 
+def _shown(value: Any) -> str:
+    """A visitor's value as a message may quote it: short, one line, never a 5000-digit number."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a number with about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, str):
+        return "str " + repr(value[:40] + ("..." if len(value) > 40 else ""))
+    if isinstance(value, (list, tuple, dict)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    if value is None:
+        return "nothing"
+    return repr(value)[:60]
+
+
 def _number(name: str, value: Any, accepted: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TadaError(f"{name} must be {accepted}; got {type(value).__name__} {value!r}"[:200])
-    if not math.isfinite(value):
-        raise TadaError(f"{name} must be {accepted}; got {value!r}")
-    return float(value)
+        raise TadaError(f"{name} must be {accepted}; got {_shown(value)}")
+    try:
+        v = float(value)
+    except OverflowError:      # an int beyond float's range, e.g. 10**400
+        raise TadaError(f"{name} must be {accepted}; got {_shown(value)}") from None
+    if not math.isfinite(v):
+        raise TadaError(f"{name} must be {accepted}; got {_shown(value)}")
+    return v
 
 
 def whole(name: str, value: Any, lo: int, hi: int) -> int:
     """A whole number in lo..hi (an integral float from a number box is accepted; 1.5 is not)."""
     accepted = f"a whole number in {lo}..{hi}"
     v = _number(name, value, accepted)
-    if v != int(v) or not lo <= int(v) <= hi:
-        raise TadaError(f"{name} must be {accepted}; got {value!r}")
-    return int(v)
+    if v != int(v) or not lo <= int(v) <= hi or (isinstance(value, int) and not lo <= value <= hi):
+        raise TadaError(f"{name} must be {accepted}; got {_shown(value)}")
+    return int(v) if not isinstance(value, int) else int(value)
 
 
 def number(name: str, value: Any, lo: float, hi: float, *, low_open: bool = False) -> float:
     accepted = f"a number in {'(' if low_open else '['}{lo:g}, {hi:g}]"
     v = _number(name, value, accepted)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise TadaError(f"{name}: this server's limit for it is not a finite number ({lo!r}, {hi!r}); nothing "
+                        f"can be accepted")
     if v > hi or v < lo or (low_open and v == lo):
-        raise TadaError(f"{name} must be {accepted}; got {value!r}")
+        raise TadaError(f"{name} must be {accepted}; got {_shown(value)}")
     return v
 
 
 def text(name: str, value: Any, max_len: int = 500) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise TadaError(f"{name} must be a non-empty string; got {type(value).__name__ if value is not None else 'nothing'}")
+        got = "nothing" if value is None else "an empty string" if isinstance(value, str) else type(value).__name__
+        raise TadaError(f"{name} must be a non-empty string; got {got}")
     if len(value) > max_len:
         raise TadaError(f"{name} must be at most {max_len} characters; got {len(value)}")
     return value.strip()
@@ -57,21 +79,39 @@ def optional_text(name: str, value: Any, max_len: int = 200) -> str:
     return value.strip()
 
 
+_LAYER = re.compile(r"([0-9]{1,5})(?: \([a-z ]{1,20}\))?")   # 3, "3", or a checkbox label "3 (functional)"
+
+
+def layer(name: str, value: Any, allowed: Sequence[int]) -> int:
+    """One layer index from ``allowed``: a whole number, or its ASCII digits (a box's label "3 (functional)" is
+    read as 3). The one parser of every tab."""
+    if isinstance(value, str):
+        m = _LAYER.fullmatch(value.strip())
+        if m is None:
+            raise TadaError(f"{name} must be a layer index from {list(allowed)}; got {_shown(value)}")
+        value = int(m.group(1))
+    index = whole(name, value, 0, 99_999)
+    if index not in allowed:
+        raise TadaError(f"layer {index} is not available here; choose among {list(allowed)}")
+    return index
+
+
 def layers(name: str, value: Any, allowed: Sequence[int]) -> list[int]:
-    """A non-empty list of layer indices from ``allowed`` (checkbox labels like "3 (functional)" are read as 3)."""
+    """A non-empty list of layer indices from ``allowed`` (each read by :func:`layer`)."""
     if not isinstance(value, (list, tuple)):
         raise TadaError(f"{name} must be a list of layer indices from {list(allowed)}; got {type(value).__name__}")
     if not value:
         raise TadaError(f"select at least one layer ({name})")
-    ids = []
-    for x in value:
-        if isinstance(x, str) and x.split() and x.split()[0].isdigit():
-            x = int(x.split()[0])
-        ids.append(whole(f"{name} entry", x, 0, 10_000))
-    outside = sorted(set(ids) - set(allowed))
-    if outside:
-        raise TadaError(f"layers {outside} are not available here; choose among {list(allowed)}")
-    return sorted(set(ids))
+    if len(value) > 10_000:
+        raise TadaError(f"{name} must be a list of layer indices from {list(allowed)}; got {len(value)} entries")
+    return sorted({layer(f"{name} entry", x, allowed) for x in value})
+
+
+def choice(name: str, value: Any, accepted: Sequence[str]) -> str:
+    """One of ``accepted`` names exactly (never a path, never a file to read)."""
+    if not isinstance(value, str) or value.strip() not in accepted:
+        raise TadaError(f"{name} must be one of {', '.join(accepted) or 'none here'}; got {_shown(value)}")
+    return value.strip()
 
 
 def settings(prompt: Any, seed: Any, duration: Any, steps: Any, *, max_duration: float, max_steps: int,

@@ -8,6 +8,7 @@ vector, SAE or atlas (:mod:`tada_app.sources`), and its hooks exist only inside 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,7 +34,10 @@ METHODS = ("caa", "sae", "diffmean", "any")
 def alpha_limit(vector) -> float:
     """The largest |alpha| the app accepts for ``vector``: twice the range it was validated over."""
     if vector.alpha_range:
-        return 2 * max(abs(float(a)) for a in vector.alpha_range)
+        ends = [float(a) for a in vector.alpha_range]
+        if not all(math.isfinite(a) for a in ends):
+            raise TadaError(f"this vector's alpha_range {ends} is not finite; the app will not steer with it")
+        return 2 * max(abs(a) for a in ends)
     return DEFAULT_ALPHA_LIMIT
 
 
@@ -156,8 +160,11 @@ class Handlers:
         scorer = self.cache.scorer(model)
         if scorer is None:
             return ""
+        concepts = entry_for(model).concepts
+        if concept_name not in concepts.names():     # a name only: an artifact's text never becomes a file to read
+            return ""
+        concept = concepts.get(concept_name)
         try:
-            concept = entry_for(model).concepts.get(concept_name)
             scorer.check(concept)
         except TadaError:
             return ""
@@ -258,8 +265,7 @@ class Handlers:
         """The heatmap of a model's committed localization (the concept marked), its rows and a caption."""
         from tada_core.localize import Localization
 
-        self.cache.key(model)
-        concept = checks.text("concept", concept, 100)
+        concept = checks.choice("concept", concept, self.concept_choices(model))
         rows = [Localization.from_dict(r) for r in self._shipped_localization(model)]
         if not rows:
             return None, [], (f"No committed localization for {model} in results/. Compute one below (models with a "
@@ -286,7 +292,7 @@ class Handlers:
         if scorer is None:
             raise TadaError(f"the app computes localizations for models with a built-in scorer (the organism); for "
                             f"{model} run `tada localize --model {model} --scorer clap:PATH`")
-        c = entry.concepts.get(checks.text("concept", concept, 100))
+        c = entry.concepts.get(checks.choice("concept", concept, entry.concepts.names()))
         prompt_pairs, _ = entry.concepts.localization_pairs(c, limit=pairs_n)
         folder = self.config.runs_folder() / f"{entry.name}-{c.name}-{len(prompt_pairs)}x{seeds_n}"
 
@@ -314,17 +320,13 @@ class Handlers:
 
     def _atlas(self, sae: str, layer: Any):
         atlases = self._atlases(sae)
-        index = checks.whole("layer", layer, 0, 10_000) if not isinstance(layer, str) or not layer.isdigit() \
-            else int(layer)
-        if index not in atlases:
-            raise TadaError(f"this SAE has atlases for layers {sorted(atlases)}; got layer {layer!r}")
-        return atlases[index]
+        return atlases[checks.layer("layer", layer, sorted(atlases))]
 
     def feature_table(self, sae: str, layer: int, concept: str, n: int = 12) -> list[list]:
         """Top features of a layer for a concept: [feature, Eq. 6 score, its top prompt]."""
         atlas = self._atlas(sae, layer)
         n = checks.whole("n", n, 1, 100)
-        concept = checks.text("concept", concept, 100)
+        concept = checks.choice("concept", concept, list(atlas.scores))
         return [[f, round(score, 3), atlas.browse(f, top=1)["top_prompts"][0][0]]
                 for f, score in atlas.top_features(concept, n)]
 
@@ -349,7 +351,7 @@ class Handlers:
         folder = self._sae_folder(sae)
         with self.cache.use(model) as m:
             saes = load_saes(m, folder)
-            layer_i = checks.layers("layer", [layer], sorted(saes))[0]
+            layer_i = checks.layer("layer", layer, sorted(saes))
             f = checks.whole("feature", feature, 0, saes[layer_i].cfg.latents - 1)
             with steer(m, {layer_i: sae_vector(saes[layer_i], [f])}, alpha=[0.0, a], layers=[layer_i],
                        use_renorm=False):  # Eq. 8: one decoder direction added as is

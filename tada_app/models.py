@@ -9,7 +9,7 @@ import os
 import threading
 from typing import Any, Iterator
 
-from tada_core import TadaError, load_model, model_names
+from tada_core import TadaError, load_model
 from tada_core.registry import REGISTRY, entry_for
 
 from .config import AppConfig
@@ -40,16 +40,19 @@ class ModelCache:
         self._lock = threading.Lock()   # guards the dicts, never held while loading or generating
 
     def key(self, name: Any) -> str:
-        """What ``name`` resolves to, or a TadaError saying what is accepted."""
-        accepted = ", ".join(model_names(listed_only=True))
+        """What ``name`` resolves to, or a TadaError saying what is accepted: exactly the models of the app's
+        menu (and, where the admin allows custom models, a pipeline folder or Hub id)."""
+        served = self.config.models()
+        accepted = ", ".join(served)
         if not isinstance(name, str) or not name.strip():
-            raise TadaError(f"model must be one of {accepted}; got {name!r}"[:300])
+            raise TadaError(f"model must be one of {accepted}; got {'nothing' if name is None else type(name).__name__}")
         name = name.strip()
-        if name in REGISTRY:
+        if name in served:
             return "registry:" + name
-        if not self.config.allow_custom_models:
-            raise TadaError(f"model must be one of {accepted} (other models are off on this server; its admin "
-                            f"can allow them with TADA_ALLOW_CUSTOM_MODELS=1)")
+        if not self.config.allow_custom_models or name in REGISTRY:
+            raise TadaError(f"model must be one of {accepted}" + ("" if self.config.allow_custom_models else
+                            " (other models are off on this server; its admin can allow them with "
+                            "TADA_ALLOW_CUSTOM_MODELS=1)"))
         if os.path.isdir(name):
             return "folder:" + os.path.realpath(name)
         if is_hub_id(name):

@@ -7,13 +7,23 @@ Long jobs (localization) run in their own queue (``concurrency_id="long-jobs"``,
 time), so a sweep never holds up a visitor's generation.
 """
 
+import atexit
 import functools
 import inspect
 import logging
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 import gradio as gr
 
-from tada_core import TadaError, model_names
+from tada_core import TadaError
 
 from .config import MIN_DURATION
 from .handlers import FEATURE_ALPHA_LIMIT, Handlers, heatmap, impact_rows, localization_text
@@ -33,14 +43,17 @@ STOPPED = "Stopped. Finished batches are kept: Compute again resumes from there.
 
 
 def ui_error(e: Exception) -> gr.Error:
-    """Bad input (TadaError) as its message; anything else as its type, logged with its traceback on the
-    server. Never a server path; either way the app keeps serving."""
+    """Bad input (TadaError) as its message, logged as one line; anything else as its type, logged with its
+    traceback (a real fault). gradio itself prints no traceback for either. Never a server path; either way
+    the app keeps serving."""
     if isinstance(e, gr.Error):
         return e
     if isinstance(e, TadaError):
-        return gr.Error(scrub(str(e)))
+        message = scrub(str(e)).replace("\n", " ")
+        log.info("refused input: %s", message[:300])
+        return gr.Error(message, print_exception=False)
     log.exception("request failed")
-    return gr.Error(f"internal error ({type(e).__name__}); the server log has the details")
+    return gr.Error(f"internal error ({type(e).__name__}); the server log has the details", print_exception=False)
 
 
 def friendly(fn):
@@ -67,15 +80,70 @@ def _public(event, fn, inputs, outputs, name, *, generates: bool = False, **kwar
     return event(friendly(gpu(fn) if generates else fn), inputs, outputs, api_name=name, preprocess=False, **kwargs)
 
 
+def _slug(text, n: int = 32) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:n].strip("-") or "x"
+
+
+class AudioFiles:
+    """The players' clips as WAV files named after what made them (model, prompt, vector, alpha, original or
+    steered), so a download says what it is. One folder per request, the oldest removed past ``keep``
+    (gradio copies each file into its own cache while answering), all removed at exit."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="tada-audio-"))
+        self.keep = keep
+        self._lock = threading.Lock()
+        atexit.register(shutil.rmtree, self.root, ignore_errors=True)
+
+    def write(self, clips: dict[int, tuple[str, tuple[int, Any]]]) -> dict[int, str]:
+        import soundfile as sf
+
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir()
+        paths = {}
+        for i, (name, (rate, data)) in clips.items():
+            path = folder / f"{name[:120]}.wav"
+            sf.write(path, np.asarray(data), rate, subtype="PCM_16")   # int16 [samples, channels]
+            paths[i] = str(path)
+        with self._lock:
+            folders = sorted(self.root.iterdir(), key=lambda p: p.stat().st_mtime)
+            for old in folders[:-self.keep]:
+                shutil.rmtree(old, ignore_errors=True)
+        return paths
+
+
+def named_audio(fn, files: AudioFiles, names):
+    """``fn`` with the audio among its outputs as named files: ``names(arguments)`` gives {output index: file
+    name} ({None: name} where ``fn`` returns one clip). Keeps ``fn``'s signature (the API's parameter names)."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        wanted = names(bound.arguments)
+        single = list(wanted) == [None]     # the function returns one clip, not a tuple of outputs
+        out = [out] if single else list(out)
+        paths = files.write({i or 0: (name, out[i or 0]) for i, name in wanted.items()})
+        for i, path in paths.items():
+            out[i] = path
+        return out[0] if single else tuple(out)
+    return wrapped
+
+
 def side_by_side() -> list:
     """Original and steered players with their spectrograms, and a caption (the outputs of a steer)."""
+    # the spectrograms' titles sit above them, not in gradio's label badge, which would cover the top axis
     with gr.Row():
         with gr.Column():
             orig = gr.Audio(label="original (alpha 0)", type="numpy")
-            orig_spec = gr.Image(label="original: spectrogram (dB relative to the louder clip)", type="pil")
+            gr.Markdown("**original: spectrogram** (dB relative to the louder clip)")
+            orig_spec = gr.Image(label="original: spectrogram", show_label=False, type="pil")
         with gr.Column():
             steered = gr.Audio(label="steered", type="numpy")
-            steered_spec = gr.Image(label="steered: spectrogram (same scale)", type="pil")
+            gr.Markdown("**steered: spectrogram** (same scale)")
+            steered_spec = gr.Image(label="steered: spectrogram", show_label=False, type="pil")
     caption = gr.Textbox(label="what was done", interactive=False)   # artifact text shown as text, never HTML
     return [orig, steered, orig_spec, steered_spec, caption]
 
@@ -100,40 +168,61 @@ def steer_tab(h: Handlers, shared: dict) -> dict:
                               label="layers to steer (default: the vector's functional layers)")
     lim = info["limit"] if info else 10.0
     with gr.Row():
-        alpha = gr.Slider(-lim, lim, value=info["alpha"] if info else 1.0,
-                          label="alpha (signed: negative removes the concept)")
+        alpha = gr.Slider(-lim, lim, value=info["alpha"] if info else 1.0, label=_alpha_label(lim))
         renorm = gr.Checkbox(info["renorm"] if info else True,
                              label="ReNorm (Eq. 3; default: what the vector's alpha range was validated with)")
         strategy = gr.Radio([("the vector's own", ""), ("One-to-All", "one-to-all"), ("All-to-All", "all-to-all")],
-                            value="", label="injection (DiffMean vectors of MusicGen's residual stream)")
+                            value="", label="injection (DiffMean vectors of MusicGen's residual stream)",
+                            interactive=bool(info) and info["method"] == "diffmean")
     go = gr.Button("Steer", variant="primary")
     outputs = side_by_side()
-    _public(go.click, h.steer, [shared["model"], prompt, shared["seed"], shared["duration"], shared["steps"], vector,
-                                repo_id, layers, alpha, renorm, strategy], outputs, "steer", generates=True)
+    def names(a):
+        stem = f"{_slug(a['model'])}_{_slug(a['prompt'])}_{_slug(a['vector'] or a['repo_id'])}"
+        return {0: f"{stem}_alpha0_original", 1: f"{stem}_alpha{_slug(a['alpha'])}_steered"}
+
+    _public(go.click, named_audio(h.steer, shared["files"], names),
+            [shared["model"], prompt, shared["seed"], shared["duration"], shared["steps"], vector, repo_id, layers,
+             alpha, renorm, strategy], outputs, "steer", generates=True)
 
     def controls(name, repo):
         data = h.vector_info(name, repo) if (name or (repo or "").strip()) else None
+        lim = (data or {}).get("limit", 10.0)
+        diffmean = bool(data) and data["method"] == "diffmean"
         return (gr.update(choices=_layer_boxes(data), value=data["functional"] if data else []),
-                gr.update(minimum=-(data or {}).get("limit", 10.0), maximum=(data or {}).get("limit", 10.0),
-                          value=(data or {}).get("alpha", 1.0)),
-                gr.update(value=(data or {}).get("renorm", True)), _vector_caption(data))
+                gr.update(minimum=-lim, maximum=lim, value=(data or {}).get("alpha", 1.0), label=_alpha_label(lim)),
+                gr.update(value=(data or {}).get("renorm", True)),
+                gr.update(interactive=diffmean, value=""), _vector_caption(data))
 
     def on_vector(name):   # a shipped choice clears the repo box, so one source is ever in use
         return ("",) + controls(name, "")
 
-    def on_repo(repo):     # a repo id clears the shipped choice
-        return (None,) + controls(None, repo)
+    def on_repo(repo, current):
+        """A repo id replaces the shipped choice; one it cannot use leaves the current vector in use, says so
+        once (a toast and the vector box), and clears the repo box, so what Steer uses is what is shown."""
+        try:
+            return (gr.skip(), None) + controls(None, repo)
+        except Exception as e:  # noqa: BLE001 - shown as one message, the controls stay as they were
+            message = str(ui_error(e))
+            gr.Warning(message)
+            still = f"still using {current}" if current else "no vector chosen"
+            return ("", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                    f"{still}: the repo id could not be used ({message})")
 
     def on_method(m, model):
         names = h.vector_choices(model, m)
         return gr.update(choices=names, value=names[0] if names else None)
 
-    vector.input(friendly(on_vector), vector, [repo_id, layers, alpha, renorm, vec_info], **PRIVATE)
-    repo_id.submit(friendly(on_repo), repo_id, [vector, layers, alpha, renorm, vec_info], **PRIVATE)
+    outs = [repo_id, layers, alpha, renorm, strategy, vec_info]
+    vector.input(friendly(on_vector), vector, outs, **PRIVATE)
+    repo_id.submit(on_repo, [repo_id, vector], [repo_id, vector] + outs[1:], **PRIVATE)
     method.input(friendly(on_method), [method, shared["model"]], vector, **PRIVATE).then(
-        friendly(on_vector), vector, [repo_id, layers, alpha, renorm, vec_info], **PRIVATE)
-    return {"method": method, "vector": vector, "refresh": (friendly(on_vector), vector,
-                                                             [repo_id, layers, alpha, renorm, vec_info])}
+        friendly(on_vector), vector, outs, **PRIVATE)
+    return {"method": method, "vector": vector, "refresh": (friendly(on_vector), vector, outs)}
+
+
+def _alpha_label(limit: float) -> str:
+    return (f"alpha (signed: negative removes the concept; this vector allows -{limit:g} to {limit:g}, a value typed "
+            f"beyond is set to that limit)")
 
 
 def _layer_boxes(info) -> list:
@@ -168,8 +257,13 @@ def patch_tab(h: Handlers, shared: dict) -> dict:
         out = [gr.Audio(label=x, type="numpy") for x in ("A", "B", "A with layers from B")]
     measures = gr.Dataframe(headers=["concept: measure (unit)", "A", "B", "A with layers from B"],
                             label="what the organism's scorers hear in each clip")
-    _public(go.click, h.patch, [shared["model"], prompt_a, prompt_b, layers, shared["seed"], shared["duration"],
-                                shared["steps"]], out + [measures], "patch", generates=True)
+    def names(a):
+        m, pa, pb = _slug(a["model"]), _slug(a["prompt_a"]), _slug(a["prompt_b"])
+        return {0: f"{m}_A_{pa}", 1: f"{m}_B_{pb}", 2: f"{m}_A_{pa}_layers-{_slug(a['layers'])}-from-B"}
+
+    _public(go.click, named_audio(h.patch, shared["files"], names),
+            [shared["model"], prompt_a, prompt_b, layers, shared["seed"], shared["duration"], shared["steps"]],
+            out + [measures], "patch", generates=True)
     return {"layers": layers}
 
 
@@ -179,8 +273,7 @@ def localization_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
     gr.Markdown("Impact I(l, c) of patching one layer (Eq. 9, not clipped): 1 = that layer alone moves the concept "
                 "as much as changing the prompt. Committed results from `tada localize`.")
     concepts0 = h.concept_choices(model0)
-    concept = gr.Dropdown(concepts0, value=concepts0[0] if concepts0 else None, allow_custom_value=True,
-                          label="concept")
+    concept = gr.Dropdown(concepts0, value=concepts0[0] if concepts0 else None, label="concept")
     heat = gr.Image(label="layers x concepts", type="pil")
     text = gr.Textbox(label="result", interactive=False)
     table = gr.Dataframe(headers=["layer", "impact I", "sim(patched)"], label="impact per layer")
@@ -207,10 +300,15 @@ def localization_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
     app.load(show, [shared["model"], concept], [heat, table, text], api_name="_load_localization", **PRIVATE)
     _public(gr.Button(visible=False).click, h.localization, [shared["model"], concept], [heat, table, text],
             "localization")
+    # one progress bar, on the status line (gr.Progress draws it there); Stop answers at once, outside the queue
     event = go.click(friendly(compute), [shared["model"], concept, pairs, seeds], [heat, table, text],
                      api_name="compute_localization", preprocess=False, concurrency_limit=1,
-                     concurrency_id="long-jobs", show_progress="full")
-    stop.click(lambda: (gr.update(visible=True), STOPPED), None, [heat, text], cancels=[event], **PRIVATE)
+                     concurrency_id="long-jobs", show_progress="full", show_progress_on=[text])
+
+    def stopped():
+        return gr.update(visible=True), STOPPED
+
+    stop.click(stopped, None, [heat, text], cancels=[event], queue=False, **PRIVATE)
     return {"concept": concept}
 
 
@@ -228,13 +326,14 @@ def sae_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
         sae = gr.Dropdown(saes0, value=saes0[0] if saes0 else None, allow_custom_value=True,
                           label="SAE (from saes/, a folder under saes/, or a Hub repo id)")
         layer = gr.Dropdown(layers0, value=layers0[-1] if layers0 else None, allow_custom_value=True, label="layer")
-        concept = gr.Dropdown(concepts0, value=concepts0[0] if concepts0 else None, allow_custom_value=True,
-                              label="concept")
+        concept = gr.Dropdown(concepts0, value=concepts0[0] if concepts0 else None, label="concept")
     features = gr.Dataframe(headers=["feature", "Eq. 6 score", "top prompt"], label="top features (click a row)")
     feature = gr.Number(0, label="feature", minimum=0)
     with gr.Row():
-        top_prompts = gr.Dataframe(headers=["prompt", "mean activation"], label="top-activating prompts")
-        scores = gr.Dataframe(headers=["concept", "Eq. 6 score"], label="score per concept")
+        top_prompts = gr.Dataframe(headers=["prompt", "mean activation"], label="top-activating prompts", wrap=True,
+                                   column_widths=["75%", "25%"])
+        scores = gr.Dataframe(headers=["concept", "Eq. 6 score"], label="score per concept", wrap=True,
+                              column_widths=["60%", "40%"])
     alpha = gr.Slider(-FEATURE_ALPHA_LIMIT, FEATURE_ALPHA_LIMIT, value=2.0, label="alpha (added as is, Eq. 8)")
     prompt = gr.Textbox("a waltz with piano", label="prompt")
     go = gr.Button("Steer with this feature", variant="primary")
@@ -245,8 +344,15 @@ def sae_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
         return gr.update(choices=layers_, value=layers_[-1] if layers_ else None)
 
     def on_table(name, layer, concept):
+        if not name or layer in (None, "") or not concept:   # a model without SAEs: an empty table, no message
+            return [], gr.skip()
         rows = h.feature_table(name, layer, concept)
         return rows, (rows[0][0] if rows else gr.skip())
+
+    def on_feature(name, layer, feature):
+        if not name or layer in (None, "") or feature is None:
+            return [], []
+        return h.browse_feature(name, layer, feature)
 
     def on_row(table, evt: gr.SelectData):
         return int(table.iloc[evt.index[0], 0]) if evt.index is not None else gr.skip()
@@ -255,14 +361,17 @@ def sae_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
     for trigger in (layer.change, concept.change, app.load):
         trigger(friendly(on_table), [sae, layer, concept], [features, feature], **PRIVATE)
     features.select(on_row, features, feature, **PRIVATE)
-    feature.change(friendly(h.browse_feature), [sae, layer, feature], [top_prompts, scores],
-                   api_name="_browse_on_change", **PRIVATE)
+    feature.change(friendly(on_feature), [sae, layer, feature], [top_prompts, scores], **PRIVATE)
     _public(gr.Button(visible=False).click, h.feature_table, [sae, layer, concept], features, "feature_table")
     _public(gr.Button(visible=False).click, h.browse_feature, [sae, layer, feature], [top_prompts, scores],
             "browse_feature")
-    _public(go.click, h.steer_feature, [shared["model"], sae, layer, feature, concept, prompt, shared["seed"],
-                                        shared["duration"], shared["steps"], alpha], outputs, "steer_feature",
-            generates=True)
+    def names(a):
+        stem = f"{_slug(a['model'])}_{_slug(a['prompt'])}_feature{_slug(a['feature'])}-layer{_slug(a['layer'])}"
+        return {0: f"{stem}_alpha0_original", 1: f"{stem}_alpha{_slug(a['alpha'])}_steered"}
+
+    _public(go.click, named_audio(h.steer_feature, shared["files"], names),
+            [shared["model"], sae, layer, feature, concept, prompt, shared["seed"], shared["duration"],
+             shared["steps"], alpha], outputs, "steer_feature", generates=True)
     return {"sae": sae, "concept": concept}
 
 
@@ -270,8 +379,12 @@ def generate_tab(h: Handlers, shared: dict) -> None:
     prompt = gr.Textbox("a fast happy march with drums", label="prompt")
     go = gr.Button("Generate", variant="primary")
     out = gr.Audio(label="audio", type="numpy")
-    _public(go.click, h.generate, [shared["model"], prompt, shared["seed"], shared["duration"], shared["steps"]], out,
-            "generate", generates=True)
+    def names(a):
+        return {None: f"{_slug(a['model'])}_{_slug(a['prompt'])}_seed{_slug(a['seed'])}"}
+
+    _public(go.click, named_audio(h.generate, shared["files"], names),
+            [shared["model"], prompt, shared["seed"], shared["duration"], shared["steps"]], out, "generate",
+            generates=True)
 
 
 def build_app(default_model: str | None = None, handlers: Handlers | None = None) -> gr.Blocks:
@@ -279,12 +392,12 @@ def build_app(default_model: str | None = None, handlers: Handlers | None = None
     h = handlers or Handlers()
     model0 = default_model or h.config.default_model
     info0 = h.model_info(model0)
-    with gr.Blocks(title="TADA: steering audio diffusion models") as app:
+    seconds = 60 * h.config.cache_minutes     # served files (audio, images) leave gradio's cache after this
+    with gr.Blocks(title="TADA: steering audio diffusion models", delete_cache=(seconds, seconds)) as app:
         gr.Markdown("# TADA: look inside a text-to-music diffusion model, and steer it\n"
                     "A few cross-attention layers carry musical concepts; steering exactly those gives smooth "
                     "control. Layer indices are 0-based module indices (the papers count from 1).")
-        listed = model_names(listed_only=True)
-        model = gr.Dropdown(listed + ([model0] if model0 not in listed else []), value=model0,
+        model = gr.Dropdown(h.config.models(), value=model0,
                             allow_custom_value=h.config.allow_custom_models,
                             label="model" + (" (or type a diffusers folder / Hub repo id)"
                                              if h.config.allow_custom_models else ""))
@@ -294,7 +407,8 @@ def build_app(default_model: str | None = None, handlers: Handlers | None = None
                                  maximum=info0["max_duration"])
             steps = gr.Number(info0["steps"], label=f"steps (1..{info0['max_steps']})", minimum=1,
                               maximum=info0["max_steps"])
-        shared = {"model": model, "seed": seed, "duration": duration, "steps": steps, "model0": model0}
+        shared = {"model": model, "seed": seed, "duration": duration, "steps": steps, "model0": model0,
+                  "files": AudioFiles()}
         with gr.Tab("Steer"):
             steer_parts = steer_tab(h, shared)
         with gr.Tab("A/B patching"):
@@ -336,4 +450,6 @@ def launch(app: gr.Blocks, **kwargs):
     """Queue: one generation at a time per event, a bounded waiting line (8 on a Space, else 32); long jobs
     have their own limit (one at a time)."""
     config = getattr(getattr(app, "handlers", None), "config", None)
+    if config is not None:    # bounded memory per visitor: gradio keeps a copy of the page's state per session
+        kwargs.setdefault("state_session_capacity", config.max_sessions)
     return app.queue(default_concurrency_limit=1, max_size=config.job_queue if config else 32).launch(**kwargs)

@@ -378,16 +378,18 @@ class ConceptSet:
     def names(self) -> list[str]:
         return list(self.concepts)
 
-    def get(self, name: str | Concept) -> Concept:
-        """A concept of this set by name, a :class:`Concept` as is, or a .json/.yaml concept file."""
+    def get(self, name: str | Concept, *, files: bool = False) -> Concept:
+        """A concept of this set by name, or a :class:`Concept` as is; with ``files=True`` (the command line,
+        never a server's visitors) also a .json/.yaml concept file."""
         if isinstance(name, Concept):
             return name
         if name in self.concepts:
             return self.concepts[name]
-        if str(name).endswith((".json", ".yaml", ".yml")):
+        if files and str(name).endswith((".json", ".yaml", ".yml")):
             return load_concept(name)
-        raise TadaError(f"unknown concept {name!r} for the {self.name} concepts; known: {', '.join(self.concepts)} "
-                        f"(or a .json/.yaml concept file)")
+        shown = repr(name[:60]) if isinstance(name, str) else type(name).__name__
+        raise TadaError(f"unknown concept {shown} for the {self.name} concepts; known: {', '.join(self.concepts)}"
+                        + (" (or a .json/.yaml concept file)" if files else ""))
 
     def contrast(self, concept: Concept, seeds: Sequence[int] = (0,)) -> tuple[list[str], list[str], list[int]]:
         """The concept's contrastive prompt pairs on every base (Table 6), each run with every seed:

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -190,6 +191,9 @@ class SteeringVector:
         """Write the folder (safetensors + config.json + README.md model card); returns its path."""
         from . import __version__
 
+        if self.alpha_range is not None and (len(self.alpha_range) != 2 or not all(
+                math.isfinite(float(a)) for a in self.alpha_range)):
+            raise TadaError(f"alpha_range must be two finite numbers (min, max); got {self.alpha_range!r}")
         if self.tada_version is None:
             self.tada_version = __version__
         if self.command is None:
@@ -315,8 +319,9 @@ def load_vector(source: str | Path, revision: str | None = None) -> SteeringVect
     alpha = config.get("alpha_range")
     if alpha is not None:
         if (not isinstance(alpha, list) or len(alpha) != 2
-                or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in alpha)):
-            raise TadaError(f"{CONFIG_FILE}: alpha_range must be two numbers [min, max]; got {alpha!r}")
+                or not all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a)
+                           for a in alpha)):
+            raise TadaError(f"{CONFIG_FILE}: alpha_range must be two finite numbers [min, max]; got {alpha!r}")
     return SteeringVector(vectors=vectors, concept=str(config.get("concept")), model=str(config.get("base_model")),
                           layer_paths=paths, method=config.get("method", "caa"),
                           model_revision=config.get("base_model_revision"), prompts=config.get("prompts"),

@@ -29,7 +29,7 @@ FAST = dict(duration=1.0, steps=6)  # short clips keep the suite fast
 
 @pytest.fixture(scope="module")
 def h():
-    return Handlers(AppConfig.from_env({}))
+    return Handlers(AppConfig.from_env({"TADA_TEST_FIXTURES": "1"}))
 
 
 def steer(h, alpha, *, prompt="a waltz with piano", seed=0, layers=(TEMPO_LAYER,), vector=TEMPO, repo_id="", **settings):
@@ -94,10 +94,10 @@ def test_steer_moves_the_printed_measure_in_the_sign_of_alpha(h):
     (dict(prompt=None), "prompt must be a non-empty string; got nothing"),
     (dict(alpha=2.5), r"alpha must be a number in \[-2, 2\]; got 2.5"),
     (dict(alpha=float("nan")), r"alpha must be a number in \[-2, 2\]; got nan"),
-    (dict(alpha=None), "alpha must be a number .*got NoneType"),
+    (dict(alpha=None), "alpha must be a number .*got nothing"),
     (dict(alpha="1"), "alpha must be a number .*got str"),
     (dict(layers=()), "select at least one layer"),
-    (dict(layers=(12,)), r"layers \[12\] are not available"),
+    (dict(layers=(12,)), r"layer 12 is not available here"),
     (dict(layers="3"), "layers must be a list"),
     (dict(vector="no-such-vector"), "vector must be a name from vectors/"),
     (dict(vector=None), "choose a concept vector"),
@@ -138,7 +138,8 @@ def test_settings_and_models_are_checked(h):
 
 def test_two_spellings_of_one_model_folder_share_one_model():
     folder = ROOT / "tada_core" / "organism" / "checkpoint"
-    hc = Handlers(AppConfig.from_env({"TADA_ALLOW_CUSTOM_MODELS": "1", "TADA_MAX_MODELS": "1"}))
+    hc = Handlers(AppConfig.from_env({"TADA_ALLOW_CUSTOM_MODELS": "1", "TADA_MAX_MODELS": "1",
+                                         "TADA_TEST_FIXTURES": "1"}))
     a = hc.generate(str(folder), "a waltz", 0, 1.0, 4)
     b = hc.generate(str(folder) + "/../checkpoint/", "a waltz", 0, 1.0, 4)
     assert hc.cache.loaded() == [f"folder:{folder.resolve()}"] and np.array_equal(a[1], b[1])
@@ -170,6 +171,22 @@ def test_patch_handler(h):
         h.patch(ORG, "a", " ", choices[:1], 0, 1.0, 6)
     with pytest.raises(TadaError, match=r"duration \(seconds\) must be a number in \[0.5"):
         h.patch(ORG, "a", "b", choices[:1], 0, 0.1, 6)
+
+
+def test_the_patch_tab_patches_what_it_says(h):
+    """A with layer 3 from B, as the tab makes it, is the library's own patch of the same inputs (one level)."""
+    from tada_core import patch
+    from tada_core.audio import level, to_int16
+
+    prompts = ("a slow sad waltz with piano", "a fast happy march with drums")     # the tab's own defaults
+    (_, a), (_, b), (_, ab), _ = h.patch(ORG, *prompts, [TEMPO_LAYER], 0, 1.0, 6)
+    with h.cache.use(ORG) as m:
+        s = dict(seeds=[0], duration=1.0, steps=6)
+        with patch(m, [TEMPO_LAYER], prompts[1]):
+            ref = m.generate([prompts[0]], **s).audio
+        clips = torch.cat([m.generate([prompts[0]], **s).audio, m.generate([prompts[1]], **s).audio, ref])
+    assert np.array_equal(to_int16(level(clips)[2]), ab) and np.array_equal(to_int16(level(clips)[0]), a)
+    assert np.abs(ab.astype(int) - a).max() > 30 and np.abs(ab.astype(int) - b).max() > 30
 
 
 def test_concurrent_steer_requests_each_get_what_they_get_alone(h):
@@ -247,7 +264,7 @@ def test_sae_feature_views_and_single_feature_steering(h):
         h.steer_feature(ORG, sae, BRIGHT_LAYER, feature, "brightness", "a waltz", 0, 1.0, 6, 40.0)
     with pytest.raises(TadaError, match="SAE must be a name from saes/"):
         h.feature_table("nope", 8, "brightness")
-    with pytest.raises(TadaError, match="layer must be a whole number"):
+    with pytest.raises(TadaError, match="layer must be a layer index from"):
         h.feature_table(sae, "seven", "brightness")
     with pytest.raises(TadaError, match="cannot get 'nobody/no-such-sae'"):
         h.atlas_layers("nobody/no-such-sae")
@@ -389,21 +406,35 @@ def test_feature_row_click_picks_its_feature(client):
 
 def test_steer_box_and_stop_do_what_they_show(client):
     """A repo id clears the shipped choice and takes its own vector's layers; Stop says what it did."""
+    import gradio as gr
+
     _, app = client
     fns = {block.name: block.fn for block in app.fns.values()}
-    cleared, layers, alpha, renorm, caption = fns["on_repo"]("vectors/tada-organism-drums-caa")
+    _, cleared, layers, alpha, renorm, strategy, caption = fns["on_repo"]("vectors/tada-organism-drums-caa",
+                                                                         "tada-organism-tempo-caa")
     assert cleared is None and caption.startswith("drums (CAA)")
     assert layers["value"] == list(range(10))   # drums has no functional layer on the organism: all its layers
-    repo, layers, *_ , caption = fns["on_vector"]("tada-organism-brightness-caa")
+    assert strategy["interactive"] is False     # injection strategies are for DiffMean vectors only
+    assert "allows -2 to 2" in alpha["label"]   # the limit (twice the validated range) is said by the slider
+    repo, layers, *_, caption = fns["on_vector"]("tada-organism-brightness-caa")
     assert repo == "" and layers["value"] == [BRIGHT_LAYER] and caption.startswith("brightness (CAA)")
-    stop = next(block.fn for block in app.fns.values() if block.name == "<lambda>")
+    # a repo id that cannot be used: one message, the repo box cleared, the other controls untouched, and the
+    # vector box says which vector Steer will use
+    repo, vector, layers, alpha, renorm, strategy, caption = fns["on_repo"]("no-such-org/no-such-vector",
+                                                                           "tada-organism-tempo-caa")
+    skip = gr.skip()
+    assert repo == "" and all(x == skip for x in (vector, layers, alpha, renorm, strategy))
+    assert caption.startswith("still using tada-organism-tempo-caa: the repo id could not be used")
+    stop = next(block for block in app.fns.values() if block.name == "stopped")
+    assert stop.queue is False                       # answers at once, outside the queue
+    stop = stop.fn
     assert "Finished batches are kept" in stop()[1]
 
 
 def test_a_slow_load_does_not_stall_another_models_requests():
     import threading
 
-    cache = Handlers(AppConfig.from_env({})).cache
+    cache = Handlers(AppConfig.from_env({"TADA_TEST_FIXTURES": "1"})).cache
     loaded = threading.Event()
     def other_request():
         with cache.use("tiny-stable-audio"):
@@ -450,3 +481,124 @@ def test_the_musicgen_organism_is_offered_and_steered_with_its_measure(h):
     *_, caption = h.steer("musicgen-organism", "a waltz", 0, 1.0, 1, "musicgen-organism-tempo-diffmean", "",
                           info["functional"], info["alpha"])
     assert "tempo (BPM, librosa beat tracker)" in caption and "(original) ->" in caption
+
+
+# ---------------------------------------------------------------------------- a public Space, round 2
+
+
+def test_the_public_app_serves_exactly_the_models_of_its_menu(client):
+    c, app = client
+    menu = next(b for b in app.config["components"] if b.get("props", {}).get("label") == "model")
+    offered = [choice[1] if isinstance(choice, (list, tuple)) else choice for choice in menu["props"]["choices"]]
+    assert ORG in offered and not any(name.startswith("tiny-") for name in offered)
+    with pytest.raises(Exception, match="model must be one of") as e:
+        c.predict("tiny-ace-step", "a waltz", 0, 1.0, 4, api_name="/generate")
+    assert "tiny-ace-step" not in str(e.value).split("got")[0]
+    fixtures = Handlers(AppConfig.from_env({"TADA_TEST_FIXTURES": "1"}))
+    assert "tiny-ace-step" in fixtures.config.models()
+
+
+def test_the_concept_box_never_reads_a_server_file(h, tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"name": "s3cr3t-name", "positive": "s3cr3t {base}", "negative": "{base}"}))
+    for call in (lambda c: next(h.compute_localization(ORG, c, 1, 1)), lambda c: h.localization(ORG, c),
+                 lambda c: h.feature_table("tada-organism-topk", BRIGHT_LAYER, c)):
+        for concept in (str(secret), str(tmp_path / "secret.yaml"), "/etc/passwd"):
+            with pytest.raises(TadaError) as e:
+                call(concept)
+            shown = scrub(str(e.value))
+            assert "s3cr3t" not in shown and str(tmp_path) not in shown and "/etc" not in shown, shown
+    with h.cache.use(ORG) as m:     # an artifact's concept name never becomes a file to read either
+        assert h.describe(m, str(secret), None) == ""
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("seed", 10 ** 400, "seed must be a whole number in 0..4294967295; got a number with about 401 digits"),
+    ("seed", -10 ** 400, "seed must be a whole number"),
+    ("seed", "９", "seed must be a whole number"),
+    ("duration", float("nan"), r"duration \(seconds\) must be a number"),
+    ("steps", 2 ** 64, "steps must be a whole number"),
+    ("layers", ["9" * 5000], "layers entry must be a layer index"),
+    ("layers", ["²"], "layers entry must be a layer index"),
+    ("layers", ["３"], "layers entry must be a layer index"),
+    ("layers", [10 ** 400], "layers entry must be a whole number"),
+    ("alpha", 10 ** 400, "alpha must be a number"),
+])
+def test_malformed_numbers_are_one_line_messages(h, field, value, message):
+    kw = dict(seed=0, duration=1.0, steps=4, layers=[TEMPO_LAYER], alpha=1.0)
+    kw[field] = value
+    with pytest.raises(TadaError, match=message) as e:
+        h.steer(ORG, "a waltz", kw["seed"], kw["duration"], kw["steps"], TEMPO, "", kw["layers"], kw["alpha"])
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300
+
+
+def test_every_tab_reads_layers_with_one_parser(h):
+    """Steer, A/B patching and the SAE tab accept the same spellings and refuse with the same message."""
+    for call in (lambda layer: h.feature_table("tada-organism-topk", layer, "brightness"),
+                 lambda layer: h.browse_feature("tada-organism-topk", layer, 0)):
+        assert call(BRIGHT_LAYER) == call(str(BRIGHT_LAYER)) == call(f"{BRIGHT_LAYER} (functional)")
+        for bad in ("５", "5.0x", "9" * 5000):
+            with pytest.raises(TadaError, match="layer must be a layer index from"):
+                call(bad)
+    with pytest.raises(TadaError, match="layers entry must be a layer index from"):
+        h.patch(ORG, "a", "b", ["５"], 0, 1.0, 4)
+
+
+def test_a_vector_with_a_nan_alpha_range_is_refused_not_unlimited(h, tmp_path):
+    from tada_core.vectors import load_vector
+
+    vec = load_vector(ROOT / "vectors" / TEMPO)
+    vec.alpha_range = (float("nan"), 2.0)
+    with pytest.raises(TadaError, match="alpha_range"):
+        vec.save(tmp_path / "vectors" / "nan-vec")
+    config = json.loads((ROOT / "vectors" / TEMPO / "config.json").read_text())
+    config["alpha_range"] = [float("nan"), 2.0]
+    folder = tmp_path / "vectors" / "nan-vec"
+    shutil.copytree(ROOT / "vectors" / TEMPO, folder, dirs_exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(TadaError, match="alpha_range"):
+        load_vector(folder)
+
+
+def test_ordinary_input_errors_log_one_line_and_no_traceback(client, caplog, capfd):
+    import logging
+
+    c, _ = client
+    with caplog.at_level(logging.INFO, logger="tada.app"):
+        with pytest.raises(Exception, match="seed must be"):
+            c.predict(ORG, "a waltz", -1, 1.0, 4, api_name="/generate")
+    refused = [r for r in caplog.records if r.name == "tada.app"]
+    assert [r.levelname for r in refused] == ["INFO"] and refused[0].exc_info is None
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_model_without_saes_empties_the_sae_tab_without_a_message(client):
+    _, app = client
+    fns = {block.name: block.fn for block in app.fns.values()}
+    assert fns["on_table"](None, None, "tempo")[0] == [] and fns["on_feature"](None, None, 0) == ([], [])
+
+
+def test_downloads_are_named_after_what_made_them(client):
+    c, _ = client
+    orig, steered, *_ = c.predict(ORG, "a waltz with piano", 0, 1.0, 4, TEMPO, "", [TEMPO_LAYER], 1.5, None, "",
+                                  api_name="/steer")
+    assert Path(orig).name == "tada-organism_a-waltz-with-piano_tada-organism-tempo-caa_alpha0_original.wav"
+    assert Path(steered).name == "tada-organism_a-waltz-with-piano_tada-organism-tempo-caa_alpha1-5_steered.wav"
+    a, b, ab, _ = c.predict(ORG, "a slow waltz", "a fast march", [TEMPO_LAYER], 0, 1.0, 4, api_name="/patch")
+    assert [Path(x).name for x in (a, b, ab)] == ["tada-organism_A_a-slow-waltz.wav", "tada-organism_B_a-fast-march.wav",
+                                                   "tada-organism_A_a-slow-waltz_layers-3-from-B.wav"]
+
+
+def test_the_fuzz_script_finds_nothing_on_every_endpoint(client):
+    """scripts/app_fuzz.py's quick set through the launched app on the Steer and Localization endpoints (the
+    script itself covers every endpoint): no internal error, no traceback, no server path or file content in
+    any reply, no hang."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("app_fuzz", ROOT / "scripts" / "app_fuzz.py")
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    c, _ = client
+    counts = fuzz.run(c.src, quick=True, timeout=60, endpoints=["/steer", "/localization"], log=print)
+    assert counts["failures"] == 0, counts["failure_list"][:10]
+    assert counts["requests"] == 16 * 13 and counts["refused"] > 100

@@ -87,6 +87,21 @@ def test_shipped_tempo_vector_moves_librosa_bpm_with_the_sign_of_alpha():
     assert bpm[0] < bpm[1] - 15 and bpm[2] > bpm[0] + 15, bpm
 
 
+def test_cli_caa_checks_its_arguments_before_loading_the_model(tmp_path, capsys, monkeypatch):
+    import tada_core.cli.localize as cli
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(cli, "load_for", no_load)
+    assert main(["caa", "--concept", "no-such-concept", "--out", str(tmp_path / "v")]) == 2
+    assert "unknown concept 'no-such-concept'" in capsys.readouterr().err
+    assert main(["caa", "--concept", "tempo", "--localization", str(tmp_path / "loc"), "--out",
+                 str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert f"tada localize --concept tempo --out {tmp_path / 'loc'}" in err and "impact.json" in err
+
+
 def test_cli_caa_sweep_and_ablate(tmp_path, capsys):
     loc = tmp_path / "loc"
     settings = ["--steps", "4", "--duration", "2"]

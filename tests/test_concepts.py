@@ -96,7 +96,10 @@ def test_user_concepts_from_lists_json_and_yaml(tmp_path):
     assert j.counterfactual("Lofi beats") == "Hifi beats"
     (tmp_path / "c.yaml").write_text("name: choir\npositive: [a choir, a big choir]\nnegative: [a solo, a duo]\n")
     assert load_concept(tmp_path / "c.yaml").contrastive_prompts()[1] == ["a solo", "a duo"]
-    assert PAPER_CONCEPT_SET.get(str(tmp_path / "c.json")).name == "lofi"
+    assert PAPER_CONCEPT_SET.get(str(tmp_path / "c.json"), files=True).name == "lofi"
+    with pytest.raises(TadaError, match="unknown concept") as e:     # a file is read only when asked for
+        PAPER_CONCEPT_SET.get(str(tmp_path / "c.json"))
+    assert "lofi" not in str(e.value) and "concept file" not in str(e.value)
 
 
 @pytest.mark.parametrize("make, message", [

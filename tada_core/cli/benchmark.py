@@ -76,8 +76,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
     scorer = scorer_for(args, model)
     concepts = entry_for(model).concepts
     names = concepts.names() if "all" in args.concept else list(dict.fromkeys(args.concept))
-    chosen = [concepts.get(n) for n in names]
-    specificity = [concepts.get(n) for n in args.specificity] if args.specificity is not None else chosen
+    chosen = [concepts.get(n, files=True) for n in names]
+    specificity = [concepts.get(n, files=True) for n in args.specificity] if args.specificity is not None else chosen
     bases = list(concepts.bases)[:args.prompts] if args.prompts else None
     results = []
     for concept in chosen:

@@ -69,7 +69,7 @@ def run_compute(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out)
     model = load_for(args)
-    concept = entry_for(model).concepts.get(args.concept)
+    concept = entry_for(model).concepts.get(args.concept, files=True)
     pos, neg = diffmean_prompts(concept, entry_for(model).concepts.bases, args.prompts,
                                 entry_for(model).concepts.variants)
     vec = diffmean(model, pos, neg, concept=concept.name, strategy=args.strategy, source_layer=args.source_layer,

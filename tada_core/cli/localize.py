@@ -60,7 +60,7 @@ def run_localize(args: argparse.Namespace) -> int:
     concepts = entry_for(model).concepts
     scorer = scorer_for(args, model)
     names = concepts.names() if args.concept == ["all"] else args.concept
-    chosen = [concepts.get(name) for name in names]
+    chosen = [concepts.get(name, files=True) for name in names]
     for concept in chosen:
         scorer.check(concept)
     out = Path(args.out or f"results/localization/{model.name}")
@@ -108,18 +108,33 @@ def register_caa(sub) -> None:
 
 def run_caa(args: argparse.Namespace) -> int:
     from ..caa import compute_caa
-    from ..localize import read_localization
-    from ..registry import entry_for
+    from ..localize import RESULT_FILE, read_localization
+    from ..registry import DEFAULT_MODEL, REGISTRY, entry_for, get_entry
 
     if args.out:
         check_writable(args.out)
+
+    def check(concepts):
+        """Concept and localization folder, named in one message each (before the model loads where its
+        registry entry is known)."""
+        concept = concepts.get(args.concept, files=True)
+        functional = args.functional
+        if functional is None and args.localization:
+            folder = Path(args.localization) / concept.name
+            if not (folder / RESULT_FILE).is_file():
+                raise TadaError(f"--localization {args.localization!r} has no result for {concept.name!r} "
+                                f"({folder / RESULT_FILE} is missing); make it with `tada localize --concept "
+                                f"{concept.name} --out {args.localization}`")
+            functional = read_localization(folder).functional_layers(args.min_impact)
+        return concept, functional
+
+    name = getattr(args, "model", None) or DEFAULT_MODEL
+    if name in REGISTRY:
+        check(get_entry(name).concepts)
     processes = processes_for(args)
     model = load_for(args)
     concepts = entry_for(model).concepts
-    concept = concepts.get(args.concept)
-    functional = args.functional
-    if functional is None and args.localization:
-        functional = read_localization(Path(args.localization) / concept.name).functional_layers(args.min_impact)
+    concept, functional = check(concepts)
     if functional:
         model.resolve_layers(functional)
     elif functional is not None:

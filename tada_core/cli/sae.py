@@ -161,7 +161,7 @@ def run_features(args: argparse.Namespace) -> int:
         check_writable(args.out)
     folder, model, saes = _sae_and_model(args)
     concepts = entry_for(model).concepts
-    concept = concepts.get(args.concept)
+    concept = concepts.get(args.concept, files=True)
     pos, neg, seeds = concepts.contrast(concept, args.seeds)
     vec, chosen = concept_vector(model, saes, pos, neg, concept=concept.name, tau=args.tau, seeds=seeds,
                                  sae_sources={str(i): str(folder) for i in saes},
@@ -192,7 +192,7 @@ def run_atlas(args: argparse.Namespace) -> int:
     names = concepts.names() if args.concepts == ["all"] else args.concepts
     contrasts = {}
     for name in names:
-        concept = concepts.get(name)
+        concept = concepts.get(name, files=True)
         contrasts[concept.name] = concept.contrastive_prompts(concepts.bases)
     note(f"{len(prompts)} browse prompts, {len(contrasts)} concepts x {len(concepts.bases)} contrastive pairs, "
          f"layers {sorted(saes)}")
