@@ -375,7 +375,12 @@ def heatmap(rows, marked: str | None = None, title: str = ""):
 
 
 def impact_rows(loc) -> list[list]:
-    return [[layer, round(loc.impact[layer], 3), round(loc.sim_patched[layer], 4)] for layer in loc.layers]
+    """[layer, impact I (Eq. 9), its 95% bootstrap interval (low, high; None where not computed), sim(patched)]."""
+    def r(x, n=3):
+        return None if x is None or not math.isfinite(x) else round(float(x), n)
+
+    return [[layer, r(loc.impact[layer]), *(r(x) for x in loc.impact_ci.get(layer, (None, None))),
+             r(loc.sim_patched[layer], 4)] for layer in loc.layers]
 
 
 def localization_text(loc) -> str:

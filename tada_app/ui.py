@@ -132,6 +132,40 @@ def named_audio(fn, files: AudioFiles, names):
     return wrapped
 
 
+def _frame(table) -> "Any":
+    import pandas as pd
+
+    if table is None:
+        return pd.DataFrame()
+    return table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+
+
+def impact_frame(table):
+    """The impact table as long data for the line plot: impact and its interval's ends, per layer."""
+    import pandas as pd
+
+    t = _frame(table)
+    if t.empty or t.shape[1] < 4:
+        return pd.DataFrame({"layer": [], "impact I": [], "series": []})
+    t = t.iloc[:, :4].set_axis(["layer", "impact I (Eq. 9)", "95% CI low", "95% CI high"], axis=1)
+    long = t.melt(id_vars="layer", var_name="series", value_name="impact I").dropna()
+    long["layer"] = pd.to_numeric(long["layer"], errors="coerce")
+    long["impact I"] = pd.to_numeric(long["impact I"], errors="coerce")
+    return long.dropna()
+
+
+def score_frame(table):
+    """The score-per-concept table as the bar plot's data."""
+    import pandas as pd
+
+    t = _frame(table)
+    if t.empty or t.shape[1] < 2:
+        return pd.DataFrame({"concept": [], "Eq. 6 score": []})
+    t = t.iloc[:, :2].set_axis(["concept", "Eq. 6 score"], axis=1)
+    t["Eq. 6 score"] = pd.to_numeric(t["Eq. 6 score"], errors="coerce")
+    return t.dropna()
+
+
 def side_by_side() -> list:
     """Original and steered players with their spectrograms, and a caption (the outputs of a steer)."""
     # the spectrograms' titles sit above them, not in gradio's label badge, which would cover the top axis
@@ -276,23 +310,52 @@ def localization_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
     concept = gr.Dropdown(concepts0, value=concepts0[0] if concepts0 else None, label="concept")
     heat = gr.Image(label="layers x concepts", type="pil")
     text = gr.Textbox(label="result", interactive=False)
-    table = gr.Dataframe(headers=["layer", "impact I", "sim(patched)"], label="impact per layer")
+    table = gr.Dataframe(headers=["layer", "impact I", "95% CI low", "95% CI high", "sim(patched)"],
+                         label="impact per layer (interval: bootstrap over prompt-seed pairs)")
+    plot = gr.LinePlot(x="layer", y="impact I", color="series", title="Impact I(l, c) per layer (Eq. 9)",
+                       x_title="layer (0-based module index)", y_title="impact I (1 = the prompt change's effect)",
+                       tooltip=["layer", "impact I", "series"], label="impact per layer (hover for values)")
+    table.change(impact_frame, table, plot, **PRIVATE)
     with gr.Row():
         pairs = gr.Slider(1, cfg.max_pairs, value=min(6, cfg.max_pairs), step=1, label="caption pairs")
         seeds = gr.Slider(1, cfg.max_job_seeds, value=1, step=1, label="seeds per pair")
         go = gr.Button("Compute for this concept", variant="primary")
         stop = gr.Button("Stop")
 
-    def compute(model, concept, pairs, seeds, progress=gr.Progress()):
-        yield gr.update(value=None, visible=False), [], "starting..."   # hide the stale heatmap
-        for done, total, result in h.compute_localization(model, concept, pairs, seeds):
-            if result is None:
-                if total:
-                    progress((done, total), desc="patching sweep", unit="batches")
-                yield gr.skip(), gr.skip(), f"patching sweep: {done}/{total or '?'} batches"
-            else:
-                yield (gr.update(value=heatmap([result], title=f"I(l, c), Eq. 9: {model} (computed, not clipped)"),
-                                 visible=True), impact_rows(result), localization_text(result))
+    # Stop is a flag per visitor session, read by the sweep's own loop, which then ends the job after its current
+    # batch and says so itself: the status line's last word is always the job's (gradio's cancel of a running
+    # generator raced with Stop's own message, which then never showed).
+    stops: dict[str, threading.Event] = {}
+
+    def session(request) -> str:
+        return str(getattr(request, "session_hash", None) or "no-session")
+
+    def compute(model, concept, pairs, seeds, request: gr.Request, progress=gr.Progress()):
+        flag = stops[session(request)] = threading.Event()
+        try:
+            yield gr.update(value=None, visible=False), [], "starting..."   # hide the stale heatmap, clear the status
+            job = h.compute_localization(model, concept, pairs, seeds)
+            try:
+                for done, total, result in job:
+                    if flag.is_set():
+                        job.close()          # the worker stops at its next batch; finished batches stay on disk
+                        image, rows, _ = h.localization(model, concept)     # the committed view again
+                        yield (gr.update(value=image, visible=True), rows,
+                               f"{STOPPED} ({done} of {total} batches done; shown: the committed localization)")
+                        return
+                    if result is None:
+                        if total:
+                            progress((done, total), desc="patching sweep", unit="batches")
+                        yield gr.skip(), gr.skip(), f"patching sweep: {done}/{total or '?'} batches"
+                    else:
+                        yield (gr.update(value=heatmap([result], title=f"I(l, c), Eq. 9: {model} (computed, not "
+                                                                         f"clipped)"), visible=True),
+                               impact_rows(result), localization_text(result))
+            finally:
+                job.close()
+        finally:
+            if stops.get(session(request)) is flag:
+                del stops[session(request)]
 
     compute.__name__ = "compute_localization"
     show = friendly(h.localization)
@@ -301,14 +364,18 @@ def localization_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
     _public(gr.Button(visible=False).click, h.localization, [shared["model"], concept], [heat, table, text],
             "localization")
     # one progress bar, on the status line (gr.Progress draws it there); Stop answers at once, outside the queue
-    event = go.click(friendly(compute), [shared["model"], concept, pairs, seeds], [heat, table, text],
+    go.click(friendly(compute), [shared["model"], concept, pairs, seeds], [heat, table, text],
                      api_name="compute_localization", preprocess=False, concurrency_limit=1,
                      concurrency_id="long-jobs", show_progress="full", show_progress_on=[text])
 
-    def stopped():
-        return gr.update(visible=True), STOPPED
+    def stopped(request: gr.Request):
+        flag = stops.get(session(request))
+        if flag is None:
+            return "Nothing to stop: no sweep is running for this page."
+        flag.set()
+        return "Stopping after the current batch..."
 
-    stop.click(stopped, None, [heat, text], cancels=[event], queue=False, **PRIVATE)
+    stop.click(stopped, None, text, queue=False, **PRIVATE)
     return {"concept": concept}
 
 
@@ -329,6 +396,9 @@ def sae_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
         concept = gr.Dropdown(concepts0, value=concepts0[0] if concepts0 else None, label="concept")
     features = gr.Dataframe(headers=["feature", "Eq. 6 score", "top prompt"], label="top features (click a row)")
     feature = gr.Number(0, label="feature", minimum=0)
+    score_plot = gr.BarPlot(x="concept", y="Eq. 6 score", title="This feature's TF-IDF score per concept (Eq. 6)",
+                            x_title="concept", y_title="Eq. 6 score (TF-IDF of the feature's activation)",
+                            tooltip=["concept", "Eq. 6 score"], label="score per concept (hover for values)")
     with gr.Row():
         top_prompts = gr.Dataframe(headers=["prompt", "mean activation"], label="top-activating prompts", wrap=True,
                                    column_widths=["75%", "25%"])
@@ -361,6 +431,7 @@ def sae_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
     for trigger in (layer.change, concept.change, app.load):
         trigger(friendly(on_table), [sae, layer, concept], [features, feature], **PRIVATE)
     features.select(on_row, features, feature, **PRIVATE)
+    scores.change(score_frame, scores, score_plot, **PRIVATE)
     feature.change(friendly(on_feature), [sae, layer, feature], [top_prompts, scores], **PRIVATE)
     _public(gr.Button(visible=False).click, h.feature_table, [sae, layer, concept], features, "feature_table")
     _public(gr.Button(visible=False).click, h.browse_feature, [sae, layer, feature], [top_prompts, scores],

@@ -86,3 +86,37 @@ def test_browser_steer_shows_two_audio_players(url):
             print(f"steer round trip in the browser: {elapsed:.2f} s")
         finally:
             browser.close()
+
+
+def test_browser_localization_stop_says_so_and_the_impact_plot_renders(url):
+    """The Localization tab as a person uses it: the committed impact shows as a table and a hoverable plot;
+    Compute starts the sweep with one progress bar; Stop answers with its message in the status line."""
+    _require_browser()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            page.goto(url, wait_until="networkidle")
+            page.get_by_role("tab", name="Localization").click()
+            status = page.get_by_label("result", exact=True)
+            start = time.perf_counter()
+            while "functional layers" not in status.input_value():
+                assert time.perf_counter() - start < 60, f"no committed localization shown: {status.input_value()!r}"
+                page.wait_for_timeout(100)
+            plot = page.locator(".vega-embed")            # gradio's native plots render with Vega
+            plot.first.wait_for(timeout=30_000)
+            assert plot.first.locator("canvas, svg").count() > 0
+            page.get_by_role("button", name="Compute for this concept").click()
+            while "patching sweep" not in status.input_value():
+                assert time.perf_counter() - start < 120, f"the sweep did not start: {status.input_value()!r}"
+                page.wait_for_timeout(100)
+            assert page.locator(".progress-bar").count() <= 1          # one progress bar for one job
+            page.get_by_role("button", name="Stop", exact=True).click()
+            while "Stopped." not in status.input_value():
+                assert time.perf_counter() - start < 120, f"Stop said nothing: {status.input_value()!r}"
+                page.wait_for_timeout(100)
+            if os.environ.get("TADA_SCREENSHOT"):
+                page.screenshot(path=os.environ["TADA_SCREENSHOT"].replace(".png", "-localization.png"),
+                                full_page=True)
+        finally:
+            browser.close()
