@@ -120,3 +120,25 @@ def test_browser_localization_stop_says_so_and_the_impact_plot_renders(url):
                                 full_page=True)
         finally:
             browser.close()
+
+
+def test_browser_switching_to_musicgen_shows_no_error(url):
+    """Choosing musicgen-organism (no SAEs, DiffMean vectors) fills the page for it without an error toast."""
+    _require_browser()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            page.goto(url, wait_until="networkidle")
+            page.get_by_label("model", exact=True).click()
+            page.get_by_role("option", name="musicgen-organism").click()
+            vector = page.get_by_label("vector", exact=True)
+            start = time.perf_counter()
+            while "DIFFMEAN" not in vector.input_value():
+                assert time.perf_counter() - start < 120, f"the page did not switch: {vector.input_value()!r}"
+                page.wait_for_timeout(100)
+            page.wait_for_timeout(1500)                   # let the chained updates (SAE tab, layers) finish
+            toasts = page.locator(".toast-body").all_inner_texts()
+            assert not toasts, toasts
+        finally:
+            browser.close()
