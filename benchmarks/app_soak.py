@@ -1,11 +1,11 @@
 """Memory of the app under a stream of visitors: resident memory of ``python app.py`` while it serves N requests.
 
-    python benchmarks/app_soak.py [--requests 300] [--every 50] [--sessions 10] [--duration 1] [--steps 4]
+    python benchmarks/app_soak.py [--requests 600] [--every 100] [--sessions 10] [--duration 1] [--steps 4]
 
 Starts ``python app.py`` (offline, on 127.0.0.1) as a child process, sends steer requests through
 gradio_client (a new client, that is a new visitor session, every ``--sessions`` requests; prompts,
 seeds and alphas vary, as visitors' do), and prints the child's resident set size (VmRSS) after the
-warm-up and every ``--every`` requests, then the growth per request over the second half. A server
+warm-up and every ``--every`` requests, then the growth per request over the last third. A server
 that keeps something per request grows linearly; a bounded one levels off (a plateau).
 """
 
@@ -35,8 +35,8 @@ def main() -> None:
     from gradio_client import Client
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--requests", type=int, default=300)
-    p.add_argument("--every", type=int, default=50, help="print RSS every this many requests")
+    p.add_argument("--requests", type=int, default=600)
+    p.add_argument("--every", type=int, default=100, help="print RSS every this many requests")
     p.add_argument("--sessions", type=int, default=10, help="requests per visitor session (a new client)")
     p.add_argument("--duration", type=float, default=1.0)
     p.add_argument("--steps", type=int, default=4)
@@ -67,11 +67,12 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    half = [pt for pt in points if pt[0] >= args.requests // 2]
-    if len(half) >= 2:
-        growth = (half[-1][1] - half[0][1]) / max(half[-1][0] - half[0][0], 1)
+    tail = [pt for pt in points if pt[0] >= args.requests - max(args.requests // 3, args.every)]
+    if len(tail) >= 2:
+        growth = (tail[-1][1] - tail[0][1]) / max(tail[-1][0] - tail[0][0], 1)
         print(f"\nstart-up {startup:.1f} s; RSS {points[0][1]:.0f} MB after the first request, "
-              f"{points[-1][1]:.0f} MB after {points[-1][0]}; second half: {growth * 1024:.1f} KB per request")
+              f"{points[-1][1]:.0f} MB after {points[-1][0]}; over the last {tail[-1][0] - tail[0][0]} requests: "
+              f"{growth * 1024:.1f} KB per request")
 
 
 if __name__ == "__main__":

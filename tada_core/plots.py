@@ -127,7 +127,8 @@ def _with_axes(img, seconds: float, f_lo: float, f_hi: float, floor_db: float):
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default()
-    left, bottom, right, top = 52, 30, 70, 8
+    # a free band on top: an image widget draws its buttons over the top right corner, where the 0 dB label is
+    left, bottom, right, top = 52, 30, 70, 44
     w, h = img.size
     canvas = Image.new("RGB", (left + w + right, top + h + bottom), "white")
     canvas.paste(img, (left, top))
