@@ -42,6 +42,15 @@ def start_app(port: int) -> tuple[subprocess.Popen, float]:
             time.sleep(0.1)
 
 
+def launch_app() -> tuple[subprocess.Popen, float, str]:
+    """``python app.py`` on a free port of 127.0.0.1: the process, its start-up seconds and its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc, startup = start_app(port)
+    return proc, startup, f"http://127.0.0.1:{port}/"
+
+
 def main() -> None:
     from gradio_client import Client
 
@@ -51,13 +60,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     args = p.parse_args()
     print(machine())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc, startup = start_app(port)
+    proc, startup, url = launch_app()
     print(f"python app.py: page answers after {startup:.1f} s (imports, model load, server start)")
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(url, verbose=False)
         settings = (0, args.duration, args.steps)
         calls = {
             "generate": lambda: client.predict("tada-organism", "a waltz with piano", *settings, api_name="/generate"),

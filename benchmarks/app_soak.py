@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import time
 from pathlib import Path
 
-from app_latency import start_app
+from app_latency import launch_app
 from common import machine, run_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,11 +41,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4)
     args = p.parse_args()
     print(machine())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc, startup = start_app(port)
-    url = f"http://127.0.0.1:{port}/"
+    proc, startup, url = launch_app()
     words = ["waltz", "march", "pop song", "ballad", "techno track", "folk tune", "jazz piece", "rock song"]
     vectors = ["tada-organism-tempo-caa", "tada-organism-brightness-caa", "tada-organism-drums-caa"]
     layers = {"tada-organism-tempo-caa": [3], "tada-organism-brightness-caa": [5], "tada-organism-drums-caa": [5]}

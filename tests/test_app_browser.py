@@ -44,101 +44,92 @@ def _require_browser() -> None:
     pytest.skip(message)
 
 
-def test_browser_steer_shows_two_audio_players(url):
+@pytest.fixture
+def page(url):
+    """A fresh page of the launched app in headless Chromium (skipped, or failed under TADA_REQUIRE_BROWSER=1,
+    without a browser)."""
     _require_browser()
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1600})
             page.goto(url, wait_until="networkidle")
-            assert page.locator("audio").evaluate_all("els => els.filter(a => a.src).length") == 0  # none yet
-            page.get_by_label("duration (s, 0.5 to 30)").fill("2")
-            page.get_by_label("steps").fill("10")
-            page.get_by_role("button", name="Steer", exact=True).click()
-            start = time.perf_counter()
-            # both players of the Steer tab get audio once the request returns (gradio's waveform
-            # players keep an <audio> element with a blob: source, inside a shadow root, which
-            # Playwright's locators pierce and document.querySelectorAll does not)
-            def sources():
-                return page.locator("audio").evaluate_all("els => els.filter(a => a.src).map(a => a.src)")
-
-            while len(sources()) < 2:
-                assert time.perf_counter() - start < 120, "no two audio players with audio after 120 s"
-                page.wait_for_timeout(100)
-            elapsed = time.perf_counter() - start
-            players = sources()
-            assert len(players) == 2 and len(set(players)) == 2
-            for src in players:  # each holds a real WAV file, not an empty placeholder
-                head = page.evaluate("""async src => {
-                    const b = new Uint8Array(await (await fetch(src)).arrayBuffer());
-                    return [String.fromCharCode(...b.slice(0, 4)), b.length]; }""", src)
-                assert head[0] == "RIFF" and head[1] > 16000
-            # the caption is a read-only textarea: what a person reads there is its value, not a text node
-            caption = page.get_by_label("what was done", exact=True)
-            while "(original) ->" not in caption.input_value():
-                assert time.perf_counter() - start < 120, f"no steering caption after 120 s: {caption.input_value()!r}"
-                page.wait_for_timeout(100)
-            numbers = re.search(r"([-+\d.e]+) \(original\) -> ([-+\d.e]+) \(steered\)", caption.input_value())
-            assert numbers and all(math.isfinite(float(x)) for x in numbers.groups()), caption.input_value()
-            assert page.locator("img[src]").count() >= 2  # the two spectrograms
-            if os.environ.get("TADA_SCREENSHOT"):
-                page.screenshot(path=os.environ["TADA_SCREENSHOT"], full_page=True)
-            print(f"steer round trip in the browser: {elapsed:.2f} s")
+            yield page
         finally:
             browser.close()
 
 
-def test_browser_localization_stop_says_so_and_the_impact_plot_renders(url):
+def test_browser_steer_shows_two_audio_players(page):
+    assert page.locator("audio").evaluate_all("els => els.filter(a => a.src).length") == 0  # none yet
+    page.get_by_label("duration (s, 0.5 to 30)").fill("2")
+    page.get_by_label("steps").fill("10")
+    page.get_by_role("button", name="Steer", exact=True).click()
+    start = time.perf_counter()
+    # both players of the Steer tab get audio once the request returns (gradio's waveform
+    # players keep an <audio> element with a blob: source, inside a shadow root, which
+    # Playwright's locators pierce and document.querySelectorAll does not)
+    def sources():
+        return page.locator("audio").evaluate_all("els => els.filter(a => a.src).map(a => a.src)")
+
+    while len(sources()) < 2:
+        assert time.perf_counter() - start < 120, "no two audio players with audio after 120 s"
+        page.wait_for_timeout(100)
+    elapsed = time.perf_counter() - start
+    players = sources()
+    assert len(players) == 2 and len(set(players)) == 2
+    for src in players:  # each holds a real WAV file, not an empty placeholder
+        head = page.evaluate("""async src => {
+            const b = new Uint8Array(await (await fetch(src)).arrayBuffer());
+            return [String.fromCharCode(...b.slice(0, 4)), b.length]; }""", src)
+        assert head[0] == "RIFF" and head[1] > 16000
+    # the caption is a read-only textarea: what a person reads there is its value, not a text node
+    caption = page.get_by_label("what was done", exact=True)
+    while "(original) ->" not in caption.input_value():
+        assert time.perf_counter() - start < 120, f"no steering caption after 120 s: {caption.input_value()!r}"
+        page.wait_for_timeout(100)
+    numbers = re.search(r"([-+\d.e]+) \(original\) -> ([-+\d.e]+) \(steered\)", caption.input_value())
+    assert numbers and all(math.isfinite(float(x)) for x in numbers.groups()), caption.input_value()
+    assert page.locator("img[src]").count() >= 2  # the two spectrograms
+    if os.environ.get("TADA_SCREENSHOT"):
+        page.screenshot(path=os.environ["TADA_SCREENSHOT"], full_page=True)
+    print(f"steer round trip in the browser: {elapsed:.2f} s")
+
+
+def test_browser_localization_stop_says_so_and_the_impact_plot_renders(page):
     """The Localization tab as a person uses it: the committed impact shows as a table and a hoverable plot;
     Compute starts the sweep with one progress bar; Stop answers with its message in the status line."""
-    _require_browser()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-            page.goto(url, wait_until="networkidle")
-            page.get_by_role("tab", name="Localization").click()
-            status = page.get_by_label("result", exact=True)
-            start = time.perf_counter()
-            while "functional layers" not in status.input_value():
-                assert time.perf_counter() - start < 60, f"no committed localization shown: {status.input_value()!r}"
-                page.wait_for_timeout(100)
-            plot = page.locator(".vega-embed")            # gradio's native plots render with Vega
-            plot.first.wait_for(timeout=30_000)
-            assert plot.first.locator("canvas, svg").count() > 0
-            page.get_by_role("button", name="Compute for this concept").click()
-            while "patching sweep" not in status.input_value():
-                assert time.perf_counter() - start < 120, f"the sweep did not start: {status.input_value()!r}"
-                page.wait_for_timeout(100)
-            assert page.locator(".progress-bar").count() <= 1          # one progress bar for one job
-            page.get_by_role("button", name="Stop", exact=True).click()
-            while "Stopped." not in status.input_value():
-                assert time.perf_counter() - start < 120, f"Stop said nothing: {status.input_value()!r}"
-                page.wait_for_timeout(100)
-            if os.environ.get("TADA_SCREENSHOT"):
-                page.screenshot(path=os.environ["TADA_SCREENSHOT"].replace(".png", "-localization.png"),
-                                full_page=True)
-        finally:
-            browser.close()
+    page.get_by_role("tab", name="Localization").click()
+    status = page.get_by_label("result", exact=True)
+    start = time.perf_counter()
+    while "functional layers" not in status.input_value():
+        assert time.perf_counter() - start < 60, f"no committed localization shown: {status.input_value()!r}"
+        page.wait_for_timeout(100)
+    plot = page.locator(".vega-embed")            # gradio's native plots render with Vega
+    plot.first.wait_for(timeout=30_000)
+    assert plot.first.locator("canvas, svg").count() > 0
+    page.get_by_role("button", name="Compute for this concept").click()
+    while "patching sweep" not in status.input_value():
+        assert time.perf_counter() - start < 120, f"the sweep did not start: {status.input_value()!r}"
+        page.wait_for_timeout(100)
+    assert page.locator(".progress-bar").count() <= 1          # one progress bar for one job
+    page.get_by_role("button", name="Stop", exact=True).click()
+    while "Stopped." not in status.input_value():
+        assert time.perf_counter() - start < 120, f"Stop said nothing: {status.input_value()!r}"
+        page.wait_for_timeout(100)
+    if os.environ.get("TADA_SCREENSHOT"):
+        page.screenshot(path=os.environ["TADA_SCREENSHOT"].replace(".png", "-localization.png"),
+                        full_page=True)
 
 
-def test_browser_switching_to_musicgen_shows_no_error(url):
+def test_browser_switching_to_musicgen_shows_no_error(page):
     """Choosing musicgen-organism (no SAEs, DiffMean vectors) fills the page for it without an error toast."""
-    _require_browser()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-            page.goto(url, wait_until="networkidle")
-            page.get_by_label("model", exact=True).click()
-            page.get_by_role("option", name="musicgen-organism").click()
-            vector = page.get_by_label("vector", exact=True)
-            start = time.perf_counter()
-            while "DIFFMEAN" not in vector.input_value():
-                assert time.perf_counter() - start < 120, f"the page did not switch: {vector.input_value()!r}"
-                page.wait_for_timeout(100)
-            page.wait_for_timeout(1500)                   # let the chained updates (SAE tab, layers) finish
-            toasts = page.locator(".toast-body").all_inner_texts()
-            assert not toasts, toasts
-        finally:
-            browser.close()
+    page.get_by_label("model", exact=True).click()
+    page.get_by_role("option", name="musicgen-organism").click()
+    vector = page.get_by_label("vector", exact=True)
+    start = time.perf_counter()
+    while "DIFFMEAN" not in vector.input_value():
+        assert time.perf_counter() - start < 120, f"the page did not switch: {vector.input_value()!r}"
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(1500)                   # let the chained updates (SAE tab, layers) finish
+    toasts = page.locator(".toast-body").all_inner_texts()
+    assert not toasts, toasts
