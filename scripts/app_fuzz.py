@@ -1,7 +1,7 @@
 """Hostile values against every public endpoint of the launched app, through gradio_client, as a visitor of
 a public Space would send them.
 
-    python scripts/app_fuzz.py [--quick] [--timeout 60]
+    python scripts/app_fuzz.py [--quick] [--musicgen] [--timeout 60]
 
 Each endpoint is called with a valid request in which one parameter at a time is replaced by a hostile
 value (huge and non-finite numbers, Unicode digits, 5000-digit strings, server paths, hidden models, wrong
@@ -40,6 +40,14 @@ VALID = {
     "/steer_feature": dict(model=ORG, sae=SAE, layer=5, feature=0, concept="brightness", prompt="a waltz", seed=0,
                            **QUICK, alpha=1.0),
 }
+# the same requests on the MusicGen organism (residual-stream layers, DiffMean vectors, durations it may refuse)
+MUSICGEN = {
+    "/generate": dict(VALID["/generate"], model="musicgen-organism"),
+    "/steer": dict(VALID["/steer"], model="musicgen-organism", vector="musicgen-organism-tempo-diffmean",
+                   layers=[0, 1, 2, 3], alpha=0.1, strategy="one-to-all"),
+    "/patch": dict(VALID["/patch"], model="musicgen-organism", layers=[0]),
+    "/localization": dict(VALID["/localization"], model="musicgen-organism"),
+}
 SECRET = "tada-fuzz-secret-7f3a"     # written into a server file; must never come back in a reply
 
 
@@ -73,7 +81,8 @@ def bad_reply(text: str, secret_dir: Path) -> str | None:
     return None
 
 
-def run(url: str, *, quick: bool, timeout: float, endpoints: list[str] | None = None, log=print) -> dict:
+def run(url: str, *, quick: bool, timeout: float, endpoints: list[str] | None = None, log=print,
+        requests: dict | None = None) -> dict:
     from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
     from gradio_client import Client
@@ -85,8 +94,9 @@ def run(url: str, *, quick: bool, timeout: float, endpoints: list[str] | None = 
     counts = {"requests": 0, "answered": 0, "refused": 0, "failures": 0, "hangs": 0}
     failures = []
     pool = ThreadPoolExecutor(max_workers=1)
-    for name in endpoints or list(VALID):
-        valid = VALID[name]
+    requests = requests or VALID
+    for name in endpoints or list(requests):
+        valid = requests[name]
         for key in valid:
             for value in hostile_values(secret_dir, quick):
                 args = dict(valid, **{key: value})
@@ -125,6 +135,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="a smaller set of hostile values")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take")
     p.add_argument("--url", default=None, help="an app already running (default: launch one on 127.0.0.1)")
+    p.add_argument("--musicgen", action="store_true", help="the requests on musicgen-organism (its endpoints)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     app = None
@@ -139,7 +150,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}/"
     start = time.perf_counter()
     try:
-        counts = run(url, quick=args.quick, timeout=args.timeout)
+        counts = run(url, quick=args.quick, timeout=args.timeout, requests=MUSICGEN if args.musicgen else VALID)
     finally:
         if app is not None:
             app.close()

@@ -398,7 +398,8 @@ def sae_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
     feature = gr.Number(0, label="feature", minimum=0)
     score_plot = gr.BarPlot(x="concept", y="Eq. 6 score", title="This feature's TF-IDF score per concept (Eq. 6)",
                             x_title="concept", y_title="Eq. 6 score (TF-IDF of the feature's activation)",
-                            tooltip=["concept", "Eq. 6 score"], label="score per concept (hover for values)")
+                            tooltip=["concept", "Eq. 6 score"], label="score per concept (hover for values)",
+                            y_lim=[0, None])    # bars start at zero, so their lengths compare
     with gr.Row():
         top_prompts = gr.Dataframe(headers=["prompt", "mean activation"], label="top-activating prompts", wrap=True,
                                    column_widths=["75%", "25%"])
