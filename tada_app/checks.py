@@ -44,9 +44,10 @@ def whole(name: str, value: Any, lo: int, hi: int) -> int:
     """A whole number in lo..hi (an integral float from a number box is accepted; 1.5 is not)."""
     accepted = f"a whole number in {lo}..{hi}"
     v = _number(name, value, accepted)
-    if v != int(v) or not lo <= int(v) <= hi or (isinstance(value, int) and not lo <= value <= hi):
+    n = value if isinstance(value, int) else int(v) if v == int(v) else None   # an int is compared exactly
+    if n is None or not lo <= n <= hi:
         raise TadaError(f"{name} must be {accepted}; got {_shown(value)}")
-    return int(v) if not isinstance(value, int) else int(value)
+    return int(n)
 
 
 def number(name: str, value: Any, lo: float, hi: float, *, low_open: bool = False) -> float:

@@ -277,10 +277,13 @@ def _write_outputs(folder: Path, result: Localization, batches, done, pairs) -> 
 
 
 def read_localization(folder: str | Path) -> Localization:
-    """Load ``impact.json`` from a finished sweep folder."""
-    path = Path(folder) / RESULT_FILE
+    """Load ``impact.json`` from a finished sweep folder (``tada localize --out DIR`` writes one per concept,
+    ``DIR/CONCEPT``)."""
+    folder = Path(folder)
+    path = folder / RESULT_FILE
     if not path.is_file():
-        raise TadaError(f"no {RESULT_FILE} in {str(folder)!r}; run `tada localize --out {folder}` first")
+        raise TadaError(f"no {RESULT_FILE} in {str(folder)!r}; make it with `tada localize --concept {folder.name} "
+                        f"--out {folder.parent}`")
     return Localization.from_dict(read_json(path))
 
 

@@ -59,6 +59,14 @@ def page(url):
             browser.close()
 
 
+def wait_for_text(page, box, text: str, seconds: float, what: str) -> None:
+    """Poll a text box's value (what a person reads there) until it contains ``text``; fail after ``seconds``."""
+    start = time.perf_counter()
+    while text not in box.input_value():
+        assert time.perf_counter() - start < seconds, f"{what} after {seconds:g} s: {box.input_value()!r}"
+        page.wait_for_timeout(100)
+
+
 def test_browser_steer_shows_two_audio_players(page):
     assert page.locator("audio").evaluate_all("els => els.filter(a => a.src).length") == 0  # none yet
     page.get_by_label("duration (s, 0.5 to 30)").fill("2")
@@ -84,9 +92,7 @@ def test_browser_steer_shows_two_audio_players(page):
         assert head[0] == "RIFF" and head[1] > 16000
     # the caption is a read-only textarea: what a person reads there is its value, not a text node
     caption = page.get_by_label("what was done", exact=True)
-    while "(original) ->" not in caption.input_value():
-        assert time.perf_counter() - start < 120, f"no steering caption after 120 s: {caption.input_value()!r}"
-        page.wait_for_timeout(100)
+    wait_for_text(page, caption, "(original) ->", 120, "no steering caption")
     numbers = re.search(r"([-+\d.e]+) \(original\) -> ([-+\d.e]+) \(steered\)", caption.input_value())
     assert numbers and all(math.isfinite(float(x)) for x in numbers.groups()), caption.input_value()
     assert page.locator("img[src]").count() >= 2  # the two spectrograms
@@ -100,22 +106,15 @@ def test_browser_localization_stop_says_so_and_the_impact_plot_renders(page):
     Compute starts the sweep with one progress bar; Stop answers with its message in the status line."""
     page.get_by_role("tab", name="Localization").click()
     status = page.get_by_label("result", exact=True)
-    start = time.perf_counter()
-    while "functional layers" not in status.input_value():
-        assert time.perf_counter() - start < 60, f"no committed localization shown: {status.input_value()!r}"
-        page.wait_for_timeout(100)
+    wait_for_text(page, status, "functional layers", 60, "no committed localization shown")
     plot = page.locator(".vega-embed")            # gradio's native plots render with Vega
     plot.first.wait_for(timeout=30_000)
     assert plot.first.locator("canvas, svg").count() > 0
     page.get_by_role("button", name="Compute for this concept").click()
-    while "patching sweep" not in status.input_value():
-        assert time.perf_counter() - start < 120, f"the sweep did not start: {status.input_value()!r}"
-        page.wait_for_timeout(100)
+    wait_for_text(page, status, "patching sweep", 120, "the sweep did not start")
     assert page.locator(".progress-bar").count() <= 1          # one progress bar for one job
     page.get_by_role("button", name="Stop", exact=True).click()
-    while "Stopped." not in status.input_value():
-        assert time.perf_counter() - start < 120, f"Stop said nothing: {status.input_value()!r}"
-        page.wait_for_timeout(100)
+    wait_for_text(page, status, "Stopped.", 120, "Stop said nothing")
     if os.environ.get("TADA_SCREENSHOT"):
         page.screenshot(path=os.environ["TADA_SCREENSHOT"].replace(".png", "-localization.png"),
                         full_page=True)
@@ -126,10 +125,7 @@ def test_browser_switching_to_musicgen_shows_no_error(page):
     page.get_by_label("model", exact=True).click()
     page.get_by_role("option", name="musicgen-organism").click()
     vector = page.get_by_label("vector", exact=True)
-    start = time.perf_counter()
-    while "DIFFMEAN" not in vector.input_value():
-        assert time.perf_counter() - start < 120, f"the page did not switch: {vector.input_value()!r}"
-        page.wait_for_timeout(100)
+    wait_for_text(page, vector, "DIFFMEAN", 120, "the page did not switch")
     page.wait_for_timeout(1500)                   # let the chained updates (SAE tab, layers) finish
     toasts = page.locator(".toast-body").all_inner_texts()
     assert not toasts, toasts

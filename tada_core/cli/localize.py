@@ -108,7 +108,7 @@ def register_caa(sub) -> None:
 
 def run_caa(args: argparse.Namespace) -> int:
     from ..caa import compute_caa
-    from ..localize import RESULT_FILE, read_localization
+    from ..localize import read_localization
     from ..registry import DEFAULT_MODEL, REGISTRY, entry_for, get_entry
 
     if args.out:
@@ -120,12 +120,7 @@ def run_caa(args: argparse.Namespace) -> int:
         concept = concepts.get(args.concept, files=True)
         functional = args.functional
         if functional is None and args.localization:
-            folder = Path(args.localization) / concept.name
-            if not (folder / RESULT_FILE).is_file():
-                raise TadaError(f"--localization {args.localization!r} has no result for {concept.name!r} "
-                                f"({folder / RESULT_FILE} is missing); make it with `tada localize --concept "
-                                f"{concept.name} --out {args.localization}`")
-            functional = read_localization(folder).functional_layers(args.min_impact)
+            functional = read_localization(Path(args.localization) / concept.name).functional_layers(args.min_impact)
         return concept, functional
 
     name = getattr(args, "model", None) or DEFAULT_MODEL
