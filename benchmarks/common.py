@@ -17,7 +17,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 def null_scorer():
     """A scorer that scores nothing: the benchmarks time generation, not scoring."""
-    from tada_core.scoring import Scorer
+    from tada_core.evaluation.scoring import Scorer
 
     class Null(Scorer):
         name = "null"

@@ -13,7 +13,7 @@ and dtype:
   generation, steering every layer with ReNorm; target <= 1.02;
 * patched / unsteered per generation, patching the first layer and the last one (the capture pass
   stops after the last patched layer, so patching early layers costs less);
-* the localization sweep (``tada_core.localize``) batched vs one clip per call; target >= 3x on a GPU;
+* the localization sweep (``tada_core.methods.localize``) batched vs one clip per call; target >= 3x on a GPU;
 * activation cache (``tada sae cache``) throughput in recorded tokens/s;
 * TopK SAE training tokens/s on that cache, ours and EleutherAI sparsify's ``SparseCoder`` on the same
   batches when sparsify is installed (``pip install eai-sparsify``);
@@ -37,12 +37,13 @@ import torch
 from common import machine, null_scorer, run_benchmark
 
 from tada_core import GenerationSettings, patch, steer
-from tada_core.cache import cache_activations
+from tada_core.interventions.cache import cache_activations
 from tada_core.concepts import Concept
-from tada_core.fixtures import _seeded, audioldm2_clap
-from tada_core.localize import localize
-from tada_core.sae import SaeConfig, train_sae
-from tada_core.text import build_tokenizer
+from tada_core.adapters.fixtures import _seeded, audioldm2_clap
+from tada_core.methods.localize import localize
+from tada_core.artifacts.sae import SaeConfig
+from tada_core.methods.sae import train_sae
+from tada_core.adapters.text import build_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "tada_core" / "configs"

@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from common import load_warm, machine, null_scorer, run_benchmark  # noqa: E402
 
 from tada_core import GenerationSettings, load_vector, patch  # noqa: E402
-from tada_core.localize import localize  # noqa: E402
+from tada_core.methods.localize import localize  # noqa: E402
 from tada_core.organism.concepts import ORGANISM_CONCEPT_SET, captions  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from common import machine, median_time, run_benchmark
 def main() -> None:
     from tada_core import load_model
     from tada_core.concepts import diffmean_prompts
-    from tada_core.diffmean import diffmean
+    from tada_core.methods.diffmean import diffmean
 
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="tiny-musicgen-melody")

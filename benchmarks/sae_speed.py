@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from common import machine, run_benchmark
 
-from tada_core.cache import ActivationCache
-from tada_core.sae import SaeConfig, TopKSAE
+from tada_core.interventions.cache import ActivationCache
+from tada_core.artifacts.sae import SaeConfig, TopKSAE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,7 @@ def main() -> None:
     t_ours = run(ours, lambda x, dead: ours(x, dead_mask=dead), batches, lr)
     t_theirs = run(theirs, lambda x, dead: theirs(x, dead_mask=dead), batches, lr)
     print(f"{n} tokens of layer {args.layer} (width {d}), m={args.m}, k={args.k}, batches of {args.batch_tokens}")
-    print(f"tada_core.sae: {t_ours:,.0f} tokens/s   sparsify SparseCoder: {t_theirs:,.0f} tokens/s   "
+    print(f"tada_core.methods.sae: {t_ours:,.0f} tokens/s   sparsify SparseCoder: {t_theirs:,.0f} tokens/s   "
           f"ratio ours/sparsify = {t_ours / t_theirs:.2f} (target >= 1.0)")
 
     folder = ROOT / "saes" / "tada-organism-topk" / cache.spec["layer_paths"][str(args.layer)]

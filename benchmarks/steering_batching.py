@@ -14,7 +14,7 @@ from common import load_warm, machine, median_time, repeats, run_benchmark
 
 
 def main() -> None:
-    from tada_core.benchmark.methods import Context, make_method
+    from tada_core.evaluation.benchmark.methods import Context, make_method
 
     args = repeats()
     print(machine())

@@ -41,12 +41,12 @@ import torch
 
 from tada_core import load_model
 from tada_core.concepts import diffmean_prompts
-from tada_core.diffmean import choose_layer, cosine_matrix, diffmean, layer_scan, with_strategy
-from tada_core.metrics import LogMelEmbedding, frechet_audio_distance, spectral_centroid, tempo_bpm
+from tada_core.methods.diffmean import choose_layer, cosine_matrix, diffmean, layer_scan, with_strategy
+from tada_core.evaluation.metrics import LogMelEmbedding, frechet_audio_distance, spectral_centroid, tempo_bpm
 from tada_core.organism import synth
 from tada_core.organism.adherence import SEEDS
-from tada_core.plots import heatmap_png, line_panels
-from tada_core.stats import bootstrap_ci
+from tada_core.evaluation.plots import heatmap_png, line_panels
+from tada_core.evaluation.stats import bootstrap_ci
 
 LAM = 1.25
 SCAN_SEEDS = (100, 101)

@@ -95,7 +95,7 @@ def main() -> None:
 
 
 def plot(reports, concepts, bars, path: Path) -> None:
-    from tada_core.plots import line_panels
+    from tada_core.evaluation.plots import line_panels
 
     gs = sorted(reports)
     panels = []

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tada_core.evaluate import SweepResult, comparison_table
-from tada_core.io import atomic_write_text, read_json
+from tada_core.evaluation.sweeps import SweepResult, comparison_table
+from tada_core.runtime.io import atomic_write_text, read_json
 
 
 def main() -> None:

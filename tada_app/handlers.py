@@ -48,7 +48,7 @@ def _clips(audio: torch.Tensor, sample_rate: int) -> list[tuple[int, Any]]:
 
 def _pair(generation, caption: str):
     """Original and steered players, their spectrograms (one dB scale, axes), and a plain-text caption."""
-    from tada_core.plots import spectrogram_images
+    from tada_core.evaluation.plots import spectrogram_images
 
     audio = generation.audio[:2]
     (a, b) = _clips(audio, generation.sample_rate)
@@ -70,7 +70,7 @@ class Handlers:
                                max_steps=self.config.max_steps, min_duration=MIN_DURATION)
 
     def _index(self, root: Path, kind: str) -> list[dict]:
-        from tada_core.hub import read_index
+        from tada_core.artifacts.hub import read_index
 
         return [r for r in read_index(root) if r.get("kind") == kind]
 
@@ -81,7 +81,7 @@ class Handlers:
 
     def vector(self, vector: Any = None, repo_id: Any = None):
         """A vector by shipped name, or by a folder under vectors/ or a Hub repo id (one of the two)."""
-        from tada_core.vectors import CARD_FILE, CONFIG_FILE, VECTOR_FILE, load_vector
+        from tada_core.artifacts.vectors import CARD_FILE, CONFIG_FILE, VECTOR_FILE, load_vector
 
         name = checks.optional_text("vector", vector)
         repo = checks.optional_text("repo_id", repo_id)
@@ -93,14 +93,14 @@ class Handlers:
         where = locate(name or repo, self.config.vectors, [r["name"] for r in self._index(self.config.vectors,
                                                                                        "steering-vector")], "vector")
         if isinstance(where, str):   # a Hub id: only the format's files are downloaded
-            from tada_core.io import resolve
+            from tada_core.runtime.io import resolve
 
             where = resolve(where, allow_patterns=[CONFIG_FILE, VECTOR_FILE, CARD_FILE])
         return load_vector(where)
 
     def _sae_folder(self, sae: Any) -> Path:
-        from tada_core.io import resolve
-        from tada_core.sae import validate_sae_folder
+        from tada_core.runtime.io import resolve
+        from tada_core.artifacts.sae import validate_sae_folder
 
         name = checks.text("sae", sae, 200)
         where = locate(name, self.config.saes, [r["name"] for r in self._index(self.config.saes, "sae")], "SAE")
@@ -200,7 +200,7 @@ class Handlers:
         s = self._settings(prompt, seed, duration, steps)
         vec = self.vector(vector, repo_id)
         if strategy not in (None, ""):
-            from tada_core.diffmean import STRATEGIES, with_strategy
+            from tada_core.methods.diffmean import STRATEGIES, with_strategy
 
             if strategy not in STRATEGIES:
                 raise TadaError(f"strategy must be one of {', '.join(STRATEGIES)} (or empty: the vector's own); "
@@ -255,7 +255,7 @@ class Handlers:
 
     def functional_layers(self, model: str) -> list[int]:
         """Every layer the committed localization calls functional for some concept (A/B default)."""
-        from tada_core.localize import Localization
+        from tada_core.methods.localize import Localization
 
         self.cache.key(model)
         rows = [Localization.from_dict(r) for r in self._shipped_localization(model)]
@@ -263,7 +263,7 @@ class Handlers:
 
     def localization(self, model: str, concept: str):
         """The heatmap of a model's committed localization (the concept marked), its rows and a caption."""
-        from tada_core.localize import Localization
+        from tada_core.methods.localize import Localization
 
         concept = checks.choice("concept", concept, self.concept_choices(model))
         rows = [Localization.from_dict(r) for r in self._shipped_localization(model)]
@@ -282,8 +282,8 @@ class Handlers:
         finally (done, total, Localization). It runs on the job's own model instance, so visitors' requests
         do not wait for it. Closing the generator (Stop) ends it after the current batch; finished batches
         stay in this app's runs folder, so computing the same thing again goes on where it stopped."""
-        from tada_core.localize import localize
-        from tada_core.settings import GenerationSettings
+        from tada_core.methods.localize import localize
+        from tada_core.adapters.settings import GenerationSettings
 
         pairs_n = checks.whole("pairs", pairs, 1, self.config.max_pairs)
         seeds_n = checks.whole("seeds", seeds, 1, self.config.max_job_seeds)
@@ -311,7 +311,7 @@ class Handlers:
         return [r["name"] for r in self._index(self.config.saes, "sae") if r.get("model") == model]
 
     def _atlases(self, sae: Any) -> dict:
-        from tada_core.features import load_atlas
+        from tada_core.methods.features import load_atlas
 
         return load_atlas(self._sae_folder(sae))
 
@@ -342,8 +342,8 @@ class Handlers:
                       duration: float, steps: int, alpha: float):
         """Steer with one SAE feature's decoder direction (Eq. 7 with tau = 1, added as in Eq. 8);
         ``concept``: whose measure to print for both clips (where the model has a scorer)."""
-        from tada_core.features import load_saes
-        from tada_core.sae import sae_vector
+        from tada_core.methods.features import load_saes
+        from tada_core.methods.sae import sae_vector
 
         s = self._settings(prompt, seed, duration, steps)
         a = checks.number("alpha", alpha, -FEATURE_ALPHA_LIMIT, FEATURE_ALPHA_LIMIT)
@@ -365,7 +365,7 @@ class Handlers:
 def heatmap(rows, marked: str | None = None, title: str = ""):
     import numpy as np
 
-    from tada_core.plots import heatmap_image
+    from tada_core.evaluation.plots import heatmap_image
 
     layers = sorted({layer for r in rows for layer in r.layers})
     values = np.array([[r.impact.get(layer, float("nan")) for layer in layers] for r in rows])

@@ -12,14 +12,14 @@ The public surface::
 Layer indices are 0-based module indices; the papers count from 1.
 """
 
-from .adapters import FAMILIES, Generation, ModelAdapter
-from .audio import save_wav
-from .concepts import Concept, ConceptSet
-from .errors import TadaError
-from .hooks import Recording, patch, record, renorm, steer
-from .registry import DEFAULT_MODEL, REGISTRY, load_model, model_catalog, model_names
-from .settings import GenerationSettings
-from .vectors import SteeringVector, load_vector
+from tada_core.adapters import FAMILIES, Generation, ModelAdapter
+from tada_core.audio import save_wav
+from tada_core.concepts import Concept, ConceptSet
+from tada_core.errors import TadaError
+from tada_core.interventions.hooks import Recording, patch, record, renorm, steer
+from tada_core.registry import DEFAULT_MODEL, REGISTRY, load_model, model_catalog, model_names
+from tada_core.adapters.settings import GenerationSettings
+from tada_core.artifacts.vectors import SteeringVector, load_vector
 
 __version__ = "0.1.0"
 

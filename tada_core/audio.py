@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import TadaError
+from tada_core.errors import TadaError
 
 
 def mono(audio: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .errors import TadaError, check_prompts
+from tada_core.errors import TadaError, check_prompts
 
 # App. B.1: the paper names 25 of its 50 base prompts; the other 25 are ours, in the same spirit.
 BASE_PROMPTS: tuple[str, ...] = (

@@ -1,6 +1,6 @@
 """Every model tada can load by name, and :func:`load_model`, the one way to load any of them.
 
-Built-in entries (:class:`~tada_core.entry.ModelEntry`), one per checkpoint:
+Built-in entries (:class:`~tada_core.adapters.entry.ModelEntry`), one per checkpoint:
 
 ============== ============================================== ==================================
 name           checkpoint                                     functional-layer preset
@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .adapters import (
+from tada_core.adapters import (
     FAMILIES,
     AceStepAdapter,
     AudioLDM2Adapter,
@@ -39,13 +39,13 @@ from .adapters import (
     StableAudioAdapter,
     family_of_pipeline,
 )
-from .concepts import MUSICGEN_CONCEPT_SET, PAPER_CONCEPT_SET
-from .entry import SAMPLING_FILE, LayerPreset, ModelEntry, committed_config
-from .errors import TadaError, hub_errors
-from .fixtures import tiny_ace_step, tiny_audioldm2, tiny_musicgen_melody, tiny_stable_audio
-from .io import is_repo_id, read_json
-from .organism.entry import ENTRY as ORGANISM_ENTRY
-from .organism.entry import MUSICGEN_ENTRY
+from tada_core.concepts import MUSICGEN_CONCEPT_SET, PAPER_CONCEPT_SET
+from tada_core.adapters.entry import SAMPLING_FILE, LayerPreset, ModelEntry, committed_config
+from tada_core.errors import TadaError, hub_errors
+from tada_core.adapters.fixtures import tiny_ace_step, tiny_audioldm2, tiny_musicgen_melody, tiny_stable_audio
+from tada_core.runtime.io import is_repo_id, read_json
+from tada_core.organism.entry import ENTRY as ORGANISM_ENTRY
+from tada_core.organism.entry import MUSICGEN_ENTRY
 
 _PAPER = "TADA paper, Sec. 4 / Fig. 3"
 _TINY = {"duration": 1.0, "steps": 4, "guidance": 3.0}

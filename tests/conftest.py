@@ -8,7 +8,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import pytest  # noqa: E402
 
 from tada_core import GenerationSettings, load_model  # noqa: E402
-from tada_core.scoring import Scorer  # noqa: E402
+from tada_core.evaluation.scoring import Scorer  # noqa: E402
 
 TINY = ["tiny-ace-step", "tiny-stable-audio", "tiny-audioldm2"]
 # Every intervention test also runs on the shipped organism, with test-sized settings.

@@ -127,7 +127,7 @@ def test_ace_step_alone_is_the_stock_pipeline(models):
 def test_ace_step_instrumental_lyrics_and_cfg_interval(models, tmp_path, cli):
     """ACE-Step generates instrumental music with the reference code's lyric token, and CFG's interval is an
     option; both are recorded in every resumable job's spec, so a folder never mixes two settings."""
-    from tada_core.cache import cache_activations
+    from tada_core.interventions.cache import cache_activations
 
     m = models("tiny-ace-step")
     assert m.options() == {"lyrics": "[inst]", "cfg_interval": [0.0, 1.0]}
@@ -216,8 +216,8 @@ def test_uncached_repo_id_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_local_folder_roundtrip_with_its_sampling_defaults(tmp_path, models):
-    from tada_core.entry import save_sampling_defaults
-    from tada_core.fixtures import tiny_ace_step
+    from tada_core.adapters.entry import save_sampling_defaults
+    from tada_core.adapters.fixtures import tiny_ace_step
 
     tiny_ace_step().save_pretrained(tmp_path)
     save_sampling_defaults(tmp_path, {"duration": 1.0, "steps": 4, "guidance": 3.0})
@@ -234,7 +234,7 @@ def test_device_map_reaches_diffusers_and_is_refused_where_it_cannot_work(tmp_pa
     pipeline is then not moved. Without GPUs (here) it is refused with the reason; the CPU path is unchanged."""
     import diffusers
 
-    from tada_core.fixtures import tiny_ace_step
+    from tada_core.adapters.fixtures import tiny_ace_step
 
     tiny_ace_step().save_pretrained(tmp_path / "p")
     with pytest.raises(TadaError, match="this machine has none"):

@@ -293,7 +293,7 @@ def test_free_text_never_reaches_server_paths(h, tmp_path):
 
 def test_artifact_text_and_values_cannot_hurt(h, tmp_path):
     """A vector whose concept is HTML, with huge values, or a malformed config: text as text, clear messages."""
-    from tada_core.vectors import load_vector
+    from tada_core.artifacts.vectors import load_vector
 
     base = load_vector(ROOT / "vectors" / TEMPO)
     roots = tmp_path / "vectors"
@@ -451,7 +451,7 @@ def test_musicgen_in_the_app(tmp_path, h):
     why it does not apply; the layers read as residual-stream layers."""
     from tada_core import load_model
     from tada_core.concepts import BASE_PROMPTS, MUSICGEN_CONCEPTS, diffmean_prompts
-    from tada_core.diffmean import diffmean
+    from tada_core.methods.diffmean import diffmean
 
     pos, neg = diffmean_prompts(MUSICGEN_CONCEPTS["tempo"], BASE_PROMPTS, 8)
     vec = diffmean(load_model("tiny-musicgen-melody"), pos, neg, concept="tempo", source_layer=1, progress=False,
@@ -544,7 +544,7 @@ def test_every_tab_reads_layers_with_one_parser(h):
 
 
 def test_a_vector_with_a_nan_alpha_range_is_refused_not_unlimited(h, tmp_path):
-    from tada_core.vectors import load_vector
+    from tada_core.artifacts.vectors import load_vector
 
     vec = load_vector(ROOT / "vectors" / TEMPO)
     vec.alpha_range = (float("nan"), 2.0)

@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from tada_core.adapters.base import hook_handles
-from tada_core.benchmark import protocol
-from tada_core.benchmark.distance import LPAPS, MelDistance, make_distance
-from tada_core.benchmark.methods import (PCI, AUSteer, Context, FreeSliders, MethodUnavailable, TextEmbeddings,
+from tada_core.evaluation.benchmark import protocol
+from tada_core.evaluation.benchmark.distance import LPAPS, MelDistance, make_distance
+from tada_core.evaluation.benchmark.methods import (PCI, AUSteer, Context, FreeSliders, MethodUnavailable, TextEmbeddings,
                                          TokenEmbeddings, austeer_mask, make_method)
-from tada_core.benchmark.quality import Typicality, make_quality
-from tada_core.benchmark.runner import run_benchmark
+from tada_core.evaluation.benchmark.quality import Typicality, make_quality
+from tada_core.evaluation.benchmark.runner import run_benchmark
 from tada_core.concepts import Concept, ConceptSet
 from tada_core.errors import TadaError
-from tada_core.hooks import patch
+from tada_core.interventions.hooks import patch
 
 from .conftest import Energy
 
@@ -356,7 +356,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny, tmp_path):
 
 
 def test_a_method_range_that_is_not_finite_is_refused(tiny, monkeypatch):
-    from tada_core.benchmark import methods
+    from tada_core.evaluation.benchmark import methods
 
     monkeypatch.setitem(methods.METHODS, "text-emb", lambda: TextEmbeddings(max_strength=float("nan")))
     with pytest.raises(TadaError, match="text-emb: its strengths .* are not positive finite"):
@@ -364,7 +364,7 @@ def test_a_method_range_that_is_not_finite_is_refused(tiny, monkeypatch):
 
 
 def test_a_changed_method_range_is_refused_before_any_new_work(tiny, tmp_path, monkeypatch):
-    from tada_core.benchmark import methods
+    from tada_core.evaluation.benchmark import methods
 
     bench(tiny, tmp_path / "b", methods=["pci", "text-emb"], calibrate=False)
     lines = (tmp_path / "b" / "clips.jsonl").read_text()
@@ -383,7 +383,7 @@ def test_leakage_is_measured_in_units_of_the_other_concepts_prompt_gap(tiny):
 
 
 def test_caa_runs_in_the_benchmark_and_every_method_is_compared_with_it(tiny, tmp_path):
-    from tada_core.caa import compute_caa
+    from tada_core.methods.caa import compute_caa
 
     vec = compute_caa(tiny, ["a fast song"] * 2, ["a slow song"] * 2, concept="tempo", seeds=[0, 1],
                       functional_layers=[1], alpha_range=(-1.0, 1.0), progress=False)
@@ -397,7 +397,7 @@ def test_caa_runs_in_the_benchmark_and_every_method_is_compared_with_it(tiny, tm
 
 
 def test_vectors_can_be_benchmarked_without_renorm_and_a_folder_keeps_its_setting(tiny, tmp_path):
-    from tada_core.caa import compute_caa
+    from tada_core.methods.caa import compute_caa
 
     vec = compute_caa(tiny, ["a fast song"] * 2, ["a slow song"] * 2, concept="tempo", seeds=[0, 1],
                       functional_layers=[1], alpha_range=(-1.0, 1.0), progress=False)
@@ -477,7 +477,7 @@ def test_cli_interrupt_is_a_message_not_a_traceback(cli, monkeypatch, tmp_path):
 
 
 def test_verdicts_against_localized_caa_follow_the_paired_intervals(tmp_path):
-    from tada_core.benchmark.runner import BenchmarkResult, MethodResult, verdicts, write_tables
+    from tada_core.evaluation.benchmark.runner import BenchmarkResult, MethodResult, verdicts, write_tables
 
     def method(key, label, vs, available=True):
         return MethodResult(key=key, label=label, available=available, layers=[3],

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from tada_core import GenerationSettings, record
-from tada_core.caa import caa_vector, compute_caa
+from tada_core.methods.caa import caa_vector, compute_caa
 from tada_core.cli import main
 from tada_core.errors import TadaError
-from tada_core.vectors import load_vector
+from tada_core.artifacts.vectors import load_vector
 
 POS = ["a fast happy pop song", "a quick waltz", "an uptempo tune"]
 NEG = ["a slow sad pop song", "a leisurely waltz", "a downtempo tune"]

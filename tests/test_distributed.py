@@ -1,5 +1,5 @@
 """Multi-process runs through accelerate: the same numbers and files as one process, and nothing lost
-when a process dies (tada_core.distributed, io.ResumableFolder's parts)."""
+when a process dies (tada_core.runtime.distributed, io.ResumableFolder's parts)."""
 
 import json
 import os
@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tada_core.distributed import Processes
+from tada_core.runtime.distributed import Processes
 from tada_core.errors import TadaError
-from tada_core.io import ResumableFolder
-from tada_core.localize import localize, read_localization
-from tada_core.settings import GenerationSettings
+from tada_core.runtime.io import ResumableFolder
+from tada_core.methods.localize import localize, read_localization
+from tada_core.adapters.settings import GenerationSettings
 
 from .conftest import Energy
 from .test_localize import CONCEPT, PAIRS, Interrupting, same

@@ -10,10 +10,10 @@ import torch
 from tada_core import GenerationSettings
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError
-from tada_core.evaluate import (AblationResult, AblationRow, SweepResult, ablation_table, alpha_sweep,
+from tada_core.evaluation.sweeps import (AblationResult, AblationRow, SweepResult, ablation_table, alpha_sweep,
                                 comparison_table, delta_alignment, intervals_ordered, layer_ablation, monotonic,
                                 smoothness, spectral_distance, sweep_table)
-from tada_core.vectors import SteeringVector
+from tada_core.artifacts.vectors import SteeringVector
 
 from .conftest import Energy
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from tada_core import TadaError
-from tada_core.hub import build_index, pull, push, read_index
-from tada_core.sae import validate_sae_folder
-from tada_core.vectors import SteeringVector, load_vector
+from tada_core.artifacts.hub import build_index, pull, push, read_index
+from tada_core.artifacts.sae import validate_sae_folder
+from tada_core.artifacts.vectors import SteeringVector, load_vector
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,7 +178,7 @@ def test_nothing_in_the_repo_loads_a_pickle():
 
 
 def test_every_shipped_artifact_validates_and_is_indexed():
-    from tada_core.hub import scan
+    from tada_core.artifacts.hub import scan
 
     for root in (ROOT / "vectors", ROOT / "saes"):
         assert scan(root) == read_index(root), f"{root}/index.json is stale: run `tada list`"

@@ -12,7 +12,7 @@ from tada_core import GenerationSettings, patch
 from tada_core.cli import main
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError
-from tada_core.localize import (
+from tada_core.methods.localize import (
     Localization,
     functional_layers,
     impact,

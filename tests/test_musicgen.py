@@ -9,9 +9,9 @@ import torch
 
 from tada_core import TadaError, steer
 from tada_core.concepts import MUSICGEN_CONCEPTS, BASE_PROMPTS, diffmean_prompts
-from tada_core.diffmean import cosine_matrix, diffmean, layer_scan, with_strategy
-from tada_core.hooks import patch
-from tada_core.metrics import frechet_audio_distance, frechet_distance, spectral_centroid, tempo_bpm
+from tada_core.methods.diffmean import cosine_matrix, diffmean, layer_scan, with_strategy
+from tada_core.interventions.hooks import patch
+from tada_core.evaluation.metrics import frechet_audio_distance, frechet_distance, spectral_centroid, tempo_bpm
 
 from .conftest import all_hooks
 

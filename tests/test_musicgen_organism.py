@@ -102,7 +102,7 @@ def test_the_shipped_model_loads_offline_within_budget_and_generates_determinist
 
 
 def _steered_means(concept, measure, prompts):
-    from tada_core.vectors import SteeringVector
+    from tada_core.artifacts.vectors import SteeringVector
 
     model = load_model("musicgen-organism")
     vec = SteeringVector.load(ROOT / "vectors" / f"musicgen-organism-{concept}-diffmean")
@@ -119,7 +119,7 @@ PROMPTS = ["a pop song played on piano", "a waltz played on violin", "a folk tun
 
 @needs_shipped
 def test_a_shipped_brightness_vector_moves_librosas_centroid_with_the_sign_of_lambda():
-    from tada_core.metrics import spectral_centroid
+    from tada_core.evaluation.metrics import spectral_centroid
 
     hz = _steered_means("brightness", spectral_centroid, PROMPTS)
     assert hz[0] < hz[1] < hz[2], hz
@@ -130,7 +130,7 @@ def test_a_shipped_brightness_vector_moves_librosas_centroid_with_the_sign_of_la
                                        "results/musicgen_organism/adherence.md) and its tempo vector does not steer "
                                        "(results/musicgen_organism/README.md); strict: passing means it was fixed")
 def test_a_shipped_tempo_vector_moves_librosas_bpm_with_the_sign_of_lambda():
-    from tada_core.metrics import tempo_bpm
+    from tada_core.evaluation.metrics import tempo_bpm
 
     bpm = _steered_means("tempo", tempo_bpm, PROMPTS)
     assert bpm[0] < bpm[1] < bpm[2], bpm

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from tada_core import TadaError
-from tada_core.features import load_saes
-from tada_core.reference import import_steer_audio
-from tada_core.sae import TopKSAE
-from tada_core.vectors import load_vector
+from tada_core.methods.features import load_saes
+from tada_core.artifacts.reference import import_steer_audio
+from tada_core.artifacts.sae import TopKSAE
+from tada_core.artifacts.vectors import load_vector
 
 from .steer_audio_fixtures import LAYOUTS, write_reference_sae, write_reference_vectors
 

@@ -7,15 +7,8 @@ import torch
 
 from tada_core import GenerationSettings, steer
 from tada_core.errors import TadaError
-from tada_core.sae import (
-    SaeConfig,
-    TopKSAE,
-    evaluate_sae,
-    sae_vector,
-    select_features,
-    tfidf_scores,
-    train_sae,
-)
+from tada_core.artifacts.sae import SaeConfig, TopKSAE
+from tada_core.methods.sae import evaluate_sae, sae_vector, select_features, tfidf_scores, train_sae
 
 
 def sparse_data(n=4096, d=16, atoms=64, active=3, seed=0):
@@ -174,7 +167,7 @@ def test_bad_configs():
 
 
 def test_resumed_cache_equals_uninterrupted(models, tmp_path):
-    from tada_core.cache import ActivationCache, cache_activations
+    from tada_core.interventions.cache import ActivationCache, cache_activations
 
     model = models("tada-organism")
     prompts = ["a waltz", "a fast march", "a sad tune", "a pop song with drums", "a dark melody"]
@@ -209,8 +202,8 @@ def test_resumed_cache_equals_uninterrupted(models, tmp_path):
 
 
 def test_concept_features_vector_and_browser(models, tmp_path):
-    from tada_core.features import browse, concept_vector, prompt_activations
-    from tada_core.hub import load_vector
+    from tada_core.methods.features import browse, concept_vector, prompt_activations
+    from tada_core.artifacts.hub import load_vector
 
     model = models("tada-organism")
     sae = TopKSAE(SaeConfig(d_in=128, expansion_factor=2, k=8), generator=torch.Generator().manual_seed(0))
@@ -234,7 +227,7 @@ def test_concept_features_vector_and_browser(models, tmp_path):
 
 def test_per_step_selection_is_the_references(models):
     """The reference's variant: Eq. 6 on pre-TopK ReLU activations averaged per step, a feature set per step."""
-    from tada_core.features import concept_vector, prompt_activations
+    from tada_core.methods.features import concept_vector, prompt_activations
 
     model = models("tada-organism")
     sae = TopKSAE(SaeConfig(d_in=128, expansion_factor=2, k=8), generator=torch.Generator().manual_seed(0))
@@ -258,7 +251,7 @@ def test_per_step_selection_is_the_references(models):
 
 
 def test_sweep_orders_by_the_papers_rule():
-    from tada_core.sae import sweep_saes
+    from tada_core.methods.sae import sweep_saes
 
     x = sparse_data(n=2048)
     entries = sweep_saes(lambda: x[:1536].split(256), lambda: x[1536:].split(256), 16, expansions=(2, 4),
@@ -275,7 +268,7 @@ def test_sweep_orders_by_the_papers_rule():
 
 def test_cli_sae_cache_train_features(tmp_path, capsys):
     from tada_core.cli import main
-    from tada_core.hub import load_vector, scan
+    from tada_core.artifacts.hub import load_vector, scan
 
     settings = ["--steps", "4", "--duration", "2"]
     cache = tmp_path / "cache"
@@ -298,9 +291,9 @@ def test_cli_sae_cache_train_features(tmp_path, capsys):
     # the feature atlas the app browses: every latent's Eq. 6 score equals a direct computation
     assert main(["sae", "atlas", str(saes), "--prompts", "4", "--concepts", "drums", "tempo"] + settings) == 0
     from tada_core import load_model
-    from tada_core.features import load_atlas, load_saes, prompt_activations
+    from tada_core.methods.features import load_atlas, load_saes, prompt_activations
     from tada_core.organism.concepts import ORGANISM_CONCEPT_SET, captions
-    from tada_core.sae import validate_sae_folder
+    from tada_core.artifacts.sae import validate_sae_folder
 
     (atlas,) = load_atlas(saes).values()
     assert atlas.layer == 6 and atlas.prompts == captions()[:4] and set(atlas.scores) == {"drums", "tempo"}

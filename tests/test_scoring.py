@@ -10,13 +10,13 @@ from tada_core.concepts import PAPER_CONCEPTS, Concept
 from tada_core.errors import TadaError
 from tada_core.organism.scorer import OrganismScorer
 from tada_core.registry import REGISTRY
-from tada_core.scoring import ClapScorer, make_scorer
+from tada_core.evaluation.scoring import ClapScorer, make_scorer
 
 
 def test_clap_scorer_is_the_cosine_of_claps_own_embeddings(tmp_path):
     from transformers import ClapModel, ClapProcessor
 
-    from tada_core.fixtures import tiny_clap
+    from tada_core.adapters.fixtures import tiny_clap
 
     folder = tiny_clap(tmp_path / "clap")
     scorer = make_scorer(f"clap:{folder}", REGISTRY["ace-step"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tada_core import TadaError
-from tada_core.stats import bootstrap_ci, bootstrap_intervals
+from tada_core.evaluation.stats import bootstrap_ci, bootstrap_intervals
 
 
 def test_interval_of_a_proportion_is_near_the_normal_approximation():

@@ -6,9 +6,9 @@ knows names, checkpoints and defaults); this package only knows pipelines.
 
 from __future__ import annotations
 
-from .ace_step import AceStepAdapter
-from .audioldm2 import AudioLDM2Adapter
-from .base import (
+from tada_core.adapters.ace_step import AceStepAdapter
+from tada_core.adapters.audioldm2 import AudioLDM2Adapter
+from tada_core.adapters.base import (
     Conditioning,
     CrossAttentionLayer,
     Generation,
@@ -16,8 +16,8 @@ from .base import (
     Run,
     hook_handles,
 )
-from .musicgen import MusicGenAdapter
-from .stable_audio import StableAudioAdapter
+from tada_core.adapters.musicgen import MusicGenAdapter
+from tada_core.adapters.stable_audio import StableAudioAdapter
 
 FAMILIES: dict[str, type[ModelAdapter]] = {
     cls.family: cls for cls in (AceStepAdapter, StableAudioAdapter, AudioLDM2Adapter, MusicGenAdapter)

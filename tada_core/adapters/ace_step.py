@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import TadaError
-from .base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
+from tada_core.errors import TadaError
+from tada_core.adapters.base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
 
 _MASK = "encoder_attention_mask"
 INSTRUMENTAL = "[inst]"      # the instrumental lyric token the TADA reference code passes

@@ -22,8 +22,8 @@ import types
 import numpy as np
 import torch
 
-from ..errors import TadaError
-from .base import CrossAttentionLayer, ModelAdapter, Run, output_width
+from tada_core.errors import TadaError
+from tada_core.adapters.base import CrossAttentionLayer, ModelAdapter, Run, output_width
 
 _SECTION_ORDER = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
 

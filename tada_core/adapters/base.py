@@ -26,8 +26,8 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence
 import torch
 from torch import nn
 
-from ..errors import TadaError, check_layers, check_prompts
-from ..settings import GenerationSettings
+from tada_core.errors import TadaError, check_layers, check_prompts
+from tada_core.adapters.settings import GenerationSettings
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,9 +41,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..errors import TadaError
-from ..settings import GenerationSettings
-from .base import CrossAttentionLayer, ModelAdapter, Run
+from tada_core.errors import TadaError
+from tada_core.adapters.settings import GenerationSettings
+from tada_core.adapters.base import CrossAttentionLayer, ModelAdapter, Run
 
 TOP_K = 250          # MusicGen's sampling defaults (audiocraft and the transformers generation config)
 TEMPERATURE = 1.0
@@ -279,7 +279,7 @@ class MusicGenAdapter(ModelAdapter):
         text positions in the decoder: its read-out is the first decoder position (the start
         token, which has attended to the text).
         """
-        from ..errors import check_prompts
+        from tada_core.errors import check_prompts
 
         prompts = check_prompts(prompts, "DiffMean prompts")
         inputs = self._text_inputs(prompts)

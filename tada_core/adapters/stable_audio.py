@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
+from tada_core.adapters.base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
 
 
 class StableAudioAdapter(ModelAdapter):

@@ -29,15 +29,15 @@ import sys
 import warnings
 from typing import Sequence
 
-from ..errors import TadaError
-from .artifacts import register_import, register_list, register_pull, register_push
-from .benchmark import register_benchmark
-from .diffmean import register_diffmean
-from .evaluate import register_ablate, register_sweep
-from .localize import register_caa, register_localize
-from .models import register_generate, register_models
-from .organism import register_organism
-from .sae import register_sae
+from tada_core.errors import TadaError
+from tada_core.cli.artifacts import register_import, register_list, register_pull, register_push
+from tada_core.cli.benchmark import register_benchmark
+from tada_core.cli.diffmean import register_diffmean
+from tada_core.cli.evaluate import register_ablate, register_sweep
+from tada_core.cli.localize import register_caa, register_localize
+from tada_core.cli.models import register_generate, register_models
+from tada_core.cli.organism import register_organism
+from tada_core.cli.sae import register_sae
 
 REGISTER = (register_models, register_generate, register_list, register_push, register_pull, register_import,
             register_localize, register_caa, register_diffmean, register_sweep, register_ablate, register_benchmark,

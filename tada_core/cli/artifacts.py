@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import note
+from tada_core.cli.common import note
 
 
 def register_list(sub) -> None:
@@ -14,7 +14,7 @@ def register_list(sub) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ..hub import build_index
+    from tada_core.artifacts.hub import build_index
 
     status = 0
     for root in args.roots:
@@ -42,7 +42,7 @@ def register_push(sub) -> None:
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from ..hub import push
+    from tada_core.artifacts.hub import push
 
     files = push(args.folder, args.repo, revision=args.revision, private=args.private, dry_run=args.dry_run)
     verb = "would upload" if args.dry_run else "uploaded"
@@ -60,7 +60,7 @@ def register_pull(sub) -> None:
 
 
 def run_pull(args: argparse.Namespace) -> int:
-    from ..hub import artifact_summary, pull
+    from tada_core.artifacts.hub import artifact_summary, pull
 
     folder = pull(args.repo, args.revision)
     r = artifact_summary(folder)
@@ -88,7 +88,7 @@ def register_import(sub) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..reference import import_steer_audio
+    from tada_core.artifacts.reference import import_steer_audio
 
     config = args.config
     if config is None and (Path(args.pickle).parent / "config.json").is_file():

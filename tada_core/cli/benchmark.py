@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import TadaError
-from .common import (add_generation_args, add_model_arg, check_writable, layer_index, load_for, note, positive_int,
+from tada_core.errors import TadaError
+from tada_core.cli.common import (add_generation_args, add_model_arg, check_writable, layer_index, load_for, note, positive_int,
                      processes_for, seed_int, settings_from)
-from .localize import add_scorer_arg, scorer_for
+from tada_core.cli.localize import add_scorer_arg, scorer_for
 
 
 def register_benchmark(sub) -> None:
-    from ..benchmark.distance import DISTANCES
-    from ..benchmark.methods import METHODS
-    from ..benchmark.quality import QUALITIES
+    from tada_core.evaluation.benchmark.distance import DISTANCES
+    from tada_core.evaluation.benchmark.methods import METHODS
+    from tada_core.evaluation.benchmark.quality import QUALITIES
 
     p = sub.add_parser("benchmark", help="Table 3: AUC, smoothness, quality of every steering method")
     add_model_arg(p)
@@ -46,7 +46,7 @@ def register_benchmark(sub) -> None:
 
 
 def _functional(args, model, concept) -> list[int]:
-    from ..localize import read_localization
+    from tada_core.methods.localize import read_localization
 
     if args.functional is not None:
         return list(args.functional)
@@ -54,17 +54,17 @@ def _functional(args, model, concept) -> list[int]:
         return read_localization(Path(args.localization) / concept.name).functional_layers()
     folder = Path(args.vectors.format(model=model.name, concept=concept.name, kind="caa"))
     if (folder / "config.json").is_file():
-        from ..vectors import load_vector
+        from tada_core.artifacts.vectors import load_vector
 
         return list(load_vector(folder).functional_layers or [])
     raise TadaError(f"no functional layers for {concept.name!r}: give --localization DIR or --functional L ...")
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    from ..benchmark import make_distance, make_quality, run_benchmark as run, write_tables
-    from ..benchmark.methods import METHODS
-    from ..benchmark.runner import curves_png
-    from ..registry import entry_for
+    from tada_core.evaluation.benchmark import make_distance, make_quality, run_benchmark as run, write_tables
+    from tada_core.evaluation.benchmark.methods import METHODS
+    from tada_core.evaluation.benchmark.runner import curves_png
+    from tada_core.registry import entry_for
 
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:

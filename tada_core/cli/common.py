@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import TadaError
-from ..settings import GenerationSettings
+from tada_core.errors import TadaError
+from tada_core.adapters.settings import GenerationSettings
 
 
 def _whole(minimum: int, maximum: int | None, accepted: str):
@@ -74,7 +74,7 @@ def nonnegative_float(text: str) -> float:
 
 def add_model_arg(p: argparse.ArgumentParser, artifact: bool = False) -> None:
     """--model (default: the shipped organism, or with ``artifact``, the model the artifact was made for)."""
-    from ..registry import DEFAULT_MODEL
+    from tada_core.registry import DEFAULT_MODEL
 
     default = "the artifact's model" if artifact else DEFAULT_MODEL
     p.add_argument("--model", default=None, help=f"model name, local pipeline folder or Hub repo id "
@@ -146,7 +146,7 @@ def check_writable(path: str | Path, what: str = "--out") -> Path:
 def processes_for(args: argparse.Namespace):
     """The processes of this run (one, or those of ``accelerate launch``); sets ``args.device`` to this
     process's device (``cuda:<local rank>`` in a multi-GPU run)."""
-    from ..distributed import launched
+    from tada_core.runtime.distributed import launched
 
     check_device(getattr(args, "device", None))
     processes = launched(getattr(args, "device", None))
@@ -159,7 +159,7 @@ def processes_for(args: argparse.Namespace):
 
 def load_for(args: argparse.Namespace, model: str | None = None):
     """The model of ``--model`` (else ``model``, else the shipped organism) on ``--device``, progress bars off."""
-    from ..registry import DEFAULT_MODEL, load_model
+    from tada_core.registry import DEFAULT_MODEL, load_model
 
     check_device(getattr(args, "device", None))
     m = load_model(getattr(args, "model", None) or model or DEFAULT_MODEL, device=getattr(args, "device", None),
@@ -171,7 +171,7 @@ def load_for(args: argparse.Namespace, model: str | None = None):
 
 def write_report(out: str | None, title: str, intro: str, table: str, data: Any) -> None:
     """Print ``table``; with ``--out``, also write ``OUT.md`` (title, intro, table) and ``OUT.json`` (the data)."""
-    from ..io import atomic_write_text, write_json
+    from tada_core.runtime.io import atomic_write_text, write_json
 
     print(table)
     if not out:

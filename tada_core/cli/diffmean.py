@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import (add_device_args, add_model_arg, check_writable, finite_float, layer_index, load_for, note,
+from tada_core.cli.common import (add_device_args, add_model_arg, check_writable, finite_float, layer_index, load_for, note,
                      positive_int, seed_int)
 
 
@@ -62,9 +62,9 @@ def register_diffmean(sub) -> None:
 
 
 def run_compute(args: argparse.Namespace) -> int:
-    from ..concepts import diffmean_prompts
-    from ..diffmean import diffmean
-    from ..registry import entry_for
+    from tada_core.concepts import diffmean_prompts
+    from tada_core.methods.diffmean import diffmean
+    from tada_core.registry import entry_for
 
     if args.out:
         check_writable(args.out)
@@ -85,17 +85,17 @@ def run_compute(args: argparse.Namespace) -> int:
 def run_scan(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..diffmean import choose_layer, cosine_matrix, layer_scan
-    from ..io import write_json
-    from ..metrics import measure
-    from ..plots import heatmap_png, line_panels
-    from ..registry import entry_for
-    from ..vectors import load_vector
+    from tada_core.methods.diffmean import choose_layer, cosine_matrix, layer_scan
+    from tada_core.runtime.io import write_json
+    from tada_core.evaluation.metrics import measure
+    from tada_core.evaluation.plots import heatmap_png, line_panels
+    from tada_core.registry import entry_for
+    from tada_core.artifacts.vectors import load_vector
 
     check_writable(args.out)
     vec = load_vector(args.vector)
     if vec.method != "diffmean":
-        from ..errors import TadaError
+        from tada_core.errors import TadaError
 
         raise TadaError(f"{args.vector} is a {vec.method} vector; the layer scan is for DiffMean vectors")
     fn, label = measure(args.measure)
@@ -133,12 +133,12 @@ def run_scan(args: argparse.Namespace) -> int:
 def run_fad(args: argparse.Namespace) -> int:
     import torch
 
-    from ..io import write_json
-    from ..metrics import frechet_audio_distance
-    from ..plots import line_panels
-    from ..registry import entry_for
-    from ..scoring import make_embedding
-    from ..vectors import load_vector
+    from tada_core.runtime.io import write_json
+    from tada_core.evaluation.metrics import frechet_audio_distance
+    from tada_core.evaluation.plots import line_panels
+    from tada_core.registry import entry_for
+    from tada_core.evaluation.scoring import make_embedding
+    from tada_core.artifacts.vectors import load_vector
 
     check_writable(args.out)
     embedding = make_embedding(args.embedding)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from ..errors import TadaError
-from .common import (add_renorm_arg, add_generation_args, add_model_arg, check_writable, finite_float, layer_index, load_for,
+from tada_core.errors import TadaError
+from tada_core.cli.common import (add_renorm_arg, add_generation_args, add_model_arg, check_writable, finite_float, layer_index, load_for,
                      positive_int, seed_int, settings_from, write_report)
-from .localize import add_scorer_arg, scorer_for
+from tada_core.cli.localize import add_scorer_arg, scorer_for
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -24,8 +24,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _load_for_vectors(args: argparse.Namespace):
     """The vectors, their model, its scorer, the (vector, concept) pairs and the evaluation prompts."""
-    from ..registry import entry_for
-    from ..vectors import load_vector
+    from tada_core.registry import entry_for
+    from tada_core.artifacts.vectors import load_vector
 
     if args.out:
         check_writable(args.out)
@@ -62,7 +62,7 @@ def register_sweep(sub) -> None:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from ..evaluate import alpha_sweep, sweep_table
+    from tada_core.evaluation.sweeps import alpha_sweep, sweep_table
 
     model, scorer, items, prompts = _load_for_vectors(args)
     alphas = {id(vec): _alphas_for(vec, args.alphas) for vec, _ in items}
@@ -92,7 +92,7 @@ def register_ablate(sub) -> None:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from ..evaluate import ablation_table, layer_ablation
+    from tada_core.evaluation.sweeps import ablation_table, layer_ablation
 
     model, scorer, items, prompts = _load_for_vectors(args)
     plans = []
@@ -112,6 +112,6 @@ def run_ablate(args: argparse.Namespace) -> int:
     intro = (f"`tada ablate` on {model.name} (TADA Table 2): +/- alpha steering all layers (L), all but "
              f"the functional ones (L \\ F) or only them (F); {len(prompts)} prompts x seeds {args.seeds}. "
              f"Delta alignment is sign-corrected and averaged over both signs, in units of the {scorer.name} "
-             f"scorer's similarity for the concept (see `tada_core.scoring`).")
+             f"scorer's similarity for the concept (see `tada_core.evaluation.scoring`).")
     write_report(args.out, f"Layer-set ablation: {model.name}", intro, table, [r.to_dict() for r in results])
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import TadaError
-from .common import (add_generation_args, add_model_arg, add_validated_renorm_arg, check_writable,
+from tada_core.errors import TadaError
+from tada_core.cli.common import (add_generation_args, add_model_arg, add_validated_renorm_arg, check_writable,
                      finite_float, layer_index, load_for, note, positive_int, processes_for, seed_int, settings_from)
 
 SCORER_HELP = ("the model's built-in scorer by default (the organism has one; real checkpoints do not), or "
@@ -18,8 +18,8 @@ def add_scorer_arg(p: argparse.ArgumentParser) -> None:
 
 
 def scorer_for(args: argparse.Namespace, model):
-    from ..registry import entry_for
-    from ..scoring import make_scorer
+    from tada_core.registry import entry_for
+    from tada_core.evaluation.scoring import make_scorer
 
     return make_scorer(args.scorer, entry_for(model), device=str(model.device))
 
@@ -46,9 +46,9 @@ def register_localize(sub) -> None:
 
 
 def run_localize(args: argparse.Namespace) -> int:
-    from ..concepts import read_captions
-    from ..localize import localize, write_summary
-    from ..registry import entry_for
+    from tada_core.concepts import read_captions
+    from tada_core.methods.localize import localize, write_summary
+    from tada_core.registry import entry_for
 
     if not args.concept:
         raise TadaError("give at least one --concept (or --concept all)")
@@ -107,9 +107,9 @@ def register_caa(sub) -> None:
 
 
 def run_caa(args: argparse.Namespace) -> int:
-    from ..caa import compute_caa
-    from ..localize import read_localization
-    from ..registry import DEFAULT_MODEL, REGISTRY, entry_for, get_entry
+    from tada_core.methods.caa import compute_caa
+    from tada_core.methods.localize import read_localization
+    from tada_core.registry import DEFAULT_MODEL, REGISTRY, entry_for, get_entry
 
     if args.out:
         check_writable(args.out)

@@ -7,8 +7,8 @@ import contextlib
 import time
 from pathlib import Path
 
-from ..audio import check_wav_path
-from .common import (add_renorm_arg, add_generation_args, add_model_arg, check_device, check_writable, finite_float, layer_index,
+from tada_core.audio import check_wav_path
+from tada_core.cli.common import (add_renorm_arg, add_generation_args, add_model_arg, check_device, check_writable, finite_float, layer_index,
                      load_for, note, seed_int, settings_from)
 
 
@@ -20,7 +20,7 @@ def register_models(sub) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from ..registry import model_catalog
+    from tada_core.registry import model_catalog
 
     rows = [r for r in model_catalog() if r["listed"] or args.all]
     cols = [("name", "model"), ("family", "family"), ("source", "checkpoint"), ("layers", "cross-attn layers"),
@@ -63,8 +63,8 @@ def _out_paths(out: str, n: int) -> list[Path]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from ..audio import level, save_wav
-    from ..errors import TadaError, check_prompts
+    from tada_core.audio import level, save_wav
+    from tada_core.errors import TadaError, check_prompts
 
     check_writable(check_wav_path(args.out))     # before loading a model, not after generating
     check_prompts(args.prompt, "--prompt")
@@ -75,7 +75,7 @@ def run_generate(args: argparse.Namespace) -> int:
     check_device(args.device)
     vec = None
     if args.steer:
-        from ..vectors import load_vector
+        from tada_core.artifacts.vectors import load_vector
 
         vec = load_vector(args.steer, args.revision)
     t0 = time.perf_counter()

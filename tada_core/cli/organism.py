@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import (add_generation_args, add_model_arg, check_writable, finite_float, load_for, note, positive_int,
+from tada_core.cli.common import (add_generation_args, add_model_arg, check_writable, finite_float, load_for, note, positive_int,
                      seed_int, settings_from, write_report)
 
 
 def register_organism(sub) -> None:
-    from ..organism.adherence import SEEDS
-    from ..organism.train import DEFAULTS
+    from tada_core.organism.adherence import SEEDS
+    from tada_core.organism.train import DEFAULTS
 
     org = sub.add_parser("organism", help="the model organism: train it, fit its scorer, measure its adherence")
     org_sub = org.add_subparsers(dest="organism_command", required=True)
@@ -26,7 +26,7 @@ def register_organism(sub) -> None:
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     p.set_defaults(func=run_train)
 
-    from ..organism.musicgen_train import DEFAULTS as MG_DEFAULTS
+    from tada_core.organism.musicgen_train import DEFAULTS as MG_DEFAULTS
 
     p = org_sub.add_parser("train-musicgen", help="train the MusicGen organism (codec codebooks, then the decoder) "
                                                   "from seed (resumable: rerun the same command)")
@@ -63,7 +63,7 @@ def register_organism(sub) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import json
 
-    from ..organism.train import train
+    from tada_core.organism.train import train
 
     check_writable(args.out)
     summary = train(args.out, clips=args.clips, steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup,
@@ -76,7 +76,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_train_musicgen(args: argparse.Namespace) -> int:
     import json
 
-    from ..organism.musicgen_train import train
+    from tada_core.organism.musicgen_train import train
 
     check_writable(args.out)
     summary = train(args.out, clips=args.clips, fit_clips=args.fit_clips, steps=args.steps, batch=args.batch,
@@ -88,7 +88,7 @@ def run_train_musicgen(args: argparse.Namespace) -> int:
 
 
 def run_scorer(args: argparse.Namespace) -> int:
-    from ..organism.scorer import fit_and_report, report_markdown
+    from tada_core.organism.scorer import fit_and_report, report_markdown
 
     check_writable(args.out)
     check_writable(args.report)
@@ -110,8 +110,8 @@ def run_scorer(args: argparse.Namespace) -> int:
 def run_adherence(args: argparse.Namespace) -> int:
     import torch
 
-    from ..organism.adherence import SEEDS, evaluate, table
-    from ..organism.scorer import OrganismScorer
+    from tada_core.organism.adherence import SEEDS, evaluate, table
+    from tada_core.organism.scorer import OrganismScorer
 
     check_writable(args.out)
     model = load_for(args)

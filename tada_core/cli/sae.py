@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import TadaError
-from .common import (add_generation_args, add_model_arg, add_validated_renorm_arg, check_writable, finite_float,
+from tada_core.errors import TadaError
+from tada_core.cli.common import (add_generation_args, add_model_arg, add_validated_renorm_arg, check_writable, finite_float,
                      layer_index, load_for, note, positive_int, processes_for, seed_int, settings_from)
 
 
@@ -65,9 +65,9 @@ def register_sae(sub) -> None:
 
 
 def run_cache(args: argparse.Namespace) -> int:
-    from ..cache import cache_activations
-    from ..concepts import read_captions
-    from ..registry import entry_for
+    from tada_core.interventions.cache import cache_activations
+    from tada_core.concepts import read_captions
+    from tada_core.registry import entry_for
 
     check_writable(args.out)
     captions = read_captions(args.captions) if args.captions else None
@@ -87,9 +87,10 @@ def run_cache(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..cache import ActivationCache
-    from ..io import atomic_write_text, write_json
-    from ..sae import SAE_KIND, sae_card, sweep_saes
+    from tada_core.interventions.cache import ActivationCache
+    from tada_core.runtime.io import atomic_write_text, write_json
+    from tada_core.artifacts.sae import SAE_KIND, sae_card
+    from tada_core.methods.sae import sweep_saes
 
     check_writable(args.out)
     processes = processes_for(args)
@@ -142,9 +143,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _sae_and_model(args: argparse.Namespace):
     """The SAE folder of ``args.sae``, its base model (or ``--model``) and its SAEs by layer index."""
-    from ..features import load_saes
-    from ..io import read_json
-    from ..sae import validate_sae_folder
+    from tada_core.methods.features import load_saes
+    from tada_core.runtime.io import read_json
+    from tada_core.artifacts.sae import validate_sae_folder
 
     folder = Path(args.sae)
     validate_sae_folder(folder)
@@ -154,8 +155,8 @@ def _sae_and_model(args: argparse.Namespace):
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from ..features import concept_vector
-    from ..registry import entry_for
+    from tada_core.methods.features import concept_vector
+    from tada_core.registry import entry_for
 
     if args.out:
         check_writable(args.out)
@@ -182,8 +183,8 @@ def run_features(args: argparse.Namespace) -> int:
 
 
 def run_atlas(args: argparse.Namespace) -> int:
-    from ..features import build_atlas, save_atlas
-    from ..registry import entry_for
+    from tada_core.methods.features import build_atlas, save_atlas
+    from tada_core.registry import entry_for
 
     folder, model, saes = _sae_and_model(args)
     concepts = entry_for(model).concepts

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..settings import GenerationSettings
-from ..stats import bootstrap_ci
-from . import synth
-from .concepts import INSTRUMENT_TEMPLATE, ORGANISM_CONCEPT_SET
-from .scorer import MEASURES, OrganismScorer
+from tada_core.adapters.settings import GenerationSettings
+from tada_core.evaluation.stats import bootstrap_ci
+from tada_core.organism import synth
+from tada_core.organism.concepts import INSTRUMENT_TEMPLATE, ORGANISM_CONCEPT_SET
+from tada_core.organism.scorer import MEASURES, OrganismScorer
 
 CONCEPTS = ("tempo", "mood", "brightness", "drums", "vocal_gender")   # two-sided; "instrument" is 4-way
 BARS = {"tempo": 0.9, "mood": 0.9, "brightness": 0.95, "drums": 0.95, "vocal_gender": 0.95, "instrument": 0.8}

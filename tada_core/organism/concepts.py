@@ -8,8 +8,8 @@ caption the model could have seen ("a leisurely sad waltz with drums").
 
 from __future__ import annotations
 
-from ..concepts import Concept, ConceptSet
-from . import synth
+from tada_core.concepts import Concept, ConceptSet
+from tada_core.organism import synth
 
 
 def bases() -> list[str]:

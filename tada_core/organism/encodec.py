@@ -33,8 +33,8 @@ import math
 import numpy as np
 import torch
 
-from . import codec
-from .codec import HOP, N_CHANNELS, OUTPUT_GAIN, SR
+from tada_core.organism import codec
+from tada_core.organism.codec import HOP, N_CHANNELS, OUTPUT_GAIN, SR
 
 CODEBOOKS = 4
 CODEBOOK_SIZE = 1024

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..adapters import MusicGenAdapter, StableAudioAdapter
-from ..entry import ModelEntry
-from .concepts import ORGANISM_CONCEPT_SET
-from .model import NAME, checkpoint_path
-from .musicgen_model import MUSICGEN_NAME, musicgen_checkpoint_path
+from tada_core.adapters import MusicGenAdapter, StableAudioAdapter
+from tada_core.adapters.entry import ModelEntry
+from tada_core.organism.concepts import ORGANISM_CONCEPT_SET
+from tada_core.organism.model import NAME, checkpoint_path
+from tada_core.organism.musicgen_model import MUSICGEN_NAME, musicgen_checkpoint_path
 
 
 def _scorer(folder: str | None = None):
-    from .scorer import OrganismScorer
+    from tada_core.organism.scorer import OrganismScorer
 
     return OrganismScorer(folder)
 

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import scoring
-from ..errors import TadaError
+from tada_core.evaluation import scoring
+from tada_core.errors import TadaError
 
 # Krumhansl-Kessler major and minor key profiles (Krumhansl 1990), tonic first
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -44,7 +44,7 @@ PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
 def mono(audio) -> np.ndarray:
-    """``[batch, samples]`` float32 (:func:`tada_core.scoring.mono`), long enough to measure."""
+    """``[batch, samples]`` float32 (:func:`tada_core.evaluation.scoring.mono`), long enough to measure."""
     x = scoring.mono(audio)
     if x.shape[-1] < 2048:
         raise TadaError(f"clips of {x.shape[-1]} samples are too short to measure; they need at least 2048")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ..text import MUSIC_WORDS, build_tokenizer
-from . import synth
-from .codec import N_CHANNELS, N_FRAMES, build_decoder
+from tada_core.adapters.text import MUSIC_WORDS, build_tokenizer
+from tada_core.organism import synth
+from tada_core.organism.codec import N_CHANNELS, N_FRAMES, build_decoder
 
 CHECKPOINT = Path(__file__).parent / "checkpoint"
 NAME = "tada-organism"

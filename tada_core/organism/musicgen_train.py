@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import ResumableFolder, read_tensors, save_tensors
-from . import encodec, synth
-from .musicgen_model import CHROMA_LENGTH, MUSICGEN_SAMPLING, TEXT_LENGTH, MusicGenOrganismConfig, build_model
-from .train import (load_training_state, optimizer_step, save_training_state, set_learning_rate,
+from tada_core.runtime.io import ResumableFolder, read_tensors, save_tensors
+from tada_core.organism import encodec, synth
+from tada_core.organism.musicgen_model import CHROMA_LENGTH, MUSICGEN_SAMPLING, TEXT_LENGTH, MusicGenOrganismConfig, build_model
+from tada_core.organism.train import (load_training_state, optimizer_step, save_training_state, set_learning_rate,
                     write_training_record)
 
 log = logging.getLogger(__name__)

@@ -25,11 +25,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..concepts import Concept
-from ..errors import TadaError
-from ..io import read_json, read_tensors, save_tensors, write_json
-from ..scoring import Scorer
-from . import codec, measures, synth
+from tada_core.concepts import Concept
+from tada_core.errors import TadaError
+from tada_core.runtime.io import read_json, read_tensors, save_tensors, write_json
+from tada_core.evaluation.scoring import Scorer
+from tada_core.organism import codec, measures, synth
 
 # concept -> (measure, label, how its threshold is set)
 MEASURES: dict[str, tuple[Callable, str, str]] = {
@@ -93,7 +93,7 @@ class OrganismScorer(Scorer):
     name = "organism"
 
     def __init__(self, folder: str | Path | None = None):
-        from .model import checkpoint_path
+        from tada_core.organism.model import checkpoint_path
 
         self.weights = ScorerWeights.load(folder or checkpoint_path())
 
@@ -176,7 +176,7 @@ def synthetic_clips(n: int, seed: int, jitter: float = 0.0) -> tuple[list[synth.
 
 def agreement(scorer: "OrganismScorer", attrs: Sequence[synth.Attributes], audio: np.ndarray) -> dict[str, dict]:
     """Per concept (and "instrument"): accuracy against the generator's ground truth, with its 95% interval."""
-    from ..stats import bootstrap_ci
+    from tada_core.evaluation.stats import bootstrap_ci
 
     out = {}
     for concept in TWO_SIDED + ("instrument",):
@@ -195,7 +195,7 @@ def agreement(scorer: "OrganismScorer", attrs: Sequence[synth.Attributes], audio
 
 def essentia_agreement(attrs: Sequence[synth.Attributes], audio: np.ndarray) -> dict | None:
     """essentia's key estimator on the same clips (mode against the ground truth), if essentia is installed."""
-    from ..stats import bootstrap_ci
+    from tada_core.evaluation.stats import bootstrap_ci
 
     keys = measures.essentia_key(audio, synth.SR)
     if keys is None:

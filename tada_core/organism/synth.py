@@ -35,9 +35,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import TadaError
-from . import codec
-from .codec import HOP, N_CHANNELS, N_FRAMES, N_SAMPLES, SR, TONIC
+from tada_core.errors import TadaError
+from tada_core.organism import codec
+from tada_core.organism.codec import HOP, N_CHANNELS, N_FRAMES, N_SAMPLES, SR, TONIC
 
 TEMPOS = ("slow", "fast")
 MOODS = ("happy", "sad")

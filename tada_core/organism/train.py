@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..entry import save_sampling_defaults
-from ..io import ResumableFolder, read_json, read_tensors, save_tensors, write_json
-from . import synth
-from .codec import CURVE, latent
-from .model import SAMPLING, OrganismConfig, build_pipeline
+from tada_core.adapters.entry import save_sampling_defaults
+from tada_core.runtime.io import ResumableFolder, read_json, read_tensors, save_tensors, write_json
+from tada_core.organism import synth
+from tada_core.organism.codec import CURVE, latent
+from tada_core.organism.model import SAMPLING, OrganismConfig, build_pipeline
 
 log = logging.getLogger(__name__)
 

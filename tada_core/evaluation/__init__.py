@@ -1,0 +1,1 @@
+"""Measuring steering: scorers, metrics, statistics, alpha sweeps, the Sec. 5.1 benchmark, plots."""

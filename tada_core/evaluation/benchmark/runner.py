@@ -1,0 +1,580 @@
+"""The steering benchmark of TADA Sec. 5.1 (Table 3): every method, both directions, on one concept.
+
+For each benchmark item (a base prompt and a seed) and each method and direction, one batched
+``generate`` call makes the unsteered clip (strength 0) and the clips at every strength of the
+direction. Each clip gets the concept's measure (and, for specificity, every other concept's),
+its distance to the strength-0 clip and its quality. The sweeps are then reduced with
+:mod:`.protocol`:
+
+* strengths: 15 per direction (``strengths``); PCI's are whole steps up to T; every other method's
+  range is *calibrated* first, on fitting seeds (never the benchmark's): its nominal range times
+  1/16 ... 4 is probed on four base prompts, and the range ends at the smallest probe whose mean
+  distance reaches that of PCI's full prompt swap on the same probes, so every sweep crosses P_max
+  with a similar resolution (``calibrate=False`` keeps the nominal ranges);
+* alignment Delta a(alpha) = sign(alpha) (sim(alpha) - sim(0)), sim = the scorer's similarity
+  to the positive side (so the negative direction measures the move toward the negative pole);
+* P_max per direction = min(max distance of PCI on all layers, max distance of PCI on the
+  functional layers) over their strength grids (|alpha| = T, the full prompt swap, included);
+* AUC (pos, neg, avg), smoothness (pos, neg) on the mean curves truncated at P_max, with 95%
+  bootstrap intervals over base prompts (P_max held fixed);
+* average quality on the 15-point distance grid;
+* each method's AUC avg minus CAA(F)'s, with a paired bootstrap interval (the same prompts resampled
+  for both): the direct answer to "does this method beat localized CAA here";
+* nAUC = AUC / (P_max x gap), gap = sim(positive prompt) - sim(negative prompt) from PCI's full
+  swaps: 1 would mean "as much alignment as the prompt swap, at no distortion";
+* leakage (specificity, beyond the paper): every other concept's mean |change| at the kept
+  strengths, in units of that concept's own prompt gap (its measure on "a fast ..." minus on
+  "a slow ..." prompts of the same bases and seeds), averaged over concepts: 0.5 means steering
+  this concept moved another one half as far as asking for it in the prompt would.
+
+The output folder is resumable like ``tada localize``: ``spec.json`` (what is computed),
+``clips.jsonl`` (one fsynced record per finished call), and on completion ``result.json``,
+``table.md`` / ``table.csv`` and ``curves.png``. Under ``accelerate launch`` (``processes``,
+:mod:`tada_core.runtime.distributed`) each phase's calls (quality reference, calibration, prompt gaps,
+sweeps) are dealt across the processes, which meet after each phase; method setups that fit
+something run on the main process first and are read from the folder by the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from tada_core.concepts import Concept, ConceptSet
+from tada_core.runtime.distributed import Processes, require_folder
+from tada_core.errors import TadaError
+from tada_core.runtime.io import ResumableFolder, atomic_write_text, write_json
+from tada_core.evaluation.scoring import Scorer
+from tada_core.evaluation.benchmark import protocol
+from tada_core.evaluation.benchmark.distance import Distance
+from tada_core.evaluation.benchmark.methods import Context, Method, MethodUnavailable, make_method
+from tada_core.evaluation.benchmark.quality import Quality, logmel_stats
+
+SPEC_FILE, CLIPS_FILE, RESULT_FILE = "spec.json", "clips.jsonl", "result.json"
+REQUIRED = ("pci",)
+CAL_FACTORS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4)   # probed multiples of a method's nominal range
+CAL_TARGET = 1.0                                       # the range ends where the distance reaches the swap's
+CAL_ITEMS = 4                                          # base prompts probed (at the first fitting seed)
+
+
+@dataclasses.dataclass
+class MethodResult:
+    key: str
+    label: str
+    available: bool
+    reason: str = ""
+    layers: list[int] | None = None
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    grid: dict[str, list[float]] = dataclasses.field(default_factory=dict)     # strengths per direction
+    kept: dict[str, int] = dataclasses.field(default_factory=dict)            # measured points within P_max
+    auc: dict[str, float] = dataclasses.field(default_factory=dict)          # pos, neg, avg
+    auc_ci: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    nauc: float = float("nan")
+    smoothness: dict[str, float] = dataclasses.field(default_factory=dict)   # pos, neg
+    smoothness_ci: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    quality: float = float("nan")
+    leakage: float = float("nan")
+    leakage_by_concept: dict[str, float] = dataclasses.field(default_factory=dict)
+    curves: dict[str, dict[str, list[float]]] = dataclasses.field(default_factory=dict)  # truncated, per direction
+    vs_reference: list[float] = dataclasses.field(default_factory=list)  # AUC avg - CAA(F)'s: [diff, lo, hi]
+
+
+@dataclasses.dataclass
+class BenchmarkResult:
+    concept: str
+    model: str
+    scorer: str
+    measure_label: str
+    distance: str
+    quality: str
+    n_items: int
+    p_max: dict[str, float]
+    gap: float
+    functional: list[int]
+    methods: list[MethodResult]
+    other_gaps: dict[str, float] = dataclasses.field(default_factory=dict)  # |prompt gap| of each leakage concept
+    compute_s: float = float("nan")   # seconds of generation and scoring, summed over the calls (resumes included)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(dataclasses.asdict(self))
+
+    def table_rows(self) -> list[list[str]]:
+        rows = []
+        for m in self.methods:
+            if not m.available:
+                rows.append([self.concept, m.label, "-", "n/a", "", "", "", "", "", "", "", "", "", "", m.reason])
+                continue
+            lo, hi = m.auc_ci.get("avg", [float("nan")] * 2)
+            vs = (f"{_f(m.vs_reference[0])} [{_f(m.vs_reference[1])}, {_f(m.vs_reference[2])}]"
+                  if m.vs_reference and m.key != "caa" else "")
+            rows.append([self.concept, m.label, ",".join(map(str, m.layers)) if m.layers is not None else "all",
+                         _f(m.auc["pos"]), _f(m.auc["neg"]), f"{_f(m.auc['avg'])} [{_f(lo)}, {_f(hi)}]", vs,
+                         _f(m.nauc), _f(m.smoothness["pos"]), _f(m.smoothness["neg"]), _f(m.quality),
+                         _f(m.leakage), f"{m.grid['pos'][-1]:.3g} / {m.grid['neg'][-1]:.3g}",
+                         f"{m.kept['pos']} / {m.kept['neg']}", ""])
+        return rows
+
+
+HEADER = ["concept", "method", "layers", "AUC +", "AUC -", "AUC avg [95% CI]", "minus CAA(F) [95% CI]", "nAUC avg", "smooth +", "smooth -",
+          "quality", "leakage", "range + / -", "kept + / -", "note"]
+
+
+def _f(x: float) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3f}"
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    return x
+
+
+def markdown_table(results: Sequence[BenchmarkResult]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for r in results:
+        lines += ["| " + " | ".join(row) + " |" for row in r.table_rows()]
+    return "\n".join(lines)
+
+
+def verdicts(result: BenchmarkResult) -> dict[str, list[str]]:
+    """Each available method against CAA(F), by the paired 95% interval of its AUC avg minus CAA(F)'s:
+    ``beats`` (the interval is above 0), ``loses`` (below 0), ``ties`` (it includes 0). Empty lists when
+    CAA(F) did not run (no functional layer or no vector), since there is nothing to compare with."""
+    out: dict[str, list[str]] = {"beats": [], "ties": [], "loses": []}
+    if not any(m.key == "caa" and m.available for m in result.methods):
+        return out
+    for m in result.methods:
+        if not m.available or m.key == "caa" or len(m.vs_reference) != 3:
+            continue
+        _, lo, hi = m.vs_reference
+        if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+            continue
+        out["beats" if lo > 0 else "loses" if hi < 0 else "ties"].append(m.label)
+    return out
+
+
+def verdicts_table(results: Sequence[BenchmarkResult]) -> str:
+    """Markdown: per concept, which methods beat, tie with or lose to localized CAA (see :func:`verdicts`)."""
+    lines = ["| concept | CAA(F) layers | beats CAA(F) | ties with CAA(F) | loses to CAA(F) |", "|---|---|---|---|---|"]
+    for r in results:
+        caa = next((m for m in r.methods if m.key == "caa"), None)
+        if caa is None or not caa.available:
+            why = caa.reason if caa is not None else "CAA(F) was not run"
+            lines.append(f"| {r.concept} | - | no comparison: {why} | | |")
+            continue
+        v = verdicts(r)
+        lines.append(f"| {r.concept} | {','.join(map(str, caa.layers or []))} | "
+                     + " | ".join(", ".join(v[k]) or "-" for k in ("beats", "ties", "loses")) + " |")
+    return "\n".join(lines)
+
+
+def write_tables(results: Sequence[BenchmarkResult], out: str | Path, title: str = "") -> None:
+    """``table.md``, ``table.csv`` and ``table.json`` in ``out`` (Table 3's layout, one block per concept)."""
+    out = Path(out)
+    rows = [row for r in results for row in r.table_rows()]
+    with (out / "table.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        w.writerows(rows)
+    write_json(out / "table.json", [r.to_dict() for r in results])
+    p = "; ".join(f"{r.concept}: + {_f(r.p_max['pos'])}, - {_f(r.p_max['neg'])}" for r in results)
+    atomic_write_text(out / "table.md", (f"# {title}\n\n" if title else "") + markdown_table(results)
+                      + f"\n\nP_max ({results[0].distance}): {p}\n\n"
+                      + "Against localized CAA (paired 95% bootstrap interval of AUC avg minus CAA(F)'s: above 0 "
+                        "beats, below 0 loses, including 0 ties):\n\n" + verdicts_table(results) + "\n")
+
+
+# --------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------
+def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: ConceptSet, methods: Sequence[str],
+                  distance: Distance, quality: Quality, functional: Sequence[int], seeds: Sequence[int] = (300,),
+                  bases: Sequence[str] | None = None, strengths: int = protocol.GRID_POINTS,
+                  specificity: Sequence[Concept] = (), reference_seeds: Sequence[int] = tuple(range(10_000, 10_064)),
+                  vectors: str = "vectors/{model}-{concept}-{kind}", fit_seeds: Sequence[int] = (0, 1, 2, 3),
+                  settings=None, calibrate: bool = True, vector_renorm: bool = True,
+                  out: str | Path | None = None, progress: bool = True,
+                  on_unit: Callable[[int, int], None] | None = None,
+                  processes: Processes | None = None) -> BenchmarkResult:
+    """Run the benchmark for one concept (see the module docstring); ``methods`` are keys of :data:`METHODS`.
+
+    ``vector_renorm``: CAA and SAE vectors steer with ReNorm (Eq. 3, the paper's benchmark setting) or
+    without it (``False``: ``h + alpha v``, as a vector with ``renorm: false`` was validated).
+    ``processes``: this process's share of a multi-process run (needs ``out``); every process returns
+    the result, the main one writes the files.
+    """
+    from tqdm.auto import tqdm
+
+    processes = processes or Processes()
+    require_folder(processes, out, f"benchmark {concept.name}")
+    keys = list(dict.fromkeys(list(REQUIRED) + [str(m) for m in methods]))
+    built = [make_method(k, vector_renorm=vector_renorm) for k in keys]   # unknown keys fail here, before any work
+    if isinstance(strengths, bool) or not isinstance(strengths, int) or strengths < 1:
+        raise TadaError(f"strengths per direction must be an integer >= 1; got {strengths!r}")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise TadaError("seeds is empty; give at least one seed")
+    overlap = sorted(set(seeds) & set(int(s) for s in fit_seeds))
+    if overlap:
+        raise TadaError(f"benchmark seeds {overlap} are also fitting seeds; use held-out seeds")
+    scorer.check(concept)
+    for c in specificity:
+        scorer.check(c)
+    settings = adapter.resolve_settings(settings)
+    base_list = list(bases) if bases is not None else list(concepts.bases)
+    if not base_list:
+        raise TadaError("no base prompts to benchmark with")
+    items = [(concepts.neutral.format(base=b), concept.positive.format(base=b), concept.negative.format(base=b))
+             for b in base_list] if not concept.prompt_pairs else None
+    if items is None:
+        raise TadaError(f"concept {concept.name!r} is made of explicit prompt pairs; the benchmark needs templates")
+    functional = sorted(int(x) for x in functional)
+    if functional:                      # [] is allowed: no functional layer (the localized variants are n/a)
+        adapter.resolve_layers(functional)
+    ctx = Context(adapter=adapter, concept=concept, items=items, functional=functional, settings=settings,
+                  vectors=vectors, fit_seeds=tuple(int(s) for s in fit_seeds),
+                  cache=Path(out) if out is not None else None)
+    others = [c for c in specificity if c.name != concept.name]
+    measured = [concept] + others
+    pairs = [(b, s) for b in range(len(items)) for s in seeds]
+    per_call = max(1, settings.batch_size // (strengths + 1))
+    chunks = [pairs[k:k + per_call] for k in range(0, len(pairs), per_call)]
+    ref_seeds = [int(s) for s in reference_seeds] if quality.needs_reference else []
+    ref_items = [(k % len(items), s) for k, s in enumerate(ref_seeds)]
+    ref_chunks = [ref_items[k:k + settings.batch_size] for k in range(0, len(ref_items), settings.batch_size)]
+    spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), **adapter.options(),
+            "concept": concept.to_dict(), "methods": keys, "bases": base_list, "seeds": seeds, "strengths_per_direction": strengths,
+            "functional": functional, "scorer": scorer.name, "distance": distance.name, "quality": quality.name,
+            "specificity": [c.name for c in others], "reference_seeds": ref_seeds, "fit_seeds": list(ctx.fit_seeds),
+            "vectors": vectors, "calibration": {"factors": list(CAL_FACTORS), "target": CAL_TARGET,
+                                                "items": CAL_ITEMS} if calibrate else None,
+            **settings.to_dict()}
+    if not vector_renorm:               # recorded only when off, so folders made before the option still resume
+        spec["vector_renorm"] = False
+    folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=CLIPS_FILE, what="benchmark",
+                             processes=processes) if out is not None else None
+    done: dict[tuple, dict] = {}
+
+    def read_done() -> None:
+        for rec in folder.records() if folder is not None else []:
+            try:
+                done[tuple(rec["unit"])] = rec
+            except (KeyError, TypeError):
+                continue
+
+    read_done()
+
+    # methods: set up (directions, ranges); unavailable ones are reported with their reason. In a
+    # multi-process run the main process sets up first (what it fits is cached in the folder).
+    ready: dict[str, Method] = {}
+    reasons: dict[str, str] = {}
+    if not processes.main:
+        processes.wait()
+    for m in built:
+        try:
+            m.setup(ctx)
+            ready[m.key] = m
+        except MethodUnavailable as e:
+            reasons[m.key] = str(e)
+    if processes.main:
+        processes.wait()
+    if "pci" not in ready:
+        raise TadaError(f"P_max needs the PCI baseline, which cannot run: {reasons.get('pci')}")
+    probe = [(b, int(ctx.fit_seeds[0])) for b in range(min(CAL_ITEMS, len(items)))] if calibrate else []
+    cal_keys = [k for k, m in ready.items() if m.grid_kind == "linear"] if calibrate else []
+    work = [("ref", 0, k) for k in range(len(ref_chunks))]
+    work += [("cal", k, d) for k in (["pci"] + cal_keys if calibrate else []) for d in (1, -1)]
+    work += [("gap", c.name, k) for c in others for k in range(len(chunks))]
+    work += [(k, d, c) for k in ready for d in (1, -1) for c in range(len(chunks))]
+    todo = [w for w in work if w not in done]
+    bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=f"benchmark {concept.name}{processes.label()}",
+               unit="call", disable=not progress or not processes.main)
+    grids: dict[tuple[str, int], list[float]] = {}
+
+    def phase(kind) -> list:
+        """This process's share of a phase's calls still to do."""
+        return processes.share([w for w in todo if kind(w[0])])
+
+    def meet() -> None:
+        """After a phase: every process reads what all of them did."""
+        if processes.distributed:
+            processes.wait()
+            read_done()
+            processes.wait()
+            bar.n = len(done)
+            bar.refresh()
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(folder.journal()) if folder is not None else None
+        stack.callback(bar.close)
+        if on_unit is not None:
+            on_unit(len(work) - len(todo), len(work))
+
+        def steered(method: Method, chunk, alphas: list[float]):
+            b_idx = [b for b, _ in chunk for _ in alphas]
+            with method.apply(ctx, b_idx, [a for _ in chunk for a in alphas]):
+                audio = adapter.generate(method.prompts(ctx, b_idx), seeds=[s for _, s in chunk for _ in alphas],
+                                         settings=settings).audio
+            shaped = audio.reshape(len(chunk), len(alphas), *audio.shape[1:])
+            return audio, distance(audio, shaped[:, :1].expand_as(shaped).reshape(audio.shape), adapter.sample_rate)
+
+        # 1. the quality reference must exist before any steered clip is rated
+        for unit in phase(lambda k: k == "ref"):
+            chunk = ref_chunks[unit[2]]
+            started = time.perf_counter()
+            audio = adapter.generate([items[b][0] for b, _ in chunk], seeds=[s for _, s in chunk],
+                                     settings=settings).audio
+            rec = {"unit": list(unit), "emb": logmel_stats(audio, adapter.sample_rate).tolist(),
+                   "seconds": round(time.perf_counter() - started, 3)}
+            _save(rec, done, log, bar, on_unit, len(work))
+        meet()
+        if ref_chunks:
+            quality.fit_embeddings(np.concatenate([np.asarray(done[w]["emb"]) for w in work if w[0] == "ref"]))
+        # 2. ranges: each method's largest strength is where its distance first reaches CAL_TARGET x the full
+        #    prompt swap's, probed on fitting seeds (never the benchmark's)
+        for unit in phase(lambda k: k == "cal"):
+            _, key, d = unit
+            method = ready[key]
+            started = time.perf_counter()
+            probes = [0.0, d * float(ctx.settings.steps)] if key == "pci" else \
+                [0.0] + [d * float(f"{method.max_strength * f:.6g}") for f in CAL_FACTORS]
+            _, dist = steered(method, probe, probes)
+            rec = {"unit": list(unit), "alphas": probes,
+                   "distance": dist.reshape(len(probe), len(probes)).mean(0).tolist(),
+                   "seconds": round(time.perf_counter() - started, 3)}
+            _save(rec, done, log, bar, on_unit, len(work))
+        meet()
+        for key, method in ready.items():
+            for d in (1, -1):
+                top = None
+                if key in cal_keys:
+                    swap = done[("cal", "pci", d)]["distance"][-1]
+                    cal = done[("cal", key, d)]
+                    reach = [abs(a) for a, x in zip(cal["alphas"][1:], cal["distance"][1:]) if x >= CAL_TARGET * swap]
+                    top = min(reach) if reach else abs(cal["alphas"][-1])
+                grid = method.grid(ctx, strengths, top)
+                if not grid or not all(math.isfinite(a) and a > 0 for a in grid):
+                    raise TadaError(f"method {key}: its strengths {grid} are not positive finite numbers; "
+                                    f"check its range (max_strength {method.max_strength!r})")
+                grids[(key, d)] = [d * a for a in grid]
+        # a folder whose sweeps used other strengths (a method's range changed) is refused before any new work
+        for w in done:
+            if w[0] in ready and done[w].get("alphas") != [0.0] + grids[(w[0], w[1])]:
+                raise TadaError(f"{folder.folder if folder else 'this run'}: the strengths of {w[0]} in the folder "
+                                f"differ from this run's (the method's range changed); use another output folder")
+        # 3. the other concepts' own prompt gaps: their positive and negative prompts on the same items
+        for unit in phase(lambda k: k == "gap"):
+            _, name, c = unit
+            other = next(o for o in others if o.name == name)
+            chunk = chunks[c]
+            started = time.perf_counter()
+            prompts = [t.format(base=base_list[b]) for t in (other.positive, other.negative) for b, _ in chunk]
+            audio = adapter.generate(prompts, seeds=[s for _ in range(2) for _, s in chunk], settings=settings).audio
+            m = np.asarray(scorer.measure(audio, adapter.sample_rate, other), dtype=float)
+            rec = {"unit": list(unit), "pos": m[:len(chunk)].tolist(), "neg": m[len(chunk):].tolist(),
+                   "seconds": round(time.perf_counter() - started, 3)}
+            _save(rec, done, log, bar, on_unit, len(work))
+        # 4. the sweeps
+        for unit in phase(lambda k: k not in ("ref", "cal", "gap")):
+            key, direction, c = unit
+            started = time.perf_counter()
+            alphas = [0.0] + grids[(key, direction)]
+            chunk = chunks[c]
+            audio, dist = steered(ready[key], chunk, alphas)
+            sr = adapter.sample_rate
+            qual = quality(audio, sr)
+            meas = {cc.name: np.asarray(scorer.measure(audio, sr, cc), dtype=float).tolist() for cc in measured}
+            rec = {"unit": list(unit), "alphas": alphas, "items": [list(x) for x in chunk],
+                   "distance": dist.tolist(), "quality": qual.tolist(), "measure": meas,
+                   "seconds": round(time.perf_counter() - started, 3)}
+            _save(rec, done, log, bar, on_unit, len(work))
+        meet()
+    missing = [w for w in work if w not in done]
+    if missing:
+        raise TadaError(f"benchmark {concept.name}: {len(missing)} calls are missing from {out} after every process "
+                        f"finished; rerun the same command to do them")
+    if folder is not None and processes.main:
+        index = {w: k for k, w in enumerate(work)}
+        folder.merge(lambda rec: index.get(tuple(rec["unit"])))
+
+    result = _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, grids, chunks, done, ctx,
+                     others, len(pairs))
+    if out is not None and processes.main:
+        write_json(Path(out) / RESULT_FILE, result.to_dict())
+        write_tables([result], out, title=f"Steering benchmark: {concept.name} on {adapter.name}")
+        curves_png([result], Path(out) / "curves.png")
+    processes.wait()
+    return result
+
+
+def _save(rec, done, log, bar, on_unit, total) -> None:
+    done[tuple(rec["unit"])] = rec
+    if log is not None:
+        log.append(rec)
+    bar.update(1)
+    if on_unit is not None:
+        on_unit(len(done), total)
+
+
+def _arrays(done, key: str, direction: int, n_chunks: int):
+    """[items, alphas] arrays of one method and direction: measure of every concept, distance, quality."""
+    recs = [done[(key, direction, c)] for c in range(n_chunks)]
+    alphas = np.asarray(recs[0]["alphas"], dtype=float)
+    k = len(alphas)
+    dist = np.concatenate([np.asarray(r["distance"]).reshape(-1, k) for r in recs])
+    qual = np.concatenate([np.asarray(r["quality"]).reshape(-1, k) for r in recs])
+    meas = {name: np.concatenate([np.asarray(r["measure"][name]).reshape(-1, k) for r in recs])
+            for name in recs[0]["measure"]}
+    groups = np.array([b for r in recs for b, _ in r["items"]])
+    return alphas, meas, dist, qual, groups
+
+
+def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, grids, chunks, done, ctx, others,
+            n_items) -> BenchmarkResult:
+    sign = scorer.sign(concept)
+    n_chunks = len(chunks)
+    data = {(k, d): _arrays(done, k, d, n_chunks) for k in ready for d in (1, -1)}
+
+    def sim(meas):
+        return sign * meas[concept.name]
+
+    # P_max per direction, and the prompt gap from PCI's full swaps (|alpha| = T)
+    p_max = {}
+    for d, name in ((1, "pos"), (-1, "neg")):
+        maxima = [data[(k, d)][2].mean(0).max() for k in ("pci", "pci-f") if k in ready]
+        p_max[name] = protocol.p_max(maxima)
+    a_pos, m_pos = data[("pci", 1)][0], data[("pci", 1)][1]
+    a_neg, m_neg = data[("pci", -1)][0], data[("pci", -1)][1]
+    gap = float(sim(m_pos)[:, np.argmax(np.abs(a_pos))].mean() - sim(m_neg)[:, np.argmax(np.abs(a_neg))].mean())
+    # every other concept's prompt gap: its measure on its positive minus on its negative prompts, same items
+    spread = {}
+    for c in others:
+        recs = [done[("gap", c.name, k)] for k in range(n_chunks)]
+        spread[c.name] = abs(float(np.mean([x for r in recs for x in r["pos"]])
+                                   - np.mean([x for r in recs for x in r["neg"]])))
+
+    def sweeps(alphas, s, dist, qual, rows, d):
+        delta = (d * (s[rows] - s[rows][:, :1])).mean(0)
+        return protocol.ordered(alphas, delta, dist[rows].mean(0), qual[rows].mean(0))
+
+    results = []
+    for k in keys:
+        method = ready.get(k)
+        label = method.label if method else make_method(k).label
+        if method is None:
+            results.append(MethodResult(k, label, False, reasons.get(k, "")))
+            continue
+        res = MethodResult(k, label, True, layers=method.layers, hyperparameters=method.hyperparameters(),
+                           grid={"pos": list(grids[(k, 1)]), "neg": list(grids[(k, -1)])})
+        full = {}
+        for d, name in ((1, "pos"), (-1, "neg")):
+            alphas, meas, dist, qual, groups = data[(k, d)]
+            s = sim(meas)
+            rows = np.arange(len(s))
+            full[name] = protocol.truncate(sweeps(alphas, s, dist, qual, rows, d), p_max[name])
+            res.auc[name] = protocol.auc(full[name])
+            res.kept[name] = int(sum(1 for j in range(1, len(alphas)) if dist[:, j].mean() <= p_max[name]))
+            res.smoothness[name] = protocol.smoothness(full[name])
+            res.curves[name] = {"alpha": full[name].alphas.tolist(), "delta": full[name].delta.tolist(),
+                                "distance": full[name].distance.tolist()}
+
+            def stat(idx, alphas=alphas, s=s, dist=dist, qual=qual, d=d, name=name):
+                sw = protocol.truncate(sweeps(alphas, s, dist, qual, idx, d), p_max[name])
+                return np.array([protocol.auc(sw), protocol.smoothness(sw)])
+
+            from tada_core.evaluation.stats import bootstrap_intervals
+            iv = bootstrap_intervals(stat, groups, n_boot=400)
+            res.auc_ci[name], res.smoothness_ci[name] = list(iv[0]), list(iv[1])
+        res.auc["avg"] = (res.auc["pos"] + res.auc["neg"]) / 2
+        res.auc_ci["avg"] = _avg_ci(data, k, sim, sweeps, p_max)
+        res.nauc = res.auc["avg"] / (0.5 * (p_max["pos"] + p_max["neg"]) * gap) if gap > 0 else float("nan")
+        res.quality = protocol.average_quality(full["pos"], full["neg"], p_max["pos"], p_max["neg"])
+        # leakage: other concepts' change at the kept (measured) strengths, in units of their prompt gaps
+        by_concept = {}
+        for c in others:
+            values = []
+            for d, name in ((1, "pos"), (-1, "neg")):
+                alphas, meas, dist, _, _ = data[(k, d)]
+                kept = [j for j in range(1, len(alphas)) if dist[:, j].mean() <= p_max[name]]
+                m = meas[c.name]
+                values += [abs(float((m[:, j] - m[:, 0]).mean())) / spread[c.name] for j in kept
+                           if spread[c.name] > 0]
+            by_concept[c.name] = float(np.mean(values)) if values else float("nan")
+        res.leakage_by_concept = by_concept
+        finite = [v for v in by_concept.values() if math.isfinite(v)]
+        res.leakage = float(np.mean(finite)) if finite else float("nan")
+        results.append(res)
+    reference = "caa" if "caa" in ready else None
+    if reference is not None:
+        for res in results:
+            if res.available:
+                res.vs_reference = _paired_difference(data, res.key, reference, sim, sweeps, p_max)
+    seconds = [rec.get("seconds") for rec in done.values()]
+    compute = float(sum(seconds)) if all(isinstance(x, (int, float)) for x in seconds) else float("nan")
+    return BenchmarkResult(concept=concept.name, model=adapter.name, scorer=scorer.name,
+                           measure_label=scorer.label(concept), distance=distance.label, quality=quality.label,
+                           n_items=n_items, p_max=p_max, gap=gap, functional=list(ctx.functional), methods=results,
+                           other_gaps=spread,
+                           compute_s=compute)
+
+
+def _avg_auc(data, k, sim, sweeps, p_max, idx) -> float:
+    """(AUC+ + AUC-) / 2 of method ``k`` on the item rows ``idx`` (both directions with the same rows)."""
+    (ap, mp, dp, qp, _), (an, mn, dn, qn, _) = data[(k, 1)], data[(k, -1)]
+    pos = protocol.auc(protocol.truncate(sweeps(ap, sim(mp), dp, qp, idx, 1), p_max["pos"]))
+    neg = protocol.auc(protocol.truncate(sweeps(an, sim(mn), dn, qn, idx, -1), p_max["neg"]))
+    return (pos + neg) / 2
+
+
+def _avg_ci(data, k, sim, sweeps, p_max) -> list[float]:
+    """95% interval of (AUC+ + AUC-)/2, both directions resampled with the same prompts."""
+    from tada_core.evaluation.stats import bootstrap_intervals
+
+    groups = data[(k, 1)][4]
+    return list(bootstrap_intervals(lambda idx: np.array([_avg_auc(data, k, sim, sweeps, p_max, idx)]), groups,
+                                    n_boot=400)[0])
+
+
+def _paired_difference(data, k, ref, sim, sweeps, p_max) -> list[float]:
+    """AUC avg of ``k`` minus that of ``ref``, and its 95% interval: the same prompts resampled for both."""
+    from tada_core.evaluation.stats import bootstrap_intervals
+
+    groups = data[(k, 1)][4]
+    rows = np.arange(len(groups))
+
+    def diff(idx):
+        return np.array([_avg_auc(data, k, sim, sweeps, p_max, idx) - _avg_auc(data, ref, sim, sweeps, p_max, idx)])
+
+    lo, hi = bootstrap_intervals(diff, groups, n_boot=400)[0]
+    return [float(diff(rows)[0]), float(lo), float(hi)]
+
+
+def curves_png(results: Sequence[BenchmarkResult], path: str | Path) -> Path:
+    """Alignment gain against preservation (p = P_max - d), one panel per concept and direction."""
+    from tada_core.evaluation.plots import line_panels
+
+    panels = []
+    for r in results:
+        for name, sign in (("pos", "+"), ("neg", "-")):
+            series = [(m.label, [r.p_max[name] - x for x in m.curves[name]["distance"]], m.curves[name]["delta"])
+                      for m in r.methods if m.available]
+            panels.append((f"{r.concept} {sign}: delta alignment vs preservation", series))
+    return line_panels(panels, path, x_label="preservation p = P_max - d", y_label="delta a")
+
+
+__all__ = ["run_benchmark", "BenchmarkResult", "MethodResult", "markdown_table", "verdicts", "write_tables",
+           "curves_png"]

@@ -1,0 +1,1 @@
+"""Interventions on a model's layers: record, patch, steer; the activation cache."""

@@ -1,0 +1,1 @@
+"""The papers' methods: localization, CAA, TopK SAEs and concept features, DiffMean."""

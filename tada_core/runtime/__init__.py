@@ -1,0 +1,1 @@
+"""Plumbing every job shares: safe file I/O, multi-process splitting."""
