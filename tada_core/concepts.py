@@ -421,12 +421,6 @@ class ConceptSet:
 
 PAPER_CONCEPT_SET = ConceptSet("paper", PAPER_CONCEPTS, BASE_PROMPTS, EVAL_PROMPTS)
 
-# Facchiano et al. (MusicGen) steer tempo and timbre (bright / dark, measured by spectral centroid)
-MUSICGEN_CONCEPTS: dict[str, Concept] = {**PAPER_CONCEPTS, "brightness": Concept(
-    "brightness", "bright {base}", "dark {base}", keywords=("bright", "brilliant", "crisp"),
-    exclude=("dark", "muffled", "warm"), replacements={"bright": "dark", "brilliant": "dull", "crisp": "muffled"},
-    query="bright timbre music")}
-MUSICGEN_CONCEPT_SET = ConceptSet("musicgen", MUSICGEN_CONCEPTS, BASE_PROMPTS, EVAL_PROMPTS)
 # Neutral endings that multiply the template prompts into DiffMean's prompt sets (S_pos, S_neg)
 PROMPT_VARIANTS = ("", ", instrumental", ", studio recording", ", live recording", ", short loop", ", background music",
                    ", for a film scene", ", with a clear melody")
@@ -510,5 +504,5 @@ def read_captions(path: str | Path, column: str = "caption") -> list[str]:
 
 
 __all__ = ["Concept", "ConceptSet", "PAPER_CONCEPTS", "PAPER_CONCEPT_SET", "BASE_PROMPTS", "EVAL_PROMPTS",
-           "MUSICGEN_CONCEPTS", "MUSICGEN_CONCEPT_SET", "PROMPT_VARIANTS", "diffmean_prompts", "counterfactual",
+           "PROMPT_VARIANTS", "diffmean_prompts", "counterfactual",
            "load_concept", "read_captions"]

@@ -1,19 +1,8 @@
 """Every model tada can load by name, and :func:`load_model`, the one way to load any of them.
 
-Built-in entries (:class:`~tada_core.adapters.entry.ModelEntry`), one per checkpoint:
-
-============== ============================================== ==================================
-name           checkpoint                                     functional-layer preset
-============== ============================================== ==================================
-ace-step       ACE-Step/acestep-v15-xl-turbo-diffusers        none (the paper's {7, 8} are ACE-Step
-                                                              v1's, a model diffusers does not ship)
-stable-audio   stabilityai/stable-audio-open-1.0              11, 12 (the paper's {12, 13})
-audioldm2      cvssp/audioldm2-music (32 cross-attn layers)   none (the paper's layers are -large's)
-audioldm2-large cvssp/audioldm2-large (64)                    44, 45, 50, 51 (the paper's {45, 46, 51, 52})
-tada-organism  shipped in tada_core/organism/checkpoint       see results/organism_localization
-musicgen-organism shipped in tada_core/organism/musicgen_checkpoint see results/musicgen_organism
-tiny-*         random-weight pipelines built in code          none (test fixtures)
-============== ============================================== ==================================
+Built-in entries (:class:`~tada_core.adapters.entry.ModelEntry`): the organisms' (:mod:`tada_core.organism.entry`)
+and every family's (``ENTRIES`` in each module of :mod:`tada_core.adapters`, listed there); ``tada models``
+prints them with their measured layer counts.
 
 ``load_model`` also takes a local diffusers pipeline folder or a Hub repo id; the family
 comes from its ``model_index.json`` and it gets the paper's concepts, no built-in scorer
@@ -30,69 +19,18 @@ from typing import Any, Mapping
 
 import torch
 
-from tada_core.adapters import (
-    FAMILIES,
-    AceStepAdapter,
-    AudioLDM2Adapter,
-    ModelAdapter,
-    MusicGenAdapter,
-    StableAudioAdapter,
-    family_of_pipeline,
-)
-from tada_core.concepts import MUSICGEN_CONCEPT_SET, PAPER_CONCEPT_SET
-from tada_core.adapters.entry import SAMPLING_FILE, LayerPreset, ModelEntry, committed_config
+from tada_core.adapters import ENTRIES as FAMILY_ENTRIES
+from tada_core.adapters import FAMILIES, ModelAdapter, family_of_pipeline
+from tada_core.adapters.entry import SAMPLING_FILE, ModelEntry
+from tada_core.concepts import PAPER_CONCEPT_SET
 from tada_core.errors import TadaError, hub_errors
-from tada_core.adapters.fixtures import tiny_ace_step, tiny_audioldm2, tiny_musicgen_melody, tiny_stable_audio
+from tada_core.organism.entry import ENTRIES as ORGANISM_ENTRIES
 from tada_core.runtime.io import is_repo_id, read_json
-from tada_core.organism.entry import ENTRY as ORGANISM_ENTRY
-from tada_core.organism.entry import MUSICGEN_ENTRY
 
-_PAPER = "TADA paper, Sec. 4 / Fig. 3"
-_TINY = {"duration": 1.0, "steps": 4, "guidance": 3.0}
-
-_ENTRIES = (
-    ORGANISM_ENTRY,
-    ModelEntry("ace-step", AceStepAdapter, PAPER_CONCEPT_SET, hub_id="ACE-Step/acestep-v15-xl-turbo-diffusers",
-               description="ACE-Step 1.5 XL turbo (4.2B parameters)",
-               denoiser_config=committed_config("ace_step_xl_turbo_transformer.json"),
-               notes="the paper's ACE-Step layers {7, 8} belong to ACE-Step v1 (3.5B, not in diffusers); "
-                     "find 1.5's with `tada localize`"),
-    ModelEntry("stable-audio", StableAudioAdapter, PAPER_CONCEPT_SET, hub_id="stabilityai/stable-audio-open-1.0",
-               description="Stable Audio Open 1.0",
-               presets=(LayerPreset((11, 12), "stable-audio-open-1.0", f"{_PAPER}: layers 12, 13 counted from 1"),),
-               denoiser_config=committed_config("stable_audio_open_1_0_transformer.json")),
-    ModelEntry("audioldm2", AudioLDM2Adapter, PAPER_CONCEPT_SET, hub_id="cvssp/audioldm2-music",
-               description="AudioLDM2 music",
-               denoiser_config=committed_config("audioldm2_music_unet.json"),
-               notes="the paper's AudioLDM2 layers belong to audioldm2-large; find -music's with `tada localize`"),
-    ModelEntry("audioldm2-large", AudioLDM2Adapter, PAPER_CONCEPT_SET, hub_id="cvssp/audioldm2-large",
-               description="AudioLDM2 large (the checkpoint of the paper's AudioLDM2 results)",
-               presets=(LayerPreset((44, 45, 50, 51), "audioldm2-large",
-                                    f"{_PAPER}: layers 45, 46, 51, 52 counted from 1"),),
-               denoiser_config=committed_config("audioldm2_large_unet.json")),
-    MUSICGEN_ENTRY,
-    ModelEntry("musicgen-melody", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-melody",
-               description="MusicGen Melody 1.5B (the model of Facchiano et al.; empty melody conditioning)",
-               notes="autoregressive: layers are residual-stream decoder outputs, steered with DiffMean "
-                     "(`tada diffmean`)"),
-    ModelEntry("musicgen-small", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-small",
-               description="MusicGen small 300M (text through cross-attention)"),
-    ModelEntry("musicgen-medium", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-medium",
-               description="MusicGen medium 1.5B"),
-    ModelEntry("musicgen-large", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-large",
-               description="MusicGen large 3.3B"),
-    ModelEntry("tiny-musicgen-melody", MusicGenAdapter, MUSICGEN_CONCEPT_SET, build=tiny_musicgen_melody,
-               defaults={"duration": 0.5, "guidance": 3.0}, description="random weights, 4 layers (tests)",
-               listed=False),
-    ModelEntry("tiny-ace-step", AceStepAdapter, PAPER_CONCEPT_SET, build=tiny_ace_step, defaults=_TINY,
-               description="random weights, 4 layers (tests)", listed=False),
-    ModelEntry("tiny-stable-audio", StableAudioAdapter, PAPER_CONCEPT_SET, build=tiny_stable_audio, defaults=_TINY,
-               description="random weights, 4 layers (tests)", listed=False),
-    ModelEntry("tiny-audioldm2", AudioLDM2Adapter, PAPER_CONCEPT_SET, build=tiny_audioldm2, defaults=_TINY,
-               description="random weights, 12 layers (tests)", listed=False),
-)
+# the organisms first (the default model), then every family's checkpoints, then the tiny test fixtures
+_ENTRIES = (*ORGANISM_ENTRIES, *(e for e in FAMILY_ENTRIES if e.listed), *(e for e in FAMILY_ENTRIES if not e.listed))
 REGISTRY: Mapping[str, ModelEntry] = types.MappingProxyType({e.name: e for e in _ENTRIES})
-DEFAULT_MODEL = ORGANISM_ENTRY.name
+DEFAULT_MODEL = ORGANISM_ENTRIES[0].name
 
 
 def model_names(listed_only: bool = False) -> list[str]:
@@ -234,27 +172,7 @@ def measured_layers(entry: ModelEntry) -> list[tuple[int, str, int]] | None:
     path = entry.denoiser_config() if entry.denoiser_config else None
     if path is None or not Path(path).is_file():
         return None
-    if entry.adapter.family == "musicgen":   # a transformers config.json: build its decoder on the meta device
-        import transformers
-
-        full = read_json(path)
-        decoder = full["decoder"]
-        melody = "MusicgenMelodyForConditionalGeneration" in (full.get("architectures") or [])
-        config_cls = getattr(transformers, "MusicgenMelodyDecoderConfig" if melody else "MusicgenDecoderConfig")
-        model_cls = getattr(transformers, config_cls.__name__.replace("DecoderConfig", "ForCausalLM"))
-        with torch.device("meta"):
-            denoiser = model_cls(config_cls(**{k: v for k, v in decoder.items() if not k.startswith("_")}))
-        pipeline = types.SimpleNamespace(decoder=denoiser)
-        return [(layer.index, layer.path, layer.width) for layer in entry.adapter.find_layers(pipeline)]
-    import diffusers
-    from diffusers.pipelines import audioldm2
-
-    config = {k: v for k, v in read_json(path).items() if not k.startswith("_") or k == "_class_name"}
-    model_cls = getattr(diffusers, config["_class_name"], None) or getattr(audioldm2, config["_class_name"])
-    with torch.device("meta"):
-        denoiser = model_cls.from_config({k: v for k, v in config.items() if k != "_class_name"})
-    pipeline = types.SimpleNamespace(**{entry.adapter.denoiser_attr: denoiser})
-    return [(layer.index, layer.path, layer.width) for layer in entry.adapter.find_layers(pipeline)]
+    return [(layer.index, layer.path, layer.width) for layer in entry.adapter.meta_layers(path)]
 
 
 def _widths(layers: list[tuple[int, str, int]]) -> str:

@@ -450,7 +450,8 @@ def test_musicgen_in_the_app(tmp_path, h):
     """A DiffMean vector of the tiny MusicGen steers in the Steer tab, with either strategy; A/B patching explains
     why it does not apply; the layers read as residual-stream layers."""
     from tada_core import load_model
-    from tada_core.concepts import BASE_PROMPTS, MUSICGEN_CONCEPTS, diffmean_prompts
+    from tada_core.adapters.musicgen import MUSICGEN_CONCEPTS
+    from tada_core.concepts import BASE_PROMPTS, diffmean_prompts
     from tada_core.methods.diffmean import diffmean
 
     pos, neg = diffmean_prompts(MUSICGEN_CONCEPTS["tempo"], BASE_PROMPTS, 8)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from tada_core import TadaError, steer
-from tada_core.concepts import MUSICGEN_CONCEPTS, BASE_PROMPTS, diffmean_prompts
+from tada_core.adapters.musicgen import MUSICGEN_CONCEPTS
+from tada_core.concepts import BASE_PROMPTS, diffmean_prompts
 from tada_core.methods.diffmean import cosine_matrix, diffmean, layer_scan, with_strategy
 from tada_core.interventions.hooks import patch
 from tada_core.evaluation.metrics import frechet_audio_distance, frechet_distance, spectral_centroid, tempo_bpm

@@ -30,7 +30,10 @@ from __future__ import annotations
 import torch
 
 from tada_core.errors import TadaError
-from tada_core.adapters.base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
+from tada_core.adapters.base import FamilyOption, seeded, CrossAttentionLayer, ModelAdapter, Run, indexed_layers
+from tada_core.adapters.entry import TINY_DEFAULTS, ModelEntry, ReferenceModel, committed_config
+from tada_core.concepts import PAPER_CONCEPT_SET
+from tada_core.adapters.text import build_tokenizer
 
 _MASK = "encoder_attention_mask"
 INSTRUMENTAL = "[inst]"      # the instrumental lyric token the TADA reference code passes
@@ -38,6 +41,12 @@ INSTRUMENTAL = "[inst]"      # the instrumental lyric token the TADA reference c
 
 class AceStepAdapter(ModelAdapter):
     family = "ace-step"
+    display_name = "ACE-Step"
+    option_specs = (
+        FamilyOption("lyrics", "the lyric text of every clip (default [inst], instrumental, as the TADA reference code)"),
+        FamilyOption("cfg_interval", "the part of the trajectory where CFG runs, 0 <= START <= END <= 1 (default 0 1)",
+                     nargs=2, metavar=("START", "END"), type=float),
+    )
     pipeline_class_name = "AceStepPipeline"
     denoiser_attr = "transformer"
     cond_first = True
@@ -118,3 +127,62 @@ class AceStepAdapter(ModelAdapter):
             num_inference_steps=s.steps, guidance_scale=s.guidance, generator=generators,
             cfg_interval_start=self.cfg_interval[0], cfg_interval_end=self.cfg_interval[1],
         ).audios
+
+ACE_STEP_V1 = ReferenceModel(
+    hub_id="ACE-Step/ACE-Step-v1-3.5B", path="transformer_blocks.{i}.cross_attn", layers=24, width=2560,
+    note="ACE-Step v1 (3.5B; transformer_blocks[i].cross_attn, 24 layers of width 2560), the model the TADA "
+         "reference code runs; this project's 'ace-step' is ACE-Step 1.5, a different model")
+AceStepAdapter.reference_checkpoints = (ACE_STEP_V1,)
+
+
+# ----- registry entries: the checkpoints of this family, and its tiny test fixture ----------------------
+
+
+def tiny_ace_step(num_layers: int = 4):
+    """AceStepPipeline with a 4-layer DiT (32 wide), CFG enabled (not turbo), 800 Hz audio."""
+    from diffusers import (
+        AceStepPipeline,
+        AutoencoderOobleck,
+        FlowMatchEulerDiscreteScheduler,
+    )
+    from diffusers.models.transformers.ace_step_transformer import (
+        AceStepTransformer1DModel,
+    )
+    from diffusers.pipelines.ace_step import AceStepConditionEncoder
+    from transformers import Qwen3Config, Qwen3Model
+
+    def build():
+        tokenizer = build_tokenizer(model_max_length=512)
+        transformer = AceStepTransformer1DModel(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=num_layers, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, in_channels=24, audio_acoustic_hidden_dim=8, patch_size=2,
+            rope_theta=10000.0, sliding_window=16)
+        text_encoder = Qwen3Model(Qwen3Config(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, vocab_size=len(tokenizer), max_position_embeddings=512))
+        condition_encoder = AceStepConditionEncoder(
+            hidden_size=32, intermediate_size=64, text_hidden_dim=32, timbre_hidden_dim=8,
+            num_lyric_encoder_hidden_layers=1, num_timbre_encoder_hidden_layers=1, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, rope_theta=10000.0, sliding_window=16)
+        vae = AutoencoderOobleck(encoder_hidden_size=6, downsampling_ratios=[2, 4], decoder_channels=4,
+                                 decoder_input_channels=8, audio_channels=2, channel_multiples=[2, 4],
+                                 sampling_rate=800)
+        scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0)
+        return AceStepPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer,
+                               condition_encoder=condition_encoder, scheduler=scheduler)
+
+    return seeded(build)
+
+
+ENTRIES = (
+    ModelEntry("ace-step", AceStepAdapter, PAPER_CONCEPT_SET, hub_id="ACE-Step/acestep-v15-xl-turbo-diffusers",
+               description="ACE-Step 1.5 XL turbo (4.2B parameters)",
+               denoiser_config=committed_config("ace_step_xl_turbo_transformer.json"),
+               notes="the paper's ACE-Step layers {7, 8} belong to ACE-Step v1 (3.5B, not in diffusers); "
+                     "find 1.5's with `tada localize`"),
+    ModelEntry("tiny-ace-step", AceStepAdapter, PAPER_CONCEPT_SET, build=tiny_ace_step, defaults=TINY_DEFAULTS,
+               description="random weights, 4 layers (tests)", listed=False),
+)
+
+
+__all__ = ["AceStepAdapter", "tiny_ace_step", "ENTRIES", "ACE_STEP_V1"]

@@ -20,7 +20,10 @@ import hashlib
 
 import contextlib
 import dataclasses
+import json
 import threading
+import types
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import torch
@@ -97,6 +100,14 @@ class ModelAdapter:
     default_branch: ClassVar[str] = "cond"                 # which CFG rows steering acts on by default
     supports_patching: ClassVar[bool] = True               # cross-attention keys/values can be patched
     gpu_dtype: ClassVar[torch.dtype | None] = None         # default weights dtype on a GPU (None: as saved)
+    display_name: ClassVar[str]                            # the family as people write it ("ACE-Step")
+    # Options of this family that change the audio besides the settings; the CLI offers each as --NAME
+    # (underscores as dashes) and passes what the user gave to :meth:`configure`.
+    option_specs: ClassVar[tuple["FamilyOption", ...]] = ()
+    # Checkpoints of this family that the TADA reference code ran and no adapter loads (their layer paths
+    # appear in its files), and the registry entry its files' module paths (``transformer.`` / ``unet.``) mean.
+    reference_checkpoints: ClassVar[tuple[Any, ...]] = ()
+    steer_audio_entry: ClassVar[str | None] = None
 
     def __init__(self, pipeline: Any, *, name: str, source: str,
                  defaults: GenerationSettings | dict[str, Any] | None = None) -> None:
@@ -135,6 +146,30 @@ class ModelAdapter:
     def find_layers(cls, pipeline: Any) -> list[CrossAttentionLayer]:
         """The cross-attention layers of ``pipeline`` (anything with the denoiser attribute), in execution order."""
         raise NotImplementedError
+
+    @classmethod
+    def denoiser_class(cls, class_name: str) -> type:
+        """The denoiser class a committed ``config.json`` names (``_class_name``): diffusers' own."""
+        import diffusers
+
+        return getattr(diffusers, class_name)
+
+    @classmethod
+    def meta_layers(cls, config_path: str | Path) -> list[CrossAttentionLayer]:
+        """The layers of the denoiser that ``config_path`` (its ``config.json``) describes, built on the meta
+        device: real layer counts and widths without any weights."""
+        config = {k: v for k, v in json.loads(Path(config_path).read_text()).items()
+                  if not k.startswith("_") or k == "_class_name"}
+        model_cls = cls.denoiser_class(config.pop("_class_name"))
+        with torch.device("meta"):
+            denoiser = model_cls.from_config(config)
+        return cls.find_layers(types.SimpleNamespace(**{cls.denoiser_attr: denoiser}))
+
+    def prompt_states(self, prompts: list[str]) -> torch.Tensor:
+        """The residual stream of every layer for each prompt, [layers, prompts, width] (DiffMean's input);
+        only an autoregressive family has one to read."""
+        raise TadaError(f"{self.name} is a {self.family} model; DiffMean reads an autoregressive model's "
+                        f"residual stream (MusicGen). For diffusion models use `tada caa`")
 
     def _call_pipeline(self, run: Run, generators: list[torch.Generator]) -> torch.Tensor:
         """Run the pipeline for ``run`` (prompts, resolved settings); return audio [batch, channels, samples]."""
@@ -431,3 +466,22 @@ def hook_handles() -> Iterator[Callable[[Any], Any]]:
     finally:
         for handle in reversed(handles):
             handle.remove()
+
+
+def seeded(build: Callable[[], Any], seed: int = 0) -> Any:
+    """``build()`` under a fixed torch seed, leaving the caller's global RNG untouched (the tiny fixtures)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyOption:
+    """One family option as the command line offers it (``--lyrics``): its :meth:`ModelAdapter.configure`
+    keyword, help text, and argparse ``nargs`` / ``metavar`` / value type."""
+
+    name: str
+    help: str
+    nargs: int | None = None
+    metavar: tuple[str, ...] | str | None = None
+    type: Callable[[str], Any] = str

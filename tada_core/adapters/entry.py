@@ -19,6 +19,8 @@ from tada_core.errors import TadaError
 
 CONFIGS = Path(__file__).parents[1] / "configs"  # real denoiser configs, with their provenance
 SAMPLING_FILE = "tada_sampling.json"  # sampling defaults saved with a pipeline folder (read by load_model)
+TINY_DEFAULTS = {"duration": 1.0, "steps": 4, "guidance": 3.0}  # sampling defaults of the tiny test fixtures
+PAPER_LAYERS = "TADA paper, Sec. 4 / Fig. 3"  # where the functional-layer presets come from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +94,24 @@ class ModelEntry:
         return tuple(sorted({layer for p in self.presets for layer in p.layers}))
 
 
+@dataclasses.dataclass(frozen=True)
+class ReferenceModel:
+    """A checkpoint the reference code ran that no adapter of this project loads (a family declares its own
+    in ``reference_checkpoints``)."""
+
+    hub_id: str
+    path: str       # layer path template, relative to the denoiser the reference hooks
+    layers: int
+    width: int
+    note: str
+
+    def names_layer(self, path: str) -> bool:
+        """Whether ``path`` is one of this checkpoint's layer paths."""
+        head, _, tail = self.path.partition("{i}")
+        middle = path[len(head):len(path) - len(tail)] if path.startswith(head) and path.endswith(tail) else ""
+        return middle.isdigit()
+
+
 def save_sampling_defaults(folder: str | Path, defaults: dict[str, float]) -> Path:
     """Write a pipeline folder's sampling defaults (duration, steps, guidance), read back by ``load_model``."""
     from tada_core.runtime.io import write_json
@@ -104,4 +124,4 @@ def committed_config(filename: str) -> Callable[[], Path]:
     return lambda: CONFIGS / filename
 
 
-__all__ = ["ModelEntry", "LayerPreset", "CONFIGS", "SAMPLING_FILE", "committed_config", "save_sampling_defaults"]
+__all__ = ["ModelEntry", "LayerPreset", "ReferenceModel", "CONFIGS", "SAMPLING_FILE", "TINY_DEFAULTS", "PAPER_LAYERS", "committed_config", "save_sampling_defaults"]

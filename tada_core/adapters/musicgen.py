@@ -43,7 +43,10 @@ from torch import nn
 
 from tada_core.errors import TadaError
 from tada_core.adapters.settings import GenerationSettings
-from tada_core.adapters.base import CrossAttentionLayer, ModelAdapter, Run
+from tada_core.adapters.base import seeded, CrossAttentionLayer, ModelAdapter, Run
+from tada_core.adapters.entry import ModelEntry
+from tada_core.concepts import BASE_PROMPTS, EVAL_PROMPTS, PAPER_CONCEPTS, Concept, ConceptSet
+from tada_core.adapters.text import build_tokenizer
 
 TOP_K = 250          # MusicGen's sampling defaults (audiocraft and the transformers generation config)
 TEMPERATURE = 1.0
@@ -125,6 +128,7 @@ class _PerSampleSampler:
 
 class MusicGenAdapter(ModelAdapter):
     family = "musicgen"
+    display_name = "MusicGen"
     pipeline_class_name = "MusicgenMelodyForConditionalGeneration"
     model_class_names: ClassVar[tuple[str, ...]] = ("MusicgenMelodyForConditionalGeneration",
                                                      "MusicgenForConditionalGeneration")
@@ -160,6 +164,23 @@ class MusicGenAdapter(ModelAdapter):
         width = decoder.config.hidden_size
         return [CrossAttentionLayer(i, f"decoder.model.decoder.layers.{i}", layer, width)
                 for i, layer in enumerate(decoder.model.decoder.layers)]
+
+    @classmethod
+    def meta_layers(cls, config_path) -> list[CrossAttentionLayer]:
+        """A transformers ``config.json``: its decoder built on the meta device."""
+        import json
+        import types
+        from pathlib import Path
+
+        import transformers
+
+        full = json.loads(Path(config_path).read_text())
+        melody = "MusicgenMelodyForConditionalGeneration" in (full.get("architectures") or [])
+        config_cls = getattr(transformers, "MusicgenMelodyDecoderConfig" if melody else "MusicgenDecoderConfig")
+        model_cls = getattr(transformers, config_cls.__name__.replace("DecoderConfig", "ForCausalLM"))
+        with torch.device("meta"):
+            decoder = model_cls(config_cls(**{k: v for k, v in full["decoder"].items() if not k.startswith("_")}))
+        return cls.find_layers(types.SimpleNamespace(decoder=decoder))
 
     def layer_output(self, output: Any) -> torch.Tensor:
         return output[0] if isinstance(output, tuple) else output
@@ -330,3 +351,68 @@ class _hooked:
     def __exit__(self, *exc):
         for h in self.handles:
             h.remove()
+
+# Facchiano et al. (MusicGen) steer tempo and timbre (bright / dark, measured by spectral centroid)
+MUSICGEN_CONCEPTS: dict[str, Concept] = {**PAPER_CONCEPTS, "brightness": Concept(
+    "brightness", "bright {base}", "dark {base}", keywords=("bright", "brilliant", "crisp"),
+    exclude=("dark", "muffled", "warm"), replacements={"bright": "dark", "brilliant": "dull", "crisp": "muffled"},
+    query="bright timbre music")}
+MUSICGEN_CONCEPT_SET = ConceptSet("musicgen", MUSICGEN_CONCEPTS, BASE_PROMPTS, EVAL_PROMPTS)
+
+
+# ----- registry entries: the checkpoints of this family, and its tiny test fixture ----------------------
+
+
+def tiny_musicgen_melody(num_layers: int = 4):
+    """MusicgenMelodyForConditionalGeneration with a 4-layer decoder (32 wide), 2 codebooks of 32 codes,
+    a tiny T5 and a tiny EnCodec (8 kHz, 125 frames/s), and a tokenizer built here."""
+    from transformers import (
+        EncodecConfig,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        MusicgenMelodyForConditionalGeneration,
+        T5Config,
+        T5TokenizerFast,
+    )
+
+
+    def build():
+        tokenizer = build_tokenizer(T5TokenizerFast, model_max_length=32)
+        text = T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, d_kv=8, num_heads=2, num_layers=2)
+        codec = EncodecConfig(hidden_size=8, compress=1, num_filters=2, codebook_size=32, codebook_dim=8,
+                              sampling_rate=8000, audio_channels=1, upsampling_ratios=[4, 4, 4],
+                              target_bandwidths=[1.25], num_residual_layers=1, num_lstm_layers=1)
+        decoder = MusicgenMelodyDecoderConfig(
+            vocab_size=32, hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=4, ffn_dim=64,
+            pad_token_id=32, decoder_start_token_id=32, bos_token_id=32, num_codebooks=2, tie_word_embeddings=False,
+            max_position_embeddings=1024)
+        config = MusicgenMelodyConfig(text_encoder=text, audio_encoder=codec, decoder=decoder, chroma_length=4,
+                                      num_chroma=12)
+        model = MusicgenMelodyForConditionalGeneration(config).eval()
+        with torch.no_grad():   # EnCodec's codebooks start as zeros (filled by k-means in training): give them values
+            for layer in model.audio_encoder.quantizer.layers:
+                layer.codebook.embed.normal_()
+                layer.codebook.inited.fill_(True)
+        return MusicGenPipeline(model, tokenizer)
+
+    return seeded(build)
+
+
+ENTRIES = (
+    ModelEntry("musicgen-melody", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-melody",
+               description="MusicGen Melody 1.5B (the model of Facchiano et al.; empty melody conditioning)",
+               notes="autoregressive: layers are residual-stream decoder outputs, steered with DiffMean "
+                     "(`tada diffmean`)"),
+    ModelEntry("musicgen-small", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-small",
+               description="MusicGen small 300M (text through cross-attention)"),
+    ModelEntry("musicgen-medium", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-medium",
+               description="MusicGen medium 1.5B"),
+    ModelEntry("musicgen-large", MusicGenAdapter, MUSICGEN_CONCEPT_SET, hub_id="facebook/musicgen-large",
+               description="MusicGen large 3.3B"),
+    ModelEntry("tiny-musicgen-melody", MusicGenAdapter, MUSICGEN_CONCEPT_SET, build=tiny_musicgen_melody,
+               defaults={"duration": 0.5, "guidance": 3.0}, description="random weights, 4 layers (tests)",
+               listed=False),
+)
+
+
+__all__ = ["MusicGenAdapter", "tiny_musicgen_melody", "ENTRIES", "MUSICGEN_CONCEPTS", "MUSICGEN_CONCEPT_SET"]

@@ -13,11 +13,16 @@ import math
 
 import torch
 
-from tada_core.adapters.base import CrossAttentionLayer, ModelAdapter, Run, indexed_layers
+from tada_core.adapters.base import seeded, CrossAttentionLayer, ModelAdapter, Run, indexed_layers
+from tada_core.adapters.entry import PAPER_LAYERS, TINY_DEFAULTS, LayerPreset, ModelEntry, committed_config
+from tada_core.concepts import PAPER_CONCEPT_SET
+from tada_core.adapters.text import build_tokenizer
 
 
 class StableAudioAdapter(ModelAdapter):
     family = "stable-audio"
+    display_name = "Stable Audio"
+    steer_audio_entry = "stable-audio"
     pipeline_class_name = "StableAudioPipeline"
     denoiser_attr = "transformer"
     cond_first = False
@@ -51,3 +56,50 @@ class StableAudioAdapter(ModelAdapter):
             prompt=run.prompts, audio_end_in_s=s.duration, num_inference_steps=s.steps,
             guidance_scale=s.guidance, generator=generators,
         ).audios
+
+# ----- registry entries: the checkpoints of this family, and its tiny test fixture ----------------------
+
+
+def tiny_stable_audio(num_layers: int = 4):
+    """StableAudioPipeline with a 4-block DiT, 128 Hz stereo audio, at most 255 samples (1.99 s: its
+    stride-1 decoder block drops one)."""
+    from diffusers import (
+        AutoencoderOobleck,
+        CosineDPMSolverMultistepScheduler,
+        StableAudioDiTModel,
+        StableAudioPipeline,
+        StableAudioProjectionModel,
+    )
+    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
+
+    def build():
+        tokenizer = build_tokenizer(T5TokenizerFast, model_max_length=16)
+        transformer = StableAudioDiTModel(
+            sample_size=128, in_channels=3, num_layers=num_layers, attention_head_dim=4,
+            num_key_value_attention_heads=2, out_channels=3, cross_attention_dim=4, time_proj_dim=8,
+            global_states_input_dim=8, cross_attention_input_dim=4)
+        text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, d_kv=8,
+                                               num_heads=2, num_layers=2))
+        vae = AutoencoderOobleck(encoder_hidden_size=6, downsampling_ratios=[1, 2], decoder_channels=3,
+                                 decoder_input_channels=3, audio_channels=2, channel_multiples=[2, 4],
+                                 sampling_rate=128)
+        projection = StableAudioProjectionModel(text_encoder_dim=16, conditioning_dim=4, min_value=0, max_value=32)
+        scheduler = CosineDPMSolverMultistepScheduler(solver_order=2, prediction_type="v_prediction",
+                                                      sigma_data=1.0, sigma_schedule="exponential")
+        return StableAudioPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                                   projection_model=projection, transformer=transformer, scheduler=scheduler)
+
+    return seeded(build)
+
+
+ENTRIES = (
+    ModelEntry("stable-audio", StableAudioAdapter, PAPER_CONCEPT_SET, hub_id="stabilityai/stable-audio-open-1.0",
+               description="Stable Audio Open 1.0",
+               presets=(LayerPreset((11, 12), "stable-audio-open-1.0", f"{PAPER_LAYERS}: layers 12, 13 counted from 1"),),
+               denoiser_config=committed_config("stable_audio_open_1_0_transformer.json")),
+    ModelEntry("tiny-stable-audio", StableAudioAdapter, PAPER_CONCEPT_SET, build=tiny_stable_audio,
+               defaults=TINY_DEFAULTS, description="random weights, 4 layers (tests)", listed=False),
+)
+
+
+__all__ = ["StableAudioAdapter", "tiny_stable_audio", "ENTRIES"]

@@ -42,6 +42,9 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from tada_core.adapters import FAMILIES
+from tada_core.adapters.ace_step import ACE_STEP_V1
+from tada_core.adapters.entry import ReferenceModel
 from tada_core.errors import TadaError
 from tada_core.runtime.io import read_json
 from tada_core.artifacts.vectors import SteeringVector
@@ -49,25 +52,9 @@ from tada_core.artifacts.vectors import SteeringVector
 SOURCE = "luk-st/steer-audio"
 
 
-@dataclasses.dataclass(frozen=True)
-class ReferenceModel:
-    """A checkpoint the reference code ran that no adapter of this project loads."""
-
-    hub_id: str
-    path: str       # layer path template, relative to the denoiser the reference hooks
-    layers: int
-    width: int
-    note: str
-
-
-ACE_STEP_V1 = ReferenceModel(
-    hub_id="ACE-Step/ACE-Step-v1-3.5B", path="transformer_blocks.{i}.cross_attn", layers=24, width=2560,
-    note="ACE-Step v1 (3.5B; transformer_blocks[i].cross_attn, 24 layers of width 2560), the model the TADA "
-         "reference code runs; this project's 'ace-step' is ACE-Step 1.5, a different model")
-
 # model names accepted for the ACE-Step v1 files, and the registry entry each path prefix defaults to
 _V1_NAMES = {"ace-step-v1", ACE_STEP_V1.hub_id}
-_PATH_DEFAULTS = {"transformer.": "stable-audio", "unet.": "audioldm2-large"}
+_PATH_DEFAULTS = {cls.denoiser_attr + ".": cls.steer_audio_entry for cls in FAMILIES.values() if cls.steer_audio_entry}
 _TF = re.compile(r"^tf(\d+)$")
 CFG_PASSES = ("cond", "uncond")
 

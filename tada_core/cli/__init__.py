@@ -30,6 +30,7 @@ import warnings
 from typing import Sequence
 
 from tada_core.errors import TadaError
+from tada_core.runtime import logs
 from tada_core.cli.artifacts import register_import, register_list, register_pull, register_push
 from tada_core.cli.benchmark import register_benchmark
 from tada_core.cli.diffmean import register_diffmean
@@ -49,7 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for register in REGISTER:
         register(sub)
+    _add_verbosity(parser, top=True)
     return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """``-v`` / ``-q`` on the command and on every subcommand (``tada -q localize`` = ``tada localize -q``)."""
+    default = 0 if top else argparse.SUPPRESS
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=default,
+                       help="more detail (DEBUG, and diffusers' / transformers' own messages)")
+    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=default,
+                       help="only warnings and errors (no progress notes)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_verbosity(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Should have t[ab]>=t0", module="torchsde")
     warnings.filterwarnings("ignore", message=".*`torch_dtype` is deprecated", category=FutureWarning)
     args = build_parser().parse_args(argv)
+    logs.configure(args.verbosity)
     try:
         return args.func(args)
     except TadaError as e:

@@ -4,14 +4,18 @@ the generation options, loading a model for a command, and writing a report."""
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from tada_core.errors import TadaError
+from tada_core.adapters import FAMILIES
 from tada_core.adapters.settings import GenerationSettings
+from tada_core.errors import TadaError
+
+log = logging.getLogger(__name__)
 
 
 def _whole(minimum: int, maximum: int | None, accepted: str):
@@ -82,19 +86,31 @@ def add_model_arg(p: argparse.ArgumentParser, artifact: bool = False) -> None:
 
 
 def add_generation_args(p: argparse.ArgumentParser, batch_size: int | None = 24) -> None:
-    """--duration --steps --guidance --lyrics --cfg-interval --device --dtype [--batch-size]."""
+    """--duration --steps --guidance, every family's options (``--lyrics`` ...), --device --dtype [--batch-size]."""
     p.add_argument("--duration", type=positive_float, default=None, help="seconds (default: the model's)")
     p.add_argument("--steps", type=positive_int, default=None, help="diffusion steps (default: the model's)")
     p.add_argument("--guidance", type=nonnegative_float, default=None, help="classifier-free guidance scale "
                                                                             "(default: the model's)")
-    p.add_argument("--lyrics", default=None, help="ACE-Step: the lyric text of every clip (default [inst], "
-                                                  "instrumental, as the TADA reference code)")
-    p.add_argument("--cfg-interval", type=finite_float, nargs=2, default=None, metavar=("START", "END"),
-                   help="ACE-Step: the part of the trajectory where CFG runs, 0 <= START <= END <= 1 (default 0 1)")
+    add_family_options(p)
     add_device_args(p)
     if batch_size is not None:
         p.add_argument("--batch-size", type=positive_int, default=batch_size,
                        help=f"generations per pipeline call (default {batch_size})")
+
+
+def add_family_options(p: argparse.ArgumentParser) -> None:
+    """The options each family declares (:attr:`ModelAdapter.option_specs`), as ``--name``; a model of another
+    family refuses them when the command loads it (:meth:`ModelAdapter.configure`)."""
+    for cls in FAMILIES.values():
+        for spec in cls.option_specs:
+            p.add_argument("--" + spec.name.replace("_", "-"), dest=spec.name, default=None, nargs=spec.nargs,
+                           metavar=spec.metavar, type=spec.type, help=f"{cls.display_name}: {spec.help}")
+
+
+def family_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The family options the user gave on the command line (name -> value)."""
+    names = {spec.name for cls in FAMILIES.values() for spec in cls.option_specs}
+    return {name: getattr(args, name) for name in sorted(names) if getattr(args, name, None) is not None}
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
@@ -165,7 +181,7 @@ def load_for(args: argparse.Namespace, model: str | None = None):
     m = load_model(getattr(args, "model", None) or model or DEFAULT_MODEL, device=getattr(args, "device", None),
                    dtype=getattr(args, "dtype", None), device_map=getattr(args, "device_map", None))
     m.set_progress_bar(False)
-    m.configure(lyrics=getattr(args, "lyrics", None), cfg_interval=getattr(args, "cfg_interval", None))
+    m.configure(**family_options(args))
     return m
 
 
@@ -186,5 +202,6 @@ def write_report(out: str | None, title: str, intro: str, table: str, data: Any)
 
 
 def note(text: str) -> None:
-    """A progress or context line for the user (stderr, so stdout stays the result)."""
-    print(text, file=sys.stderr)
+    """A progress or context line for the user (stderr through logging, so stdout stays the result and
+    ``-q`` silences it)."""
+    log.info(text)

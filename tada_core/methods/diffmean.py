@@ -44,9 +44,6 @@ def diffmean(adapter, positive: Sequence[str], negative: Sequence[str], *, conce
 
     if strategy not in STRATEGIES:
         raise TadaError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
-    if not hasattr(adapter, "prompt_states"):
-        raise TadaError(f"{adapter.name} is a {adapter.family} model; DiffMean reads an autoregressive model's "
-                        f"residual stream (MusicGen). For diffusion models use `tada caa`")
     if len(positive) != len(negative) or not positive:
         raise TadaError(f"give as many positive as negative prompts (at least one); got {len(positive)} and "
                         f"{len(negative)}")

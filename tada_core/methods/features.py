@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import torch
 
+from tada_core.adapters import FAMILIES
 from tada_core.errors import TadaError, check_prompts
 from tada_core.interventions.hooks import record
 from tada_core.runtime.io import read_json, read_tensors, resolve, save_tensors, write_json
@@ -159,11 +160,9 @@ def load_saes(adapter, source: str | Path) -> dict[int, TopKSAE]:
     saes = {}
     for hp, sae in TopKSAE.load_many(source).items():
         if hp not in by_path:
-            from tada_core.artifacts.reference import ACE_STEP_V1
-
-            v1 = (f"; it names a layer of {ACE_STEP_V1.note}"
-                  if hp.startswith("transformer_blocks.") and hp.endswith(".cross_attn") else "")
-            raise TadaError(f"SAE hookpoint {hp!r} is not a cross-attention layer of {adapter.name}{v1}")
+            other = next((m for cls in FAMILIES.values() for m in cls.reference_checkpoints if m.names_layer(hp)), None)
+            hint = f"; it names a layer of {other.note}" if other is not None else ""
+            raise TadaError(f"SAE hookpoint {hp!r} is not a cross-attention layer of {adapter.name}{hint}")
         if sae.cfg.d_in != adapter.layers[by_path[hp]].width:
             raise TadaError(f"the SAE for {hp} reads {sae.cfg.d_in}-dim activations; that layer of {adapter.name} "
                             f"has width {adapter.layers[by_path[hp]].width}")

@@ -34,4 +34,6 @@ MUSICGEN_ENTRY = ModelEntry(
     notes="residual-stream layers, steered with DiffMean (`tada diffmean`); see results/musicgen_organism",
 )
 
-__all__ = ["ENTRY", "MUSICGEN_ENTRY"]
+ENTRIES = (ENTRY, MUSICGEN_ENTRY)
+
+__all__ = ["ENTRY", "MUSICGEN_ENTRY", "ENTRIES"]
