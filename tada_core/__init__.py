@@ -40,7 +40,7 @@ from tada_core.methods.caa import compute_caa
 from tada_core.methods.localize import Localization, functional_layers, localize
 from tada_core.registry import DEFAULT_MODEL, REGISTRY, load_model, model_catalog, model_names
 
-__version__ = "0.1.0"
+from tada_core.version import __version__
 
 __all__ = ["load_model", "model_names", "model_catalog", "REGISTRY", "DEFAULT_MODEL", "ModelAdapter", "Generation",
            "FAMILIES", "GenerationSettings", "Concept", "ConceptSet", "record", "patch", "steer", "renorm",

@@ -1,4 +1,4 @@
-"""Steering evaluation (Sec. 5.1-5.2) against hand-computed cases: spectral distance, monotonicity,
+"""Steering evaluation (Sec. 5.1-5.2) against hand-computed cases: the preservation distance, monotonicity,
 Delta alignment, smoothness, the sweep and ablation results and their tables."""
 
 import math
@@ -12,24 +12,36 @@ from tada_core.concepts import Concept
 from tada_core.errors import TadaError
 from tada_core.evaluation.sweeps import (AblationResult, AblationRow, SweepResult, ablation_table, alpha_sweep,
                                 comparison_table, delta_alignment, intervals_ordered, layer_ablation, monotonic,
-                                smoothness, spectral_distance, sweep_table)
+                                smoothness, sweep_table)
 from tada_core.artifacts.vectors import SteeringVector
+from tada_core.evaluation.benchmark.distance import MelDistance
 
 from .conftest import Energy
 
 CONCEPT = Concept("loud", "a loud {base}", "a quiet {base}")
 
 
-def test_spectral_distance_of_a_clip_and_its_double_is_20_log10_2():
-    noise = 0.5 * torch.randn(2, 1, 8000, generator=torch.Generator().manual_seed(0))
-    d = spectral_distance(noise, 2 * noise, 16000)
-    assert d == pytest.approx([20 * math.log10(2)] * 2, abs=1e-4)
-    assert spectral_distance(noise, noise, 16000) == pytest.approx([0, 0], abs=1e-9)
-    # silence against silence is 0, and every magnitude is floored at -100 dB
-    silent = torch.zeros(1, 1, 8000)
-    assert spectral_distance(silent, silent, 16000)[0] == 0
-    with pytest.raises(TadaError, match="differ in shape"):
-        spectral_distance(noise, noise[:, :, :4000], 16000)
+def test_sweep_and_benchmark_measure_preservation_with_one_distance(models):
+    """One harness: a sweep's preservation is the benchmark's distance (log-mel by default), the result says which,
+    and a distance given to the sweep is the one used (a constant distance gives its constant at every alpha)."""
+    from tada_core.evaluation.benchmark.distance import Distance
+
+    class Constant(Distance):
+        name = "constant"
+
+        def __call__(self, a, b, sample_rate):
+            return np.full(len(a), 7.0)
+
+    model = models("tiny-stable-audio")
+    g = torch.Generator().manual_seed(0)
+    vec = SteeringVector({i: torch.randn(model.layers[i].width, generator=g) for i in range(4)}, "loud",
+                         model.name, {i: model.layers[i].path for i in range(4)})
+    r = alpha_sweep(model, vec, Energy(), CONCEPT, ["a song"], [2.0], seeds=[0], progress=False,
+                    distance=Constant())
+    assert r.distance == "constant" and r.preservation == {0.0: 7.0, 2.0: 7.0}
+    assert SweepResult.from_dict(r.to_dict()).distance == "constant"
+    legacy = {k: v for k, v in r.to_dict().items() if k != "distance"}
+    assert SweepResult.from_dict(legacy).distance == "stft"     # sweeps saved before one harness
 
 
 @pytest.mark.parametrize("values, sign, expected", [
@@ -131,7 +143,8 @@ def test_sweep_and_ablation_on_a_tiny_model(models):
     assert r.measure[2.0] == pytest.approx(float(steered.abs().mean(dim=(1, 2)).mean()), rel=1e-4)
     assert r.measure[0.0] == pytest.approx(float(plain.abs().mean(dim=(1, 2)).mean()), rel=1e-4)
     assert r.preservation[0.0] == 0 and r.preservation[2.0] == pytest.approx(
-        float(spectral_distance(steered, plain, model.sample_rate).mean()), rel=1e-3)
+        float(MelDistance()(steered, plain, model.sample_rate).mean()), rel=1e-3)
+    assert r.distance == "mel"
     ab = layer_ablation(model, vec, Energy(), CONCEPT, prompts, 2.0, [1, 2], seeds=[0], settings=settings,
                         progress=False)
     assert [(row.set, row.layers) for row in ab.rows] == [("L", [0, 1, 2, 3]), ("L \\ F", [0, 3]), ("F", [1, 2])]

@@ -201,3 +201,72 @@ def test_vectors_apply_with_the_renorm_they_were_validated_with(models, tmp_path
     assert again.renorm is False and "without ReNorm" in (tmp_path / "v" / "README.md").read_text()
     with pytest.raises(TadaError, match="renorm must be true, false or null"):
         SteeringVector(vectors=v.vectors, concept="x", model=m.name, layer_paths=v.layer_paths, renorm="yes")
+
+
+def test_vector_config_with_an_unknown_field_is_refused_by_name(tmp_path, models):
+    folder = make_vector(models("tiny-stable-audio")).save(tmp_path / "v")
+    config = json.loads((folder / "config.json").read_text())
+    assert load_vector(folder).config() == config          # every field it writes, it reads back
+    config["strength_schedule"] = "cosine"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(TadaError, match="does not know: strength_schedule"):
+        load_vector(folder)
+
+
+def test_provenance_is_what_the_caller_gives_never_the_running_process(tmp_path, models, cli, monkeypatch):
+    """Saved from Python, a vector records no command (whatever sys.argv says); the ``tada`` command records its own
+    command line."""
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["pytest", "--secret-flag"])
+    vec = make_vector(models("tiny-stable-audio"))
+    vec.command = None
+    folder = vec.save(tmp_path / "api")
+    assert json.loads((folder / "config.json").read_text())["command"] is None
+    card = (folder / "README.md").read_text()
+    assert "Made with the Python API" in card and "secret-flag" not in card
+    code, _, err = cli("caa", "--model", "tiny-stable-audio", "--concept", "tempo", "--layers", "0", "1",
+                       "--seeds", "0", "--steps", "2", "--out", tmp_path / "cli")
+    assert code == 0, err
+    command = load_vector(tmp_path / "cli").command
+    assert command.startswith("tada caa --model tiny-stable-audio --concept tempo") and "secret" not in command
+
+
+def test_sae_artifact_round_trips_exactly_and_refuses_unknown_fields(tmp_path):
+    from tada_core.artifacts.sae import SaeArtifact, SaeConfig, TopKSAE
+
+    committed = json.loads((ROOT / "saes" / "tada-organism-topk" / "config.json").read_text())
+    assert SaeArtifact.from_dict(committed).to_dict() == committed
+    with pytest.raises(TadaError, match="does not know: colour"):
+        SaeArtifact.from_dict({**committed, "colour": "red"})
+    with pytest.raises(TadaError, match="lacks epochs"):
+        SaeArtifact.from_dict({k: v for k, v in committed.items() if k != "epochs"})
+    torch.manual_seed(0)
+    saes = {1: TopKSAE(SaeConfig(d_in=8, expansion_factor=2, k=2)), 3: TopKSAE(SaeConfig(d_in=8, expansion_factor=2, k=2))}
+    art = SaeArtifact(base_model="tiny-stable-audio", layers=[1, 3],
+                      hookpoints={"1": "transformer.transformer_blocks.1.attn2", "3": "transformer.transformer_blocks.3.attn2"},
+                      cache_tokens=100, epochs=1, sweep={"1": [], "3": []}, command="tada sae train --out x")
+    folder = art.save(tmp_path / "sae", saes, table="| m | k |")
+    assert SaeArtifact.read(folder) == art
+    back = TopKSAE.load_many(folder)
+    assert torch.equal(back["transformer.transformer_blocks.3.attn2"].W_dec, saes[3].W_dec)
+    assert "Made by: `tada sae train --out x`" in (folder / "README.md").read_text()
+    with pytest.raises(TadaError, match="no SAE given for layers \\[3\\]"):
+        art.save(tmp_path / "sae2", {1: saes[1]}, table="")
+
+
+def test_layer_scan_json_round_trips_and_is_checked(tmp_path):
+    from tada_core.methods.diffmean import LayerScan
+
+    scan = LayerScan("tempo", "BPM", 2.0, 120.0, {0: 130.0, 1: 125.0}, {0: 110.0, 1: 122.0}, 8, seeds=[0, 1],
+                     prompts=["a song"])
+    path = scan.save(tmp_path / "scan.json")
+    d = json.loads(path.read_text())
+    assert d["best_layer"] == 0 and d["effect"] == {"0": 20.0, "1": 3.0}
+    assert LayerScan.load(path) == scan
+    with pytest.raises(TadaError, match="unknown fields note"):
+        LayerScan.from_dict({**d, "note": "x"})
+    with pytest.raises(TadaError, match="missing fields seeds"):
+        LayerScan.from_dict({k: v for k, v in d.items() if k != "seeds"})
+    with pytest.raises(TadaError, match="do not follow from up and down"):
+        LayerScan.from_dict({**d, "best_layer": 1})

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from tada_core.concepts import ConceptSet
 from tada_core.errors import TadaError
+from tada_core.runtime.io import write_json
 
 CONFIGS = Path(__file__).parents[1] / "configs"  # real denoiser configs, with their provenance
 SAMPLING_FILE = "tada_sampling.json"  # sampling defaults saved with a pipeline folder (read by load_model)
@@ -114,8 +115,6 @@ class ReferenceModel:
 
 def save_sampling_defaults(folder: str | Path, defaults: dict[str, float]) -> Path:
     """Write a pipeline folder's sampling defaults (duration, steps, guidance), read back by ``load_model``."""
-    from tada_core.runtime.io import write_json
-
     return write_json(Path(folder) / SAMPLING_FILE, dict(defaults))
 
 

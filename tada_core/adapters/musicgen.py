@@ -47,6 +47,7 @@ from tada_core.adapters.base import seeded, CrossAttentionLayer, ModelAdapter, R
 from tada_core.adapters.entry import ModelEntry
 from tada_core.concepts import BASE_PROMPTS, EVAL_PROMPTS, PAPER_CONCEPTS, Concept, ConceptSet
 from tada_core.adapters.text import build_tokenizer
+from tada_core.errors import check_prompts
 
 TOP_K = 250          # MusicGen's sampling defaults (audiocraft and the transformers generation config)
 TEMPERATURE = 1.0
@@ -300,8 +301,6 @@ class MusicGenAdapter(ModelAdapter):
         text positions in the decoder: its read-out is the first decoder position (the start
         token, which has attended to the text).
         """
-        from tada_core.errors import check_prompts
-
         prompts = check_prompts(prompts, "DiffMean prompts")
         inputs = self._text_inputs(prompts)
         k = self.codebooks

@@ -19,7 +19,7 @@ from typing import Any
 
 from tada_core.errors import TadaError
 from tada_core.runtime.io import is_repo_id, iter_files, read_json, resolve, write_json
-from tada_core.artifacts.sae import SAE_KIND, validate_sae_folder
+from tada_core.artifacts.sae import SAE_KIND, SaeArtifact, validate_sae_folder
 from tada_core.artifacts.vectors import (
     CARD_FILE,
     CONFIG_FILE,
@@ -41,8 +41,9 @@ def artifact_summary(folder: str | Path) -> dict[str, Any]:
         return {"name": folder.name, "kind": "steering-vector", "model": v.model, "concept": v.concept,
                 "method": v.method, "layers": v.layers, "alpha_range": list(v.alpha_range or [])}
     cfgs = validate_sae_folder(folder)
-    meta = read_json(folder / CONFIG_FILE) if (folder / CONFIG_FILE).is_file() else {}
-    return {"name": folder.name, "kind": "sae", "model": meta.get("base_model"), "concept": meta.get("concept"),
+    meta = SaeArtifact.read(folder)
+    return {"name": folder.name, "kind": "sae", "model": meta.base_model if meta else None,
+            "concept": meta.concept if meta else None,
             "method": "sae", "layers": sorted(cfgs)}
 
 

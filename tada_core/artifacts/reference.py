@@ -35,10 +35,9 @@ fields; read by :class:`tada_core.artifacts.sae.TopKSAE` (see :mod:`tada_core.me
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -48,6 +47,7 @@ from tada_core.adapters.entry import ReferenceModel
 from tada_core.errors import TadaError
 from tada_core.runtime.io import read_json
 from tada_core.artifacts.vectors import SteeringVector
+from tada_core.registry import REGISTRY, load_model, measured_layers
 
 SOURCE = "luk-st/steer-audio"
 
@@ -184,7 +184,6 @@ def _target_layers(keys: Sequence[str], model: str, name: str) -> tuple[str, dic
     if model in _V1_NAMES:
         raise TadaError(f"{name} keys layers by module path, which the reference writes for Stable Audio and "
                         f"AudioLDM2, not for ACE-Step v1")
-    from tada_core.registry import REGISTRY, load_model, measured_layers
 
     entry = REGISTRY.get(model)
     measured = measured_layers(entry) if entry is not None else None

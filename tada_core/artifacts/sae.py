@@ -26,13 +26,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from tada_core.errors import TadaError
-from tada_core.runtime.io import read_json, read_tensors, resolve, save_tensors, write_json
+from tada_core.runtime.io import atomic_write_text, read_json, read_tensors, resolve, save_tensors, write_json
 
 SAE_FILES = ("cfg.json", "sae.safetensors")
 SAE_KEYS = ("encoder.weight", "encoder.bias", "W_dec", "b_dec")
@@ -307,16 +307,83 @@ def validate_sae_folder(folder: str | Path) -> dict[str, SaeConfig]:
     return {str(hp.relative_to(folder)): _read_hookpoint(hp)[0] for hp in hookpoints}
 
 
-def sae_card(name: str, base_model: str, source: str, table: str, tokens: int) -> str:
+ARTIFACT_FILE, CARD_FILE = "config.json", "README.md"
+
+
+@dataclasses.dataclass
+class SaeArtifact:
+    """An SAE artifact folder: one TopK SAE per layer (sparsify's layout, one sub-folder per hookpoint) and the
+    folder's own ``config.json`` (this object): the base model, the layers and their hookpoints, how they were
+    trained (cached tokens, epochs, the (m, k) sweep with its held-out metrics) and, passed in explicitly, the
+    command that made it. :meth:`save` / :meth:`read` round-trip exactly; unknown fields are refused."""
+
+    base_model: str
+    layers: list[int]
+    hookpoints: dict[str, str]
+    cache_tokens: int
+    epochs: int
+    sweep: dict[str, list[dict[str, Any]]]
+    concept: str | None = None
+    command: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"kind": SAE_KIND, **dataclasses.asdict(self)}
+        if d["command"] is None:
+            del d["command"]    # folders written before provenance was recorded have no such field
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = ARTIFACT_FILE) -> "SaeArtifact":
+        if not isinstance(d, dict) or d.get("kind") != SAE_KIND:
+            raise TadaError(f"{where} is not a {SAE_KIND} config (its kind must be {SAE_KIND!r})")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - fields - {"kind"})
+        if unknown:
+            raise TadaError(f"{where} has fields this tada does not know: {', '.join(unknown)} "
+                            f"(known: {', '.join(sorted(fields))})")
+        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        missing = sorted(required - set(d))
+        if missing:
+            raise TadaError(f"{where} lacks {', '.join(missing)}")
+        out = cls(**{k: v for k, v in d.items() if k != "kind"})
+        if sorted(out.hookpoints) != sorted(str(i) for i in out.layers):
+            raise TadaError(f"{where}: hookpoints {sorted(out.hookpoints)} do not match layers {out.layers}")
+        return out
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "SaeArtifact | None":
+        """The ``config.json`` of an SAE folder, or None for a bare sparsify folder that has none."""
+        path = Path(folder) / ARTIFACT_FILE
+        return cls.from_dict(read_json(path), f"{Path(folder).name}/{ARTIFACT_FILE}") if path.is_file() else None
+
+    def save(self, folder: str | Path, saes: dict[int, "TopKSAE"], table: str) -> Path:
+        """Write every SAE to its hookpoint folder, ``config.json`` and the model card (``table``: the sweep as
+        markdown, shown on the card)."""
+        folder = Path(folder)
+        missing = sorted(set(self.layers) - set(saes))
+        if missing:
+            raise TadaError(f"no SAE given for layers {missing}")
+        for layer in self.layers:
+            path = self.hookpoints[str(layer)]
+            saes[layer].save(folder / path, extra={"layer": layer, "hookpoint": path})
+        write_json(folder / ARTIFACT_FILE, self.to_dict())
+        where = str(folder) if not folder.is_absolute() else folder.name
+        atomic_write_text(folder / CARD_FILE, sae_card(folder.name, self.base_model, where, table, self.cache_tokens,
+                                                       command=self.command))
+        return folder
+
+
+def sae_card(name: str, base_model: str, source: str, table: str, tokens: int, command: str | None = None) -> str:
     """The model card of an SAE artifact folder, with a usage snippet that runs as written."""
     return (f"---\nlibrary_name: tada-steer\nlicense: apache-2.0\ntags:\n- tada\n- sparse-autoencoder\n- sparsify\n---\n\n"
             f"# {name}: TopK SAEs on {base_model}\n\nOne folder per hookpoint in EleutherAI sparsify's layout "
             f"(`cfg.json` + `sae.safetensors`), trained on {tokens} cached tokens per layer with the `tada-steer` "
             f"package (`pip install tada-steer`); the (m, k) sweep below picks the lowest FVU + dead + "
             f"high-frequency fractions (TADA Sec. 5.1).\n\n"
-            f"```python\nfrom tada_core.methods.sae import TopKSAE\n\nsaes = TopKSAE.load_many({source!r})   "
+            f"```python\nfrom tada_core import TopKSAE\n\nsaes = TopKSAE.load_many({source!r})   "
             f"# this folder, or its Hub repo id: hookpoint -> SAE\nprint({{hp: sae.cfg.latents for hp, sae in "
-            f"saes.items()}})\n```\n\n{table}\n")
+            f"saes.items()}})\n```\n\n{table}\n"
+            + (f"\nMade by: `{command}`.\n" if command else ""))
 
 
-__all__ = ["SaeConfig", "TopKSAE", "ForwardOutput", "validate_sae_folder", "sae_card", "SAE_KIND", "SAE_FILES", "SAE_KEYS"]
+__all__ = ["SaeArtifact", "SaeConfig", "TopKSAE", "ForwardOutput", "validate_sae_folder", "sae_card", "SAE_KIND", "SAE_FILES", "SAE_KEYS"]

@@ -19,8 +19,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import shlex
-import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -35,6 +33,8 @@ from tada_core.runtime.io import (
     save_tensors,
     write_json,
 )
+from tada_core.interventions.hooks import steer
+from tada_core.version import __version__
 
 VECTOR_FILE = "steering.safetensors"
 CONFIG_FILE = "config.json"
@@ -157,8 +157,6 @@ class SteeringVector:
         ReNorm (Eq. 3); default: :attr:`renorm`, the setting its alpha range was validated
         with, else on.
         """
-        from tada_core.interventions.hooks import steer
-
         self.check_compatible(adapter)
         if layers is not None:
             chosen = list(layers)
@@ -188,18 +186,15 @@ class SteeringVector:
         }
 
     def save(self, folder: str | Path, *, card: bool = True) -> Path:
-        """Write the folder (safetensors + config.json + README.md model card); returns its path."""
-        from tada_core import __version__
+        """Write the folder (safetensors + config.json + README.md model card); returns its path.
 
+        Provenance is what this object carries (``command``: the command line that made it, set by the caller;
+        the ``tada`` command sets its own), never read from the running process."""
         if self.alpha_range is not None and (len(self.alpha_range) != 2 or not all(
                 math.isfinite(float(a)) for a in self.alpha_range)):
             raise TadaError(f"alpha_range must be two finite numbers (min, max); got {self.alpha_range!r}")
         if self.tada_version is None:
             self.tada_version = __version__
-        if self.command is None:
-            program = Path(sys.argv[0]).name
-            program = "tada" if program == "__main__.py" else program   # python -m tada_core.cli, accelerate launch -m
-            self.command = " ".join(shlex.quote(a) for a in [program] + sys.argv[1:])
         folder = Path(folder)
         # one metadata key: safetensors writes metadata in hash order, and files should be byte-reproducible
         save_tensors(folder / VECTOR_FILE, {f"layers.{layer}": self.vectors[layer] for layer in self.layers},
@@ -218,6 +213,10 @@ class SteeringVector:
 
 
 STRATEGIES = ("all-to-all", "one-to-all")
+# every field of config.json (SteeringVector.config); load_vector refuses any other
+CONFIG_KEYS = frozenset({"kind", "format_version", "concept", "method", "base_model", "base_model_revision", "layers",
+                         "prompts", "prompts_sha256", "alpha_range", "renorm", "strategy", "functional_layers",
+                         "command", "tada_version", "extra"})
 
 
 def _check_strategy(strategy: Any, layers: set[int]) -> dict[str, Any]:
@@ -278,7 +277,8 @@ def model_card(config: Mapping[str, Any], name: str, source: str | None = None) 
         how = " without ReNorm" if renorm is False else " with ReNorm (Eq. 3)"
         lines.append(f"Validated for alpha in [{alpha[0]:g}, {alpha[1]:g}]{how}, which `apply` uses by default.")
     lines += ["", "```python", card_snippet(config, source or name).rstrip(), "```", "",
-              f"Made by: `{config.get('command') or '?'}` (tada {config.get('tada_version') or '?'}).",
+              (f"Made by: `{config['command']}`" if config.get("command") else "Made with the Python API")
+              + f" (tada {config.get('tada_version') or '?'}).",
               "Files: `steering.safetensors` (key `layers.<index>`), `config.json` (model, layer paths",
               "and widths, prompts or their SHA-256, alpha range). No pickles."]
     return "\n".join(front) + "\n\n" + "\n".join(lines) + "\n"
@@ -290,6 +290,11 @@ def load_vector(source: str | Path, revision: str | None = None) -> SteeringVect
     config = read_json(folder / CONFIG_FILE)
     if not isinstance(config, dict) or config.get("kind") != VECTOR_KIND:
         raise TadaError(f"{Path(str(source)).name}/{CONFIG_FILE} is not a {VECTOR_KIND} config")
+    unknown = sorted(set(config) - CONFIG_KEYS)
+    if unknown:
+        raise TadaError(f"{Path(str(source)).name}/{CONFIG_FILE} has fields this tada does not know: "
+                        f"{', '.join(unknown)} (known: {', '.join(sorted(CONFIG_KEYS))}); was it written by a newer "
+                        f"tada? Upgrade {LIBRARY}, or move extra information under \"extra\"")
     version = config.get("format_version", 0)
     if isinstance(version, bool) or not isinstance(version, int):
         raise TadaError(f"{CONFIG_FILE}: format_version must be an integer; got {version!r}")

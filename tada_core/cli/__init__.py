@@ -25,6 +25,7 @@ Bad input ends with a one-line message and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import warnings
 from typing import Sequence
@@ -74,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*weight_norm.*deprecated.*")
     warnings.filterwarnings("ignore", message="Should have t[ab]>=t0", module="torchsde")
     warnings.filterwarnings("ignore", message=".*`torch_dtype` is deprecated", category=FutureWarning)
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["tada", *argv])   # the provenance saved artifacts record
     logs.configure(args.verbosity)
     try:
         return args.func(args)

@@ -95,6 +95,7 @@ def run_import(args: argparse.Namespace) -> int:
         config = Path(args.pickle).parent / "config.json"
     cfg_pass = int(args.cfg_pass) if str(args.cfg_pass).isdigit() else args.cfg_pass
     vec = import_steer_audio(args.pickle, config, model=args.model, concept=args.concept, cfg_pass=cfg_pass)
+    vec.command = getattr(args, "command_line", None)
     out = vec.save(args.out)
     layout = vec.extra["layout"]
     print(f"wrote {out}: concept {vec.concept!r} on {vec.model}, layers {vec.layers} "

@@ -74,6 +74,7 @@ def run_compute(args: argparse.Namespace) -> int:
                                 entry_for(model).concepts.variants)
     vec = diffmean(model, pos, neg, concept=concept.name, strategy=args.strategy, source_layer=args.source_layer,
                    batch_size=args.batch_size, alpha_range=tuple(args.alpha_range) if args.alpha_range else None)
+    vec.command = getattr(args, "command_line", None)
     out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-diffmean")
     norms = vec.extra["norms"]
     print(f"wrote {out}: DiffMean {concept.name!r} from {len(pos)} + {len(neg)} prompts, {len(norms)} layers "
@@ -86,7 +87,6 @@ def run_scan(args: argparse.Namespace) -> int:
     import numpy as np
 
     from tada_core.methods.diffmean import choose_layer, cosine_matrix, layer_scan
-    from tada_core.runtime.io import write_json
     from tada_core.evaluation.metrics import measure
     from tada_core.evaluation.plots import heatmap_png, line_panels
     from tada_core.registry import entry_for
@@ -107,10 +107,7 @@ def run_scan(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     effect = scan.effect
-    write_json(out / "scan.json", {"concept": vec.concept, "measure": label, "lambda": scan.lam,
-                                   "baseline": scan.baseline, "up": scan.up, "down": scan.down, "effect": effect,
-                                   "clips_per_point": scan.n, "best_layer": scan.best(), "seeds": args.seeds,
-                                   "prompts": prompts})
+    scan.save(out / "scan.json")
     layers = sorted(effect)
     line_panels([(f"{vec.concept}: measure at +-{scan.lam:g} by source layer (One-to-All)",
                   [(f"+{scan.lam:g}", layers, [scan.up[i] for i in layers]),
@@ -125,16 +122,16 @@ def run_scan(args: argparse.Namespace) -> int:
         print(f"{i:>6} {scan.down[i]:>10.4g} {scan.up[i]:>10.4g} {effect[i]:>10.4g}")
     print(f"best layer (largest +lambda minus -lambda): {scan.best()}; wrote {out}/scan.json, effect.png, cosine.png")
     if args.write_back:
-        choose_layer(vec, scan).save(args.vector)
+        chosen = choose_layer(vec, scan)
+        chosen.command = getattr(args, "command_line", None)
+        chosen.save(args.vector)
         print(f"updated {args.vector}: One-to-All from layer {scan.best()}")
     return 0
 
 
 def run_fad(args: argparse.Namespace) -> int:
-    import torch
-
+    from tada_core.evaluation.sweeps import fad_sweep
     from tada_core.runtime.io import write_json
-    from tada_core.evaluation.metrics import frechet_audio_distance
     from tada_core.evaluation.plots import line_panels
     from tada_core.registry import entry_for
     from tada_core.evaluation.scoring import make_embedding
@@ -146,25 +143,15 @@ def run_fad(args: argparse.Namespace) -> int:
     model = load_for(args, vec.model)
     vec.check_compatible(model)
     prompts = args.prompts or list(entry_for(model).concepts.eval_prompts)[:8]
-    items = [(p, s) for p in prompts for s in args.seeds]
-    lambdas = sorted({0.0} | {abs(x) for x in args.lambdas})
-    clips: dict[float, list] = {lam: [] for lam in lambdas}
-    for p, s in items:                      # every lambda of a prompt and seed in one batched call
-        with vec.apply(model, alpha=lambdas):
-            gen = model.generate([p] * len(lambdas), seeds=[s] * len(lambdas))
-        for lam, clip in zip(lambdas, gen.audio):
-            clips[lam].append(clip)
-    ref = torch.stack(clips[0.0])
-    fad = {lam: frechet_audio_distance(ref, torch.stack(clips[lam]), gen.sample_rate, embedding)
-           for lam in lambdas if lam}
+    result = fad_sweep(model, vec, prompts, args.lambdas, embedding, seeds=args.seeds, embedding_name=args.embedding)
+    fad = result.fad
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "fad.json", {"concept": vec.concept, "embedding": args.embedding, "clips": len(items),
-                                  "fad": {str(k): v for k, v in fad.items()}, "prompts": prompts, "seeds": args.seeds})
+    write_json(out / "fad.json", result.to_dict())
     line_panels([(f"{vec.concept}: FAD to unsteered clips ({args.embedding})",
                   [("FAD", list(fad), list(fad.values()))])], out / "fad.png", x_label="lambda", y_label="FAD",
                 columns=1)
     for lam, v in fad.items():
         print(f"lambda {lam:>6g}  FAD {v:.4g}")
-    print(f"wrote {out}/fad.json and fad.png ({len(items)} clips per lambda)")
+    print(f"wrote {out}/fad.json and fad.png ({result.clips} clips per lambda)")
     return 0

@@ -6,6 +6,7 @@ import argparse
 from typing import Sequence
 
 from tada_core.errors import TadaError
+from tada_core.evaluation.benchmark.distance import DISTANCES
 from tada_core.cli.common import (add_renorm_arg, add_generation_args, add_model_arg, check_writable, finite_float, layer_index, load_for,
                      positive_int, seed_int, settings_from, write_report)
 from tada_core.cli.localize import add_scorer_arg, scorer_for
@@ -19,6 +20,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts", type=positive_int, default=None, help="use the first N evaluation prompts")
     add_scorer_arg(p)
     add_renorm_arg(p)
+    p.add_argument("--distance", default="mel", help=f"preservation distance, as in `tada benchmark`: {DISTANCES}")
     p.add_argument("--out", default=None, help="write OUT.md and OUT.json")
 
 
@@ -62,6 +64,7 @@ def register_sweep(sub) -> None:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    from tada_core.evaluation.benchmark.distance import make_distance
     from tada_core.evaluation.sweeps import alpha_sweep, sweep_table
 
     model, scorer, items, prompts = _load_for_vectors(args)
@@ -69,7 +72,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     if len({len(a) for a in alphas.values()}) > 1:
         raise TadaError("vectors were swept over different numbers of alphas; give --alphas to use one list")
     results = [alpha_sweep(model, vec, scorer, concept, prompts, alphas[id(vec)], seeds=args.seeds,
-                           layers=args.layers, use_renorm=args.renorm, settings=settings_from(args))
+                           layers=args.layers, use_renorm=args.renorm, settings=settings_from(args),
+                           distance=make_distance(args.distance))
                for vec, concept in items]
     table = sweep_table(results, alpha_headers=bool(args.alphas))
     intro = (f"`tada sweep` on {model.name}: {len(prompts)} prompts x seeds {args.seeds} per cell, mean of the measure "
@@ -92,6 +96,7 @@ def register_ablate(sub) -> None:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
+    from tada_core.evaluation.benchmark.distance import make_distance
     from tada_core.evaluation.sweeps import ablation_table, layer_ablation
 
     model, scorer, items, prompts = _load_for_vectors(args)
@@ -106,7 +111,8 @@ def run_ablate(args: argparse.Namespace) -> int:
             raise TadaError(f"vector {concept.name!r} has no alpha_range; give --alpha A")
         plans.append((vec, concept, alpha, functional))
     results = [layer_ablation(model, vec, scorer, concept, prompts, alpha, functional, seeds=args.seeds,
-                              use_renorm=args.renorm, settings=settings_from(args))
+                              use_renorm=args.renorm, settings=settings_from(args),
+                              distance=make_distance(args.distance))
                for vec, concept, alpha, functional in plans]
     table = ablation_table(results)
     intro = (f"`tada ablate` on {model.name} (TADA Table 2): +/- alpha steering all layers (L), all but "

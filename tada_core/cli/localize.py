@@ -141,6 +141,7 @@ def run_caa(args: argparse.Namespace) -> int:
     if not processes.main:
         return 0
     vec.renorm = args.renorm
+    vec.command = getattr(args, "command_line", None)
     out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-caa")
     print(f"wrote {out}: concept {concept.name!r}, {len(pos)} pairs, layers {vec.layers}, "
           f"functional (default steering) layers {vec.default_layers()}")

@@ -88,8 +88,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from tada_core.interventions.cache import ActivationCache
-    from tada_core.runtime.io import atomic_write_text, write_json
-    from tada_core.artifacts.sae import SAE_KIND, sae_card
+    from tada_core.artifacts.sae import SaeArtifact
     from tada_core.methods.sae import sweep_saes
 
     check_writable(args.out)
@@ -97,7 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
     cache = ActivationCache(args.cache)
     layers = args.layers or cache.layers
     out = Path(args.out)
-    report, lines = {}, []
+    report, lines, chosen = {}, [], {}
     for layer in layers:
         n_shards = len(cache.shards)
         held_out = max(1, n_shards // 10)
@@ -116,8 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
         if not processes.main:
             continue
         best = entries[0]
-        path = cache.spec["layer_paths"][str(layer)]
-        best.sae.save(out / path, extra={"layer": layer, "hookpoint": path})
+        chosen[layer] = best.sae
         report[str(layer)] = [{"expansion_factor": e.cfg.expansion_factor, "k": e.cfg.k, "fvu": e.metrics.fvu,
                                "dead_fraction": e.metrics.dead_fraction,
                                "high_freq_fraction": e.metrics.high_freq_fraction, "eval_tokens": e.metrics.tokens}
@@ -130,12 +128,11 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     table = ("| layer | m | k | FVU (held out) | dead | high-frequency | |\n|---|---|---|---|---|---|---|\n"
              + "\n".join(lines))
-    write_json(out / "config.json", {"kind": SAE_KIND, "base_model": cache.spec["model"], "concept": None,
-                                     "layers": layers,
-                                     "hookpoints": {str(i): cache.spec["layer_paths"][str(i)] for i in layers},
-                                     "cache_tokens": cache.n_tokens, "epochs": args.epochs, "sweep": report})
-    where = str(out) if not out.is_absolute() else out.name
-    atomic_write_text(out / "README.md", sae_card(out.name, cache.spec["model"], where, table, cache.n_tokens))
+    artifact = SaeArtifact(base_model=cache.spec["model"], layers=list(layers),
+                           hookpoints={str(i): cache.spec["layer_paths"][str(i)] for i in layers},
+                           cache_tokens=cache.n_tokens, epochs=args.epochs, sweep=report,
+                           command=getattr(args, "command_line", None))
+    artifact.save(out, chosen, table)
     print(table)
     print(f"wrote {out} (run `tada list` to refresh saes/index.json)")
     return 0
@@ -144,13 +141,12 @@ def run_train(args: argparse.Namespace) -> int:
 def _sae_and_model(args: argparse.Namespace):
     """The SAE folder of ``args.sae``, its base model (or ``--model``) and its SAEs by layer index."""
     from tada_core.methods.features import load_saes
-    from tada_core.runtime.io import read_json
-    from tada_core.artifacts.sae import validate_sae_folder
+    from tada_core.artifacts.sae import SaeArtifact, validate_sae_folder
 
     folder = Path(args.sae)
     validate_sae_folder(folder)
-    meta = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
-    model = load_for(args, meta.get("base_model"))
+    meta = SaeArtifact.read(folder)
+    model = load_for(args, meta.base_model if meta is not None else None)
     return folder, model, load_saes(model, folder)
 
 
@@ -169,6 +165,7 @@ def run_features(args: argparse.Namespace) -> int:
                                  alpha_range=tuple(args.alpha_range) if args.alpha_range else None,
                                  settings=settings_from(args), selection=args.selection)
     vec.renorm = args.renorm
+    vec.command = getattr(args, "command_line", None)
     out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-sae")
     for layer, c in chosen.items():
         if c.per_step:

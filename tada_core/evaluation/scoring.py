@@ -28,6 +28,9 @@ import torch
 from tada_core.audio import mono, resample
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError
+from tada_core.errors import hub_errors
+from tada_core.evaluation.metrics import LogMelEmbedding
+from tada_core.evaluation.metrics import measure
 
 
 class Scorer(abc.ABC):
@@ -100,7 +103,6 @@ class ClapScorer(EmbeddingScorer):
     def __init__(self, source: str | Path, device: str = "cpu"):
         from transformers import ClapModel, ClapProcessor
 
-        from tada_core.errors import hub_errors
 
         with hub_errors(str(source), None, offline_hint="download the CLAP checkpoint on a connected machine"):
             try:
@@ -178,14 +180,10 @@ class LibrosaScorer(Scorer):
                             f"(use --scorer {EMBEDDING_SCORERS})")
 
     def measure(self, audio, sample_rate: int, concept: Concept) -> np.ndarray:
-        from tada_core.evaluation.metrics import measure
-
         self.check(concept)
         return measure(self.MEASURE[concept.name])[0](audio, sample_rate)
 
     def label(self, concept: Concept) -> str:
-        from tada_core.evaluation.metrics import measure
-
         self.check(concept)
         return measure(self.MEASURE[concept.name])[1]
 
@@ -227,8 +225,6 @@ def make_scorer(spec: str | None, entry: Any = None, device: str = "cpu") -> Sco
 def make_embedding(spec: str | None, device: str = "cpu"):
     """An FAD embedding: ``logmel`` (default, offline; :class:`tada_core.evaluation.metrics.LogMelEmbedding`) or
     ``clap:PATH_OR_ID`` (CLAP's pretrained audio encoder)."""
-    from tada_core.evaluation.metrics import LogMelEmbedding
-
     if spec in (None, "", "logmel"):
         return LogMelEmbedding()
     kind, _, arg = str(spec).partition(":")

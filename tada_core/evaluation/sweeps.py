@@ -12,9 +12,12 @@
 Results render themselves (``to_markdown``) and round-trip through JSON (``to_dict`` /
 ``from_dict``), so the CLI and the scripts that combine results share one format.
 
-Preservation: the paper uses LPAPS, whose weights cannot be downloaded here; we use the
-mean absolute difference of log-magnitude spectrograms in dB (:func:`spectral_distance`),
-0 for an identical clip. Its numbers are not comparable with the paper's LPAPS values.
+Preservation: the distance of the steered clip to its alpha-0 clip, measured exactly as the
+benchmark measures it (:mod:`tada_core.evaluation.benchmark.distance`: the multi-resolution log-mel
+distance by default, LPAPS from a checkpoint you provide), so that a sweep and a benchmark give one
+answer to one question. The paper uses LPAPS, whose weights cannot be downloaded here; the log-mel
+numbers are not comparable with the paper's LPAPS values. Results record which distance they used
+(``distance``); sweeps saved before this had a single-resolution STFT distance (``stft``).
 """
 
 from __future__ import annotations
@@ -25,35 +28,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError, check_finite, check_prompts
 from tada_core.evaluation.scoring import Scorer
 from tada_core.adapters.settings import GenerationSettings
+from tada_core.evaluation.benchmark.distance import Distance, make_distance
 from tada_core.evaluation.stats import bootstrap_ci
-
-
-def spectral_distance(a: torch.Tensor, b: torch.Tensor, sample_rate: int) -> np.ndarray:
-    """Mean |20 log10 |STFT(a)| - 20 log10 |STFT(b)|| in dB per clip; ``a``, ``b``: [batch, channels, samples].
-
-    Magnitudes are floored at 1e-5 (-100 dB) so silence compares as silence. The STFT has
-    a Hann window of about 64 ms (a power of two, at least 256 samples, at most the clip's
-    length) and hop 1/4 of it.
-    """
-    if a.shape != b.shape:
-        raise TadaError(f"clips differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-    n = a.shape[-1]
-    if n < 16:
-        raise TadaError(f"clips of {n} samples are too short to compare; they need at least 16")
-    n_fft = min(2 ** max(8, int(round(math.log2(sample_rate * 0.064)))), 2 ** int(math.log2(n)))
-    window = torch.hann_window(n_fft)
-
-    def db(x: torch.Tensor) -> torch.Tensor:
-        x = x.float().mean(1)
-        s = torch.stft(x, n_fft, hop_length=n_fft // 4, window=window, return_complex=True).abs()
-        return 20 * torch.log10(s.clamp_min(1e-5))
-
-    return (db(a) - db(b)).abs().mean(dim=(1, 2)).double().numpy()
+from tada_core.evaluation.benchmark import protocol
+from tada_core.evaluation.metrics import frechet_audio_distance
 
 
 def smoothness(alphas: Sequence[float], delta: Sequence[float]) -> float:
@@ -63,8 +47,6 @@ def smoothness(alphas: Sequence[float], delta: Sequence[float]) -> float:
     |alpha| order with alpha 0 (delta 0) first, and S is :func:`tada_core.evaluation.benchmark.protocol.smoothness`.
     NaN when no delta is positive.
     """
-    from tada_core.evaluation.benchmark import protocol
-
     return protocol.smoothness(protocol.ordered(alphas, delta, np.zeros(len(delta))))
 
 
@@ -106,6 +88,7 @@ class SweepResult:
     preservation: dict[float, float]
     sign: int = 1
     measure_ci: dict[float, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    distance: str = "mel"   # the preservation distance (its ``Distance.name``)
 
     @property
     def monotonic(self) -> bool:
@@ -141,7 +124,8 @@ class SweepResult:
                        alphas=[float(a) for a in d["alphas"]], n=int(d["n"]), measure=by_alpha("measure"),
                        measure_sd=by_alpha("measure_sd"), delta_alignment=by_alpha("delta_alignment"),
                        preservation=by_alpha("preservation"), sign=int(d.get("sign", 1)),
-                       measure_ci={float(a): (float(v[0]), float(v[1])) for a, v in d.get("measure_ci", {}).items()})
+                       measure_ci={float(a): (float(v[0]), float(v[1])) for a, v in d.get("measure_ci", {}).items()},
+                       distance=str(d.get("distance", "stft")))
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise TadaError(f"not a sweep result ({type(e).__name__}: {e})") from None
 
@@ -207,12 +191,13 @@ def comparison_table(results: Sequence[tuple[str, SweepResult]]) -> str:
 def alpha_sweep(adapter, vector, scorer: Scorer, concept: Concept, prompts: Sequence[str],
                 alphas: Sequence[float], *, seeds: Sequence[int] = (0,), layers: Sequence[int] | None = None,
                 use_renorm: bool | None = None, settings: GenerationSettings | None = None,
-                progress: bool = True) -> SweepResult:
+                distance: Distance | None = None, progress: bool = True) -> SweepResult:
     """Steer ``prompts`` x ``seeds`` with ``vector`` (a SteeringVector) at every alpha; see the module docstring.
 
     ``layers``: where to steer (default: the vector's functional layers, else all of its
     layers). Alpha 0 is always included as the reference. Every alpha of a prompt and seed
-    is one batched call; ``settings.batch_size`` bounds the clips per call.
+    is one batched call; ``settings.batch_size`` bounds the clips per call. ``distance``: the
+    preservation distance (default: the benchmark's default, the multi-resolution log-mel distance).
     """
     from tqdm.auto import tqdm
 
@@ -224,6 +209,7 @@ def alpha_sweep(adapter, vector, scorer: Scorer, concept: Concept, prompts: Sequ
     if not seeds:
         raise TadaError("seeds is empty; give at least one seed")
     scorer.check(concept)
+    distance = distance or make_distance(None)
     settings = adapter.resolve_settings(settings)
     chosen = vector.default_layers() if layers is None else list(layers)
     items = [(p, s) for p in prompts for s in seeds]
@@ -241,7 +227,7 @@ def alpha_sweep(adapter, vector, scorer: Scorer, concept: Concept, prompts: Sequ
         flat = audio.reshape(-1, *audio.shape[2:])
         # similarity = sign * measure: score each clip once
         values.append(np.asarray(scorer.measure(flat, adapter.sample_rate, concept)).reshape(len(chunk), len(alphas)))
-        dists.append(np.stack([spectral_distance(audio[:, j], ref, adapter.sample_rate)
+        dists.append(np.stack([distance(audio[:, j], ref, adapter.sample_rate)
                                for j in range(len(alphas))], axis=1))
     values, dists = np.concatenate(values), np.concatenate(dists)
     sign = scorer.sign(concept)
@@ -253,7 +239,7 @@ def alpha_sweep(adapter, vector, scorer: Scorer, concept: Concept, prompts: Sequ
         measure_sd={a: float(values[:, j].std()) for j, a in enumerate(alphas)},
         delta_alignment=delta_alignment(alphas, sims),
         preservation={a: float(dists[:, j].mean()) for j, a in enumerate(alphas)}, sign=sign,
-        measure_ci={a: bootstrap_ci(values[:, j], groups) for j, a in enumerate(alphas)})
+        measure_ci={a: bootstrap_ci(values[:, j], groups) for j, a in enumerate(alphas)}, distance=distance.name)
 
 
 def delta_alignment(alphas: Sequence[float], sims: np.ndarray) -> dict[float, float]:
@@ -308,17 +294,18 @@ class AblationResult:
 
 def ablation_table(results: Sequence[AblationResult]) -> str:
     """Table 2 rows of several concepts as one Markdown table."""
-    return ("| concept | alpha | steered layers | # | preservation: spectral distance, dB (lower = closer) | "
+    return ("| concept | alpha | steered layers | # | preservation: log-mel distance, dB (lower = closer) | "
             "Delta alignment (higher = better) | measure at -alpha / 0 / +alpha |\n|---|---|---|---|---|---|---|\n"
             + "\n".join(line for r in results for line in r.lines()))
 
 
 def layer_ablation(adapter, vector, scorer: Scorer, concept: Concept, prompts: Sequence[str], alpha: float,
                    functional: Sequence[int], *, seeds: Sequence[int] = (0,), use_renorm: bool | None = None,
-                   settings: GenerationSettings | None = None, progress: bool = True) -> AblationResult:
+                   settings: GenerationSettings | None = None, distance: Distance | None = None,
+                   progress: bool = True) -> AblationResult:
     """Table 2: steer all layers, all but ``functional``, and only ``functional`` at +/- ``alpha``.
 
-    Each row: the layer set, preservation (mean spectral distance to the unsteered clip
+    Each row: the layer set, preservation (mean distance to the unsteered clip, as :func:`alpha_sweep`,
     over both signs), Delta alignment (mean sign-corrected delta over both signs), and
     the measure at -alpha, 0 and +alpha.
     """
@@ -336,7 +323,7 @@ def layer_ablation(adapter, vector, scorer: Scorer, concept: Concept, prompts: S
         if not layer_set:
             continue
         r = alpha_sweep(adapter, vector, scorer, concept, prompts, [-alpha, alpha], seeds=seeds, layers=layer_set,
-                        use_renorm=use_renorm, settings=settings, progress=progress)
+                        use_renorm=use_renorm, settings=settings, distance=distance, progress=progress)
         rows.append(AblationRow(set=name, layers=layer_set, n_layers=len(layer_set),
                                 preservation=(r.preservation[-alpha] + r.preservation[alpha]) / 2,
                                 delta_alignment=(r.delta_alignment[-alpha] + r.delta_alignment[alpha]) / 2,
@@ -344,6 +331,63 @@ def layer_ablation(adapter, vector, scorer: Scorer, concept: Concept, prompts: S
     return AblationResult(concept.name, alpha, rows)
 
 
-__all__ = ["alpha_sweep", "layer_ablation", "smoothness", "spectral_distance", "monotonic", "intervals_ordered",
+@dataclasses.dataclass
+class FadSweep:
+    """Facchiano et al. Fig. 7: the Frechet audio distance between steered and unsteered clips at each strength.
+    ``fad``: lambda -> FAD (lambda 0, the reference, is not listed); ``clips``: clips per strength."""
+
+    concept: str
+    embedding: str
+    clips: int
+    fad: dict[float, float]
+    prompts: list[str]
+    seeds: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``fad.json``."""
+        return {"concept": self.concept, "embedding": self.embedding, "clips": self.clips,
+                "fad": {str(k): v for k, v in self.fad.items()}, "prompts": self.prompts, "seeds": self.seeds}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "fad.json") -> "FadSweep":
+        fields = ("concept", "embedding", "clips", "fad", "prompts", "seeds")
+        if not isinstance(d, dict) or set(d) != set(fields):
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise TadaError(f"{where} must have exactly the fields {', '.join(fields)}; got {got}")
+        try:
+            return cls(str(d["concept"]), str(d["embedding"]), int(d["clips"]),
+                       {float(k): float(v) for k, v in d["fad"].items()}, list(d["prompts"]),
+                       [int(s) for s in d["seeds"]])
+        except (AttributeError, TypeError, ValueError) as e:
+            raise TadaError(f"{where}: malformed ({e})") from None
+
+
+def fad_sweep(adapter, vector, prompts: Sequence[str], lambdas: Sequence[float], embedding, *,
+              seeds: Sequence[int] = (0,), embedding_name: str = "", progress: bool = True) -> FadSweep:
+    """FAD (:func:`tada_core.evaluation.metrics.frechet_audio_distance` with ``embedding``) between the clips
+    steered at each |lambda| and the unsteered clips of the same prompts and seeds; every lambda of a prompt
+    and seed is one batched call."""
+    prompts = check_prompts(prompts, "FAD prompts")
+    seeds = [int(s) for s in seeds]
+    items = [(p, s) for p in prompts for s in seeds]
+    if not items:
+        raise TadaError("give at least one prompt and one seed")
+    lambdas = sorted({0.0} | {abs(check_finite("lambda", x)) for x in lambdas})
+    if len(lambdas) < 2:
+        raise TadaError("give at least one non-zero lambda")
+    clips: dict[float, list] = {lam: [] for lam in lambdas}
+    sample_rate = adapter.sample_rate
+    for p, s in tqdm(items, desc=f"FAD {vector.concept}", unit="clip", disable=not progress):
+        with vector.apply(adapter, alpha=lambdas):
+            gen = adapter.generate([p] * len(lambdas), seeds=[s] * len(lambdas))
+        for lam, clip in zip(lambdas, gen.audio):
+            clips[lam].append(clip)
+    ref = torch.stack(clips[0.0])
+    fad = {lam: frechet_audio_distance(ref, torch.stack(clips[lam]), sample_rate, embedding)
+           for lam in lambdas if lam}
+    return FadSweep(vector.concept, embedding_name, len(items), fad, list(prompts), seeds)
+
+
+__all__ = ["FadSweep", "fad_sweep", "alpha_sweep", "layer_ablation", "smoothness", "monotonic", "intervals_ordered",
            "delta_alignment",
            "SweepResult", "AblationResult", "AblationRow", "sweep_table", "comparison_table", "ablation_table"]

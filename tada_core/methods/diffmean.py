@@ -19,13 +19,15 @@ index 15 here, its layer 10 for timbre index 9). No ReNorm: the paper adds lambd
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from tada_core.errors import TadaError, check_finite
 from tada_core.artifacts.vectors import STRATEGIES, SteeringVector
+from tada_core.runtime.io import read_json, write_json
 
 Measure = Callable[[torch.Tensor, int], np.ndarray]   # (audio [clips, channels, samples], sample rate) -> [clips]
 
@@ -103,6 +105,44 @@ class LayerScan:
     up: dict[int, float]
     down: dict[int, float]
     n: int
+    seeds: list[int] | None = None
+    prompts: list[str] | None = None
+
+    FIELDS = ("concept", "measure", "lambda", "baseline", "up", "down", "effect", "clips_per_point", "best_layer",
+              "seeds", "prompts")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``scan.json``: the scan, its effect and best layer (derived, kept for readers), prompts and seeds."""
+        return {"concept": self.concept, "measure": self.measure_label, "lambda": self.lam, "baseline": self.baseline,
+                "up": {str(k): v for k, v in self.up.items()}, "down": {str(k): v for k, v in self.down.items()},
+                "effect": {str(k): v for k, v in self.effect.items()}, "clips_per_point": self.n,
+                "best_layer": self.best(), "seeds": self.seeds, "prompts": self.prompts}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "scan.json") -> "LayerScan":
+        if not isinstance(d, dict):
+            raise TadaError(f"{where} must hold a JSON object")
+        unknown, missing = sorted(set(d) - set(cls.FIELDS)), sorted(set(cls.FIELDS) - set(d))
+        if unknown or missing:
+            raise TadaError(f"{where}: " + "; ".join(
+                x for x in (f"unknown fields {', '.join(unknown)}" if unknown else "",
+                            f"missing fields {', '.join(missing)}" if missing else "") if x))
+        try:
+            scan = cls(str(d["concept"]), str(d["measure"]), float(d["lambda"]), float(d["baseline"]),
+                       {int(k): float(v) for k, v in d["up"].items()}, {int(k): float(v) for k, v in d["down"].items()},
+                       int(d["clips_per_point"]), d["seeds"], d["prompts"])
+        except (AttributeError, TypeError, ValueError) as e:
+            raise TadaError(f"{where}: malformed ({e})") from None
+        if scan.best() != d["best_layer"] or {str(k): v for k, v in scan.effect.items()} != d["effect"]:
+            raise TadaError(f"{where}: effect / best_layer do not follow from up and down (edited by hand?)")
+        return scan
+
+    def save(self, path: str | Path) -> Path:
+        return write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LayerScan":
+        return cls.from_dict(read_json(path), str(path))
 
     @property
     def effect(self) -> dict[int, float]:
@@ -138,7 +178,8 @@ def layer_scan(adapter, vector: SteeringVector, measure: Measure, prompts: Seque
         values = np.asarray(measure(gen.audio, gen.sample_rate), dtype=float).reshape(len(items), 3)
         down[source], up[source] = float(values[:, 0].mean()), float(values[:, 2].mean())
         base.append(values[:, 1].mean())
-    return LayerScan(vector.concept, measure_label, lam, float(np.mean(base)), up, down, len(items))
+    return LayerScan(vector.concept, measure_label, lam, float(np.mean(base)), up, down, len(items),
+                     seeds=[int(s) for s in seeds], prompts=list(prompts))
 
 
 def choose_layer(vector: SteeringVector, scan: LayerScan) -> SteeringVector:

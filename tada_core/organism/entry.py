@@ -9,11 +9,10 @@ from tada_core.adapters.entry import ModelEntry
 from tada_core.organism.concepts import ORGANISM_CONCEPT_SET
 from tada_core.organism.model import NAME, checkpoint_path
 from tada_core.organism.musicgen_model import MUSICGEN_NAME, musicgen_checkpoint_path
+from tada_core.organism.scorer import OrganismScorer
 
 
 def _scorer(folder: str | None = None):
-    from tada_core.organism.scorer import OrganismScorer
-
     return OrganismScorer(folder)
 
 

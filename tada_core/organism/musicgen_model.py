@@ -24,6 +24,9 @@ from pathlib import Path
 import torch
 
 from tada_core.organism.codec import HOP, N_FRAMES, SR
+from tada_core.adapters.musicgen import MusicGenPipeline
+from tada_core.organism import encodec
+from tada_core.organism.model import OrganismConfig, build_pipeline, checkpoint_path
 
 MUSICGEN_CHECKPOINT = Path(__file__).parent / "musicgen_checkpoint"
 MUSICGEN_NAME = "musicgen-organism"
@@ -62,9 +65,6 @@ def build_model(codebooks: torch.Tensor, config: MusicGenOrganismConfig | None =
         T5EncoderModel,
     )
 
-    from tada_core.adapters.musicgen import MusicGenPipeline
-    from tada_core.organism import encodec
-    from tada_core.organism.model import OrganismConfig, build_pipeline, checkpoint_path
 
     c = config or MusicGenOrganismConfig()
     if codebooks.shape[0] != c.codebooks or codebooks.shape[1] != c.codebook_size:

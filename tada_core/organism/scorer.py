@@ -30,6 +30,8 @@ from tada_core.errors import TadaError
 from tada_core.runtime.io import read_json, read_tensors, save_tensors, write_json
 from tada_core.evaluation.scoring import Scorer
 from tada_core.organism import codec, measures, synth
+from tada_core.evaluation.stats import bootstrap_ci
+from tada_core.organism.model import checkpoint_path
 
 # concept -> (measure, label, how its threshold is set)
 MEASURES: dict[str, tuple[Callable, str, str]] = {
@@ -93,8 +95,6 @@ class OrganismScorer(Scorer):
     name = "organism"
 
     def __init__(self, folder: str | Path | None = None):
-        from tada_core.organism.model import checkpoint_path
-
         self.weights = ScorerWeights.load(folder or checkpoint_path())
 
     def check(self, concept: Concept) -> None:
@@ -176,8 +176,6 @@ def synthetic_clips(n: int, seed: int, jitter: float = 0.0) -> tuple[list[synth.
 
 def agreement(scorer: "OrganismScorer", attrs: Sequence[synth.Attributes], audio: np.ndarray) -> dict[str, dict]:
     """Per concept (and "instrument"): accuracy against the generator's ground truth, with its 95% interval."""
-    from tada_core.evaluation.stats import bootstrap_ci
-
     out = {}
     for concept in TWO_SIDED + ("instrument",):
         if concept == "instrument":
@@ -195,8 +193,6 @@ def agreement(scorer: "OrganismScorer", attrs: Sequence[synth.Attributes], audio
 
 def essentia_agreement(attrs: Sequence[synth.Attributes], audio: np.ndarray) -> dict | None:
     """essentia's key estimator on the same clips (mode against the ground truth), if essentia is installed."""
-    from tada_core.evaluation.stats import bootstrap_ci
-
     keys = measures.essentia_key(audio, synth.SR)
     if keys is None:
         return None

@@ -22,6 +22,7 @@ from torch import nn
 
 from tada_core.errors import TadaError
 from tada_core.evaluation.scoring import mono
+from tada_core.runtime.io import read_tensors
 
 
 class Distance(abc.ABC):
@@ -151,7 +152,6 @@ class LPAPS(Distance, nn.Module):
             raise TadaError(f"{path.name!r}: LPAPS weights are read from safetensors only (this project never "
                             f"unpickles); convert a PyTorch checkpoint to safetensors once, on a machine you "
                             f"trust (docs/steering-benchmark.md shows how)")
-        from tada_core.runtime.io import read_tensors
 
         state = read_tensors(path)
         model = cls()

@@ -54,6 +54,9 @@ from tada_core.adapters.base import Conditioning, ModelAdapter, Run, hook_handle
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError
 from tada_core.interventions.hooks import condition, patch, record, steer
+from tada_core.artifacts.vectors import load_vector
+from tada_core.runtime.io import read_tensors
+from tada_core.runtime.io import save_tensors
 
 
 class MethodUnavailable(TadaError):
@@ -134,8 +137,6 @@ class VectorMethod(Method):
         self.vector = None
 
     def setup(self, ctx: Context) -> None:
-        from tada_core.artifacts.vectors import load_vector
-
         folder = ctx.vector_folder(self.kind)
         if not (folder / "config.json").is_file():
             raise MethodUnavailable(f"no {self.kind.upper()} vector for {ctx.concept.name!r} at {folder} "
@@ -424,8 +425,6 @@ class AUSteer(Method):
         self.k = self.k_given or max(1, round(self.k_reference * width / self.reference_width))
         cached = ctx.cache / f"{self.key}.safetensors" if ctx.cache is not None else None
         if cached is not None and cached.is_file():
-            from tada_core.runtime.io import read_tensors
-
             tensors = read_tensors(cached)
             self.vectors = {int(k.split(".")[1]): v for k, v in tensors.items() if k.startswith("layers.")}
             self.max_strength = float(tensors["max_strength"])
@@ -474,8 +473,6 @@ class AUSteer(Method):
         # (a generous range: the benchmark truncates at P_max)
         self.max_strength = 16.0 * float(np.median(caa_norm)) / max(float(np.median(beta_norm)), 1e-12)
         if cached is not None:
-            from tada_core.runtime.io import save_tensors
-
             save_tensors(cached, {**{f"layers.{i}": v for i, v in self.vectors.items()},
                                   "max_strength": torch.tensor(self.max_strength, dtype=torch.float64)})
 
