@@ -45,7 +45,7 @@ from tada_core.methods.diffmean import choose_layer, cosine_matrix, diffmean, la
 from tada_core.evaluation.metrics import LogMelEmbedding, frechet_audio_distance, spectral_centroid, tempo_bpm
 from tada_core.organism import synth
 from tada_core.organism.adherence import SEEDS
-from tada_core.evaluation.plots import heatmap_png, line_panels
+from tada_core.evaluation.plots import Panel, Series, heatmap_png, line_panels
 from tada_core.evaluation.stats import bootstrap_ci
 
 LAM = 1.25
@@ -54,6 +54,8 @@ SMALL = (0.1, 0.25, 0.5)   # the smaller lambdas scanned on the fitting clips (t
 GRID = (-5.0, -3.0, -2.0, -1.25, -1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 1.0, 1.25, 2.0, 3.0, 5.0)
 CONCEPTS = {"tempo": ("bpm", tempo_bpm, "BPM", ("slow", "fast")),
             "brightness": ("centroid", spectral_centroid, "Hz", ("dark", "bright"))}
+COSINE_AXES = dict(x_label="layer (0-based)", y_label="layer (0-based)", colorbar_label="cosine similarity",
+                   vmin=-1.0, vmax=1.0)
 # The paper's Table 1 (MusicGen Melody, lambda 1.25, One-to-All): base, negative side, positive side
 PAPER = {"tempo": (134.5, 86.0, 176.0), "brightness": (1799.0, 1077.0, 2161.0)}
 
@@ -140,10 +142,11 @@ def main(argv=None) -> int:
         own = choose_layer(raw, scans[own_lam])
         r["fig4_small"] = {str(lam): {"effect": scans[lam].effect, "l_best": scans[lam].best()} for lam in SMALL}
         r["own"] = {"lambda": own_lam, "l_best": scans[own_lam].best()}
-        fig4.append((f"{name}: {measure_name} at +lambda minus at -lambda, per source layer", series))
+        fig4.append(Panel(f"{name}: {measure_name} at +lambda minus at -lambda, per source layer", series,
+                          y_label=f"{measure_name} effect ({unit})"))
         r["fig6_cosine"] = cosine_matrix(vec).tolist()
         heatmap_png(cosine_matrix(vec), [str(i) for i in vec.layers], [str(i) for i in vec.layers],
-                    out / f"fig6_cosine_{name}.png", title=f"cosine of DiffMean directions, {name}")
+                    out / f"fig6_cosine_{name}.png", title=f"cosine of DiffMean directions, {name}", **COSINE_AXES)
         own.alpha_range = (-own_lam, own_lam)   # the shipped vector: the organism's (lambda, l_best)
         own.save(Path(args.vectors) / f"{model.name}-{name}-diffmean")
         # Table 1, the strategies and the CFG branches (held-out prompts and seeds)
@@ -172,7 +175,10 @@ def main(argv=None) -> int:
         r["fig5"] = {"lambda": list(GRID), "mean": values.mean(1).tolist(),
                      "ci": [list(bootstrap_ci(values[k])) for k in range(len(GRID))]}
         r["fig7_fad"] = {"lambda": list(GRID), "fad": fad}
-        fig5.append((f"{name}: {measure_name} ({unit}) vs lambda", [("mean", list(GRID), values.mean(1).tolist())]))
+        lo, hi = zip(*r["fig5"]["ci"])
+        fig5.append(Panel(f"{name}: {measure_name} ({unit}) vs lambda",
+                          [Series("mean", list(GRID), values.mean(1).tolist(), lo, hi)],
+                          y_label=f"{measure_name} ({unit})"))
         fig7.append((f"{name}: FAD to lambda 0 (log-mel)", [("FAD", list(GRID), fad)]))
         # Adherence by the librosa measure (thresholds fitted on synthetic clips)
         c_pos, c_neg, seeds = concepts.contrast(concept, SEEDS)
@@ -188,9 +194,11 @@ def main(argv=None) -> int:
                           f"mean_{pos_word}": float(v[truth == 1].mean()), f"mean_{neg_word}": float(v[truth == 0].mean())}
         report["concepts"][name] = r
         print(f"{name}: l_best {best}, base {base.mean():.1f} {unit}", file=sys.stderr)
-    line_panels(fig4, out / "fig4_layer_effect.png", x_label="source layer (0-based)", y_label="effect")
-    line_panels(fig5, out / "fig5_lambda.png", x_label="lambda", y_label="measure")
-    line_panels(fig7, out / "fig7_fad.png", x_label="lambda", y_label="FAD")
+    line_panels(fig4, out / "fig4_layer_effect.png", x_label="source layer (0-based)")
+    line_panels(fig5, out / "fig5_lambda.png", x_label="lambda (steering strength)",
+                band_label="95% bootstrap interval over prompts (shaded)")
+    line_panels(fig7, out / "fig7_fad.png", x_label="lambda (steering strength)",
+                y_label="FAD (log-mel embedding, to lambda 0 clips)")
     report["seconds"] = round(time.time() - t0, 1)
     report["torch_threads"] = torch.get_num_threads()
     (out / "results.json").write_text(json.dumps(report, indent=1), encoding="utf-8")

@@ -95,7 +95,7 @@ def main() -> None:
 
 
 def plot(reports, concepts, bars, path: Path) -> None:
-    from tada_core.evaluation.plots import line_panels
+    from tada_core.evaluation.plots import Panel, Series, line_panels
 
     gs = sorted(reports)
     panels = []
@@ -103,9 +103,10 @@ def plot(reports, concepts, bars, path: Path) -> None:
         acc = [reports[g]["concepts"][c]["accuracy"] for g in gs]
         lo = [reports[g]["concepts"][c]["ci"][0] for g in gs]
         hi = [reports[g]["concepts"][c]["ci"][1] for g in gs]
-        panels.append((f"{c} (bar {bars[c]:g})", [("accuracy", gs, acc), ("95% interval, low", gs, lo),
-                                                 ("95% interval, high", gs, hi), ("bar", gs, [bars[c]] * len(gs))]))
-    line_panels(panels, path, x_label="guidance", y_label="accuracy", columns=3)
+        panels.append(Panel(f"{c} (bar {bars[c]:g})", [Series("accuracy", gs, acc, lo, hi),
+                                                       Series("bar (accuracy required)", gs, [bars[c]] * len(gs))]))
+    line_panels(panels, path, x_label="guidance scale (CFG)", y_label="accuracy (fraction of clips)",
+                columns=3, band_label="95% interval over base prompts (shaded)")
 
 
 if __name__ == "__main__":

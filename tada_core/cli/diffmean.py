@@ -116,7 +116,8 @@ def run_scan(args: argparse.Namespace) -> int:
                 x_label="source layer (0-based)", y_label=label, columns=1)
     cos = cosine_matrix(vec)
     heatmap_png(np.clip(cos, 0, 1), [str(i) for i in vec.layers], [str(i) for i in vec.layers], out / "cosine.png",
-                title=f"cosine between layers' DiffMean directions ({vec.concept}; colour clipped at 0)", cell=28)
+                title=f"cosine between layers' DiffMean directions ({vec.concept}; colour clipped at 0)", cell=28,
+                x_label="layer (0-based)", y_label="layer (0-based)", colorbar_label="cosine similarity")
     print(f"{'layer':>6} {'-lam':>10} {'+lam':>10} {'effect':>10}")
     for i in layers:
         print(f"{i:>6} {scan.down[i]:>10.4g} {scan.up[i]:>10.4g} {effect[i]:>10.4g}")

@@ -1,78 +1,194 @@
-"""Small figures drawn with Pillow (no plotting stack needed): the layer-impact heatmap of Fig. 3
-and log-magnitude spectrograms (the app shows original and steered clips on one colour scale)."""
+"""Figures on matplotlib's object API: the layer-impact heatmap of Fig. 3, line panels with 95% bands,
+and log-magnitude spectrograms (the app shows original and steered clips on one colour scale).
+
+Only :class:`matplotlib.figure.Figure` and the Agg canvas are used, never ``pyplot``: pyplot keeps a
+global registry of open figures, which the app's concurrent requests would share (and leak).
+matplotlib does not promise thread safety (text layout shares caches), so drawing holds one module
+lock; building a figure touches no shared state. Every figure takes its fonts, grid, resolution and
+colours from :data:`STYLE`: viridis, whose lightness rises monotonically, so the order survives a
+greyscale print, and series that differ in line style and marker as well as in colour.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import threading
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from tada_core.errors import TadaError
 
-# viridis, sampled at 6 stops; linear interpolation between them
-_VIRIDIS = np.array([[68, 1, 84], [65, 68, 135], [42, 120, 142], [34, 168, 132], [122, 209, 81], [253, 231, 37]],
-                    dtype=float)
+
+@dataclasses.dataclass(frozen=True)
+class Style:
+    """The one look of every figure. Sizes given in pixels are at ``dpi``; PNG files are written at ``save_dpi``."""
+
+    dpi: int = 100
+    save_dpi: int = 150
+    font: float = 9.0          # axis labels, legend, colour bar label
+    small: float = 8.0         # tick labels, values printed in cells
+    title: float = 9.5
+    cmap: str = "viridis"
+    missing: str = "#b0b0b0"   # NaN cells (also printed "n/a", so they stay apart in greyscale)
+    grid_colour: str = "#dddddd"
+    grid_width: float = 0.6
+    line_width: float = 1.4
+    marker_size: float = 4.0
+    band_alpha: float = 0.18
+    markers: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
+    dashes: tuple[str, ...] = ("-", "--", "-.", ":")
+    colour_span: float = 0.85  # series colours from the first 85% of the map: its yellow end is faint on white
 
 
-def _colour(v: float) -> tuple[int, int, int]:
-    if not math.isfinite(v):
-        return (200, 200, 200)
-    x = min(max(v, 0.0), 1.0) * (len(_VIRIDIS) - 1)
-    i = min(int(x), len(_VIRIDIS) - 2)
-    c = _VIRIDIS[i] + (x - i) * (_VIRIDIS[i + 1] - _VIRIDIS[i])
-    return tuple(int(round(t)) for t in c)
+STYLE = Style()
+LAYER_AXIS = "cross-attention layer (0-based module index)"
+IMPACT_LABEL = "impact I(l, c) (Eq. 9)"
+_RENDER = threading.Lock()
 
 
-def heatmap_png(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], path: str | Path,
-                title: str = "", cell: int = 44) -> Path:
-    """Write :func:`heatmap_image` to ``path`` (PNG)."""
+def _figure(width_px: float, height_px: float, *, layout: str | None = "constrained"):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_px / STYLE.dpi, height_px / STYLE.dpi), dpi=STYLE.dpi, layout=layout,
+                 facecolor="white")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _plain(text) -> str:
+    """``text`` shown as written: a ``$`` in a concept name or prompt must not switch on mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def _wrap(text, width_px: float, size: float = STYLE.font) -> str:
+    """``text`` (made :func:`_plain`) broken into lines that fit ``width_px`` at font ``size``."""
+    import textwrap
+
+    chars = max(12, int(width_px / (0.6 * size * STYLE.dpi / 72)))
+    return "\n".join(textwrap.fill(line, chars, break_on_hyphens=False) for line in _plain(text).split("\n"))
+
+
+def _cmap(name: str | None = None):
+    import matplotlib
+
+    return matplotlib.colormaps[name or STYLE.cmap].with_extremes(bad=STYLE.missing)
+
+
+def _style_axes(ax) -> None:
+    ax.tick_params(labelsize=STYLE.small)
+    ax.grid(True, color=STYLE.grid_colour, linewidth=STYLE.grid_width)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _render(fig, dpi: float | None = None) -> np.ndarray:
+    """``fig`` drawn by Agg (at ``dpi``, default its own) into an RGBA array [height, width, 4]."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    with _RENDER:
+        canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+        if dpi is not None:
+            fig.set_dpi(dpi)
+        canvas.draw()   # one draw: savefig would lay a constrained figure out in a second one
+        return np.array(canvas.buffer_rgba())
+
+
+def to_image(fig):
+    """``fig`` rendered to an RGBA Pillow image (at the figure's own ``dpi``)."""
+    from PIL import Image
+
+    return Image.fromarray(_render(fig))
+
+
+def save_png(fig, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG at ``STYLE.save_dpi``: 256 colours, no dithering (a tenth of the bytes
+    of full colour, the anti-aliased edges and overlapping bands barely change), no software version in it
+    (a rerun writes the same bytes)."""
+    from PIL import Image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    heatmap_image(values, row_labels, col_labels, title=title, cell=cell).save(path)
+    rgb = Image.fromarray(_render(fig, STYLE.save_dpi)[..., :3])
+    rgb.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(path, format="png")
     return path
 
 
-def heatmap_image(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "",
-                  cell: int = 44):
-    """A heatmap of ``values`` [rows, cols] in [0, 1] (clipped for colour; NaN is grey), values printed."""
-    from PIL import Image, ImageDraw, ImageFont
+# --------------------------------------------------------------------------------------
+# heatmap (Fig. 3)
+# --------------------------------------------------------------------------------------
+def heatmap_figure(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "",
+                   cell: int = 44, *, x_label: str = LAYER_AXIS, y_label: str = "concept",
+                   colorbar_label: str = IMPACT_LABEL, vmin: float = 0.0, vmax: float = 1.0):
+    """A heatmap of ``values`` [rows, cols], each value printed in its cell; colours span [``vmin``, ``vmax``]
+    (values beyond take the end colours and the colour bar shows an arrow), NaN cells are grey and read "n/a".
+    ``cell``: the side of a cell in pixels at ``STYLE.dpi``."""
+    from matplotlib.colors import Normalize
 
     values = np.asarray(values, dtype=float)
     if values.shape != (len(row_labels), len(col_labels)):
         raise TadaError(f"values shape {values.shape} does not match {len(row_labels)} x {len(col_labels)} labels")
-    font = ImageFont.load_default()
-    left = 12 + 7 * max((len(r) for r in row_labels), default=4)
-    top = 46 if title else 24
-    w = left + cell * len(col_labels) + 70
-    h = top + cell * len(row_labels) + 40
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
+    if not vmin < vmax:
+        raise TadaError(f"vmin {vmin!r} must be below vmax {vmax!r}")
+    n_rows, n_cols = values.shape
+    label_px = 6.5 * max((len(str(r)) for r in row_labels), default=4)
+    width = n_cols * cell + label_px + 150
+    title = _wrap(title, width - 20, STYLE.title) if title else ""
+    fig = _figure(width, n_rows * cell + 62 + 23 * len(title.splitlines()))
+    ax = fig.add_subplot()
+    norm = Normalize(vmin, vmax)
+    cmap = _cmap()
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+    size = STYLE.small * min(1.0, cell / 44)
+    for (i, j), v in np.ndenumerate(values):
+        if math.isfinite(v):
+            r, g, b, _ = cmap(norm(v))
+            ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color=ink, fontsize=size)
+        else:
+            ax.text(j, i, "n/a", ha="center", va="center", color="black", fontsize=size)
+    ax.set_xticks(range(n_cols), labels=[_plain(c) for c in col_labels])
+    ax.set_yticks(range(n_rows), labels=[_plain(r) for r in row_labels])
+    ax.set_xticks(np.arange(n_cols + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(n_rows + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    ax.tick_params(which="major", labelsize=STYLE.small, length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xlabel(_plain(x_label), fontsize=STYLE.font)
+    ax.set_ylabel(_plain(y_label), fontsize=STYLE.font)
     if title:
-        d.text((8, 6), title, fill="black", font=font)
-    for j, c in enumerate(col_labels):
-        d.text((left + j * cell + cell // 2 - 3 * len(str(c)), top - 16), str(c), fill="black", font=font)
-    for i, r in enumerate(row_labels):
-        d.text((6, top + i * cell + cell // 2 - 6), str(r), fill="black", font=font)
-        for j in range(len(col_labels)):
-            v = values[i, j]
-            x0, y0 = left + j * cell, top + i * cell
-            d.rectangle([x0, y0, x0 + cell - 2, y0 + cell - 2], fill=_colour(v))
-            text = "-" if not math.isfinite(v) else f"{v:.2f}"
-            ink = "black" if math.isfinite(v) and v > 0.6 else "white"
-            d.text((x0 + cell // 2 - 3 * len(text), y0 + cell // 2 - 6), text, fill=ink, font=font)
-    d.text((left, top + cell * len(row_labels) + 8), "cross-attention layer (0-based module index)",
-           fill="black", font=font)
-    bar_x = left + cell * len(col_labels) + 16
-    for k in range(cell * len(row_labels)):
-        v = 1 - k / max(1, cell * len(row_labels) - 1)
-        d.line([bar_x, top + k, bar_x + 14, top + k], fill=_colour(v))
-    d.text((bar_x + 18, top - 4), "1", fill="black", font=font)
-    d.text((bar_x + 18, top + cell * len(row_labels) - 10), "0", fill="black", font=font)
-    return img
+        ax.set_title(title, fontsize=STYLE.title, loc="left")
+    finite = values[np.isfinite(values)]
+    eps = 1e-9 * (vmax - vmin)   # a cosine of 1 + 1e-16 is not "beyond the scale"
+    low, high = bool((finite < vmin - eps).any()), bool((finite > vmax + eps).any())
+    bar = fig.colorbar(image, ax=ax, extend="both" if low and high else "min" if low else "max" if high else "neither",
+                       fraction=0.05, pad=0.02)
+    bar.set_label(_plain(colorbar_label), fontsize=STYLE.font)
+    bar.ax.tick_params(labelsize=STYLE.small)
+    return fig
 
 
+def heatmap_png(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], path: str | Path,
+                title: str = "", cell: int = 44, **labels) -> Path:
+    """Write :func:`heatmap_figure` to ``path`` (PNG); ``labels``: its keyword arguments (axis labels, range)."""
+    return save_png(heatmap_figure(values, row_labels, col_labels, title=title, cell=cell, **labels), path)
+
+
+def heatmap_image(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "",
+                  cell: int = 44, **labels):
+    """:func:`heatmap_figure` as an RGBA Pillow image (the app shows it)."""
+    return to_image(heatmap_figure(values, row_labels, col_labels, title=title, cell=cell, **labels))
+
+
+# --------------------------------------------------------------------------------------
+# spectrograms
+# --------------------------------------------------------------------------------------
 def log_spectrograms(clips: Sequence[np.ndarray], n_fft: int = 512, floor_db: float = 80.0) -> list[np.ndarray]:
     """Log-magnitude spectrograms [freq, frames] in [0, 1] of mono-mixed ``clips`` ([channels, samples] or
     [samples]), on one shared dB scale (0 dB = the loudest bin of all clips, ``floor_db`` below it = 0),
@@ -92,124 +208,177 @@ def log_spectrograms(clips: Sequence[np.ndarray], n_fft: int = 512, floor_db: fl
     return [((s - top + floor_db) / floor_db).clamp(0, 1).numpy() for s in specs]
 
 
+def _log_rows(spec: np.ndarray, rows: int, min_fraction: float) -> np.ndarray:
+    """``spec`` [freq, frames] resampled to ``rows`` log-spaced frequencies from ``min_fraction`` of Nyquist
+    to Nyquist, top row = highest."""
+    bins = spec.shape[0] - 1
+    pos = np.geomspace(min_fraction * bins, bins, rows)[::-1]  # fractional bin of each row
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, bins)
+    w = (pos - lo)[:, None]
+    return (1 - w) * spec[lo] + w * spec[hi]
+
+
+# a free band on top: the app's image widget draws its buttons over the top right corner
+_SPEC_MARGINS = {"left": 60, "right": 86, "top": 44, "bottom": 36}   # pixels at STYLE.dpi
+_HZ_TICKS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+
+
 def spectrogram_images(clips: Sequence[np.ndarray], sample_rate: int | None = None, height: int = 160,
                        width: int = 480, min_fraction: float = 0.004, floor_db: float = 80.0) -> list:
     """:func:`log_spectrograms` as viridis Pillow images, one per clip: time left to right,
     frequency bottom to top on a log axis from ``min_fraction`` of Nyquist (where music is) to
-    Nyquist. With ``sample_rate``: axes in seconds and Hz, and a colour bar in dB relative to
-    the loudest bin of all clips (one scale for all of them)."""
+    Nyquist. With ``sample_rate``: a matplotlib figure (RGBA) whose ``width`` x ``height`` pixel plot
+    has axes in seconds and Hz and a colour bar in dB relative to the loudest bin of all clips (one
+    scale for all of them), with a free band on top; without: the bare ``width`` x ``height`` RGB picture."""
     from PIL import Image
 
+    cmap = _cmap()
     out = []
     for clip, spec in zip(clips, log_spectrograms(clips, floor_db=floor_db)):
-        bins = spec.shape[0] - 1
-        pos = np.geomspace(min_fraction * bins, bins, height)[::-1]  # fractional bin of each row, top = high
-        lo = np.floor(pos).astype(int)
-        hi = np.minimum(lo + 1, bins)
-        w = (pos - lo)[:, None]
-        spec = (1 - w) * spec[lo] + w * spec[hi]
-        img = Image.fromarray(_viridis(spec), "RGB").resize((width, height), Image.BILINEAR)
-        if sample_rate:
-            seconds = np.asarray(clip).shape[-1] / sample_rate
-            img = _with_axes(img, seconds, min_fraction * sample_rate / 2, sample_rate / 2, floor_db)
-        out.append(img)
+        rows = _log_rows(spec, height, min_fraction)
+        if not sample_rate:
+            rgb = cmap(np.clip(rows, 0, 1), bytes=True)[..., :3]
+            out.append(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
+            continue
+        seconds = np.asarray(clip).shape[-1] / sample_rate
+        out.append(to_image(_spectrogram_figure(rows, seconds, min_fraction * sample_rate / 2, sample_rate / 2,
+                                                floor_db, width, height)))
     return out
 
 
-def _viridis(values: np.ndarray) -> np.ndarray:
-    x = np.clip(values, 0, 1) * (len(_VIRIDIS) - 1)
-    i = np.minimum(x.astype(int), len(_VIRIDIS) - 2)
-    return np.round(_VIRIDIS[i] + (x - i)[..., None] * (_VIRIDIS[i + 1] - _VIRIDIS[i])).astype(np.uint8)
+def _spectrogram_figure(rows: np.ndarray, seconds: float, f_lo: float, f_hi: float, floor_db: float,
+                        width: int, height: int):
+    """``rows`` (log-frequency rows in [0, 1], top = high) as a ``width`` x ``height`` pixel plot with a
+    time axis (s), a log frequency axis (Hz) and a dB colour bar, margins fixed in pixels."""
+    from matplotlib.ticker import FixedLocator, FixedFormatter
+
+    m = _SPEC_MARGINS
+    w, h = width + m["left"] + m["right"], height + m["top"] + m["bottom"]
+    fig = _figure(w, h, layout=None)
+    ax = fig.add_axes((m["left"] / w, m["bottom"] / h, width / w, height / h))
+    # the y axis is log10(Hz): the rows are already log-spaced, so the image needs no non-linear transform
+    image = ax.imshow(rows * floor_db - floor_db, cmap=_cmap(), vmin=-floor_db, vmax=0.0, aspect="auto",
+                      interpolation="bilinear", extent=(0.0, max(seconds, 1e-9), math.log10(f_lo), math.log10(f_hi)))
+    ticks = [f for f in _HZ_TICKS if f_lo <= f <= f_hi]
+    ax.yaxis.set_major_locator(FixedLocator([math.log10(f) for f in ticks]))
+    ax.yaxis.set_major_formatter(FixedFormatter([f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks]))
+    ax.set_xlabel("time (s)", fontsize=STYLE.small, labelpad=1)
+    ax.set_ylabel("frequency (Hz)", fontsize=STYLE.small, labelpad=1)
+    ax.tick_params(labelsize=STYLE.small, pad=1.5)
+    cax = fig.add_axes(((m["left"] + width + 10) / w, m["bottom"] / h, 12 / w, height / h))
+    bar = fig.colorbar(image, cax=cax, ticks=np.linspace(-floor_db, 0.0, 5))
+    bar.set_label("dB re. loudest bin", fontsize=STYLE.small, labelpad=2)
+    bar.ax.tick_params(labelsize=STYLE.small, pad=1.5)
+    return fig
 
 
-def _with_axes(img, seconds: float, f_lo: float, f_hi: float, floor_db: float):
-    """``img`` framed by a time axis (s), a log frequency axis (Hz) and a dB colour bar."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default()
-    # a free band on top: an image widget draws its buttons over the top right corner, where the 0 dB label is
-    left, bottom, right, top = 52, 30, 70, 44
-    w, h = img.size
-    canvas = Image.new("RGB", (left + w + right, top + h + bottom), "white")
-    canvas.paste(img, (left, top))
-    d = ImageDraw.Draw(canvas)
-    d.rectangle([left - 1, top - 1, left + w, top + h], outline="black")
-    for f in (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000):
-        if f_lo <= f <= f_hi:
-            y = top + h - h * math.log(f / f_lo) / math.log(f_hi / f_lo)
-            d.line([left - 4, y, left - 1, y], fill="black")
-            d.text((4, y - 6), f"{f // 1000}k" if f >= 1000 else str(f), fill="black", font=font)
-    d.text((4, top + h + 14), "Hz", fill="black", font=font)
-    step = next(s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 60) if seconds / s <= 8)
-    t = 0.0
-    while t <= seconds + 1e-9:
-        x = left + w * t / max(seconds, 1e-9)
-        d.line([x, top + h, x, top + h + 4], fill="black")
-        d.text((x - 8, top + h + 6), f"{t:g}", fill="black", font=font)
-        t += step
-    d.text((left + w - 70, top + h + 17), "time (s)", fill="black", font=font)
-    bar = Image.fromarray(_viridis(np.linspace(1, 0, h)[:, None].repeat(12, 1)), "RGB")
-    canvas.paste(bar, (left + w + 10, top))
-    for frac, label in ((0.0, "0 dB"), (0.5, f"-{floor_db / 2:g}"), (1.0, f"-{floor_db:g}")):
-        d.text((left + w + 26, top + frac * (h - 10)), label, fill="black", font=font)
-    return canvas
+# --------------------------------------------------------------------------------------
+# line panels
+# --------------------------------------------------------------------------------------
+def _shades(n: int) -> list[float]:
+    """Positions on the colour map for ``n`` series: evenly spread over its first ``STYLE.colour_span``; from six
+    series on, handed out with a stride so that neighbours in the legend get far-apart colours."""
+    even = [STYLE.colour_span * i / max(1, n - 1) for i in range(n)]
+    if n < 6:
+        return even
+    stride = next(k for k in range(n // 2, n) if math.gcd(k, n) == 1)
+    return [even[(i * stride) % n] for i in range(n)]
 
 
-_LINE_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-                 (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0), (255, 187, 120)]
+class Series(NamedTuple):
+    """One line of a panel; with ``lo`` and ``hi`` (one bound per x) a band between them is drawn under it."""
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[float]
+    lo: Sequence[float] | None = None
+    hi: Sequence[float] | None = None
 
 
-def line_panels(panels: Sequence[tuple[str, Sequence[tuple[str, Sequence[float], Sequence[float]]]]],
-                path: str | Path, x_label: str = "", y_label: str = "", size: tuple[int, int] = (420, 300),
-                columns: int = 2) -> Path:
-    """Panels of line plots, each ``(title, [(label, xs, ys), ...])``, one colour per label across panels (PNG)."""
-    from PIL import Image, ImageDraw, ImageFont
+class Panel(NamedTuple):
+    """One subplot: a title and its series (``Series`` or ``(label, xs, ys)``); axis labels override the figure's."""
 
+    title: str
+    series: Sequence
+    x_label: str | None = None
+    y_label: str | None = None
+
+
+def line_panels_figure(panels: Sequence, x_label: str = "", y_label: str = "", size: tuple[int, int] = (420, 300),
+                       columns: int = 2, *, band_label: str = "95% interval (shaded)"):
+    """Panels of line plots (``Panel`` or ``(title, series)``), one style per series label across panels, a shared
+    legend below them. ``size``: one panel's pixels at ``STYLE.dpi``. An axis whose values are all whole numbers
+    (layers) gets integer ticks."""
+    import matplotlib
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [Panel(*p) for p in panels]
     if not panels:
         raise TadaError("no panels to draw")
-    font = ImageFont.load_default()
-    labels = list(dict.fromkeys(label for _, series in panels for label, _, _ in series))
-    colour = {label: _LINE_COLOURS[i % len(_LINE_COLOURS)] for i, label in enumerate(labels)}
-    pw, ph = size
-    rows = math.ceil(len(panels) / columns)
-    legend_h = 16 * math.ceil(len(labels) / 4) + 10
-    img = Image.new("RGB", (pw * columns, ph * rows + legend_h), "white")
-    d = ImageDraw.Draw(img)
-    for n, (title, series) in enumerate(panels):
-        ox, oy = (n % columns) * pw, (n // columns) * ph
-        left, top, right, bottom = ox + 52, oy + 24, ox + pw - 12, oy + ph - 34
-        d.text((ox + 8, oy + 4), title, fill="black", font=font)
-        xs = [x for _, sx, _ in series for x in sx if math.isfinite(x)]
-        ys = [y for _, _, sy in series for y in sy if math.isfinite(y)]
-        if not xs or not ys:
-            continue
-        x0, x1 = min(xs), max(xs)
-        y0, y1 = min(ys + [0.0]), max(ys + [0.0])
-        x1 = x1 if x1 > x0 else x0 + 1
-        y1 = y1 if y1 > y0 else y0 + 1
+    panels = [p._replace(series=[Series(*s) for s in p.series]) for p in panels]
+    labels = list(dict.fromkeys(s.label for p in panels for s in p.series))
+    cmap = matplotlib.colormaps[STYLE.cmap]
+    shade = _shades(len(labels))
+    look = {label: dict(color=cmap(shade[i]), linestyle=STYLE.dashes[i % len(STYLE.dashes)],
+                        marker=STYLE.markers[i % len(STYLE.markers)]) for i, label in enumerate(labels)}
+    banded = any(s.lo is not None and s.hi is not None for p in panels for s in p.series)
+    entries = len(labels) + banded if len(labels) + banded > 1 else 0   # a lone line needs no legend
+    columns = max(1, min(columns, len(panels)))
+    n_rows = math.ceil(len(panels) / columns)
+    legend_cols = min(4, max(1, entries))
+    legend_px = 18 * math.ceil(entries / legend_cols) + 14 if entries else 0
+    fig = _figure(size[0] * columns, size[1] * n_rows + legend_px)
+    axes = fig.subplots(n_rows, columns, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.remove()
+    for ax, panel in zip(axes, panels):
+        _style_axes(ax)
+        xs_all = []
+        n_bands = sum(1 for s in panel.series if s.lo is not None and s.hi is not None)
+        alpha = STYLE.band_alpha * min(1.0, 3 / max(1, n_bands))   # many overlapping bands: each one fainter
+        for s in panel.series:
+            x, y = np.asarray(s.x, dtype=float), np.asarray(s.y, dtype=float)
+            if x.shape != y.shape:
+                raise TadaError(f"series {s.label!r}: {len(x)} x values for {len(y)} y values")
+            xs_all.append(x[np.isfinite(x)])
+            st = look[s.label]
+            if s.lo is not None and s.hi is not None:
+                lo, hi = np.asarray(s.lo, dtype=float), np.asarray(s.hi, dtype=float)
+                if lo.shape != x.shape or hi.shape != x.shape:
+                    raise TadaError(f"series {s.label!r}: its band needs one low and one high bound per x value")
+                order = np.argsort(x, kind="stable")   # a band is a function of x, even where a curve turns back
+                ax.fill_between(x[order], lo[order], hi[order], color=st["color"], alpha=alpha, linewidth=0)
+            ax.plot(x, y, label=_plain(s.label), linewidth=STYLE.line_width, markersize=STYLE.marker_size, **st)
+        xs_all = np.concatenate(xs_all) if xs_all else np.array([])
+        if len(xs_all) and np.all(xs_all == np.round(xs_all)):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        low, high = ax.get_ylim()
+        if low < 0 < high:
+            ax.axhline(0.0, color="#808080", linewidth=0.8, zorder=1)
+        ax.set_title(_wrap(panel.title, size[0] - 20, STYLE.title), fontsize=STYLE.title, loc="left")
+        ax.set_xlabel(_wrap(panel.x_label if panel.x_label is not None else x_label, size[0] - 60), fontsize=STYLE.font)
+        ax.set_ylabel(_wrap(panel.y_label if panel.y_label is not None else y_label, size[1] - 60), fontsize=STYLE.font)
+    handles = [Line2D([], [], linewidth=STYLE.line_width, markersize=STYLE.marker_size, **look[label])
+               for label in labels]
+    names = [_plain(label) for label in labels]
+    if banded:
+        handles.append(Patch(color="black", alpha=STYLE.band_alpha, linewidth=0))
+        names.append(_plain(band_label))
+    if entries:
+        fig.legend(handles, names, loc="outside lower center", ncols=legend_cols, fontsize=STYLE.font, frameon=False)
+    return fig
 
-        def at(x: float, y: float) -> tuple[float, float]:
-            return (left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - top))
 
-        d.rectangle([left, top, right, bottom], outline=(160, 160, 160))
-        d.line([at(x0, 0.0), at(x1, 0.0)], fill=(200, 200, 200))
-        for v, anchor in ((y0, bottom), (y1, top)):
-            d.text((ox + 4, anchor - 6), f"{v:.3g}", fill="black", font=font)
-        d.text((left, bottom + 4), f"{x0:.3g}", fill="black", font=font)
-        d.text((right - 30, bottom + 4), f"{x1:.3g}", fill="black", font=font)
-        d.text((left + 60, bottom + 16), x_label, fill="black", font=font)
-        d.text((ox + 4, top + (bottom - top) // 2), y_label[:8], fill="black", font=font)
-        for label, sx, sy in series:
-            pts = [at(x, y) for x, y in zip(sx, sy) if math.isfinite(x) and math.isfinite(y)]
-            if len(pts) > 1:
-                d.line(pts, fill=colour[label], width=2)
-            for px, py in pts:
-                d.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour[label])
-    for i, label in enumerate(labels):
-        x, y = 10 + (i % 4) * (pw * columns // 4), ph * rows + 4 + 16 * (i // 4)
-        d.rectangle([x, y + 3, x + 14, y + 9], fill=colour[label])
-        d.text((x + 20, y), label, fill="black", font=font)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+def line_panels(panels: Sequence, path: str | Path, x_label: str = "", y_label: str = "",
+                size: tuple[int, int] = (420, 300), columns: int = 2, **options) -> Path:
+    """Write :func:`line_panels_figure` to ``path`` (PNG): panels ``(title, [(label, xs, ys), ...])`` or
+    :class:`Panel` / :class:`Series` (with bands and per-panel axis labels)."""
+    return save_png(line_panels_figure(panels, x_label, y_label, size, columns, **options), path)
+
+
+__all__ = ["STYLE", "Style", "LAYER_AXIS", "IMPACT_LABEL", "Series", "Panel", "heatmap_figure", "heatmap_png",
+           "heatmap_image", "log_spectrograms", "spectrogram_images", "line_panels_figure", "line_panels",
+           "to_image", "save_png"]

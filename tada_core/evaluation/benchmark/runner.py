@@ -564,16 +564,21 @@ def _paired_difference(data, k, ref, sim, sweeps, p_max) -> list[float]:
 
 
 def curves_png(results: Sequence[BenchmarkResult], path: str | Path) -> Path:
-    """Alignment gain against preservation (p = P_max - d), one panel per concept and direction."""
-    from tada_core.evaluation.plots import line_panels
+    """Alignment gain against preservation (p = P_max - d), one panel per concept and direction. A curve that
+    holds ``delta_lo`` / ``delta_hi`` (one bound per point) is drawn with that band (``scripts/figures.py``
+    adds the 95% bootstrap band over base prompts from ``clips.jsonl``)."""
+    from tada_core.evaluation.plots import Panel, Series, line_panels
 
     panels = []
     for r in results:
         for name, sign in (("pos", "+"), ("neg", "-")):
-            series = [(m.label, [r.p_max[name] - x for x in m.curves[name]["distance"]], m.curves[name]["delta"])
+            series = [Series(m.label, [r.p_max[name] - x for x in m.curves[name]["distance"]], m.curves[name]["delta"],
+                             m.curves[name].get("delta_lo"), m.curves[name].get("delta_hi"))
                       for m in r.methods if m.available]
-            panels.append((f"{r.concept} {sign}: delta alignment vs preservation", series))
-    return line_panels(panels, path, x_label="preservation p = P_max - d", y_label="delta a")
+            panels.append(Panel(f"{r.concept}, {sign} direction", series, y_label=f"Δa: {r.measure_label}"))
+    distance = results[0].distance if results else "distance"
+    return line_panels(panels, path, x_label=f"preservation p = P_max - d (d: {distance})", size=(520, 360),
+                       band_label="95% interval over base prompts (shaded)")
 
 
 __all__ = ["run_benchmark", "BenchmarkResult", "MethodResult", "markdown_table", "verdicts", "write_tables",
