@@ -3,18 +3,27 @@
 One *sweep* is one method steering one concept in one direction: points at strengths alpha
 (alpha 0 included), each with the sign-corrected alignment gain Delta a(alpha), the distance
 d(alpha) to the alpha = 0 clip, and optionally a quality value. Everything here is plain
-numpy on such arrays; :mod:`.runner` produces them.
+numpy on such arrays; :mod:`.runner` produces them, :mod:`tada_core.evaluation.published` reads
+the reference's published ones.
 
-* :func:`truncate`: points ordered by |alpha|, cut where d first exceeds P_max, with a
-  boundary point at exactly P_max interpolated between the last point below and the first
-  above (it takes the alpha of the point above).
+The rules, each checked against the reference's published Table 3 (``luk-st/steer-audio``,
+``src/steering/eval/auc.py``; every cell of the published tables is rebuilt by
+``tada benchmark table --from-published``):
+
+* :func:`truncate`: every measured point with d <= P_max (in |alpha| order), plus a boundary point
+  at exactly P_max interpolated between the farthest measured point below P_max and the nearest
+  one above it (it takes the alpha of the point above). A sweep whose distance is not monotone in
+  |alpha| keeps its points below P_max that come after a point beyond it.
 * :func:`auc`: the trapezoid rule of Delta a over the preservation axis p = P_max - d, walked
   in |alpha| order: AUC = sum_i (d_{i+1} - d_i) (Delta a_i + Delta a_{i+1}) / 2, which is
   int_0^{P_max} Delta a(p) dp for a sweep whose distance grows with |alpha|; a sweep that
   backtracks (d falls as |alpha| grows) loses area.
-* :func:`smoothness`: S = std of the consecutive gaps of Delta a / max(Delta a), |alpha| order.
-* :func:`quality_grid`: quality at ``np.linspace(0, P_max, 15)`` of distance, by linear
-  interpolation along the sweep; grid points outside the measured range are dropped.
+* :func:`smoothness`: S = std of the consecutive gaps of Delta a / max(Delta a, 0), |alpha| order,
+  over the *measured* points within P_max (the interpolated boundary point is not a measurement).
+* :func:`quality_grid`: quality at ``np.linspace(0, P_max, 15)`` of distance, interpolated over
+  the direction's measured points sorted by distance (all of them, not only those below P_max);
+  grid points outside the measured distances are dropped. :func:`average_quality`: the mean of
+  the two directions' grid means.
 """
 
 from __future__ import annotations
@@ -31,12 +40,21 @@ GRID_POINTS = 15
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """One direction of one method: arrays in |alpha| order, starting at alpha 0."""
+    """One direction of one method: arrays in |alpha| order, starting at alpha 0. ``measured``: which
+    points were measured (None: all); :func:`truncate` adds one that was not, the boundary at P_max."""
 
     alphas: np.ndarray
     delta: np.ndarray
     distance: np.ndarray
     quality: np.ndarray | None = None
+    measured: np.ndarray | None = None
+
+    def measured_points(self) -> "Sweep":
+        """This sweep without its interpolated points."""
+        if self.measured is None:
+            return self
+        m = self.measured
+        return Sweep(self.alphas[m], self.delta[m], self.distance[m], None if self.quality is None else self.quality[m])
 
 
 def ordered(alphas: Sequence[float], delta: Sequence[float], distance: Sequence[float],
@@ -59,26 +77,35 @@ def ordered(alphas: Sequence[float], delta: Sequence[float], distance: Sequence[
 
 
 def truncate(sweep: Sweep, p_max: float) -> Sweep:
-    """The sweep up to distance ``p_max``: points in |alpha| order until d first exceeds it, plus the
-    interpolated boundary point at d = ``p_max`` (with the alpha of the first point beyond)."""
+    """The measured points of ``sweep`` within distance ``p_max`` (|alpha| order), plus the boundary point at
+    d = ``p_max`` interpolated between the farthest point within and the nearest point beyond (with the
+    alpha of the point beyond). NaN distances count as beyond."""
     if not np.isfinite(p_max) or p_max <= 0:
         raise TadaError(f"P_max must be a positive distance; got {p_max!r}")
+    sweep = sweep.measured_points()
     d = sweep.distance
-    beyond = np.flatnonzero(~(d <= p_max))     # NaN distances count as beyond
-    if not len(beyond):
-        return sweep
-    k = int(beyond[0])
-    if k == 0:
+    within = d <= p_max + 1e-9                 # the reference's tolerance; NaN compares False: beyond
+    if not within[0]:
         raise TadaError("the alpha 0 point is beyond P_max; distances must start at 0")
-    t = (p_max - d[k - 1]) / (d[k] - d[k - 1]) if np.isfinite(d[k]) else 0.0
+    if within.all():
+        return sweep
+    keep = np.flatnonzero(within)
+    beyond = np.flatnonzero(~within & np.isfinite(d))
+    q = sweep.quality
+    if not len(beyond):                         # only NaN distances beyond: nothing to interpolate towards
+        return Sweep(sweep.alphas[keep], sweep.delta[keep], d[keep], None if q is None else q[keep])
+    b = keep[np.argmax(d[keep])]                # the farthest point within
+    a = beyond[np.argmin(d[beyond])]            # the nearest point beyond
+    t = (p_max - d[b]) / (d[a] - d[b]) if d[a] > d[b] else 0.0
 
-    def cut(x: np.ndarray | None, boundary: bool = True) -> np.ndarray | None:
-        if x is None:
-            return None
-        return np.r_[x[:k], x[k - 1] + t * (x[k] - x[k - 1])] if boundary else x[:k]
+    def at(x: np.ndarray) -> float:
+        return float(x[b] + t * (x[a] - x[b]))
 
-    return Sweep(np.r_[sweep.alphas[:k], sweep.alphas[k]], cut(sweep.delta), np.r_[d[:k], p_max],
-                 cut(sweep.quality))
+    alphas = np.r_[sweep.alphas[keep], sweep.alphas[a]]
+    order = np.argsort(np.abs(alphas), kind="stable")
+    measured = np.r_[np.ones(len(keep), dtype=bool), False][order]
+    return Sweep(alphas[order], np.r_[sweep.delta[keep], at(sweep.delta)][order], np.r_[d[keep], p_max][order],
+                 None if q is None else np.r_[q[keep], at(q)][order], measured)
 
 
 def auc(sweep: Sweep) -> float:
@@ -92,41 +119,42 @@ def auc(sweep: Sweep) -> float:
 def smoothness(sweep: Sweep) -> float:
     """TADA Sec. 5.1 smoothness S (lower is better): std of the gaps of the normalized Delta a.
 
-    Delta a is divided by its largest (correct-direction) value; NaN when no point moves in the
-    correct direction, or when the sweep has fewer than two gaps (alpha 0 and one point: a sweep
-    whose first strength already passes P_max has no smoothness to measure, and the standard
-    deviation of one gap would call it perfectly smooth).
+    Over the measured points only (a truncated sweep's interpolated boundary point is dropped), in
+    |alpha| order; Delta a is divided by its largest correct-direction value (gaps that step back
+    count). NaN when no point moves in the correct direction or there is no gap; one gap is S = 0,
+    as the reference computes it.
     """
-    top = float(np.max(sweep.delta)) if len(sweep.delta) else 0.0
-    if not np.isfinite(top) or top <= 0 or len(sweep.delta) < 3:
+    sweep = sweep.measured_points()
+    delta = sweep.delta
+    top = float(np.max(np.clip(delta, 0, None))) if len(delta) else 0.0
+    if not np.isfinite(top) or top <= 1e-9 or len(delta) < 2:
         return float("nan")
-    return float(np.std(np.diff(sweep.delta / top)))
+    return float(np.std(np.diff(delta / top)))
 
 
 def quality_grid(sweep: Sweep, p_max: float, points: int = GRID_POINTS) -> np.ndarray:
-    """Quality at ``np.linspace(0, p_max, points)`` of distance, interpolated along the sweep.
-
-    Each grid distance takes the value on the first segment of the sweep (|alpha| order) that
-    spans it; grid points that no segment reaches are dropped. Returns the kept values.
-    """
+    """Quality at ``np.linspace(0, p_max, points)`` of distance, interpolated linearly over the measured
+    points sorted by distance (pass the whole sweep, not a truncated one); grid points outside the
+    measured distances are dropped. Returns the kept values."""
     if sweep.quality is None:
         raise TadaError("this sweep has no quality values")
-    d, q = sweep.distance, sweep.quality
-    out = []
-    for g in np.linspace(0.0, p_max, points):
-        for i in range(len(d) - 1):
-            lo, hi = sorted((d[i], d[i + 1]))
-            if lo <= g <= hi and np.isfinite(q[i]) and np.isfinite(q[i + 1]):
-                t = 0.0 if hi == lo else (g - d[i]) / (d[i + 1] - d[i])
-                out.append(q[i] + t * (q[i + 1] - q[i]))
-                break
-    return np.asarray(out, dtype=float)
+    sweep = sweep.measured_points()
+    ok = np.isfinite(sweep.distance) & np.isfinite(sweep.quality)
+    d, q = sweep.distance[ok], sweep.quality[ok]
+    if not len(d):
+        return np.zeros(0)
+    order = np.argsort(d, kind="stable")
+    d, q = d[order], q[order]
+    grid = np.linspace(0.0, p_max, points)
+    grid = grid[(grid >= d[0] - 1e-9) & (grid <= d[-1] + 1e-9)]
+    return np.interp(grid, d, q)
 
 
 def average_quality(pos: Sweep, neg: Sweep, p_max_pos: float, p_max_neg: float) -> float:
-    """Mean of the quality grids of both directions (TADA Sec. 5.1 "Average Quality")."""
-    values = np.r_[quality_grid(pos, p_max_pos), quality_grid(neg, p_max_neg)]
-    return float(values.mean()) if len(values) else float("nan")
+    """TADA Sec. 5.1 "Average Quality": the mean of the two directions' mean grid quality
+    (:func:`quality_grid` of each whole sweep); a direction with no grid point is left out."""
+    means = [float(g.mean()) for g in (quality_grid(pos, p_max_pos), quality_grid(neg, p_max_neg)) if len(g)]
+    return float(np.mean(means)) if means else float("nan")
 
 
 def p_max(pci_max_distances: Sequence[float]) -> float:
