@@ -9,12 +9,22 @@
   80-band log-mel spectrogram at 22.05 kHz), unit-normalized features of five stages, squared
   differences weighted by 1x1 convolutions, averaged over time and frequency and summed.
   The network is written here; its weights come from a safetensors checkpoint you provide.
+* The four MIR preservation axes of the reference implementation (``luk-st/steer-audio``,
+  ``src/steering/eval/mir_preservation.py``), each a distance in [0, 1] between the steered clip
+  and its alpha-0 clip, on mono audio at 22.05 kHz, with librosa features and mir_eval's scores:
+  ``harmony`` (:class:`HarmonyDistance`): 1 - mean per-frame cosine of the two CQT chromagrams;
+  ``melody`` (:class:`MelodyDistance`): 1 - mir_eval's raw pitch accuracy of the steered pYIN F0
+  contour (C2-C7) against the alpha-0 one; ``rhythm`` (:class:`RhythmDistance`): 1 - mir_eval's
+  beat F-measure between librosa's beat times (NaN when either clip has no beat); ``ssm``
+  (:class:`StructureDistance`): 1 - max(0, Pearson r) of the two chroma self-similarity matrices
+  (upper triangles). ``tada benchmark --distance harmony`` etc.
 """
 
 from __future__ import annotations
 
 import abc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -196,14 +206,128 @@ class LPAPS(Distance, nn.Module):
                                              self.spectrogram(y, sample_rate)).double().numpy()
 
 
-DISTANCES = "mel (multi-resolution log-mel L1, offline default) or lpaps:CHECKPOINT"
+# --------------------------------------------------------------------------------------
+# The MIR preservation axes (the reference's definitions; see the module docstring)
+# --------------------------------------------------------------------------------------
+MIR_SAMPLE_RATE = 22050
+
+
+class MirDistance(Distance):
+    """A distance computed from per-clip librosa features of mono audio at 22.05 kHz."""
+
+    def features(self, y: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def compare(self, base: Any, steered: Any) -> float:
+        raise NotImplementedError
+
+    def __call__(self, a, b, sample_rate: int) -> np.ndarray:
+        import librosa
+
+        x, y = _pair(a, b)      # a: steered clips, b: their alpha-0 clips
+
+        def prep(clip: np.ndarray) -> np.ndarray:
+            clip = clip.astype(np.float32)
+            return librosa.resample(clip, orig_sr=sample_rate, target_sr=MIR_SAMPLE_RATE) \
+                if sample_rate != MIR_SAMPLE_RATE else clip
+
+        return np.array([self.compare(self.features(prep(base)), self.features(prep(steered)))
+                         for steered, base in zip(x, y)], dtype=np.float64)
+
+
+def _chroma(y: np.ndarray) -> np.ndarray:
+    import librosa
+
+    return librosa.feature.chroma_cqt(y=y, sr=MIR_SAMPLE_RATE)    # [12, frames]
+
+
+class HarmonyDistance(MirDistance):
+    """1 - mean per-frame cosine similarity of the two chromagrams (harmony, the reference's ``harmony`` axis)."""
+
+    name, label = "harmony", "harmony distance (1 - chroma cosine)"
+
+    def features(self, y):
+        return _chroma(y)
+
+    def compare(self, base, steered):
+        n = min(base.shape[1], steered.shape[1])
+        b, s = base[:, :n], steered[:, :n]
+        cos = (b * s).sum(0) / (np.linalg.norm(b, axis=0) * np.linalg.norm(s, axis=0) + 1e-9)
+        return 1.0 - float(cos.mean())
+
+
+class StructureDistance(MirDistance):
+    """1 - max(0, Pearson r) of the chroma self-similarity matrices (structure, the reference's ``ssm`` axis)."""
+
+    name, label = "ssm", "structure distance (1 - SSM correlation)"
+
+    def features(self, y):
+        return _chroma(y)
+
+    def compare(self, base, steered):
+        n = min(base.shape[1], steered.shape[1])
+        b = base[:, :n] / (np.linalg.norm(base[:, :n], axis=0) + 1e-9)
+        s = steered[:, :n] / (np.linalg.norm(steered[:, :n], axis=0) + 1e-9)
+        upper = np.triu_indices(n, k=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.corrcoef((b.T @ b)[upper], (s.T @ s)[upper])[0, 1] if len(upper[0]) > 1 else np.nan
+        return 1.0 - max(float(r) if np.isfinite(r) else 0.0, 0.0)
+
+
+class RhythmDistance(MirDistance):
+    """1 - mir_eval's beat F-measure of the steered clip's beats against the alpha-0 clip's (the ``rhythm`` axis)."""
+
+    name, label = "rhythm", "rhythm distance (1 - beat F-measure)"
+
+    def features(self, y):
+        import librosa
+
+        _, frames = librosa.beat.beat_track(y=y, sr=MIR_SAMPLE_RATE)
+        return librosa.frames_to_time(frames, sr=MIR_SAMPLE_RATE)
+
+    def compare(self, base, steered):
+        import mir_eval
+
+        if len(base) == 0 or len(steered) == 0:
+            return float("nan")
+        return 1.0 - float(mir_eval.beat.f_measure(base, steered))
+
+
+class MelodyDistance(MirDistance):
+    """1 - mir_eval's raw pitch accuracy of the steered pYIN F0 contour against the alpha-0 one (``melody``)."""
+
+    name, label = "melody", "melody distance (1 - raw pitch accuracy)"
+
+    def features(self, y):
+        import librosa
+
+        return librosa.pyin(y, fmin=librosa.note_to_hz("C2"), fmax=librosa.note_to_hz("C7"), sr=MIR_SAMPLE_RATE)[0]
+
+    def compare(self, base, steered):
+        import mir_eval
+
+        n = min(len(base), len(steered))
+        fb, fs = base[:n], steered[:n]
+        voiced_b, voiced_s = ~np.isnan(fb), ~np.isnan(fs)
+        if not voiced_b.any():
+            return float("nan")          # no reference melody to keep
+        cb, cs = mir_eval.melody.hz2cents(np.nan_to_num(fb)), mir_eval.melody.hz2cents(np.nan_to_num(fs))
+        return 1.0 - float(mir_eval.melody.raw_pitch_accuracy(voiced_b, cb, voiced_s, cs))
+
+
+MIR_DISTANCES = {cls.name: cls for cls in (HarmonyDistance, MelodyDistance, RhythmDistance, StructureDistance)}
+DISTANCES = ("mel (multi-resolution log-mel L1, offline default), lpaps:CHECKPOINT, or a MIR axis: "
+             + ", ".join(MIR_DISTANCES))
 
 
 def make_distance(spec: str | None) -> Distance:
-    """``mel`` (default) or ``lpaps:PATH`` (a checkpoint file of the LPAPS network)."""
+    """``mel`` (default), ``lpaps:PATH`` (a checkpoint file of the LPAPS network), or a MIR axis: ``harmony``,
+    ``melody``, ``rhythm``, ``ssm``."""
     kind, _, arg = (spec or "mel").partition(":")
     if kind == "mel" and not arg:
         return MelDistance()
+    if kind in MIR_DISTANCES and not arg:
+        return MIR_DISTANCES[kind]()
     if kind == "lpaps":
         if not arg:
             raise TadaError("give the LPAPS checkpoint: --distance lpaps:PATH")
@@ -211,4 +335,5 @@ def make_distance(spec: str | None) -> Distance:
     raise TadaError(f"unknown distance {spec!r}; accepted: {DISTANCES}")
 
 
-__all__ = ["Distance", "MelDistance", "LPAPS", "make_distance", "DISTANCES"]
+__all__ = ["Distance", "MelDistance", "LPAPS", "HarmonyDistance", "MelodyDistance", "RhythmDistance",
+           "StructureDistance", "MIR_DISTANCES", "make_distance", "DISTANCES"]
