@@ -22,7 +22,7 @@ python3 -m venv "$venv"
 source "$venv/bin/activate"
 python -m pip install --quiet --upgrade pip
 pip install --quiet torch==2.13.0                          # the CPU build first, as the README says
-pip install --quiet -r requirements.txt pytest playwright  # no constraints: the newest allowed (torch stays: a newer
+pip install --quiet -r requirements.txt pytest playwright nbclient nbformat ipykernel  # no constraints: the newest allowed (torch stays: a newer
                                                            # torch from the registry is a CUDA build of several GB)
 python -m pip check
 
