@@ -63,7 +63,7 @@ def _functional(args, model, concept) -> list[int]:
 def run_benchmark(args: argparse.Namespace) -> int:
     from tada_core.evaluation.benchmark import make_distance, make_quality, run_benchmark as run, write_tables
     from tada_core.evaluation.benchmark.methods import METHODS
-    from tada_core.evaluation.benchmark.runner import curves_png
+    from tada_core.evaluation.benchmark.runner import BenchmarkConfig, curves_png
     from tada_core.registry import entry_for
 
     unknown = [m for m in args.methods if m not in METHODS]
@@ -79,15 +79,15 @@ def run_benchmark(args: argparse.Namespace) -> int:
     chosen = [concepts.get(n, files=True) for n in names]
     specificity = [concepts.get(n, files=True) for n in args.specificity] if args.specificity is not None else chosen
     bases = list(concepts.bases)[:args.prompts] if args.prompts else None
+    config = BenchmarkConfig(concepts=concepts, methods=args.methods, distance=distance, quality=quality, functional=(),
+                             seeds=args.seeds, bases=bases, strengths=args.strengths, specificity=specificity,
+                             vectors=args.vectors, settings=settings_from(args), vector_renorm=args.vector_renorm)
     results = []
     for concept in chosen:
         functional = _functional(args, model, concept)
         if processes.main:
             note(f"{concept.name}: functional layers {functional or 'none'}")
-        results.append(run(model, concept, scorer, concepts=concepts, methods=args.methods, distance=distance,
-                           quality=quality, functional=functional, seeds=args.seeds, bases=bases,
-                           strengths=args.strengths, specificity=specificity, vectors=args.vectors,
-                           settings=settings_from(args), vector_renorm=args.vector_renorm, out=out / concept.name,
+        results.append(run(model, concept, scorer, config, functional=functional, out=out / concept.name,
                            processes=processes))
     if not processes.main:
         return 0

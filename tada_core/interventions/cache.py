@@ -5,8 +5,8 @@
 diffusion step, seeded per batch) and writes each batch as one shard,
 ``shard_<n>.safetensors`` with a tensor ``layers.<i>`` of shape [tokens, width] per layer.
 A shard is written to a temporary name and renamed, then recorded in ``shards.jsonl``
-(the journal of a :class:`~tada_core.runtime.io.ResumableFolder`, whose ``spec.json`` holds the
-cache's settings). So:
+(the journal of a :mod:`tada_core.runtime.jobs` job, one unit per batch, whose ``spec.json`` holds
+the cache's settings). So:
 
 * memory is bounded by one batch, whatever the number of prompts;
 * an interrupted run, rerun with the same settings, skips finished shards and redoes
@@ -34,6 +34,7 @@ from tada_core.runtime.distributed import Processes
 from tada_core.errors import TadaError, check_prompts
 from tada_core.interventions.hooks import record
 from tada_core.runtime.io import ResumableFolder, read_json, save_tensors, write_json
+from tada_core.runtime.jobs import Job, Stage, run
 from tada_core.adapters.settings import GenerationSettings, check_int
 
 SPEC_FILE, SHARDS_FILE = "spec.json", "shards.jsonl"
@@ -50,8 +51,6 @@ def cache_activations(adapter, prompts: Sequence[str], out: str | Path, *, layer
     shard. Rerun with the same arguments to resume. ``processes``: this process's share of a
     multi-process run (:func:`tada_core.runtime.distributed.launched`).
     """
-    from tqdm.auto import tqdm
-
     prompts = check_prompts(prompts, "cache prompts")
     seeds = list(range(len(prompts))) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != len(prompts):
@@ -67,34 +66,31 @@ def cache_activations(adapter, prompts: Sequence[str], out: str | Path, *, layer
             "prompts_sha256": hashlib.sha256(json.dumps(prompts).encode()).hexdigest(), "n_prompts": len(prompts),
             "seeds_sha256": hashlib.sha256(json.dumps(seeds).encode()).hexdigest(), "tokens": tokens,
             "batch_size": batch_size, "seed": seed, **settings.to_dict()}
+    folder = Path(out)
     processes = processes or Processes()
-    folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=SHARDS_FILE, what="cache",
-                             processes=processes)
-    if processes.main:
-        write_json(folder.folder / "prompts.json", {"prompts": prompts, "seeds": seeds}, indent=None)
-    done = {rec["batch"] for rec in folder.records() if (folder.folder / str(rec.get("file"))).is_file()}
-    n_batches = (len(prompts) + batch_size - 1) // batch_size
-    remaining = [b for b in range(n_batches) if b not in done]
-    todo = processes.share(remaining)
-    with tqdm(total=n_batches - len(remaining) + len(todo), initial=n_batches - len(remaining),
-              desc=f"cache activations{processes.label()}", unit="batch",
-              disable=not progress or not processes.main) as bar, folder.journal() as journal:
-        for b in todo:
-            p = prompts[b * batch_size:(b + 1) * batch_size]
-            s = seeds[b * batch_size:(b + 1) * batch_size]
-            with record(adapter, layers=layer_ids, mode="tokens", tokens=tokens, seed=seed + b) as rec:
-                adapter.generate(p, seeds=s, settings=settings)
-            tensors = {f"layers.{i}": a.reshape(-1, a.shape[-1]) for i, a in rec.activations.items()}
-            name = f"shard_{b:05d}.safetensors"
-            save_tensors(folder.folder / name, tensors)
-            journal.append({"batch": b, "file": name, "tokens": int(next(iter(tensors.values())).shape[0]),
-                            "prompts": [b * batch_size, b * batch_size + len(p)]})
-            bar.update(1)
-    processes.wait()
-    if processes.main:
-        folder.merge(lambda rec: int(rec["batch"]) if (folder.folder / str(rec["file"])).is_file() else None)
-    processes.wait()
-    return ActivationCache(out)
+
+    def stages() -> list[Stage]:     # once the folder's spec is checked
+        if processes.main:
+            write_json(folder / "prompts.json", {"prompts": prompts, "seeds": seeds}, indent=None)
+        return [Stage(range((len(prompts) + batch_size - 1) // batch_size), shard)]
+
+    def shard(b: int) -> dict:
+        p = prompts[b * batch_size:(b + 1) * batch_size]
+        s = seeds[b * batch_size:(b + 1) * batch_size]
+        with record(adapter, layers=layer_ids, mode="tokens", tokens=tokens, seed=seed + b) as rec:
+            adapter.generate(p, seeds=s, settings=settings)
+        tensors = {f"layers.{i}": a.reshape(-1, a.shape[-1]) for i, a in rec.activations.items()}
+        name = f"shard_{b:05d}.safetensors"
+        save_tensors(folder / name, tensors)
+        return {"batch": b, "file": name, "tokens": int(next(iter(tensors.values())).shape[0]),
+                "prompts": [b * batch_size, b * batch_size + len(p)]}
+
+    def batch_of(rec: dict) -> int | None:     # a record whose shard file is gone is redone
+        return int(rec["batch"]) if (folder / str(rec["file"])).is_file() else None
+
+    job = Job(name="cache activations", spec=spec, stages=stages, reduce=lambda done: ActivationCache(folder),
+              key=batch_of, unit="batch", what="cache", spec_file=SPEC_FILE, journal_file=SHARDS_FILE)
+    return run(job, folder, processes=processes, progress=progress)
 
 
 class ActivationCache:

@@ -13,17 +13,17 @@ Eq. 9 turns the means into the impact I(l, c) of each layer.
 
 Patched generations run batched: one call per (condition, batch of pairs x seeds).
 The cached "target run" of Fig. 2a is a single denoiser pass, because cross-attention
-keys and values depend only on the prompt. With ``out``, every finished batch is
-appended to ``scores.jsonl`` and fsynced; rerunning the same sweep skips what is done,
-so an interrupted sweep loses at most the batch in flight, and since the batches are
-fixed, a resumed sweep gives exactly the numbers of an uninterrupted one. Under
-``accelerate launch`` (``processes``, :mod:`tada_core.runtime.distributed`) the batches still to do
-are dealt across the processes and the folder ends as a single-process run leaves it.
+keys and values depend only on the prompt. The sweep is a :mod:`tada_core.runtime.jobs`
+job whose units are these calls: with ``out``, every finished batch is appended to
+``scores.jsonl`` and fsynced; rerunning the same sweep skips what is done, so an
+interrupted sweep loses at most the batch in flight, and since the batches are fixed, a
+resumed sweep gives exactly the numbers of an uninterrupted one. Under ``accelerate
+launch`` (``processes``, :mod:`tada_core.runtime.distributed`) the batches still to do are dealt
+across the processes and the folder ends as a single-process run leaves it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import math
@@ -33,10 +33,11 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from tada_core.concepts import Concept
-from tada_core.runtime.distributed import Processes, require_folder
+from tada_core.runtime.distributed import Processes
 from tada_core.errors import TadaError, check_prompts
 from tada_core.interventions.hooks import patch
-from tada_core.runtime.io import ResumableFolder, read_json, write_json
+from tada_core.runtime.io import read_json, write_json
+from tada_core.runtime.jobs import Job, Stage, run
 from tada_core.adapters.settings import GenerationSettings
 from tada_core.evaluation.stats import bootstrap_intervals
 
@@ -156,8 +157,6 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     ``processes``: this process's share of a multi-process run (:func:`tada_core.runtime.distributed.launched`;
     needs ``out``); every process returns the same result, the main one writes the files.
     """
-    from tqdm.auto import tqdm
-
     pairs = [(str(a), str(b)) for a, b in pairs]
     if not pairs:
         raise TadaError(f"concept {concept.name!r}: no prompt pairs to localize with; give captions that contain "
@@ -167,101 +166,66 @@ def localize(adapter, concept: Concept, pairs: Sequence[tuple[str, str]], scorer
     if not seeds:
         raise TadaError("seeds is empty; give at least one seed")
     scorer.check(concept)
-    processes = processes or Processes()
-    require_folder(processes, out, f"localize {concept.name}")
     layer_ids = list(adapter.resolve_layers(layers))
     settings = adapter.resolve_settings(settings)
     batch_size = settings.batch_size
     items = [(i, s) for i in range(len(pairs)) for s in seeds]
     batches = [items[k:k + batch_size] for k in range(0, len(items), batch_size)]
-    scorer_name = scorer.name
     # no local paths in the spec: a sweep folder must resume on another machine or checkout
     spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), **adapter.options(),
-            "concept": concept.name, "pairs": pairs, "seeds": seeds, "layers": layer_ids, "batch_size": batch_size, "scorer": scorer_name,
-            **settings.to_dict()}
-    record = ResumableFolder(out, spec, spec_file=SWEEP_FILE, journal_file=SCORES_FILE, what="sweep",
-                             processes=processes) if out is not None else None
+            "concept": concept.name, "pairs": pairs, "seeds": seeds, "layers": layer_ids, "batch_size": batch_size,
+            "scorer": scorer.name, **settings.to_dict()}
 
-    def finished() -> dict[tuple[str, int], list[float]]:
-        got = {}
-        for rec in record.records() if record is not None else []:
-            try:
-                got[(rec["condition"], int(rec["batch"]))] = [float(x) for x in rec["sim"]]
-            except (KeyError, TypeError, ValueError):
-                continue  # a malformed record: that batch is simply redone
-        return got
-
-    done = finished()
-    work = [(cond, b) for cond in _conditions(layer_ids) for b in range(len(batches))]
-    remaining = [w for w in work if w not in done]
-    todo = processes.share(remaining)
-    bar = tqdm(total=len(work) - len(remaining) + len(todo), initial=len(work) - len(remaining),
-               desc=f"localize {concept.name}{processes.label()}", unit="batch",
-               disable=not progress or not processes.main)
-    with contextlib.ExitStack() as stack:
-        log = stack.enter_context(record.journal()) if record is not None else None
-        stack.callback(bar.close)
-        if on_batch is not None:
-            on_batch(len(work) - len(todo), len(work))
-        for cond, b in todo:
-            batch = batches[b]
-            pos = [pairs[i][0] for i, _ in batch]
-            neg = [pairs[i][1] for i, _ in batch]
-            bseeds = [s for _, s in batch]
-            gen = dict(seeds=bseeds, settings=settings)
-            if cond == "c":
-                audio = adapter.generate(pos, **gen).audio
-            elif cond == "c~":
+    def do(unit: tuple[str, int]) -> dict:
+        cond, b = unit
+        batch = batches[b]
+        pos = [pairs[i][0] for i, _ in batch]
+        neg = [pairs[i][1] for i, _ in batch]
+        bseeds = [s for _, s in batch]
+        gen = dict(seeds=bseeds, settings=settings)
+        if cond == "c":
+            audio = adapter.generate(pos, **gen).audio
+        elif cond == "c~":
+            audio = adapter.generate(neg, **gen).audio
+        else:
+            with patch(adapter, [int(cond.split(":")[1])], prompts=pos):
                 audio = adapter.generate(neg, **gen).audio
-            else:
-                with patch(adapter, [int(cond.split(":")[1])], prompts=pos):
-                    audio = adapter.generate(neg, **gen).audio
-            sim = [float(x) for x in np.asarray(scorer.similarity(audio, adapter.sample_rate, concept))]
-            done[(cond, b)] = sim
-            if log is not None:
-                log.append({"condition": cond, "batch": b, "pair": [i for i, _ in batch], "seed": bseeds,
-                            "sim": sim})
-            bar.update(1)
-            if on_batch is not None:
-                on_batch(len(done), len(work))
-    if processes.distributed:        # every process reads what all of them did
-        processes.wait()
-        done = finished()
-        missing = [w for w in work if w not in done]
-        if missing:
-            raise TadaError(f"localize {concept.name}: {len(missing)} batches are missing from {out} after every "
-                            f"process finished; rerun the same command to do them")
-        processes.wait()
-    if record is not None and processes.main:   # parts of a multi-process run (this one or an interrupted one)
-        index = {w: k for k, w in enumerate(work)}
-        record.merge(lambda rec: index.get((rec["condition"], int(rec["batch"]))))
+        sim = [float(x) for x in np.asarray(scorer.similarity(audio, adapter.sample_rate, concept))]
+        return {"condition": cond, "batch": b, "pair": [i for i, _ in batch], "seed": bseeds, "sim": sim}
 
-    def values(cond: str) -> np.ndarray:
-        return np.array([x for b in range(len(batches)) for x in done[(cond, b)]])
+    def reduce(done: Mapping[tuple[str, int], dict]) -> Localization:
+        def values(cond: str) -> np.ndarray:
+            return np.array([float(x) for b in range(len(batches)) for x in done[(cond, b)]["sim"]])
 
-    def mean(cond: str) -> float:
-        return float(values(cond).mean())
+        pos_v, neg_v = values("c"), values("c~")
+        sim_pos, sim_neg = float(pos_v.mean()), float(neg_v.mean())
+        gain = pos_v - neg_v  # paired: same pair, same seed
+        gain_se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else float("nan")
+        patched = {layer: float(values(f"patch:{layer}").mean()) for layer in layer_ids}
+        patched_v = np.stack([values(f"patch:{layer}") for layer in layer_ids])
+        impacts = impact(np.array([patched[layer] for layer in layer_ids]), sim_pos, sim_neg)
 
-    sim_pos, sim_neg = mean("c"), mean("c~")
-    gain = values("c") - values("c~")  # paired: same pair, same seed
-    gain_se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else float("nan")
-    patched = {layer: mean(f"patch:{layer}") for layer in layer_ids}
-    impacts = impact(np.array([patched[layer] for layer in layer_ids]), sim_pos, sim_neg)
-    pos_v, neg_v = values("c"), values("c~")
-    patched_v = np.stack([values(f"patch:{layer}") for layer in layer_ids])
+        def resampled(rows: np.ndarray) -> np.ndarray:   # Eq. 9 on a bootstrap draw of the pairs (paired conditions)
+            return impact(patched_v[:, rows].mean(1), float(pos_v[rows].mean()), float(neg_v[rows].mean()))
 
-    def resampled(rows: np.ndarray) -> np.ndarray:   # Eq. 9 on a bootstrap draw of the pairs (paired conditions)
-        return impact(patched_v[:, rows].mean(1), float(pos_v[rows].mean()), float(neg_v[rows].mean()))
+        intervals = bootstrap_intervals(resampled, [i for i, _ in items])
+        return Localization(concept=concept.name, model=adapter.name, scorer=scorer.name, layers=layer_ids,
+                            n=len(items), sim_pos=sim_pos, sim_neg=sim_neg, sim_patched=patched,
+                            impact={layer: float(v) for layer, v in zip(layer_ids, impacts)}, gain_se=gain_se,
+                            impact_ci={layer: (float(lo), float(hi)) for layer, (lo, hi) in zip(layer_ids, intervals)})
 
-    intervals = bootstrap_intervals(resampled, [i for i, _ in items])
-    result = Localization(concept=concept.name, model=adapter.name, scorer=scorer_name, layers=layer_ids,
-                          n=len(items), sim_pos=sim_pos, sim_neg=sim_neg, sim_patched=patched,
-                          impact={layer: float(v) for layer, v in zip(layer_ids, impacts)}, gain_se=gain_se,
-                          impact_ci={layer: (float(lo), float(hi)) for layer, (lo, hi) in zip(layer_ids, intervals)})
-    if out is not None and processes.main:
-        _write_outputs(Path(out), result, batches, done, pairs)
-    processes.wait()
-    return result
+    work = [(cond, b) for cond in _conditions(layer_ids) for b in range(len(batches))]
+    job = Job(name=f"localize {concept.name}", spec=spec, stages=[Stage(work, do)], reduce=reduce, key=_batch_of,
+              write=lambda folder, result, done: _write_outputs(folder, result, batches, done, pairs), unit="batch",
+              what="sweep", spec_file=SWEEP_FILE, journal_file=SCORES_FILE)
+    return run(job, out, processes=processes, progress=progress, on_unit=on_batch)
+
+
+def _batch_of(record: Mapping) -> tuple[str, int]:
+    """The (condition, batch) a journal record is of (its ``sim`` must be a list of numbers)."""
+    for x in record["sim"]:
+        float(x)
+    return record["condition"], int(record["batch"])
 
 
 def _write_outputs(folder: Path, result: Localization, batches, done, pairs) -> None:
@@ -272,8 +236,8 @@ def _write_outputs(folder: Path, result: Localization, batches, done, pairs) -> 
         for cond in _conditions(result.layers):
             layer = cond.split(":")[1] if cond.startswith("patch:") else ""
             for b, batch in enumerate(batches):
-                for (i, s), sim in zip(batch, done[(cond, b)]):
-                    w.writerow([cond, layer, i, s, pairs[i][0], pairs[i][1], f"{sim:.6g}"])
+                for (i, s), sim in zip(batch, done[(cond, b)]["sim"]):
+                    w.writerow([cond, layer, i, s, pairs[i][0], pairs[i][1], f"{float(sim):.6g}"])
 
 
 def read_localization(folder: str | Path) -> Localization:

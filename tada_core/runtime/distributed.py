@@ -6,8 +6,8 @@ accelerate's own launcher, one process per GPU (or several CPU processes)::
     accelerate launch --multi_gpu --num_processes 4 -m tada_core.cli localize --concept tempo --out runs/loc
 
 accelerate (through torchrun) starts the processes and owns the process group: NCCL on GPUs,
-gloo on CPU. This module only says which units of a job are whose: :meth:`Processes.share`
-deals the units still to do round-robin, each process appends its finished units to its own
+gloo on CPU. This module only says which units of a job are whose (:func:`tada_core.runtime.jobs.run`
+uses it for every resumable job): :meth:`Processes.share` deals the units still to do round-robin, each process appends its finished units to its own
 journal in the job's :class:`~tada_core.runtime.io.ResumableFolder` (``<journal>.part<rank>.jsonl``),
 and after a barrier the main process merges the parts into the journal, in the job's own
 order, and writes the results. The units and their batches are the single-process run's, so

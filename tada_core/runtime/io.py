@@ -6,7 +6,7 @@
 * :func:`read_json`, :func:`read_tensors`: read with one-line :class:`TadaError` messages
   for a missing, truncated or corrupted file.
 * :class:`ResumableFolder`: the folder of a long job (a localization sweep, an activation
-  cache, a benchmark): its ``spec`` is written once and must match on resume (the
+  cache, a benchmark; :mod:`tada_core.runtime.jobs` runs them on it): its ``spec`` is written once and must match on resume (the
   differing keys are named otherwise), and finished work is appended to a journal, one
   JSON line per record, fsynced; a line cut short by a crash is ignored and redone. In a
   multi-process run (:mod:`tada_core.runtime.distributed`) each process appends to its own part of

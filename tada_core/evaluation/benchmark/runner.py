@@ -27,17 +27,17 @@ its distance to the strength-0 clip and its quality. The sweeps are then reduced
   "a slow ..." prompts of the same bases and seeds), averaged over concepts: 0.5 means steering
   this concept moved another one half as far as asking for it in the prompt would.
 
-The output folder is resumable like ``tada localize``: ``spec.json`` (what is computed),
-``clips.jsonl`` (one fsynced record per finished call), and on completion ``result.json``,
-``table.md`` / ``table.csv`` and ``curves.png``. Under ``accelerate launch`` (``processes``,
-:mod:`tada_core.runtime.distributed`) each phase's calls (quality reference, calibration, prompt gaps,
-sweeps) are dealt across the processes, which meet after each phase; method setups that fit
-something run on the main process first and are read from the folder by the others.
+The run is a :mod:`tada_core.runtime.jobs` job whose units are the calls, so the output folder is
+resumable like ``tada localize``: ``spec.json`` (what is computed), ``clips.jsonl`` (one fsynced
+record per finished call), and on completion ``result.json``, ``table.md`` / ``table.csv`` and
+``curves.png``. Its stages are the phases (quality reference, calibration, prompt gaps, sweeps):
+under ``accelerate launch`` (``processes``, :mod:`tada_core.runtime.distributed`) each stage's calls
+are dealt across the processes, which meet after each stage; method setups that fit something run on
+the main process first and are read from the folder by the others.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import math
@@ -48,9 +48,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from tada_core.concepts import Concept, ConceptSet
-from tada_core.runtime.distributed import Processes, require_folder
+from tada_core.runtime.distributed import Processes
 from tada_core.errors import TadaError
-from tada_core.runtime.io import ResumableFolder, atomic_write_text, write_json
+from tada_core.runtime.io import atomic_write_text, write_json
+from tada_core.runtime.jobs import Job, Stage, run
+from tada_core.adapters.settings import GenerationSettings
 from tada_core.evaluation.scoring import Scorer
 from tada_core.evaluation.benchmark import protocol
 from tada_core.evaluation.benchmark.distance import Distance
@@ -85,6 +87,19 @@ class MethodResult:
     curves: dict[str, dict[str, list[float]]] = dataclasses.field(default_factory=dict)  # truncated, per direction
     vs_reference: list[float] = dataclasses.field(default_factory=list)  # AUC avg - CAA(F)'s: [diff, lo, hi]
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MethodResult":
+        """One method of :meth:`BenchmarkResult.from_dict`."""
+        d = _fields(cls, data, "method result")
+        numbers = ("grid", "auc", "auc_ci", "nauc", "smoothness", "smoothness_ci", "quality", "leakage",
+                   "leakage_by_concept", "curves", "vs_reference")
+        d.update({k: _floats(d[k]) for k in numbers if k in d})
+        if d.get("layers") is not None:
+            d["layers"] = [int(x) for x in d["layers"]]
+        if "kept" in d:
+            d["kept"] = {k: int(v) for k, v in d["kept"].items()}
+        return cls(**d)
+
 
 @dataclasses.dataclass
 class BenchmarkResult:
@@ -103,7 +118,24 @@ class BenchmarkResult:
     compute_s: float = float("nan")   # seconds of generation and scoring, summed over the calls (resumes included)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON (``result.json``): NaN is null, keys are strings."""
         return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BenchmarkResult":
+        """The result :meth:`to_dict` gave (``from_dict(r.to_dict()) == r``); null numbers are NaN again, and a
+        key that is not a field is refused by name."""
+        d = _fields(cls, data, "benchmark result")
+        d.update({k: _floats(d[k]) for k in ("p_max", "gap", "other_gaps", "compute_s") if k in d})
+        d.update(n_items=int(d["n_items"]), functional=[int(x) for x in d["functional"]],
+                 methods=[MethodResult.from_dict(m) for m in d["methods"]])
+        return cls(**d)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when their JSON is (so a NaN, which JSON keeps as null, equals a NaN)."""
+        if not isinstance(other, BenchmarkResult):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
 
     def table_rows(self) -> list[list[str]]:
         rows = []
@@ -130,6 +162,31 @@ def _f(x: float) -> str:
     if x is None or not math.isfinite(x):
         return "-"
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3f}"
+
+
+def _fields(cls, data: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``data`` as keyword arguments of dataclass ``cls``: a key that is not a field, or a missing field without
+    a default, is refused by name."""
+    fields = dataclasses.fields(cls)
+    unknown = sorted(set(data) - {f.name for f in fields})
+    missing = [f.name for f in fields if f.name not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if unknown or missing:
+        raise TadaError(f"not a {what}: " + "; ".join(
+            (([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else [])))
+            + f" (the keys are {', '.join(f.name for f in fields)})")
+    return dict(data)
+
+
+def _floats(x: Any) -> Any:
+    """JSON numbers as floats, null as NaN, through lists and dicts (the inverse of :func:`_jsonable` on numbers)."""
+    if x is None:
+        return math.nan
+    if isinstance(x, dict):
+        return {k: _floats(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_floats(v) for v in x]
+    return float(x)
 
 
 def _jsonable(x: Any) -> Any:
@@ -202,166 +259,187 @@ def write_tables(results: Sequence[BenchmarkResult], out: str | Path, title: str
 # --------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------
-def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: ConceptSet, methods: Sequence[str],
-                  distance: Distance, quality: Quality, functional: Sequence[int], seeds: Sequence[int] = (300,),
-                  bases: Sequence[str] | None = None, strengths: int = protocol.GRID_POINTS,
-                  specificity: Sequence[Concept] = (), reference_seeds: Sequence[int] = tuple(range(10_000, 10_064)),
-                  vectors: str = "vectors/{model}-{concept}-{kind}", fit_seeds: Sequence[int] = (0, 1, 2, 3),
-                  settings=None, calibrate: bool = True, vector_renorm: bool = True,
-                  out: str | Path | None = None, progress: bool = True,
-                  on_unit: Callable[[int, int], None] | None = None,
-                  processes: Processes | None = None) -> BenchmarkResult:
-    """Run the benchmark for one concept (see the module docstring); ``methods`` are keys of :data:`METHODS`.
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """What a benchmark run computes besides the model, the concept and the scorer (see the module docstring).
 
-    ``vector_renorm``: CAA and SAE vectors steer with ReNorm (Eq. 3, the paper's benchmark setting) or
-    without it (``False``: ``h + alpha v``, as a vector with ``renorm: false`` was validated).
-    ``processes``: this process's share of a multi-process run (needs ``out``); every process returns
-    the result, the main one writes the files.
+    ``concepts``: the model's concept set (its base prompts and neutral template); ``methods``: keys of
+    :data:`~tada_core.evaluation.benchmark.methods.METHODS` (PCI always runs: P_max comes from it);
+    ``functional``: the concept's functional layers ([]: the localized variants are n/a); ``seeds``:
+    held-out seeds per base prompt, never among ``fit_seeds`` (the seeds methods fit directions on);
+    ``bases``: base prompts (default the concept set's); ``strengths`` per direction; ``specificity``:
+    other concepts measured on every clip for leakage; ``reference_seeds``: the unsteered clips a quality
+    measure with a reference is fitted on; ``vectors``: folder template of the CAA / SAE vectors;
+    ``settings``: generation settings (``batch_size``: clips per call); ``calibrate``: calibrate every
+    method's range on fitting seeds (False: nominal ranges); ``vector_renorm``: CAA and SAE vectors steer
+    with ReNorm (Eq. 3, the paper's benchmark setting) or without it (``h + alpha v``, as a vector with
+    ``renorm: false`` was validated).
     """
-    from tqdm.auto import tqdm
 
-    processes = processes or Processes()
-    require_folder(processes, out, f"benchmark {concept.name}")
-    keys = list(dict.fromkeys(list(REQUIRED) + [str(m) for m in methods]))
-    built = [make_method(k, vector_renorm=vector_renorm) for k in keys]   # unknown keys fail here, before any work
-    if isinstance(strengths, bool) or not isinstance(strengths, int) or strengths < 1:
-        raise TadaError(f"strengths per direction must be an integer >= 1; got {strengths!r}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise TadaError("seeds is empty; give at least one seed")
-    overlap = sorted(set(seeds) & set(int(s) for s in fit_seeds))
-    if overlap:
-        raise TadaError(f"benchmark seeds {overlap} are also fitting seeds; use held-out seeds")
+    concepts: ConceptSet
+    methods: Sequence[str]
+    distance: Distance
+    quality: Quality
+    functional: Sequence[int]
+    seeds: Sequence[int] = (300,)
+    bases: Sequence[str] | None = None
+    strengths: int = protocol.GRID_POINTS
+    specificity: Sequence[Concept] = ()
+    reference_seeds: Sequence[int] = tuple(range(10_000, 10_064))
+    vectors: str = "vectors/{model}-{concept}-{kind}"
+    fit_seeds: Sequence[int] = (0, 1, 2, 3)
+    settings: GenerationSettings | None = None
+    calibrate: bool = True
+    vector_renorm: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.strengths, bool) or not isinstance(self.strengths, int) or self.strengths < 1:
+            raise TadaError(f"strengths per direction must be an integer >= 1; got {self.strengths!r}")
+        for name in ("seeds", "fit_seeds", "reference_seeds"):
+            object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
+        object.__setattr__(self, "methods", tuple(str(m) for m in self.methods))
+        object.__setattr__(self, "functional", tuple(sorted(int(x) for x in self.functional)))
+        object.__setattr__(self, "specificity", tuple(self.specificity))
+        if self.bases is not None:
+            object.__setattr__(self, "bases", tuple(self.bases))
+        if not self.seeds:
+            raise TadaError("seeds is empty; give at least one seed")
+        overlap = sorted(set(self.seeds) & set(self.fit_seeds))
+        if overlap:
+            raise TadaError(f"benchmark seeds {overlap} are also fitting seeds; use held-out seeds")
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What the reduction needs besides the records: the methods that ran, their strengths, the calls' layout."""
+
+    concept: Concept
+    scorer: Scorer
+    model: str
+    distance: str                     # labels
+    quality: str
+    keys: list[str]                   # every requested method, in order
+    functional: list[int]
+    others: list[Concept]             # the leakage concepts
+    n_chunks: int
+    n_items: int
+    ready: dict[str, Method] = dataclasses.field(default_factory=dict)
+    reasons: dict[str, str] = dataclasses.field(default_factory=dict)       # why a method is unavailable
+    grids: dict[tuple[str, int], list[float]] = dataclasses.field(default_factory=dict)
+
+
+def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkConfig | None = None, *,
+                  out: str | Path | None = None, progress: bool = True,
+                  on_unit: Callable[[int, int], None] | None = None, processes: Processes | None = None,
+                  **fields: Any) -> BenchmarkResult:
+    """Run the benchmark for one concept (see the module docstring), a resumable :mod:`tada_core.runtime.jobs` job.
+
+    ``config``: what is computed (:class:`BenchmarkConfig`); its fields may also be given one by one
+    (``methods=[...]``), alone or to override ``config``'s. ``out``: the resumable folder.
+    ``on_unit(done, total)``: called before the first call and after each one; an exception it raises
+    stops the run (the calls in ``out`` are kept for a rerun). ``processes``: this process's share of a
+    multi-process run (needs ``out``); every process returns the result, the main one writes the files.
+    """
+    config = _config(config, fields)
+    keys = list(dict.fromkeys(list(REQUIRED) + list(config.methods)))
+    built = [make_method(k, vector_renorm=config.vector_renorm) for k in keys]   # unknown keys fail before any work
     scorer.check(concept)
-    for c in specificity:
+    for c in config.specificity:
         scorer.check(c)
-    settings = adapter.resolve_settings(settings)
-    base_list = list(bases) if bases is not None else list(concepts.bases)
+    settings = adapter.resolve_settings(config.settings)
+    base_list = list(config.bases) if config.bases is not None else list(config.concepts.bases)
     if not base_list:
         raise TadaError("no base prompts to benchmark with")
-    items = [(concepts.neutral.format(base=b), concept.positive.format(base=b), concept.negative.format(base=b))
-             for b in base_list] if not concept.prompt_pairs else None
-    if items is None:
+    if concept.prompt_pairs:
         raise TadaError(f"concept {concept.name!r} is made of explicit prompt pairs; the benchmark needs templates")
-    functional = sorted(int(x) for x in functional)
+    items = [(config.concepts.neutral.format(base=b), concept.positive.format(base=b),
+              concept.negative.format(base=b)) for b in base_list]
+    functional = list(config.functional)
     if functional:                      # [] is allowed: no functional layer (the localized variants are n/a)
         adapter.resolve_layers(functional)
     ctx = Context(adapter=adapter, concept=concept, items=items, functional=functional, settings=settings,
-                  vectors=vectors, fit_seeds=tuple(int(s) for s in fit_seeds),
-                  cache=Path(out) if out is not None else None)
-    others = [c for c in specificity if c.name != concept.name]
+                  vectors=config.vectors, fit_seeds=config.fit_seeds, cache=Path(out) if out is not None else None)
+    others = [c for c in config.specificity if c.name != concept.name]
     measured = [concept] + others
-    pairs = [(b, s) for b in range(len(items)) for s in seeds]
+    strengths, quality, distance = config.strengths, config.quality, config.distance
+    pairs = [(b, s) for b in range(len(items)) for s in config.seeds]
     per_call = max(1, settings.batch_size // (strengths + 1))
     chunks = [pairs[k:k + per_call] for k in range(0, len(pairs), per_call)]
-    ref_seeds = [int(s) for s in reference_seeds] if quality.needs_reference else []
+    ref_seeds = list(config.reference_seeds) if quality.needs_reference else []
     ref_items = [(k % len(items), s) for k, s in enumerate(ref_seeds)]
     ref_chunks = [ref_items[k:k + settings.batch_size] for k in range(0, len(ref_items), settings.batch_size)]
+    probe = [(b, ctx.fit_seeds[0]) for b in range(min(CAL_ITEMS, len(items)))] if config.calibrate else []
     spec = {"model": adapter.name, "weights": adapter.weights_fingerprint(), **adapter.options(),
-            "concept": concept.to_dict(), "methods": keys, "bases": base_list, "seeds": seeds, "strengths_per_direction": strengths,
-            "functional": functional, "scorer": scorer.name, "distance": distance.name, "quality": quality.name,
-            "specificity": [c.name for c in others], "reference_seeds": ref_seeds, "fit_seeds": list(ctx.fit_seeds),
-            "vectors": vectors, "calibration": {"factors": list(CAL_FACTORS), "target": CAL_TARGET,
-                                                "items": CAL_ITEMS} if calibrate else None,
-            **settings.to_dict()}
-    if not vector_renorm:               # recorded only when off, so folders made before the option still resume
+            "concept": concept.to_dict(), "methods": keys, "bases": base_list, "seeds": list(config.seeds),
+            "strengths_per_direction": strengths, "functional": functional, "scorer": scorer.name,
+            "distance": distance.name, "quality": quality.name, "specificity": [c.name for c in others],
+            "reference_seeds": ref_seeds, "fit_seeds": list(ctx.fit_seeds), "vectors": config.vectors,
+            "calibration": {"factors": list(CAL_FACTORS), "target": CAL_TARGET, "items": CAL_ITEMS}
+            if config.calibrate else None, **settings.to_dict()}
+    if not config.vector_renorm:        # recorded only when off, so folders made before the option still resume
         spec["vector_renorm"] = False
-    folder = ResumableFolder(out, spec, spec_file=SPEC_FILE, journal_file=CLIPS_FILE, what="benchmark",
-                             processes=processes) if out is not None else None
-    done: dict[tuple, dict] = {}
+    plan = _Plan(concept=concept, scorer=scorer, model=adapter.name, distance=distance.label, quality=quality.label,
+                 keys=keys, functional=functional, others=others, n_chunks=len(chunks), n_items=len(pairs))
 
-    def read_done() -> None:
-        for rec in folder.records() if folder is not None else []:
+    def stages() -> list[Stage]:
+        """Set the methods up (directions, ranges; an unavailable one is reported with its reason), then the
+        calls. Runs once the folder's spec is checked, main process first: what a method fits is cached in
+        the folder, and the other processes read it from there."""
+        for m in built:
             try:
-                done[tuple(rec["unit"])] = rec
-            except (KeyError, TypeError):
-                continue
+                m.setup(ctx)
+                plan.ready[m.key] = m
+            except MethodUnavailable as e:
+                plan.reasons[m.key] = str(e)
+        if "pci" not in plan.ready:
+            raise TadaError(f"P_max needs the PCI baseline, which cannot run: {plan.reasons.get('pci')}")
+        calibrated = ["pci"] + [k for k, m in plan.ready.items() if m.grid_kind == "linear"] \
+            if config.calibrate else []
+        return [Stage([("ref", 0, k) for k in range(len(ref_chunks))], reference),
+                Stage([("cal", k, d) for k in calibrated for d in (1, -1)], calibration, before=fit_quality),
+                Stage([("gap", c.name, k) for c in others for k in range(len(chunks))], prompt_gap,
+                      before=set_grids),
+                Stage([(k, d, c) for k in plan.ready for d in (1, -1) for c in range(len(chunks))], sweep)]
 
-    read_done()
-
-    # methods: set up (directions, ranges); unavailable ones are reported with their reason. In a
-    # multi-process run the main process sets up first (what it fits is cached in the folder).
-    ready: dict[str, Method] = {}
-    reasons: dict[str, str] = {}
-    if not processes.main:
-        processes.wait()
-    for m in built:
-        try:
-            m.setup(ctx)
-            ready[m.key] = m
-        except MethodUnavailable as e:
-            reasons[m.key] = str(e)
-    if processes.main:
-        processes.wait()
-    if "pci" not in ready:
-        raise TadaError(f"P_max needs the PCI baseline, which cannot run: {reasons.get('pci')}")
-    probe = [(b, int(ctx.fit_seeds[0])) for b in range(min(CAL_ITEMS, len(items)))] if calibrate else []
-    cal_keys = [k for k, m in ready.items() if m.grid_kind == "linear"] if calibrate else []
-    work = [("ref", 0, k) for k in range(len(ref_chunks))]
-    work += [("cal", k, d) for k in (["pci"] + cal_keys if calibrate else []) for d in (1, -1)]
-    work += [("gap", c.name, k) for c in others for k in range(len(chunks))]
-    work += [(k, d, c) for k in ready for d in (1, -1) for c in range(len(chunks))]
-    todo = [w for w in work if w not in done]
-    bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=f"benchmark {concept.name}{processes.label()}",
-               unit="call", disable=not progress or not processes.main)
-    grids: dict[tuple[str, int], list[float]] = {}
-
-    def phase(kind) -> list:
-        """This process's share of a phase's calls still to do."""
-        return processes.share([w for w in todo if kind(w[0])])
-
-    def meet() -> None:
-        """After a phase: every process reads what all of them did."""
-        if processes.distributed:
-            processes.wait()
-            read_done()
-            processes.wait()
-            bar.n = len(done)
-            bar.refresh()
-    with contextlib.ExitStack() as stack:
-        log = stack.enter_context(folder.journal()) if folder is not None else None
-        stack.callback(bar.close)
-        if on_unit is not None:
-            on_unit(len(work) - len(todo), len(work))
-
-        def steered(method: Method, chunk, alphas: list[float]):
-            b_idx = [b for b, _ in chunk for _ in alphas]
-            with method.apply(ctx, b_idx, [a for _ in chunk for a in alphas]):
-                audio = adapter.generate(method.prompts(ctx, b_idx), seeds=[s for _, s in chunk for _ in alphas],
-                                         settings=settings).audio
-            shaped = audio.reshape(len(chunk), len(alphas), *audio.shape[1:])
-            return audio, distance(audio, shaped[:, :1].expand_as(shaped).reshape(audio.shape), adapter.sample_rate)
-
-        # 1. the quality reference must exist before any steered clip is rated
-        for unit in phase(lambda k: k == "ref"):
-            chunk = ref_chunks[unit[2]]
-            started = time.perf_counter()
-            audio = adapter.generate([items[b][0] for b, _ in chunk], seeds=[s for _, s in chunk],
+    def steered(method: Method, chunk, alphas: list[float]):
+        b_idx = [b for b, _ in chunk for _ in alphas]
+        with method.apply(ctx, b_idx, [a for _ in chunk for a in alphas]):
+            audio = adapter.generate(method.prompts(ctx, b_idx), seeds=[s for _, s in chunk for _ in alphas],
                                      settings=settings).audio
-            rec = {"unit": list(unit), "emb": logmel_stats(audio, adapter.sample_rate).tolist(),
-                   "seconds": round(time.perf_counter() - started, 3)}
-            _save(rec, done, log, bar, on_unit, len(work))
-        meet()
+        shaped = audio.reshape(len(chunk), len(alphas), *audio.shape[1:])
+        return audio, distance(audio, shaped[:, :1].expand_as(shaped).reshape(audio.shape), adapter.sample_rate)
+
+    # 1. the quality reference must exist before any steered clip is rated
+    def reference(unit) -> dict:
+        chunk = ref_chunks[unit[2]]
+        started = time.perf_counter()
+        audio = adapter.generate([items[b][0] for b, _ in chunk], seeds=[s for _, s in chunk],
+                                 settings=settings).audio
+        return {"unit": list(unit), "emb": logmel_stats(audio, adapter.sample_rate).tolist(),
+                "seconds": _since(started)}
+
+    def fit_quality(done) -> None:
         if ref_chunks:
-            quality.fit_embeddings(np.concatenate([np.asarray(done[w]["emb"]) for w in work if w[0] == "ref"]))
-        # 2. ranges: each method's largest strength is where its distance first reaches CAL_TARGET x the full
-        #    prompt swap's, probed on fitting seeds (never the benchmark's)
-        for unit in phase(lambda k: k == "cal"):
-            _, key, d = unit
-            method = ready[key]
-            started = time.perf_counter()
-            probes = [0.0, d * float(ctx.settings.steps)] if key == "pci" else \
-                [0.0] + [d * float(f"{method.max_strength * f:.6g}") for f in CAL_FACTORS]
-            _, dist = steered(method, probe, probes)
-            rec = {"unit": list(unit), "alphas": probes,
-                   "distance": dist.reshape(len(probe), len(probes)).mean(0).tolist(),
-                   "seconds": round(time.perf_counter() - started, 3)}
-            _save(rec, done, log, bar, on_unit, len(work))
-        meet()
-        for key, method in ready.items():
+            quality.fit_embeddings(np.concatenate([np.asarray(done[("ref", 0, k)]["emb"])
+                                                   for k in range(len(ref_chunks))]))
+
+    # 2. ranges: each method's largest strength is where its distance first reaches CAL_TARGET x the full
+    #    prompt swap's, probed on fitting seeds (never the benchmark's)
+    def calibration(unit) -> dict:
+        _, key, d = unit
+        method = plan.ready[key]
+        started = time.perf_counter()
+        probes = [0.0, d * float(ctx.settings.steps)] if key == "pci" else \
+            [0.0] + [d * float(f"{method.max_strength * f:.6g}") for f in CAL_FACTORS]
+        _, dist = steered(method, probe, probes)
+        return {"unit": list(unit), "alphas": probes,
+                "distance": dist.reshape(len(probe), len(probes)).mean(0).tolist(), "seconds": _since(started)}
+
+    def set_grids(done) -> None:
+        for key, method in plan.ready.items():
             for d in (1, -1):
                 top = None
-                if key in cal_keys:
+                if config.calibrate and method.grid_kind == "linear":
                     swap = done[("cal", "pci", d)]["distance"][-1]
                     cal = done[("cal", key, d)]
                     reach = [abs(a) for a, x in zip(cal["alphas"][1:], cal["distance"][1:]) if x >= CAL_TARGET * swap]
@@ -370,64 +448,60 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, *, concepts: Concep
                 if not grid or not all(math.isfinite(a) and a > 0 for a in grid):
                     raise TadaError(f"method {key}: its strengths {grid} are not positive finite numbers; "
                                     f"check its range (max_strength {method.max_strength!r})")
-                grids[(key, d)] = [d * a for a in grid]
+                plan.grids[(key, d)] = [d * a for a in grid]
         # a folder whose sweeps used other strengths (a method's range changed) is refused before any new work
-        for w in done:
-            if w[0] in ready and done[w].get("alphas") != [0.0] + grids[(w[0], w[1])]:
-                raise TadaError(f"{folder.folder if folder else 'this run'}: the strengths of {w[0]} in the folder "
-                                f"differ from this run's (the method's range changed); use another output folder")
-        # 3. the other concepts' own prompt gaps: their positive and negative prompts on the same items
-        for unit in phase(lambda k: k == "gap"):
-            _, name, c = unit
-            other = next(o for o in others if o.name == name)
-            chunk = chunks[c]
-            started = time.perf_counter()
-            prompts = [t.format(base=base_list[b]) for t in (other.positive, other.negative) for b, _ in chunk]
-            audio = adapter.generate(prompts, seeds=[s for _ in range(2) for _, s in chunk], settings=settings).audio
-            m = np.asarray(scorer.measure(audio, adapter.sample_rate, other), dtype=float)
-            rec = {"unit": list(unit), "pos": m[:len(chunk)].tolist(), "neg": m[len(chunk):].tolist(),
-                   "seconds": round(time.perf_counter() - started, 3)}
-            _save(rec, done, log, bar, on_unit, len(work))
-        # 4. the sweeps
-        for unit in phase(lambda k: k not in ("ref", "cal", "gap")):
-            key, direction, c = unit
-            started = time.perf_counter()
-            alphas = [0.0] + grids[(key, direction)]
-            chunk = chunks[c]
-            audio, dist = steered(ready[key], chunk, alphas)
-            sr = adapter.sample_rate
-            qual = quality(audio, sr)
-            meas = {cc.name: np.asarray(scorer.measure(audio, sr, cc), dtype=float).tolist() for cc in measured}
-            rec = {"unit": list(unit), "alphas": alphas, "items": [list(x) for x in chunk],
-                   "distance": dist.tolist(), "quality": qual.tolist(), "measure": meas,
-                   "seconds": round(time.perf_counter() - started, 3)}
-            _save(rec, done, log, bar, on_unit, len(work))
-        meet()
-    missing = [w for w in work if w not in done]
-    if missing:
-        raise TadaError(f"benchmark {concept.name}: {len(missing)} calls are missing from {out} after every process "
-                        f"finished; rerun the same command to do them")
-    if folder is not None and processes.main:
-        index = {w: k for k, w in enumerate(work)}
-        folder.merge(lambda rec: index.get(tuple(rec["unit"])))
+        for w, rec in done.items():
+            if w[0] in plan.ready and rec.get("alphas") != [0.0] + plan.grids[(w[0], w[1])]:
+                raise TadaError(f"{Path(out) if out is not None else 'this run'}: the strengths of {w[0]} in the "
+                                f"folder differ from this run's (the method's range changed); use another output "
+                                f"folder")
 
-    result = _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, grids, chunks, done, ctx,
-                     others, len(pairs))
-    if out is not None and processes.main:
-        write_json(Path(out) / RESULT_FILE, result.to_dict())
-        write_tables([result], out, title=f"Steering benchmark: {concept.name} on {adapter.name}")
-        curves_png([result], Path(out) / "curves.png")
-    processes.wait()
-    return result
+    # 3. the other concepts' own prompt gaps: their positive and negative prompts on the same items
+    def prompt_gap(unit) -> dict:
+        _, name, c = unit
+        other = next(o for o in others if o.name == name)
+        chunk = chunks[c]
+        started = time.perf_counter()
+        prompts = [t.format(base=base_list[b]) for t in (other.positive, other.negative) for b, _ in chunk]
+        audio = adapter.generate(prompts, seeds=[s for _ in range(2) for _, s in chunk], settings=settings).audio
+        m = np.asarray(scorer.measure(audio, adapter.sample_rate, other), dtype=float)
+        return {"unit": list(unit), "pos": m[:len(chunk)].tolist(), "neg": m[len(chunk):].tolist(),
+                "seconds": _since(started)}
+
+    # 4. the sweeps
+    def sweep(unit) -> dict:
+        key, direction, c = unit
+        started = time.perf_counter()
+        alphas = [0.0] + plan.grids[(key, direction)]
+        chunk = chunks[c]
+        audio, dist = steered(plan.ready[key], chunk, alphas)
+        sr = adapter.sample_rate
+        qual = quality(audio, sr)
+        meas = {cc.name: np.asarray(scorer.measure(audio, sr, cc), dtype=float).tolist() for cc in measured}
+        return {"unit": list(unit), "alphas": alphas, "items": [list(x) for x in chunk], "distance": dist.tolist(),
+                "quality": qual.tolist(), "measure": meas, "seconds": _since(started)}
+
+    def write(folder: Path, result: BenchmarkResult, done) -> None:
+        write_json(folder / RESULT_FILE, result.to_dict())
+        write_tables([result], folder, title=f"Steering benchmark: {concept.name} on {adapter.name}")
+        curves_png([result], folder / "curves.png")
+
+    job = Job(name=f"benchmark {concept.name}", spec=spec, stages=stages, reduce=lambda done: _reduce(plan, done),
+              write=write, unit="call", what="benchmark", spec_file=SPEC_FILE, journal_file=CLIPS_FILE)
+    return run(job, out, processes=processes, progress=progress, on_unit=on_unit)
 
 
-def _save(rec, done, log, bar, on_unit, total) -> None:
-    done[tuple(rec["unit"])] = rec
-    if log is not None:
-        log.append(rec)
-    bar.update(1)
-    if on_unit is not None:
-        on_unit(len(done), total)
+def _config(config: BenchmarkConfig | None, fields: Mapping[str, Any]) -> BenchmarkConfig:
+    """``config`` with ``fields`` replaced, or a config of ``fields`` alone; an unknown field is refused by name."""
+    names = [f.name for f in dataclasses.fields(BenchmarkConfig)]
+    unknown = sorted(set(fields) - set(names))
+    if unknown:
+        raise TypeError(f"run_benchmark: unknown settings {unknown}; a BenchmarkConfig has {', '.join(names)}")
+    return dataclasses.replace(config, **fields) if config is not None else BenchmarkConfig(**fields)
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
 
 
 def _arrays(done, key: str, direction: int, n_chunks: int):
@@ -443,10 +517,10 @@ def _arrays(done, key: str, direction: int, n_chunks: int):
     return alphas, meas, dist, qual, groups
 
 
-def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, grids, chunks, done, ctx, others,
-            n_items) -> BenchmarkResult:
-    sign = scorer.sign(concept)
-    n_chunks = len(chunks)
+def _reduce(plan: _Plan, done: Mapping[tuple, dict]) -> BenchmarkResult:
+    """The benchmark's numbers (module docstring) from the records of every call."""
+    concept, ready, others, n_chunks = plan.concept, plan.ready, plan.others, plan.n_chunks
+    sign = plan.scorer.sign(concept)
     data = {(k, d): _arrays(done, k, d, n_chunks) for k in ready for d in (1, -1)}
 
     def sim(meas):
@@ -472,14 +546,14 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
         return protocol.ordered(alphas, delta, dist[rows].mean(0), qual[rows].mean(0))
 
     results = []
-    for k in keys:
+    for k in plan.keys:
         method = ready.get(k)
         label = method.label if method else make_method(k).label
         if method is None:
-            results.append(MethodResult(k, label, False, reasons.get(k, "")))
+            results.append(MethodResult(k, label, False, plan.reasons.get(k, "")))
             continue
         res = MethodResult(k, label, True, layers=method.layers, hyperparameters=method.hyperparameters(),
-                           grid={"pos": list(grids[(k, 1)]), "neg": list(grids[(k, -1)])})
+                           grid={"pos": list(plan.grids[(k, 1)]), "neg": list(plan.grids[(k, -1)])})
         full = {}
         for d, name in ((1, "pos"), (-1, "neg")):
             alphas, meas, dist, qual, groups = data[(k, d)]
@@ -525,11 +599,10 @@ def _reduce(adapter, concept, scorer, distance, quality, ready, reasons, keys, g
                 res.vs_reference = _paired_difference(data, res.key, reference, sim, sweeps, p_max)
     seconds = [rec.get("seconds") for rec in done.values()]
     compute = float(sum(seconds)) if all(isinstance(x, (int, float)) for x in seconds) else float("nan")
-    return BenchmarkResult(concept=concept.name, model=adapter.name, scorer=scorer.name,
-                           measure_label=scorer.label(concept), distance=distance.label, quality=quality.label,
-                           n_items=n_items, p_max=p_max, gap=gap, functional=list(ctx.functional), methods=results,
-                           other_gaps=spread,
-                           compute_s=compute)
+    return BenchmarkResult(concept=concept.name, model=plan.model, scorer=plan.scorer.name,
+                           measure_label=plan.scorer.label(concept), distance=plan.distance, quality=plan.quality,
+                           n_items=plan.n_items, p_max=p_max, gap=gap, functional=list(plan.functional),
+                           methods=results, other_gaps=spread, compute_s=compute)
 
 
 def _avg_auc(data, k, sim, sweeps, p_max, idx) -> float:
@@ -581,5 +654,5 @@ def curves_png(results: Sequence[BenchmarkResult], path: str | Path) -> Path:
                        band_label="95% interval over base prompts (shaded)")
 
 
-__all__ = ["run_benchmark", "BenchmarkResult", "MethodResult", "markdown_table", "verdicts", "write_tables",
-           "curves_png"]
+__all__ = ["run_benchmark", "BenchmarkConfig", "BenchmarkResult", "MethodResult", "markdown_table", "verdicts",
+           "write_tables", "curves_png"]
