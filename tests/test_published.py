@@ -125,3 +125,19 @@ def test_average_quality_is_the_mean_of_the_two_directions_means():
     n_pos = len(protocol.quality_grid(pos, 2.0))             # grid points from d 1 to 2: 8 of 15
     assert n_pos == 8 and protocol.quality_grid(neg, 2.0).tolist() == [10.0]
     assert protocol.average_quality(pos, neg, 2.0, 2.0) == pytest.approx((8.0 + 10.0) / 2)   # not (8*8 + 10) / 9
+
+
+def test_cli_rebuilds_the_published_tables(cli, tmp_path):
+    code, out, err = cli("benchmark", "table", "--out", tmp_path, "--all-axes")
+    assert code == 0, err
+    assert (tmp_path / "tables_lpaps.md").read_text(encoding="utf-8") == \
+        (DATA / "steer_audio_tables_lpaps.md").read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"tables_{a}.md" for a in sorted(
+        ("lpaps", "harmony", "melody", "rhythm", "ssm"))]
+    assert "luk-st/steer-audio @ e5995fd244cb" in err
+    code, out, _ = cli("benchmark", "table", "--localization")
+    assert code == 0 and out.startswith("# Layer impact I(l), averaged over concepts")
+    code, _, err = cli("benchmark", "table", "--from-published", tmp_path)
+    assert code == 2 and "source.json" in err
+    code, _, err = cli("benchmark", "--out", tmp_path / "x")
+    assert code == 2 and "give --concept" in err

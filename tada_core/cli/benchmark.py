@@ -18,8 +18,8 @@ def register_benchmark(sub) -> None:
 
     p = sub.add_parser("benchmark", help="Table 3: AUC, smoothness, quality of every steering method")
     add_model_arg(p)
-    p.add_argument("--concept", action="append", required=True,
-                   help="concept name (repeatable), or 'all' for every concept of the model")
+    p.add_argument("--concept", action="append", default=None,
+                   help="concept name (repeatable), or 'all' for every concept of the model (required)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD",
                    help=f"default all: {', '.join(METHODS)} (pci is always run: P_max comes from it)")
     p.add_argument("--seeds", type=seed_int, nargs="+", default=[300], help="held-out seeds per base prompt")
@@ -40,9 +40,22 @@ def register_benchmark(sub) -> None:
                         "with renorm false had its alpha range validated (default: ReNorm on, the paper's benchmark "
                         "setting; AUSteer keeps it either way)")
     add_scorer_arg(p)
-    p.add_argument("--out", required=True, help="output folder (one subfolder per concept; resumable)")
+    p.add_argument("--out", default=None, help="output folder (one subfolder per concept; resumable; required)")
     add_generation_args(p, batch_size=16)
     p.set_defaults(func=run_benchmark)
+    tables = p.add_subparsers(dest="benchmark_action", metavar="table")
+    t = tables.add_parser("table", help="Table 3, the MIR preservation tables or the layer-impact tables rebuilt "
+                                        "from the reference's published real-model measurements")
+    t.add_argument("--from-published", dest="published", default=None, metavar="DIR",
+                   help="a folder of the reference's published CSVs with its source.json (default: the copy shipped "
+                        "with tada, tada_core/data/steer_audio)")
+    t.add_argument("--axis", default="lpaps", choices=["lpaps", "harmony", "melody", "rhythm", "ssm"],
+                   help="preservation axis: lpaps (Table 3) or a MIR axis (no quality column)")
+    t.add_argument("--all-axes", action="store_true", help="every axis, one table each (with --out: tables_<axis>.md)")
+    t.add_argument("--localization", action="store_true", help="the layer-impact tables instead (I(l) averaged "
+                                                               "over concepts, per model)")
+    t.add_argument("--out", default=None, help="a folder: write tables_<axis>.md / tables_localization.md there")
+    t.set_defaults(func=run_table)
 
 
 def _functional(args, model, concept) -> list[int]:
@@ -60,7 +73,32 @@ def _functional(args, model, concept) -> list[int]:
     raise TadaError(f"no functional layers for {concept.name!r}: give --localization DIR or --functional L ...")
 
 
+def run_table(args: argparse.Namespace) -> int:
+    from tada_core.evaluation import published as pub
+
+    data = pub.read_published(args.published or pub.DEFAULT_DIR)
+    if args.out:
+        check_writable(Path(args.out) / "x.md")
+    if args.localization:
+        texts = {"localization": pub.localization_markdown(pub.localization_table(data))}
+    else:
+        axes = pub.AXES if args.all_axes else (args.axis,)
+        texts = {axis: pub.table3_markdown(pub.table3(data, axis)) for axis in axes}
+    for name, text in texts.items():
+        print(text)
+        if args.out:
+            path = Path(args.out) / f"tables_{name}.md"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            note(f"wrote {path}")
+    note(f"from {data.source.describe()}: the reference's published measurements, reduced by tada's protocol")
+    return 0
+
+
 def run_benchmark(args: argparse.Namespace) -> int:
+    if not args.concept or not args.out:
+        raise TadaError("give --concept C (repeatable, or all) and --out DIR; or `tada benchmark table` to rebuild "
+                        "the published real-model tables")
     from tada_core.evaluation.benchmark import make_distance, make_quality, run_benchmark as run, write_tables
     from tada_core.evaluation.benchmark.methods import METHODS
     from tada_core.evaluation.benchmark.runner import BenchmarkConfig, curves_png

@@ -283,8 +283,8 @@ def _section(rows: Sequence[Table3Row], with_quality: bool) -> list[str]:
     return out
 
 
-AXIS_TITLES = {"lpaps": "LPAPS", "harmony": "harmony (chroma)", "melody": "melody (pitch contour)",
-               "rhythm": "rhythm (onsets / tempogram)", "ssm": "structure (self-similarity)"}
+AXIS_TITLES = {"lpaps": "LPAPS", "harmony": "harmony (1 - chroma cosine)", "melody": "melody (1 - raw pitch accuracy)",
+               "rhythm": "rhythm (1 - beat F-measure)", "ssm": "structure (1 - chroma SSM correlation)"}
 
 
 def table3_markdown(table: Table3) -> str:
