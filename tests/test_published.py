@@ -101,7 +101,7 @@ def test_smoothness_uses_the_measured_points_only():
     assert s.delta.tolist() == [0.0, 1.0, 3.0, 3.5]          # the boundary point (d 3, 3.5) is in the AUC ...
     assert protocol.auc(s) == pytest.approx(0.5 + 2.0 + 3.25)
     assert protocol.smoothness(s) == pytest.approx(float(np.std([1 / 3, 2 / 3])))   # ... not in S (0, 1, 3 over 3)
-    assert protocol.smoothness(sweep([1], [1.0], [1.0])) == 0.0   # one gap: S = 0, as the reference
+    assert math.isnan(protocol.smoothness(sweep([1], [1.0], [1.0])))   # one gap: no spread to measure
 
 
 def test_truncation_keeps_measured_points_below_p_max_after_one_beyond():
@@ -141,3 +141,19 @@ def test_cli_rebuilds_the_published_tables(cli, tmp_path):
     assert code == 2 and "source.json" in err
     code, _, err = cli("benchmark", "--out", tmp_path / "x")
     assert code == 2 and "give --concept" in err
+
+
+def test_a_run_of_ours_is_ranked_next_to_the_published_table(published, cli):
+    from scipy.stats import spearmanr
+
+    from tada_core.evaluation.published import compare
+
+    root = Path(__file__).resolve().parents[1]
+    c = compare(published, root / "results" / "organism_benchmark_no_renorm")
+    assert [r[0] for r in c.rows][:3] == ["SAE (loc.)", "CAA (loc.)", "AUSteer (loc.)"]   # the published order
+    assert sorted(r[2] for r in c.rows) == list(range(1, 12)) and sorted(r[4] for r in c.rows) == list(range(1, 12))
+    assert c.rho == pytest.approx(spearmanr([r[1] for r in c.rows], [r[3] for r in c.rows])[0])
+    code, out, _ = cli("benchmark", "table", "--compare", root / "results" / "organism_benchmark_no_renorm")
+    assert code == 0 and "Spearman rho" in out
+    code, _, err = cli("benchmark", "table", "--compare", root / "results" / "organism_localization")
+    assert code == 2

@@ -54,6 +54,8 @@ def register_benchmark(sub) -> None:
     t.add_argument("--all-axes", action="store_true", help="every axis, one table each (with --out: tables_<axis>.md)")
     t.add_argument("--localization", action="store_true", help="the layer-impact tables instead (I(l) averaged "
                                                                "over concepts, per model)")
+    t.add_argument("--compare", default=None, metavar="RUN",
+                   help="a `tada benchmark --out` folder: its method ranking next to the published one")
     t.add_argument("--out", default=None, help="a folder: write tables_<axis>.md / tables_localization.md there")
     t.set_defaults(func=run_table)
 
@@ -79,7 +81,9 @@ def run_table(args: argparse.Namespace) -> int:
     data = pub.read_published(args.published or pub.DEFAULT_DIR)
     if args.out:
         check_writable(Path(args.out) / "x.md")
-    if args.localization:
+    if args.compare:
+        texts = {"comparison": pub.compare(data, args.compare).markdown()}
+    elif args.localization:
         texts = {"localization": pub.localization_markdown(pub.localization_table(data))}
     else:
         axes = pub.AXES if args.all_axes else (args.axis,)

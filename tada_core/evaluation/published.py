@@ -347,6 +347,64 @@ def localization_markdown(table: Mapping[str, Sequence[tuple[str, int, float]]])
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------------------------------------- side by side
+# this project's benchmark method keys -> the published cells they implement
+METHOD_CELLS = {"pci": "pci_all", "pci-f": "pci_loc", "text-emb": "textemb_all", "token-emb": "tokemb_all",
+                "freesliders": "freesliders_all", "freesliders-f": "freesliders_loc", "austeer": "austeer_all",
+                "austeer-f": "austeer_loc", "caa-all": "caa_all", "caa": "caa_loc", "sae": "sae"}
+
+
+@dataclasses.dataclass
+class Comparison:
+    """The method ranking of the published real-model Table 3 (average AUC MuQ) next to a ``tada benchmark`` run's
+    (mean nAUC over its concepts: AUC in units of the prompt gap times P_max, comparable across concepts), on the
+    methods both have; ``rho``: Spearman's rank correlation of the two orders."""
+
+    rows: list[tuple[str, float, int, float, int]]   # label, published AUC, its rank, our mean nAUC, its rank
+    rho: float
+    ours: str
+
+    def markdown(self) -> str:
+        lines = [f"| method | published AUC MuQ (ACE-Step, 9 concepts) | rank | {self.ours}: mean nAUC | rank |",
+                 "|---|---|---|---|---|"]
+        lines += [f"| {label} | {a:.3f} | {ra} | {b:.3f} | {rb} |" for label, a, ra, b, rb in self.rows]
+        return "\n".join(lines) + f"\n\nSpearman rho of the two rankings: {self.rho:.2f} over {len(self.rows)} methods.\n"
+
+
+def compare(published: Published, run: str | Path) -> Comparison:
+    """Put a ``tada benchmark --out DIR`` run (its ``table.json``) next to the published Table 3."""
+    from scipy.stats import spearmanr
+
+    path = Path(run) / "table.json" if Path(run).is_dir() else Path(run)
+    results = read_json(path)
+    if not isinstance(results, list) or not results or not all(isinstance(r, dict) and "methods" in r for r in results):
+        raise TadaError(f"{path} is not the table.json of a `tada benchmark` run")
+    ours: dict[str, list[float]] = {}
+    for r in results:
+        for m in r["methods"]:
+            v = m.get("nauc")
+            if m.get("available") and m["key"] in METHOD_CELLS and isinstance(v, (int, float)) and math.isfinite(v):
+                ours.setdefault(m["key"], []).append(float(v))
+    avg = {row.cell: row.auc["muqt"] for row in table3(published).average}
+    keys = [k for k in METHOD_CELLS if k in ours]
+    if len(keys) < 2:
+        raise TadaError(f"{path}: fewer than two methods in common with the published table")
+    theirs_v = [avg[METHOD_CELLS[k]] for k in keys]
+    ours_v = [float(np.mean(ours[k])) for k in keys]
+
+    def ranks(v: list[float]) -> list[int]:
+        order = sorted(range(len(v)), key=lambda i: -v[i])
+        out = [0] * len(v)
+        for r, i in enumerate(order, start=1):
+            out[i] = r
+        return out
+
+    ra, rb = ranks(theirs_v), ranks(ours_v)
+    rows = sorted(((CELLS[METHOD_CELLS[k]], theirs_v[i], ra[i], ours_v[i], rb[i]) for i, k in enumerate(keys)),
+                  key=lambda x: x[2])
+    return Comparison(rows, float(spearmanr(theirs_v, ours_v)[0]), ours=results[0].get("model", "ours"))
+
+
 def describe(published: Published) -> dict[str, Any]:
     """Counts and provenance, for a report header."""
     return {"source": published.source.describe(), "cells": len({k[0] for k in published.steering}),
@@ -356,4 +414,4 @@ def describe(published: Published) -> dict[str, Any]:
 
 __all__ = ["read_published", "Published", "Source", "Measurements", "table3", "Table3", "Table3Row",
            "table3_markdown", "parse_table3_markdown", "localization_table", "localization_markdown", "CELLS",
-           "CONCEPTS", "AXES", "MODELS", "DEFAULT_DIR", "describe"]
+           "CONCEPTS", "AXES", "MODELS", "DEFAULT_DIR", "describe", "compare", "Comparison", "METHOD_CELLS"]

@@ -40,6 +40,7 @@ from tada_core.runtime.io import read_json, write_json
 from tada_core.runtime.jobs import Job, Stage, run
 from tada_core.adapters.settings import GenerationSettings
 from tada_core.evaluation.stats import bootstrap_intervals
+from tada_core.evaluation.plots import heatmap_png
 
 SWEEP_FILE, SCORES_FILE, RESULT_FILE = "sweep.json", "scores.jsonl", "impact.json"
 
@@ -259,7 +260,6 @@ def write_summary(results: Iterable[Localization], out: str | Path, title: str =
     code publishes it); default: the raw values. The title says which; ``summary.json``
     always holds the raw values.
     """
-    from tada_core.evaluation.plots import heatmap_png
 
     results = list(results)
     if not results:

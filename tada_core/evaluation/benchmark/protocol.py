@@ -19,7 +19,8 @@ The rules, each checked against the reference's published Table 3 (``luk-st/stee
   int_0^{P_max} Delta a(p) dp for a sweep whose distance grows with |alpha|; a sweep that
   backtracks (d falls as |alpha| grows) loses area.
 * :func:`smoothness`: S = std of the consecutive gaps of Delta a / max(Delta a, 0), |alpha| order,
-  over the *measured* points within P_max (the interpolated boundary point is not a measurement).
+  over the *measured* points within P_max (the interpolated boundary point is not a measurement);
+  NaN below two gaps (the reference says 0 for one gap, a case its published tables never reach).
 * :func:`quality_grid`: quality at ``np.linspace(0, P_max, 15)`` of distance, interpolated over
   the direction's measured points sorted by distance (all of them, not only those below P_max);
   grid points outside the measured distances are dropped. :func:`average_quality`: the mean of
@@ -121,13 +122,15 @@ def smoothness(sweep: Sweep) -> float:
 
     Over the measured points only (a truncated sweep's interpolated boundary point is dropped), in
     |alpha| order; Delta a is divided by its largest correct-direction value (gaps that step back
-    count). NaN when no point moves in the correct direction or there is no gap; one gap is S = 0,
-    as the reference computes it.
+    count). NaN when no point moves in the correct direction, or when there are fewer than two gaps:
+    the reference code returns 0 for a single gap (the standard deviation of one number), which would
+    call a sweep whose first strength already passes P_max perfectly smooth; no cell of the published
+    tables has a single gap, so both rules give the published numbers.
     """
     sweep = sweep.measured_points()
     delta = sweep.delta
     top = float(np.max(np.clip(delta, 0, None))) if len(delta) else 0.0
-    if not np.isfinite(top) or top <= 1e-9 or len(delta) < 2:
+    if not np.isfinite(top) or top <= 1e-9 or len(delta) < 3:
         return float("nan")
     return float(np.std(np.diff(delta / top)))
 

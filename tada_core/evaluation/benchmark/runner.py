@@ -58,6 +58,8 @@ from tada_core.evaluation.benchmark import protocol
 from tada_core.evaluation.benchmark.distance import Distance
 from tada_core.evaluation.benchmark.methods import Context, Method, MethodUnavailable, make_method
 from tada_core.evaluation.benchmark.quality import Quality, logmel_stats
+from tada_core.evaluation.plots import Panel, Series, line_panels
+from tada_core.evaluation.stats import bootstrap_intervals
 
 SPEC_FILE, CLIPS_FILE, RESULT_FILE = "spec.json", "clips.jsonl", "result.json"
 REQUIRED = ("pci",)
@@ -554,12 +556,13 @@ def _reduce(plan: _Plan, done: Mapping[tuple, dict]) -> BenchmarkResult:
             continue
         res = MethodResult(k, label, True, layers=method.layers, hyperparameters=method.hyperparameters(),
                            grid={"pos": list(plan.grids[(k, 1)]), "neg": list(plan.grids[(k, -1)])})
-        full = {}
+        full, whole = {}, {}
         for d, name in ((1, "pos"), (-1, "neg")):
             alphas, meas, dist, qual, groups = data[(k, d)]
             s = sim(meas)
             rows = np.arange(len(s))
-            full[name] = protocol.truncate(sweeps(alphas, s, dist, qual, rows, d), p_max[name])
+            whole[name] = sweeps(alphas, s, dist, qual, rows, d)
+            full[name] = protocol.truncate(whole[name], p_max[name])
             res.auc[name] = protocol.auc(full[name])
             res.kept[name] = int(sum(1 for j in range(1, len(alphas)) if dist[:, j].mean() <= p_max[name]))
             res.smoothness[name] = protocol.smoothness(full[name])
@@ -570,13 +573,12 @@ def _reduce(plan: _Plan, done: Mapping[tuple, dict]) -> BenchmarkResult:
                 sw = protocol.truncate(sweeps(alphas, s, dist, qual, idx, d), p_max[name])
                 return np.array([protocol.auc(sw), protocol.smoothness(sw)])
 
-            from tada_core.evaluation.stats import bootstrap_intervals
             iv = bootstrap_intervals(stat, groups, n_boot=400)
             res.auc_ci[name], res.smoothness_ci[name] = list(iv[0]), list(iv[1])
         res.auc["avg"] = (res.auc["pos"] + res.auc["neg"]) / 2
         res.auc_ci["avg"] = _avg_ci(data, k, sim, sweeps, p_max)
         res.nauc = res.auc["avg"] / (0.5 * (p_max["pos"] + p_max["neg"]) * gap) if gap > 0 else float("nan")
-        res.quality = protocol.average_quality(full["pos"], full["neg"], p_max["pos"], p_max["neg"])
+        res.quality = protocol.average_quality(whole["pos"], whole["neg"], p_max["pos"], p_max["neg"])
         # leakage: other concepts' change at the kept (measured) strengths, in units of their prompt gaps
         by_concept = {}
         for c in others:
@@ -615,7 +617,6 @@ def _avg_auc(data, k, sim, sweeps, p_max, idx) -> float:
 
 def _avg_ci(data, k, sim, sweeps, p_max) -> list[float]:
     """95% interval of (AUC+ + AUC-)/2, both directions resampled with the same prompts."""
-    from tada_core.evaluation.stats import bootstrap_intervals
 
     groups = data[(k, 1)][4]
     return list(bootstrap_intervals(lambda idx: np.array([_avg_auc(data, k, sim, sweeps, p_max, idx)]), groups,
@@ -624,7 +625,6 @@ def _avg_ci(data, k, sim, sweeps, p_max) -> list[float]:
 
 def _paired_difference(data, k, ref, sim, sweeps, p_max) -> list[float]:
     """AUC avg of ``k`` minus that of ``ref``, and its 95% interval: the same prompts resampled for both."""
-    from tada_core.evaluation.stats import bootstrap_intervals
 
     groups = data[(k, 1)][4]
     rows = np.arange(len(groups))
@@ -640,7 +640,6 @@ def curves_png(results: Sequence[BenchmarkResult], path: str | Path) -> Path:
     """Alignment gain against preservation (p = P_max - d), one panel per concept and direction. A curve that
     holds ``delta_lo`` / ``delta_hi`` (one bound per point) is drawn with that band (``scripts/figures.py``
     adds the 95% bootstrap band over base prompts from ``clips.jsonl``)."""
-    from tada_core.evaluation.plots import Panel, Series, line_panels
 
     panels = []
     for r in results:
