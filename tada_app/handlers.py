@@ -62,6 +62,74 @@ class Handlers:
     def __init__(self, config: AppConfig | None = None, cache: ModelCache | None = None) -> None:
         self.config = config or AppConfig.from_env()
         self.cache = cache or ModelCache(self.config)
+        self._published_data = None     # the shipped published measurements: read once, never changed
+
+    # ------------------------------------------------------------------ published real-model results
+
+    def _published(self):
+        from tada_core.evaluation.published import read_published
+
+        if self._published_data is None:
+            self._published_data = read_published()
+        return self._published_data
+
+    def published_source(self) -> str:
+        """Where the published measurements come from (repository, commit, license)."""
+        return self._published().source.describe()
+
+    def published_table(self, concept: Any = "average", axis: Any = "lpaps") -> list[list]:
+        """Table 3 (``axis`` lpaps) or a MIR table for one concept or the average: [method, AUC MuQ, AUC CLAP,
+        smoothness MuQ, smoothness CLAP, quality] per method cell (None where undefined; no quality on MIR axes)."""
+        from tada_core.evaluation.published import AXES, CONCEPTS, table3
+
+        concept = checks.choice("concept", concept, ["average", *CONCEPTS])
+        axis = checks.choice("axis", axis, list(AXES))
+        t = table3(self._published(), axis, CONCEPTS)
+        rows = t.average if concept == "average" else t.rows[concept]
+
+        def r(x):
+            return None if x is None or not math.isfinite(x) else round(float(x), 3)
+
+        return [[row.label, r(row.auc["muqt"]), r(row.auc["clap"]), r(row.smoothness["muqt"]),
+                 r(row.smoothness["clap"]), r(row.quality)] for row in rows]
+
+    def published_impact(self, model: Any = "ace"):
+        """The layer-impact heatmap of one real model (concepts x cross-attention layers), from the published sweep."""
+        import numpy as np
+
+        from tada_core.evaluation.plots import heatmap_image
+        from tada_core.evaluation.published import MODELS
+
+        model = checks.choice("model", model, list(MODELS))
+        rows = [r for r in self._published().impact if r[0] == model]
+        layers = list(dict.fromkeys(f"{block}.{attn}" if any(x[4] for x in rows) else block
+                                    for _, _, _, block, attn, _ in rows))
+        concepts = sorted({r[2] for r in rows})
+        values = np.full((len(concepts), len(layers)), np.nan)
+        for _, _, concept, block, attn, value in rows:
+            key = f"{block}.{attn}" if any(x[4] for x in rows) else block
+            values[concepts.index(concept), layers.index(key)] = value
+        return heatmap_image(values, concepts, layers, title=f"{MODELS[model]}: impact I(l) per concept (published)",
+                             cell=30, x_label="cross-attention layer (the reference's block name, attention index)")
+
+    def published_curves(self, concept: Any = "piano", axis: Any = "lpaps", alignment: Any = "muqt",
+                         direction: Any = "+") -> list[list]:
+        """Alignment gain against preservation per method, one direction, truncated at P_max as the protocol
+        counts it: rows [method, distance, Delta alignment]."""
+        from tada_core.evaluation.benchmark import protocol
+        from tada_core.evaluation.published import ALIGNMENTS, AXES, CELLS, CONCEPTS
+
+        concept = checks.choice("concept", concept, list(CONCEPTS))
+        axis = checks.choice("axis", axis, list(AXES))
+        alignment = checks.choice("alignment", alignment, list(ALIGNMENTS))
+        sign = 1 if checks.choice("direction", direction, ["+", "-"]) == "+" else -1
+        data = self._published()
+        cut = data.p_max(concept, axis, sign)
+        out = []
+        for cell, label in CELLS.items():
+            sw = protocol.truncate(data.sweep(cell, concept, axis, alignment, sign), cut)
+            out += [[label, round(float(d), 4), round(float(a), 4)] for d, a in zip(sw.distance, sw.delta)]
+        return out
 
     # ------------------------------------------------------------------ shared
 

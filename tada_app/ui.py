@@ -447,6 +447,44 @@ def sae_tab(h: Handlers, shared: dict, app: gr.Blocks) -> dict:
     return {"sae": sae, "concept": concept}
 
 
+def published_tab(h: Handlers) -> None:
+    from tada_core.evaluation.published import AXES, CONCEPTS, MODELS
+
+    gr.Markdown("The TADA reference implementation's own measurements on the real models (ACE-Step, Stable Audio "
+                f"Open, AudioLDM2), published by `{h.published_source()}` and shipped with this app; every number "
+                "below is reduced from them by this project's protocol code, and Table 3 equals the paper's "
+                "published table in every printed cell. Click a column header to sort.")
+    with gr.Row():
+        concept = gr.Dropdown(["average", *CONCEPTS], value="average", label="concept")
+        axis = gr.Dropdown(list(AXES), value="lpaps", label="preservation axis (lpaps: Table 3; the others: MIR)")
+    table = gr.Dataframe(headers=["method", "AUC MuQ", "AUC CLAP", "smooth MuQ", "smooth CLAP", "quality"],
+                         value=h.published_table("average", "lpaps"), interactive=False,
+                         label="Table 3: AUC (higher is better), smoothness (lower is better), quality (Audiobox "
+                               "Aesthetics, mean of 4 axes); empty = undefined")
+    for control in (concept, axis):
+        control.change(friendly(h.published_table), [concept, axis], table, **PRIVATE)
+    with gr.Row():
+        curve_concept = gr.Dropdown(list(CONCEPTS), value="piano", label="concept")
+        alignment = gr.Radio(["muqt", "clap"], value="muqt", label="alignment (MuQ-MuLan or CLAP)")
+        direction = gr.Radio(["+", "-"], value="+", label="direction")
+    curves = gr.LinePlot(x="distance", y="Delta alignment", color="method",
+                         title="Alignment gain against distance to the unsteered clip, up to P_max",
+                         x_title="distance to the alpha-0 clip (preservation axis)", y_title="Delta alignment",
+                         tooltip=["method", "distance", "Delta alignment"], label="per method (hover for values)")
+
+    def curve_frame(c, a, al, d):
+        import pandas as pd
+
+        return pd.DataFrame(h.published_curves(c, a, al, d), columns=["method", "distance", "Delta alignment"])
+
+    for control in (curve_concept, axis, alignment, direction):
+        control.change(friendly(curve_frame), [curve_concept, axis, alignment, direction], curves, **PRIVATE)
+    model = gr.Radio(list(MODELS), value="ace", label="model (ace: ACE-Step; stableaudio; audioldm2)")
+    heat = gr.Image(value=h.published_impact("ace"), type="pil", label="layer impact per concept (published sweep)")
+    model.change(friendly(h.published_impact), model, heat, **PRIVATE)
+    return {"curves": (curve_frame, [curve_concept, axis, alignment, direction], curves)}
+
+
 def generate_tab(h: Handlers, shared: dict) -> None:
     prompt = gr.Textbox("a fast happy march with drums", label="prompt")
     go = gr.Button("Generate", variant="primary")
@@ -491,6 +529,8 @@ def build_app(default_model: str | None = None, handlers: Handlers | None = None
             sae_parts = sae_tab(h, shared, app)
         with gr.Tab("Generate"):
             generate_tab(h, shared)
+        with gr.Tab("Published results"):
+            published_parts = published_tab(h)
 
         def on_model(name):
             info = h.model_info(name)
@@ -510,6 +550,8 @@ def build_app(default_model: str | None = None, handlers: Handlers | None = None
                     [patch_parts["layers"], duration, steps, steer_parts["vector"], steer_parts["method"],
                      loc_parts["concept"], sae_parts["concept"], sae_parts["sae"]], **PRIVATE).then(
             refresh_fn, refresh_in, refresh_out, **PRIVATE)
+        fn, ins, out = published_parts["curves"]
+        app.load(friendly(fn), ins, out, **PRIVATE)
     app.handlers = h
     return app
 

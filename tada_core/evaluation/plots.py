@@ -136,9 +136,11 @@ def heatmap_figure(values: np.ndarray, row_labels: Sequence[str], col_labels: Se
         raise TadaError(f"vmin {vmin!r} must be below vmax {vmax!r}")
     n_rows, n_cols = values.shape
     label_px = 6.5 * max((len(str(r)) for r in row_labels), default=4)
+    col_px = 6.5 * max((len(str(c)) for c in col_labels), default=1)
+    vertical = col_px > 0.9 * cell          # column labels wider than a cell stand upright
     width = n_cols * cell + label_px + 150
     title = _wrap(title, width - 20, STYLE.title) if title else ""
-    fig = _figure(width, n_rows * cell + 62 + 23 * len(title.splitlines()))
+    fig = _figure(width, n_rows * cell + 62 + 23 * len(title.splitlines()) + (col_px if vertical else 0))
     ax = fig.add_subplot()
     norm = Normalize(vmin, vmax)
     cmap = _cmap()
@@ -151,7 +153,7 @@ def heatmap_figure(values: np.ndarray, row_labels: Sequence[str], col_labels: Se
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", color=ink, fontsize=size)
         else:
             ax.text(j, i, "n/a", ha="center", va="center", color="black", fontsize=size)
-    ax.set_xticks(range(n_cols), labels=[_plain(c) for c in col_labels])
+    ax.set_xticks(range(n_cols), labels=[_plain(c) for c in col_labels], rotation=90 if vertical else 0)
     ax.set_yticks(range(n_rows), labels=[_plain(r) for r in row_labels])
     ax.set_xticks(np.arange(n_cols + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(n_rows + 1) - 0.5, minor=True)
