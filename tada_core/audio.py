@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import soundfile as sf
 
 from tada_core.errors import TadaError
 
@@ -70,7 +71,6 @@ def check_wav_path(path: str | Path) -> Path:
 
 def save_wav(path: str | Path, audio: torch.Tensor | np.ndarray, sample_rate: int) -> Path:
     """Write one clip, shaped [channels, samples] or [samples], as 16-bit PCM WAV."""
-    import soundfile as sf
 
     path = check_wav_path(path)
     data = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float32)

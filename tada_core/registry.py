@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+from huggingface_hub import hf_hub_download
 
 from tada_core.adapters import ENTRIES as FAMILY_ENTRIES
 from tada_core.adapters import FAMILIES, ModelAdapter, family_of_pipeline
@@ -68,7 +69,6 @@ def _model_index(model: str, revision: str | None) -> dict[str, Any]:
         if not os.path.isfile(path):
             raise TadaError(f"{model!r} is a folder but has no model_index.json; is it a diffusers pipeline folder?")
         return read_json(path)
-    from huggingface_hub import hf_hub_download
 
     with hub_errors(model, revision, missing_file="model_index.json: it is not a diffusers pipeline",
                     offline_hint="download it on a connected machine, or pass a local pipeline folder"):

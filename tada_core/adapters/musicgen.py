@@ -40,6 +40,9 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from pathlib import Path
+import json
+import types
 
 from tada_core.errors import TadaError
 from tada_core.adapters.settings import GenerationSettings
@@ -169,9 +172,6 @@ class MusicGenAdapter(ModelAdapter):
     @classmethod
     def meta_layers(cls, config_path) -> list[CrossAttentionLayer]:
         """A transformers ``config.json``: its decoder built on the meta device."""
-        import json
-        import types
-        from pathlib import Path
 
         import transformers
 

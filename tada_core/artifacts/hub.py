@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 from tada_core.errors import TadaError
 from tada_core.runtime.io import is_repo_id, iter_files, read_json, resolve, write_json
@@ -114,8 +116,6 @@ def push(folder: str | Path, repo_id: str, *, revision: str | None = None, priva
     files = [(str(p.relative_to(folder)), p.stat().st_size) for p in iter_files(folder)]
     if dry_run:
         return files
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / folder.name

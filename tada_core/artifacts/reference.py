@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+import numpy as np
+import pickle
 
 from tada_core.adapters import FAMILIES
 from tada_core.adapters.ace_step import ACE_STEP_V1
@@ -69,7 +71,6 @@ class _RestrictedUnpickler:
 
     @classmethod
     def load(cls, path: Path) -> Any:
-        import pickle
 
         class Unpickler(pickle.Unpickler):
             def find_class(self, module, name):
@@ -137,7 +138,6 @@ def _pass_index(cfg_pass: str | int, passes: Sequence[int], per_pass: bool, name
 
 
 def _vector(value: Any, where: str) -> torch.Tensor:
-    import numpy as np
 
     if isinstance(value, (list, tuple)):
         if len(value) != 1:

@@ -16,6 +16,8 @@ import math
 import threading
 from pathlib import Path
 from typing import NamedTuple, Sequence
+from PIL import Image
+import torch
 
 import numpy as np
 
@@ -100,7 +102,6 @@ def _render(fig, dpi: float | None = None) -> np.ndarray:
 
 def to_image(fig):
     """``fig`` rendered to an RGBA Pillow image (at the figure's own ``dpi``)."""
-    from PIL import Image
 
     return Image.fromarray(_render(fig))
 
@@ -109,7 +110,6 @@ def save_png(fig, path: str | Path) -> Path:
     """Write ``fig`` to ``path`` as a PNG at ``STYLE.save_dpi``: 256 colours, no dithering (a tenth of the bytes
     of full colour, the anti-aliased edges and overlapping bands barely change), no software version in it
     (a rerun writes the same bytes)."""
-    from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,6 @@ def log_spectrograms(clips: Sequence[np.ndarray], n_fft: int = 512, floor_db: fl
     """Log-magnitude spectrograms [freq, frames] in [0, 1] of mono-mixed ``clips`` ([channels, samples] or
     [samples]), on one shared dB scale (0 dB = the loudest bin of all clips, ``floor_db`` below it = 0),
     so that differences between the clips are differences in the pictures."""
-    import torch
 
     specs = []
     for clip in clips:
@@ -233,7 +232,6 @@ def spectrogram_images(clips: Sequence[np.ndarray], sample_rate: int | None = No
     Nyquist. With ``sample_rate``: a matplotlib figure (RGBA) whose ``width`` x ``height`` pixel plot
     has axes in seconds and Hz and a colour bar in dB relative to the loudest bin of all clips (one
     scale for all of them), with a free band on top; without: the bare ``width`` x ``height`` RGB picture."""
-    from PIL import Image
 
     cmap = _cmap()
     out = []

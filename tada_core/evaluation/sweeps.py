@@ -199,7 +199,6 @@ def alpha_sweep(adapter, vector, scorer: Scorer, concept: Concept, prompts: Sequ
     is one batched call; ``settings.batch_size`` bounds the clips per call. ``distance``: the
     preservation distance (default: the benchmark's default, the multi-resolution log-mel distance).
     """
-    from tqdm.auto import tqdm
 
     prompts = check_prompts(prompts, "sweep prompts")
     alphas = sorted({check_finite("alpha", a) for a in alphas} | {0.0})

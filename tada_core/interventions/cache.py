@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
+from safetensors import safe_open
 
 from tada_core.runtime.distributed import Processes
 from tada_core.errors import TadaError, check_prompts
@@ -125,7 +126,6 @@ class ActivationCache:
 
     def shard_tensors(self, layer: int) -> Iterator[torch.Tensor]:
         """Each shard's [tokens, width] activations for ``layer``, in order."""
-        from safetensors import safe_open
 
         self._check_layer(layer)
         for s in self.shards:

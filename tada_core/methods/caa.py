@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from tada_core.runtime.distributed import Processes
 from tada_core.errors import TadaError, check_prompts
@@ -57,7 +58,6 @@ def record_pairs(adapter, positive: Sequence[str], negative: Sequence[str], *, l
     run (:func:`tada_core.runtime.distributed.launched`) deals the batches across processes and
     gathers them back in order, so every process returns what one process would.
     """
-    from tqdm.auto import tqdm
 
     pos = check_prompts(positive, "positive prompts")
     neg = check_prompts(negative, "negative prompts")

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from tada_core.errors import TadaError, check_finite
 from tada_core.artifacts.vectors import STRATEGIES, SteeringVector
@@ -42,7 +43,6 @@ def diffmean(adapter, positive: Sequence[str], negative: Sequence[str], *, conce
     relative to the residual norm, until :func:`choose_layer` picks one by its effect) or
     ``"all-to-all"``.
     """
-    from tqdm.auto import tqdm
 
     if strategy not in STRATEGIES:
         raise TadaError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
@@ -160,7 +160,6 @@ def layer_scan(adapter, vector: SteeringVector, measure: Measure, prompts: Seque
 
     One batched call per source layer holds every prompt x seed at -lam, 0 and +lam.
     """
-    from tqdm.auto import tqdm
 
     lam = abs(check_finite("lambda", lam))
     if lam == 0:

@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from tada_core.artifacts.sae import SaeConfig, TopKSAE
 from tada_core.errors import TadaError
@@ -68,7 +69,6 @@ def train_sae(batches: Callable[[], Iterable[Tensor]], cfg: SaeConfig, *, epochs
     whole batch's variance, summed over the shares) and firing statistics are shared, so each
     step is the single-process step up to float rounding; every process returns the SAE.
     """
-    from tqdm.auto import tqdm
 
     cfg.check()
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:

@@ -11,6 +11,7 @@ piano" ...), labelled by the timbre classifier (chance 25%).
 """
 
 from __future__ import annotations
+from tqdm.auto import tqdm
 
 import numpy as np
 
@@ -40,7 +41,6 @@ def seen_in_training(prompts: list[str], n: int = 100_000, seed: int = 12345) ->
 def evaluate(model, scorer: OrganismScorer, seeds: tuple[int, ...] = SEEDS,
              settings: GenerationSettings | None = None, progress: bool = True) -> dict:
     """Accuracy per concept with its 95% interval; see the module docstring."""
-    from tqdm.auto import tqdm
 
     settings = model.resolve_settings(settings or GenerationSettings(batch_size=32))
     concepts = ORGANISM_CONCEPT_SET

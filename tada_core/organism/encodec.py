@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from tada_core.organism import codec
 from tada_core.organism.codec import HOP, N_CHANNELS, OUTPUT_GAIN, SR
@@ -103,7 +104,6 @@ def fit_codebooks(amps: np.ndarray, codebooks: int = CODEBOOKS, size: int = CODE
     """Residual vector quantization fitted by k-means on the frames of ``amps`` ``[clips, N_CHANNELS, frames]``:
     codebook ``q`` clusters what codebooks ``0..q-1`` leave. Returns ``[codebooks, size, N_CHANNELS]``
     in the embedding space (:func:`channel_weights`)."""
-    from tqdm.auto import tqdm
 
     x = torch.from_numpy(frames_of(amps))
     g = torch.Generator().manual_seed(seed)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from tada_core.runtime.io import ResumableFolder, read_tensors, save_tensors
 from tada_core.organism import encodec, synth
@@ -92,7 +93,6 @@ class _Trainable(torch.nn.Module):
 
 
 def _amplitudes(n: int, seed: int, progress: bool) -> tuple[list[synth.Attributes], np.ndarray]:
-    from tqdm.auto import tqdm
 
     items = synth.dataset(n, seed=seed)
     amps = np.stack([synth.render(a, s) for a, _, s in tqdm(items, desc="synthesizing clips", disable=not progress)])
@@ -108,7 +108,6 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], fit_clips: int = D
     """Train and write a MusicGen organism folder to ``out``; returns a summary dict.
 
     ``stop_after``: leave after that many steps with the checkpoint written (tests of resuming)."""
-    from tqdm.auto import tqdm
 
     if threads:
         torch.set_num_threads(threads)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from multiprocessing import get_context
+from tqdm.auto import tqdm
 
 from tada_core.adapters.entry import save_sampling_defaults
 from tada_core.runtime.io import ResumableFolder, read_json, read_tensors, save_tensors, write_json
@@ -41,10 +43,8 @@ def make_data(n: int, seed: int, workers: int = 1, progress: bool = True):
     """
     items = synth.dataset(n, seed=seed)
     chunks = [items[i:i + 100] for i in range(0, n, 100)]
-    from tqdm.auto import tqdm
 
     if workers > 1:
-        from multiprocessing import get_context
 
         with get_context("spawn").Pool(workers) as pool:
             parts = list(tqdm(pool.imap(_encode_chunk, chunks), total=len(chunks), desc="synthesizing clips",
@@ -147,7 +147,6 @@ def train(out: str | Path, *, clips: int = DEFAULTS["clips"], steps: int = DEFAU
           save_every: int = 200, workers: int = 2, threads: int | None = None, progress: bool = True,
           config: OrganismConfig | None = None) -> dict:
     """Train and write a ``StableAudioPipeline`` folder to ``out``; returns a summary dict."""
-    from tqdm.auto import tqdm
 
     if threads:
         torch.set_num_threads(threads)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from typing import Any, Sequence, TypeVar
+import torch
 
 from tada_core.errors import TadaError
 
@@ -69,7 +70,6 @@ class Processes:
         """The device this process runs on: each process of a multi-GPU run takes the GPU of its local index."""
         if not self.distributed:
             return device
-        import torch
 
         if (device or "").startswith("cpu") or (device is None and not torch.cuda.is_available()):
             return "cpu"
@@ -94,7 +94,6 @@ def launched(device: str | None = None) -> Processes:
         world = 1
     if world <= 1:
         return Processes()
-    import torch
     from accelerate import PartialState
 
     cpu = (device or "").startswith("cpu") or not torch.cuda.is_available()

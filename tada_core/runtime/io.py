@@ -22,6 +22,10 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
+from huggingface_hub import snapshot_download
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save_file
 
 from tada_core.runtime.distributed import Processes
 from tada_core.errors import TadaError, hub_errors
@@ -55,7 +59,6 @@ def read_json(path: str | Path) -> Any:
 
 def save_tensors(path: str | Path, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> Path:
     """Write torch tensors as safetensors, atomically (contiguous CPU copies)."""
-    from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,8 +71,6 @@ def save_tensors(path: str | Path, tensors: Mapping[str, Any], metadata: Mapping
 
 def read_tensors(path: str | Path) -> dict[str, Any]:
     """All tensors of a safetensors file; a missing, truncated or corrupted file is a :class:`TadaError`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
@@ -207,7 +208,6 @@ def resolve(source: str | Path, revision: str | None = None, allow_patterns: Seq
         return Path(source)
     if isinstance(source, Path) or not is_repo_id(str(source)):
         raise TadaError(f"{str(source)!r} is neither a folder nor a Hub repo id like org/name")
-    from huggingface_hub import snapshot_download
 
     hint = f"run `tada pull {source}` on a connected machine (there is no local folder {source!r} either)"
     with hub_errors(source, revision, offline_hint=hint):

@@ -38,6 +38,7 @@ import logging
 import types
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping, Sequence
+from tqdm.auto import tqdm
 
 from tada_core.errors import TadaError
 from tada_core.runtime.distributed import Processes, require_folder
@@ -115,7 +116,6 @@ def run(job: Job, out: str | Path | None = None, *, processes: Processes | None 
     ``out``: the job's folder (None: nothing is kept; a multi-process run needs one). ``processes``: this
     process's share of a multi-process run; every process returns the result, the main one writes the files.
     """
-    from tqdm.auto import tqdm
 
     processes = processes or Processes()
     require_folder(processes, out, job.name)

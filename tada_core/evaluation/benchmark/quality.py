@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import abc
+import torch
 
 import numpy as np
 
@@ -90,7 +91,6 @@ class AudioboxAesthetics(Quality):
         self.predictor = initialize_predictor(checkpoint) if checkpoint else initialize_predictor()
 
     def __call__(self, audio, sample_rate: int) -> np.ndarray:
-        import torch
 
         x = mono(audio)
         rows = self.predictor.forward([{"path": torch.from_numpy(c[None]), "sample_rate": sample_rate} for c in x])
