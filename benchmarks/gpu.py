@@ -39,7 +39,7 @@ from common import machine, null_scorer, run_benchmark
 from tada_core import GenerationSettings, patch, steer
 from tada_core.interventions.cache import cache_activations
 from tada_core.concepts import Concept
-from tada_core.adapters.fixtures import _seeded, audioldm2_clap
+from tada_core.adapters.fixtures import audioldm2_clap, seeded
 from tada_core.methods.localize import localize
 from tada_core.artifacts.sae import SaeConfig
 from tada_core.methods.sae import train_sae
@@ -93,7 +93,7 @@ def stable_audio(layers: int | None, window: int | None):
     from tada_core.adapters import StableAudioAdapter
 
     # duration: the family default, the whole window (Stable Audio always denoises all of it), from the decoder
-    return StableAudioAdapter, _seeded(build), {"steps": 8, "guidance": 7.0}
+    return StableAudioAdapter, seeded(build), {"steps": 8, "guidance": 7.0}
 
 
 def ace_step(layers: int | None, window: int | None):
@@ -127,7 +127,7 @@ def ace_step(layers: int | None, window: int | None):
     from tada_core.adapters import AceStepAdapter
 
     seconds = 30.0 if window is None else window / 25
-    return AceStepAdapter, _seeded(build), {"duration": seconds, "steps": 8, "guidance": 7.0}
+    return AceStepAdapter, seeded(build), {"duration": seconds, "steps": 8, "guidance": 7.0}
 
 
 def audioldm2(layers: int | None, window: int | None, large: bool = False):
@@ -171,7 +171,7 @@ def audioldm2(layers: int | None, window: int | None, large: bool = False):
     from tada_core.adapters import AudioLDM2Adapter
 
     seconds = 10.0 if window is None else window / 25
-    return AudioLDM2Adapter, _seeded(build), {"duration": seconds, "steps": 8, "guidance": 3.5}
+    return AudioLDM2Adapter, seeded(build), {"duration": seconds, "steps": 8, "guidance": 3.5}
 
 
 BUILDERS = {"stable-audio": stable_audio, "ace-step": ace_step, "audioldm2": audioldm2,
