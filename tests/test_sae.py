@@ -35,6 +35,21 @@ def test_topk_keeps_exactly_k_nonzeros_per_token():
     assert ((f != 0).sum(dim=1) == 5).all()
     acts, idx = sae.encode(torch.randn(7, 16))
     assert acts.shape == idx.shape == (7, 5)
+    # Eq. 4 by hand: pre = ReLU(W_enc (x - b_pre) + b_enc); each token keeps its 5 largest in place, the rest is 0.
+    # A bias of -2 leaves most tokens fewer than 5 positive latents: ReLU's zeros fill their top 5
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 16, generator=g)
+    with torch.no_grad():
+        sae.b_dec.copy_(torch.randn(16, generator=g))
+        for bias in (1.0, -2.0):
+            sae.encoder.bias.fill_(bias)
+            pre = torch.relu((x - sae.b_dec) @ sae.encoder.weight.T + bias)
+            fifth = pre.sort(dim=1, descending=True).values[:, 4:5]
+            expected = torch.where(pre >= fifth, pre, torch.zeros(()))
+            torch.testing.assert_close(sae.dense_latents(x), expected)
+            acts, idx = sae.encode(x)
+            torch.testing.assert_close(acts, pre.gather(1, idx))
+        assert ((pre > 0).sum(1) < 5).any()
 
 
 def test_training_reduces_fvu_and_keeps_unit_norm_decoder():
@@ -47,6 +62,18 @@ def test_training_reduces_fvu_and_keeps_unit_norm_decoder():
     assert m.fvu < 0.3 < untrained.fvu and m.tokens == 4096
     assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(64), atol=1e-5)
     assert 0 <= m.dead_fraction < 1 and 0 <= m.high_freq_fraction <= 1
+    # the metrics by hand, on an SAE with eight latents that can never fire: FVU is the squared error over the
+    # squared deviation from the mean token; a latent is dead when it is in no token's top k, high-frequency
+    # when it is in the top k of more than 10% of the tokens
+    with torch.no_grad():
+        sae.encoder.bias[:8] = -1e3
+        out = sae(x)
+    share = (out.latent_indices[..., None] == torch.arange(64)).any(1).float().mean(0)
+    m = evaluate_sae(sae, batches())
+    assert m.dead_fraction == 8 / 64 and (share[:8] == 0).all()
+    assert m.fvu == pytest.approx(float((out.sae_out - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum()), rel=1e-4)
+    assert m.high_freq_fraction == float((share > 0.1).float().mean()) and 0 < m.high_freq_fraction
+    assert ((share > 0.01) & (share <= 0.1)).any()    # a threshold off by a factor of 10 would count these
 
 
 def test_training_is_deterministic_per_seed():
