@@ -72,6 +72,11 @@ def test_quality_grid_interpolates_and_drops_points_out_of_range():
     full = sweep([0, 1, 2], [0, 0, 0], [0, 1, 2], [10, 8, 6])
     grid = protocol.quality_grid(full, 2.0)
     assert len(grid) == 15 and grid.mean() == pytest.approx(8.0)
+    assert np.allclose(grid, 10 - 2 * np.linspace(0, 2, 15))                      # linear along the sweep
+    # a sweep that backtracks (d 0 -> 2 -> 1): a grid distance takes the first segment that spans it, 10 - 2 d
+    # (the second segment, 6 -> 9 between d 2 and 1, would give 12 - 3 d on [1, 2])
+    back = protocol.quality_grid(sweep([0, 1, 2], [0, 0, 0], [0, 2, 1], [10, 6, 9]), 2.0)
+    assert np.allclose(back, 10 - 2 * np.linspace(0, 2, 15))
     short = sweep([0, 1], [0, 0], [0, 1], [10, 8])
     grid = protocol.quality_grid(short, 2.0)
     assert len(grid) == 8 and grid.mean() == pytest.approx(9.0)       # grid points 0, 1/7, ..., 1 only
