@@ -247,7 +247,17 @@ def test_concept_features_vector_and_browser(models, tmp_path):
     assert len(feats) == 5 and torch.allclose(vec.vectors[6], sae.W_dec[feats].sum(0))
     rows_pos = prompt_activations(model, {6: sae}, pos, seeds=[0, 1])[6]
     assert rows_pos.shape == (2, 256) and torch.allclose(rows_pos.mean(0), chosen[6].mu_pos, atol=1e-6)
-    # Eq. 6 ranks the chosen features first
+    # each row: the prompt's TopK latents averaged over every frame and step, from layer 6's recorded output
+    from tada_core.hooks import record
+
+    with record(model, [6], mode="frames") as rec:
+        model.generate(pos, seeds=[0, 1])
+    frames = rec.activations[6]                                   # [steps, prompts, frames, width]
+    latents = sae.dense_latents(frames.reshape(-1, 128)).reshape(*frames.shape[:3], 256)
+    torch.testing.assert_close(rows_pos, latents.mean((0, 2)), atol=1e-6, rtol=1e-5)
+    # Eq. 6 (positive prompts' means against the negative ones') ranks the chosen features first
+    mu_pos, mu_neg = chosen[6].mu_pos, chosen[6].mu_neg
+    torch.testing.assert_close(chosen[6].scores, mu_pos * torch.log(1 + 1 / (mu_neg + 1e-6)))
     assert set(feats) == set(chosen[6].scores.topk(5).indices.tolist())
     again = load_vector(vec.save(tmp_path / "drums-sae"))
     assert again.method == "sae" and again.extra["features"]["6"] == feats
@@ -273,6 +283,9 @@ def test_per_step_selection_is_the_references(models):
     assert rows.shape == (2, steps, 256)
     per_step = chosen[6].per_step
     assert len(per_step) == steps and vec.vectors[6].shape == (steps, 128)
+    mu_pos, mu_neg = chosen[6].mu_pos, chosen[6].mu_neg                          # [steps, latents]
+    assert torch.allclose(mu_pos, rows.mean(0)) and mu_pos.shape == (steps, 256)
+    torch.testing.assert_close(chosen[6].scores, mu_pos * torch.log(1 + 1 / (mu_neg + 1e-6)))   # Eq. 6 per step
     for t in range(steps):
         assert set(per_step[t]) == set(chosen[6].scores[t].topk(5).indices.tolist())
         assert torch.allclose(vec.vectors[6][t], sae.W_dec[per_step[t]].sum(0))
