@@ -162,9 +162,15 @@ def test_eos_read_out_is_right_for_a_padded_batch(mg):
 def test_diffmean_is_the_difference_of_means(mg, vec):
     pos, neg = vec.prompts["positive"], vec.prompts["negative"]
     assert len(pos) == 12 and all(p.startswith("fast") for p in pos) and all(q.startswith("slow") for q in neg)
-    direct = mg.prompt_states(pos).mean(1) - mg.prompt_states(neg).mean(1)
+    h_pos, h_neg = mg.prompt_states(pos), mg.prompt_states(neg)
+    direct = h_pos.mean(1) - h_neg.mean(1)
     for layer in range(4):
         assert torch.allclose(vec.vectors[layer], direct[layer], atol=1e-6)
+    # without a source layer, l_best defaults to the largest ||Delta|| relative to the mean residual norm
+    relative = direct.norm(dim=-1) / torch.cat([h_pos, h_neg], 1).norm(dim=-1).mean(1)
+    assert relative.max() - relative.sort().values[-2] > 1e-4          # a winner beyond float rounding
+    auto = diffmean(mg, pos, neg, concept="tempo", progress=False)
+    assert auto.strategy == {"name": "one-to-all", "source_layer": int(relative.argmax())}
     assert vec.method == "diffmean" and vec.strategy == {"name": "one-to-all", "source_layer": 2}
     assert vec.renorm is False and vec.extra["kind"] == "residual-stream"
     cos = cosine_matrix(vec)
