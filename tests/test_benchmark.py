@@ -44,6 +44,12 @@ def test_truncation_adds_the_interpolated_boundary_point():
     assert protocol.auc(s) == pytest.approx(0.5 + 1.5)
     # a sweep wholly below P_max is kept as is
     assert protocol.truncate(sweep([1], [1], [1]), 5).distance.tolist() == [0, 1]
+    # off-centre: P_max = 2 lies a third of the way from d = 1 to d = 4, so the boundary takes a third of each
+    # step (Delta a 1 -> 7 gives 3, quality 10 -> 4 gives 8), not two thirds (5 and 6)
+    s = protocol.truncate(sweep([1, 2, 3], [1, 7, 9], [1, 4, 5], [10, 4, 2]), 2.0)
+    assert s.alphas.tolist() == [0, 1, 2] and s.distance.tolist() == [0, 1, 2]
+    assert s.delta.tolist() == pytest.approx([0, 1, 3]) and s.quality[1:].tolist() == pytest.approx([10, 8])
+    assert protocol.auc(s) == pytest.approx(1 * (0 + 1) / 2 + 1 * (1 + 3) / 2)
 
 
 def test_points_are_taken_in_abs_alpha_order_and_backtracking_loses_area():
@@ -66,10 +72,18 @@ def test_quality_grid_interpolates_and_drops_points_out_of_range():
     full = sweep([0, 1, 2], [0, 0, 0], [0, 1, 2], [10, 8, 6])
     grid = protocol.quality_grid(full, 2.0)
     assert len(grid) == 15 and grid.mean() == pytest.approx(8.0)
+    assert np.allclose(grid, 10 - 2 * np.linspace(0, 2, 15))                      # linear along the sweep
+    # a sweep that backtracks (d 0 -> 2 -> 1): the grid is interpolated over the points sorted by distance, as the
+    # reference does: (0, 10), (1, 9), (2, 6), so 10 - d on [0, 1] and 9 - 3 (d - 1) on [1, 2] (walking the sweep in
+    # |alpha| order would give 10 - 2 d)
+    back = protocol.quality_grid(sweep([0, 1, 2], [0, 0, 0], [0, 2, 1], [10, 6, 9]), 2.0)
+    g = np.linspace(0, 2, 15)
+    assert np.allclose(back, np.where(g <= 1, 10 - g, 9 - 3 * (g - 1)))
     short = sweep([0, 1], [0, 0], [0, 1], [10, 8])
     grid = protocol.quality_grid(short, 2.0)
     assert len(grid) == 8 and grid.mean() == pytest.approx(9.0)       # grid points 0, 1/7, ..., 1 only
-    assert protocol.average_quality(full, short, 2.0, 2.0) == pytest.approx((8.0 * 15 + 9.0 * 8) / 23)
+    # the mean of the two directions' means (the reference's), not of the 23 pooled grid values
+    assert protocol.average_quality(full, short, 2.0, 2.0) == pytest.approx((8.0 + 9.0) / 2)
 
 
 def test_p_max_is_the_smaller_pci_maximum():
@@ -100,6 +114,10 @@ def test_mel_distance_is_zero_for_identical_clips_and_grows_with_change():
     small = d(a, a + 0.001 * torch.randn_like(a), 16000)
     large = d(a, a + 0.1 * torch.randn_like(a), 16000)
     assert np.all(large > small) and np.all(small > 0)
+    # doubling a clip raises every mel band's power by 10 log10(4) = 6.02 dB, at every resolution, so the mean
+    # over resolutions is that too (white noise: no band near the 1e-10 floor)
+    noise = 0.1 * torch.randn(2, 1, 16000, generator=torch.Generator().manual_seed(0))
+    assert d(noise, 2 * noise, 16000) == pytest.approx([10 * math.log10(4)] * 2, abs=1e-3)
     assert make_distance(None).name == "mel"
     with pytest.raises(TadaError, match="accepted"):
         make_distance("l2")
@@ -140,6 +158,17 @@ def test_typicality_ranks_noise_and_distortion_below_clean_clips():
     distorted = q(torch.clamp(20 * tones(8, 2), -0.3, 0.3), 16000)
     assert clean.min() > noise.max()
     assert clean.min() > distorted.max()
+    # the value: minus the Mahalanobis distance to the fitted Gaussian (Ledoit-Wolf covariance), over sqrt(dims)
+    from scipy.spatial.distance import mahalanobis
+    from sklearn.covariance import LedoitWolf
+
+    from tada_core.benchmark.quality import logmel_stats
+
+    reference = logmel_stats(tones(48, 1), 16000)
+    inverse = np.linalg.inv(LedoitWolf().fit(reference).covariance_)
+    expected = [-mahalanobis(e, reference.mean(0), inverse) / math.sqrt(reference.shape[1])
+                for e in logmel_stats(tones(8, 2), 16000)]
+    assert clean == pytest.approx(expected, rel=1e-6)
     assert make_quality(None).name == "typicality"
     with pytest.raises(TadaError, match="accepted"):
         make_quality("mos")
@@ -233,6 +262,14 @@ def test_freesliders_with_equal_prompts_is_the_neutral_run(tiny):
     plain = tiny.generate("a song", seeds=5).audio
     out = steered(tiny, method, ctx, [1.5], bases=[0], seeds=[5])
     torch.testing.assert_close(out, plain, atol=1e-6, rtol=0)
+    # eps(neutral) + alpha (eps(positive) - eps(negative)): with the negative prompt as the neutral one and
+    # alpha 1 the prediction is eps(positive) at every step, the positive prompt's run; alpha -1 from the
+    # positive prompt gives the negative prompt's run (a slider with its sides swapped gives neither)
+    ctx.items = [("a slow song", "a fast song", "a slow song"), ("a fast song", "a fast song", "a slow song")]
+    out = steered(tiny, method, ctx, [1.0, -1.0], bases=[0, 1], seeds=[5, 5])
+    target = tiny.generate(["a fast song", "a slow song"], seeds=[5, 5]).audio
+    assert (target[0] - target[1]).abs().max() > 1e-2          # the two prompts differ: the test can fail
+    torch.testing.assert_close(out, target, atol=2e-4, rtol=0)
 
 
 def test_localized_freesliders_swaps_conditioning_only_in_functional_layers(tiny):
@@ -284,6 +321,33 @@ def test_austeer_direction_is_bounded_and_sparse(tiny):
     stacked = torch.stack([method.vectors[i] for i in sorted(method.vectors)], 1)
     assert stacked.ne(0).sum((1, 2)).eq(6).all() and stacked.abs().max() <= 1.0
     assert method.max_strength > 0
+    # beta from the fitting pairs' frames: +P(m > 0) where positive differences are the more frequent, else
+    # -P(m < 0), m = positive - negative activation per pair and frame; the kept entries are the largest |beta|
+    from tada_core.hooks import record
+
+    layers = sorted(method.vectors)
+    pos = [p for _, p, _ in ctx.items for _ in ctx.fit_seeds]
+    neg = [n for _, _, n in ctx.items for _ in ctx.fit_seeds]
+    seeds = [s for _ in ctx.items for s in ctx.fit_seeds]
+    assert len(pos) <= ctx.settings.batch_size // 2      # the method fits them in one call, as here
+    with record(tiny, layers, mode="frames") as rec:
+        tiny.generate(pos + neg, seeds=seeds + seeds, settings=ctx.settings)
+    beta = []
+    for i in layers:
+        acts = rec.activations[i]                          # [steps, pairs + pairs, frames, width]
+        m = acts[:, :len(pos)] - acts[:, len(pos):]
+        up, down = (m > 0).double().mean((1, 2)), (m < 0).double().mean((1, 2))
+        beta.append(torch.where(up >= down, up, -down))
+    beta = torch.stack(beta, 1).float()                     # [steps, layers, width]
+    kept = stacked != 0
+    torch.testing.assert_close(stacked[kept], beta[kept], atol=1e-6, rtol=0)
+    for step in range(len(beta)):
+        assert beta[step][kept[step]].abs().min() >= beta[step][~kept[step]].abs().max()
+    # the top 6 are dimensions where every frame agrees (|beta| = 1); keeping every entry shows the rest too
+    everything = AUSteer(localized=False, k=10 ** 6)
+    everything.setup(ctx)
+    assert (beta.abs() < 1).any()
+    torch.testing.assert_close(torch.stack([everything.vectors[i] for i in layers], 1), beta, atol=1e-6, rtol=0)
 
 
 def test_austeer_keeps_its_direction_for_a_resume(tiny, tmp_path):
@@ -305,6 +369,21 @@ def test_token_embeddings_find_the_concept_word(tiny):
     ids_pos, ids_neg = tiny.prompt_token_ids("a fast song"), tiny.prompt_token_ids("a slow song")
     assert ids_pos != ids_neg
     assert all(v.norm() > 0 for v in method.direction.values())
+    # d = mean over bases of (state of the concept word in the positive prompt - state at its positions in the
+    # negative prompt); here the prompts have one length, so the word is where their token ids differ
+    layers = list(range(len(tiny.layers)))
+    expected = {i: 0.0 for i in layers}
+    for _, pos, neg in ctx.items:
+        ip, ineg = tiny.prompt_token_ids(pos), tiny.prompt_token_ids(neg)
+        assert len(ip) == len(ineg)
+        word = [j for j in range(len(ip)) if ip[j] != ineg[j]]            # "fast" vs "slow": two tokens each
+        assert len(word) == 2
+        got = tiny.capture_conditioning([pos, neg], ctx.settings, layers)
+        for i in layers:
+            s = got[i].states.float()
+            expected[i] += (s[0, word] - s[1, word]).mean(0) / len(ctx.items)
+    for i in layers:
+        torch.testing.assert_close(method.direction[i], expected[i], atol=1e-5, rtol=1e-5)
     assert method.prompts(ctx, [1]) == ["a waltz music"]
 
 
@@ -315,7 +394,13 @@ def test_text_embeddings_at_strength_one_moves_toward_the_positive_prompt(tiny):
     pos = tiny.generate("a fast song", seeds=5).audio
     out = steered(tiny, method, ctx, [1.0], bases=[0], seeds=[5])
     assert not torch.allclose(out, plain, atol=1e-4)
-    assert (out - pos).abs().mean() < (plain - pos).abs().mean() * 1.5
+    # neutral + alpha (positive - negative) with the negative prompt as the neutral one and alpha 1 is the
+    # positive prompt's conditioning: its run, exactly up to rounding (the prompts have one token length)
+    ctx.items = [("a slow song", "a fast song", "a slow song")]
+    out = steered(tiny, method, ctx, [1.0], bases=[0], seeds=[5])
+    neg = tiny.generate("a slow song", seeds=5).audio
+    assert (neg - pos).abs().max() > 1e-2                      # the two prompts differ: the test can fail
+    torch.testing.assert_close(out, pos, atol=2e-4, rtol=0)
 
 
 # ----- the run ---------------------------------------------------------------------------

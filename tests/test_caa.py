@@ -29,10 +29,15 @@ def test_caa_equals_direct_computation_on_recorded_activations(models):
         assert torch.allclose(vec.vectors[layer], v / v.norm(), atol=1e-5)
         assert vec.vectors[layer].norm() == pytest.approx(1.0, abs=1e-6)
     assert vec.default_layers() == [5] and vec.model == "tada-organism"
-    per_step = compute_caa(model, POS, NEG, concept="tempo", layers=[5], per_step=True, progress=False)
+    per_step = compute_caa(model, POS, NEG, concept="tempo", layers=[5], seeds=[4, 5, 6], per_step=True,
+                           settings=GenerationSettings(batch_size=6), progress=False)
     steps = model.defaults.steps
     assert per_step.vectors[5].shape == (steps, 128)
     assert torch.allclose(per_step.vectors[5].norm(dim=1), torch.ones(steps), atol=1e-5)
+    # step t's vector is Eq. 2 on step t's recorded activations alone (not the average over steps, not reordered)
+    v = (rec.activations[5][:, :3] - rec.activations[5][:, 3:]).mean(1)          # [steps, width]
+    torch.testing.assert_close(per_step.vectors[5], v / v.norm(dim=1, keepdim=True), atol=1e-5, rtol=0)
+    assert (per_step.vectors[5][0] - per_step.vectors[5][-1]).norm() > 0.1      # the steps' directions differ
 
 
 def test_caa_vector_formula_and_errors():

@@ -145,12 +145,29 @@ def test_sweep_and_ablation_on_a_tiny_model(models):
     assert r.preservation[0.0] == 0 and r.preservation[2.0] == pytest.approx(
         float(MelDistance()(steered, plain, model.sample_rate).mean()), rel=1e-3)
     assert r.distance == "mel"
+    with vec.apply(model, alpha=-2.0):
+        down = model.generate(prompts, seeds=[0, 0]).audio
+    energy = {a: x.abs().mean(dim=(1, 2)).double().numpy() for a, x in ((-2.0, down), (0.0, plain), (2.0, steered))}
+    tol = 1e-5 * energy[0.0].mean()          # batch layouts differ: float rounding, about 1e-8 here
+    assert r.measure[-2.0] == pytest.approx(energy[-2.0].mean(), rel=1e-4)
+    assert r.measure_sd[2.0] == pytest.approx(energy[2.0].std(), abs=tol) and r.measure_sd[2.0] > 10 * tol
+    # Delta alignment, Sec. 5.1: sign(alpha) (a(alpha) - a(0)), averaged over the clips (Energy's sign is +1)
+    gain = {a: float(np.sign(a) * (energy[a] - energy[0.0]).mean()) for a in (-2.0, 2.0)}
+    assert r.delta_alignment[2.0] == pytest.approx(gain[2.0], abs=tol)
+    assert r.delta_alignment[-2.0] == pytest.approx(gain[-2.0], abs=tol)
+    assert abs(gain[2.0] - gain[-2.0]) > 10 * tol and abs(gain[2.0] + gain[-2.0]) > 10 * tol   # signs matter
     ab = layer_ablation(model, vec, Energy(), CONCEPT, prompts, 2.0, [1, 2], seeds=[0], settings=settings,
                         progress=False)
     assert [(row.set, row.layers) for row in ab.rows] == [("L", [0, 1, 2, 3]), ("L \\ F", [0, 3]), ("F", [1, 2])]
     f = ab.rows[-1]
     assert f.measure["2"] == pytest.approx(r.measure[2.0], rel=1e-6)
     assert f.preservation == pytest.approx((r.preservation[-2.0] + r.preservation[2.0]) / 2, rel=1e-6)
+    assert f.delta_alignment == pytest.approx((gain[-2.0] + gain[2.0]) / 2, abs=tol)   # both signs
+    for row in ab.rows[:2]:   # L and L \ F steer the layers they name: their clips at +alpha, made directly
+        with vec.apply(model, alpha=2.0, layers=row.layers):
+            direct = model.generate(prompts, seeds=[0, 0]).audio
+        assert row.measure["2"] == pytest.approx(float(direct.abs().mean(dim=(1, 2)).mean()), rel=1e-4), row.set
+    assert len({round(row.measure["2"], 6) for row in ab.rows}) == 3          # the three sets give three clips
     with pytest.raises(TadaError, match="non-zero alpha"):
         layer_ablation(model, vec, Energy(), CONCEPT, prompts, 0.0, [1], progress=False)
     with pytest.raises(TadaError, match="subset"):

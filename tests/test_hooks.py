@@ -44,28 +44,37 @@ def test_renorm_keeps_token_norms():
     out = renorm(h + 3.0 * v, h)
     torch.testing.assert_close(out.norm(dim=-1), h.norm(dim=-1))
     assert not torch.allclose(out, h)
+    # ... and each token points where the steered token h + 3v points (cosine 1): Eq. 3 rescales, never turns
+    cos = torch.nn.functional.cosine_similarity(out, h + 3.0 * v, dim=-1)
+    torch.testing.assert_close(cos, torch.ones(2, 5))
 
 
 def test_renorm_inside_generation_keeps_norms(model):
     """At step 0 the steered layer sees the same input with and without steering, so
     with ReNorm its output tokens keep their norms; without ReNorm they do not."""
     layer, frames = 1, 10_000
+    v = vector(model, layer, scale=5.0)
 
-    def unsteered_norms():
+    def unsteered():
         with record(model, [layer], mode="tokens", tokens=frames, seed=0) as rec:
             model.generate(PROMPT, seeds=0)
-        return rec.activations[layer][0].norm(dim=-1)
+        return rec.activations[layer][0]
 
-    def steered_norms(use_renorm):
+    def steered(use_renorm):
         # steer is entered first, so its hook runs before record's and record sees the steered output
-        with steer(model, vector(model, layer, scale=5.0), alpha=2.0, layers=[layer], use_renorm=use_renorm):
+        with steer(model, v, alpha=2.0, layers=[layer], use_renorm=use_renorm):
             with record(model, [layer], mode="tokens", tokens=frames, seed=0) as rec:
                 model.generate(PROMPT, seeds=0)
-        return rec.activations[layer][0].norm(dim=-1)
+        return rec.activations[layer][0]
 
-    base = unsteered_norms()
-    torch.testing.assert_close(steered_norms(True), base, atol=1e-4, rtol=1e-4)
-    assert not torch.allclose(steered_norms(False), base, atol=1e-3)
+    base = unsteered()
+    with_renorm, without = steered(True), steered(False)
+    torch.testing.assert_close(with_renorm.norm(dim=-1), base.norm(dim=-1), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(without.norm(dim=-1), base.norm(dim=-1), atol=1e-3)
+    # the values: without ReNorm each token is h + alpha v (Eq. 2), with it that token rescaled to |h| (Eq. 3)
+    torch.testing.assert_close(without, base + 2.0 * v, atol=1e-4, rtol=1e-4)
+    cos = torch.nn.functional.cosine_similarity(with_renorm, base + 2.0 * v, dim=-1)
+    torch.testing.assert_close(cos, torch.ones_like(cos), atol=1e-5, rtol=0)
 
 
 def test_branch_selection(models):
@@ -76,6 +85,22 @@ def test_branch_selection(models):
         with steer(m, v, alpha=2.0, layers=[0], branch=branch, use_renorm=False):
             out[branch] = m.generate(PROMPT, seeds=0, guidance=3.0).audio
     assert not torch.allclose(out["cond"], out["uncond"]) and not torch.allclose(out["cond"], out["both"])
+    # which rows moved: layer 0's output at the first step, read by a hook placed after the steering hook
+    def first_output():
+        seen = []
+        h = m.layers[0].module.register_forward_hook(lambda module, args, output: seen.append(output.clone()))
+        try:
+            m.generate(PROMPT, seeds=0, guidance=3.0)
+        finally:
+            h.remove()
+        return seen[0]
+
+    plain = first_output()
+    assert plain.shape[0] == 2
+    for branch, moved in (("cond", [False, True]), ("uncond", [True, False]), ("both", [True, True])):
+        with steer(m, v, alpha=2.0, layers=[0], branch=branch, use_renorm=False):
+            rows = first_output()
+        assert [not torch.equal(rows[r], plain[r]) for r in (0, 1)] == moved, branch   # rows [uncond, cond]
     # without CFG there is no unconditional branch: steering it changes nothing
     base = m.generate(PROMPT, seeds=0, guidance=1.0).audio
     with steer(m, v, alpha=2.0, layers=[0], branch="uncond", use_renorm=False):

@@ -83,7 +83,7 @@ def test_sweep_is_batched_and_each_mean_is_an_independent_generation(models):
     energy = Energy()
 
     def direct(prompts, layer=None, targets=None):
-        """The mean similarity of the same clips made one at a time, outside the sweep."""
+        """The similarities of the same clips made one at a time, outside the sweep (prompts x seeds)."""
         sims = []
         for i, (prompt, seed) in enumerate((p, s) for p in prompts for s in (0, 1)):
             if layer is None:
@@ -92,13 +92,17 @@ def test_sweep_is_batched_and_each_mean_is_an_independent_generation(models):
                 with patch(model, [layer], targets[i // 2]):
                     audio = original(prompt, seeds=seed).audio
             sims.append(energy.similarity(audio, model.sample_rate, CONCEPT)[0])
-        return float(np.mean(sims))
+        return np.array(sims)
 
     pos, neg = [a for a, _ in PAIRS], [b for _, b in PAIRS]
-    assert r.sim_pos == pytest.approx(direct(pos), rel=1e-4)
-    assert r.sim_neg == pytest.approx(direct(neg), rel=1e-4)
+    sims_pos, sims_neg = direct(pos), direct(neg)
+    assert r.sim_pos == pytest.approx(sims_pos.mean(), rel=1e-4)
+    assert r.sim_neg == pytest.approx(sims_neg.mean(), rel=1e-4)
+    # the standard error of the paired gain: clip by clip (same pair, same seed), sample std over sqrt(n)
+    gain = sims_pos - sims_neg
+    assert r.gain_se == pytest.approx(gain.std(ddof=1) / np.sqrt(len(gain)), rel=1e-2)
     for layer in (0, 2):
-        patched = direct(neg, layer, pos)   # P_c~ with layer l's keys and values from P_c
+        patched = direct(neg, layer, pos).mean()   # P_c~ with layer l's keys and values from P_c
         assert r.sim_patched[layer] == pytest.approx(patched, rel=1e-4)
         assert r.impact[layer] == pytest.approx(impact(patched, r.sim_pos, r.sim_neg), rel=1e-3, nan_ok=True)
     assert r.sim_patched[0] != pytest.approx(r.sim_neg, rel=1e-4)   # patching did something

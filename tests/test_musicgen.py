@@ -163,13 +163,30 @@ def test_eos_read_out_is_right_for_a_padded_batch(mg):
 def test_diffmean_is_the_difference_of_means(mg, vec):
     pos, neg = vec.prompts["positive"], vec.prompts["negative"]
     assert len(pos) == 12 and all(p.startswith("fast") for p in pos) and all(q.startswith("slow") for q in neg)
-    direct = mg.prompt_states(pos).mean(1) - mg.prompt_states(neg).mean(1)
+    h_pos, h_neg = mg.prompt_states(pos), mg.prompt_states(neg)
+    direct = h_pos.mean(1) - h_neg.mean(1)
     for layer in range(4):
         assert torch.allclose(vec.vectors[layer], direct[layer], atol=1e-6)
+    # without a source layer, l_best defaults to the largest ||Delta|| relative to the mean residual norm
+    relative = direct.norm(dim=-1) / torch.cat([h_pos, h_neg], 1).norm(dim=-1).mean(1)
+    assert relative.max() - relative.sort().values[-2] > 1e-4          # a winner beyond float rounding
+    auto = diffmean(mg, pos, neg, concept="tempo", progress=False)
+    assert auto.strategy == {"name": "one-to-all", "source_layer": int(relative.argmax())}
     assert vec.method == "diffmean" and vec.strategy == {"name": "one-to-all", "source_layer": 2}
     assert vec.renorm is False and vec.extra["kind"] == "residual-stream"
     cos = cosine_matrix(vec)
     assert cos.shape == (4, 4) and np.allclose(np.diag(cos), 1.0)
+    for i in range(4):   # every entry is the cosine of two layers' directions (not, e.g., their correlation)
+        for j in range(4):
+            expected = torch.nn.functional.cosine_similarity(vec.vectors[i].double(), vec.vectors[j].double(), dim=0)
+            assert cos[i, j] == pytest.approx(float(expected), abs=1e-9)
+    # these layers' directions are nearly parallel; directions at known angles: e0, e0 + e1, -e0, 3 e1
+    import dataclasses
+
+    e = torch.eye(32)
+    hand = dataclasses.replace(vec, vectors={0: e[0], 1: e[0] + e[1], 2: -e[0], 3: 3 * e[1]}, strategy=None)
+    r = 2 ** -0.5
+    assert np.allclose(cosine_matrix(hand), [[1, r, -1, 0], [r, 1, -r, r], [-1, -r, 1, 0], [0, r, 0, 1]], atol=1e-12)
 
 
 def test_diffmean_prompts_are_deterministic_and_paired():
@@ -213,6 +230,13 @@ def test_layer_scan_records_l_best(mg, vec):
                       measure_label="centroid", progress=False)
     assert set(scan.effect) == {1, 3} and scan.n == 1 and scan.best() in (1, 3)
     assert scan.effect[scan.best()] == max(scan.effect.values())
+    # layer 1's entry by hand: its direction added to every layer at -lambda, 0 and +lambda (One-to-All, no ReNorm)
+    with steer(mg, {i: vec.vectors[1] for i in range(4)}, alpha=[-4.0, 0.0, 4.0], use_renorm=False):
+        audio = mg.generate(["a song"] * 3, seeds=[0, 0, 0])
+    down, base, up = spectral_centroid(audio.audio, audio.sample_rate)
+    assert abs(up - down) > 0.1                                   # the direction moves the centroid
+    assert scan.down[1] == pytest.approx(down) and scan.up[1] == pytest.approx(up)
+    assert scan.baseline == pytest.approx(base) and scan.effect[1] == pytest.approx(up - down)
 
 
 def test_metrics_against_signals_with_known_answers():
@@ -227,6 +251,10 @@ def test_metrics_against_signals_with_known_answers():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(400, 4)), rng.normal(size=(400, 4))
     assert frechet_distance(a, b) < 0.2 and frechet_distance(a, b + 2) > 15
+    # a set and its affine image 2a + 3: covariance 4 S and mean 2 mu + 3, so the distance is
+    # |mu + 3|^2 + tr(S + 4 S - 2 (4 S^2)^(1/2)) = |mu + 3|^2 + tr(S), with the sample mean and covariance of a
+    expected = ((a.mean(0) + 3) ** 2).sum() + np.trace(np.cov(a, rowvar=False))
+    assert frechet_distance(a, 2 * a + 3) == pytest.approx(expected, rel=1e-6)
     quiet = 0.1 * rng.normal(size=(4, 1, 16000))
     assert frechet_audio_distance(quiet, quiet, 16000) < 1e-6
     assert frechet_audio_distance(quiet, quiet + 0.3 * np.sin(2 * np.pi * 3000 * np.arange(16000) / 16000), 16000) > 1

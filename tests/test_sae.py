@@ -28,6 +28,21 @@ def test_topk_keeps_exactly_k_nonzeros_per_token():
     assert ((f != 0).sum(dim=1) == 5).all()
     acts, idx = sae.encode(torch.randn(7, 16))
     assert acts.shape == idx.shape == (7, 5)
+    # Eq. 4 by hand: pre = ReLU(W_enc (x - b_pre) + b_enc); each token keeps its 5 largest in place, the rest is 0.
+    # A bias of -2 leaves most tokens fewer than 5 positive latents: ReLU's zeros fill their top 5
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 16, generator=g)
+    with torch.no_grad():
+        sae.b_dec.copy_(torch.randn(16, generator=g))
+        for bias in (1.0, -2.0):
+            sae.encoder.bias.fill_(bias)
+            pre = torch.relu((x - sae.b_dec) @ sae.encoder.weight.T + bias)
+            fifth = pre.sort(dim=1, descending=True).values[:, 4:5]
+            expected = torch.where(pre >= fifth, pre, torch.zeros(()))
+            torch.testing.assert_close(sae.dense_latents(x), expected)
+            acts, idx = sae.encode(x)
+            torch.testing.assert_close(acts, pre.gather(1, idx))
+        assert ((pre > 0).sum(1) < 5).any()
 
 
 def test_training_reduces_fvu_and_keeps_unit_norm_decoder():
@@ -40,6 +55,18 @@ def test_training_reduces_fvu_and_keeps_unit_norm_decoder():
     assert m.fvu < 0.3 < untrained.fvu and m.tokens == 4096
     assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(64), atol=1e-5)
     assert 0 <= m.dead_fraction < 1 and 0 <= m.high_freq_fraction <= 1
+    # the metrics by hand, on an SAE with eight latents that can never fire: FVU is the squared error over the
+    # squared deviation from the mean token; a latent is dead when it is in no token's top k, high-frequency
+    # when it is in the top k of more than 10% of the tokens
+    with torch.no_grad():
+        sae.encoder.bias[:8] = -1e3
+        out = sae(x)
+    share = (out.latent_indices[..., None] == torch.arange(64)).any(1).float().mean(0)
+    m = evaluate_sae(sae, batches())
+    assert m.dead_fraction == 8 / 64 and (share[:8] == 0).all()
+    assert m.fvu == pytest.approx(float((out.sae_out - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum()), rel=1e-4)
+    assert m.high_freq_fraction == float((share > 0.1).float().mean()) and 0 < m.high_freq_fraction
+    assert ((share > 0.01) & (share <= 0.1)).any()    # a threshold off by a factor of 10 would count these
 
 
 def test_training_is_deterministic_per_seed():
@@ -213,7 +240,17 @@ def test_concept_features_vector_and_browser(models, tmp_path):
     assert len(feats) == 5 and torch.allclose(vec.vectors[6], sae.W_dec[feats].sum(0))
     rows_pos = prompt_activations(model, {6: sae}, pos, seeds=[0, 1])[6]
     assert rows_pos.shape == (2, 256) and torch.allclose(rows_pos.mean(0), chosen[6].mu_pos, atol=1e-6)
-    # Eq. 6 ranks the chosen features first
+    # each row: the prompt's TopK latents averaged over every frame and step, from layer 6's recorded output
+    from tada_core.hooks import record
+
+    with record(model, [6], mode="frames") as rec:
+        model.generate(pos, seeds=[0, 1])
+    frames = rec.activations[6]                                   # [steps, prompts, frames, width]
+    latents = sae.dense_latents(frames.reshape(-1, 128)).reshape(*frames.shape[:3], 256)
+    torch.testing.assert_close(rows_pos, latents.mean((0, 2)), atol=1e-6, rtol=1e-5)
+    # Eq. 6 (positive prompts' means against the negative ones') ranks the chosen features first
+    mu_pos, mu_neg = chosen[6].mu_pos, chosen[6].mu_neg
+    torch.testing.assert_close(chosen[6].scores, mu_pos * torch.log(1 + 1 / (mu_neg + 1e-6)))
     assert set(feats) == set(chosen[6].scores.topk(5).indices.tolist())
     again = load_vector(vec.save(tmp_path / "drums-sae"))
     assert again.method == "sae" and again.extra["features"]["6"] == feats
@@ -239,6 +276,9 @@ def test_per_step_selection_is_the_references(models):
     assert rows.shape == (2, steps, 256)
     per_step = chosen[6].per_step
     assert len(per_step) == steps and vec.vectors[6].shape == (steps, 128)
+    mu_pos, mu_neg = chosen[6].mu_pos, chosen[6].mu_neg                          # [steps, latents]
+    assert torch.allclose(mu_pos, rows.mean(0)) and mu_pos.shape == (steps, 256)
+    torch.testing.assert_close(chosen[6].scores, mu_pos * torch.log(1 + 1 / (mu_neg + 1e-6)))   # Eq. 6 per step
     for t in range(steps):
         assert set(per_step[t]) == set(chosen[6].scores[t].topk(5).indices.tolist())
         assert torch.allclose(vec.vectors[6][t], sae.W_dec[per_step[t]].sum(0))

@@ -31,8 +31,16 @@ def test_clap_scorer_is_the_cosine_of_claps_own_embeddings(tmp_path):
     expected = torch.nn.functional.cosine_similarity(a, t).numpy()
     assert sim.shape == (3,) and np.allclose(sim, expected, atol=1e-5)
     assert scorer.sign(PAPER_CONCEPTS["tempo"]) == 1 and "a fast track" in scorer.label(PAPER_CONCEPTS["tempo"])
-    # 16 kHz input is resampled to CLAP's 48 kHz, not misread
-    assert scorer.similarity(audio[:, :, ::3], 16000, PAPER_CONCEPTS["tempo"]).shape == (3,)
+    # 16 kHz input is resampled to CLAP's 48 kHz, not misread: tones below 400 Hz sampled at 16 kHz score as the
+    # same tones sampled at 48 kHz (read as 48 kHz, the 16 kHz clips would be a third as long, three times as high)
+    rng = np.random.default_rng(0)
+    t = np.arange(48000) / 48000
+    tones = torch.tensor(np.stack([sum(rng.uniform(0.05, 0.2) * np.sin(2 * np.pi * rng.uniform(100, 400) * t
+                                                                       + rng.uniform(0, 6)) for _ in range(4))
+                                   for _ in range(3)])[:, None], dtype=torch.float32)
+    at_48k = scorer.similarity(tones, 48000, PAPER_CONCEPTS["tempo"])
+    at_16k = scorer.similarity(tones[:, :, ::3], 16000, PAPER_CONCEPTS["tempo"])
+    assert at_16k.shape == (3,) and np.allclose(at_16k, at_48k, atol=5e-4)
 
 
 def test_muq_without_the_package_says_how_to_install(monkeypatch):
