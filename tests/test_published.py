@@ -157,3 +157,19 @@ def test_a_run_of_ours_is_ranked_next_to_the_published_table(published, cli):
     assert code == 0 and "Spearman rho" in out
     code, _, err = cli("benchmark", "table", "--compare", root / "results" / "organism_localization")
     assert code == 2
+
+
+def test_a_run_of_ours_in_the_papers_layout():
+    import json
+
+    from tada_core.evaluation.published import run_markdown
+
+    root = Path(__file__).resolve().parents[1] / "results" / "organism_benchmark_no_renorm"
+    tables = parse_table3_markdown(run_markdown(root))
+    runs = json.loads((root / "table.json").read_text())
+    assert list(tables)[1:] == [r["concept"] for r in runs]
+    sae = [m["nauc"] for r in runs for m in r["methods"] if m["key"] == "sae" and m["available"]]
+    assert tables["Averaged over the six concepts"]["SAE (loc.)"][0] == f"{np.mean(sae):.3f}"
+    tempo_caa = next(m for m in runs[0]["methods"] if m["key"] == "caa")
+    assert tables["tempo"]["CAA (loc.)"][0] == f"{tempo_caa['auc']['avg']:.3f}"
+    assert list(tables["tempo"])[0] == "PCI" and "Concept Sliders" not in tables["tempo"]   # the paper's order

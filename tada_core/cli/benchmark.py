@@ -56,6 +56,8 @@ def register_benchmark(sub) -> None:
                                                                "over concepts, per model)")
     t.add_argument("--compare", default=None, metavar="RUN",
                    help="a `tada benchmark --out` folder: its method ranking next to the published one")
+    t.add_argument("--run", default=None, metavar="RUN",
+                   help="a `tada benchmark --out` folder, rendered in the paper's Table 3 layout")
     t.add_argument("--out", default=None, help="a folder: write tables_<axis>.md / tables_localization.md there")
     t.set_defaults(func=run_table)
 
@@ -81,7 +83,9 @@ def run_table(args: argparse.Namespace) -> int:
     data = pub.read_published(args.published or pub.DEFAULT_DIR)
     if args.out:
         check_writable(Path(args.out) / "x.md")
-    if args.compare:
+    if args.run:
+        texts = {"run": pub.run_markdown(args.run)}
+    elif args.compare:
         texts = {"comparison": pub.compare(data, args.compare).markdown()}
     elif args.localization:
         texts = {"localization": pub.localization_markdown(pub.localization_table(data))}

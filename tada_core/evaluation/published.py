@@ -405,6 +405,54 @@ def compare(published: Published, run: str | Path) -> Comparison:
     return Comparison(rows, float(spearmanr(theirs_v, ours_v)[0]), ours=results[0].get("model", "ours"))
 
 
+def run_markdown(run: str | Path) -> str:
+    """A ``tada benchmark`` run in the layout of the paper's Table 3 (the published ``tables_lpaps.md``): one section
+    per concept headed with its P_max per direction, the methods in the paper's order and names, AUC avg,
+    smoothness (the mean of the two directions, undefined if either is) and quality; a run has one alignment
+    measure (its scorer) where the paper has MuQ and CLAP. The average over concepts is of nAUC (AUC in units of
+    the prompt gap x P_max), since raw AUCs of different concepts have different units."""
+    from tada_core.evaluation.benchmark.runner import BenchmarkResult
+
+    path = Path(run) / "table.json" if Path(run).is_dir() else Path(run)
+    raw = read_json(path)
+    if not isinstance(raw, list) or not raw:
+        raise TadaError(f"{path} is not the table.json of a `tada benchmark` run")
+    results = [BenchmarkResult.from_dict(r) for r in raw]
+    order = {cell: i for i, cell in enumerate(CELLS)}
+    by_cell = {METHOD_CELLS[k]: k for k in METHOD_CELLS}
+
+    def rows(r):
+        got = {METHOD_CELLS[m.key]: m for m in r.methods if m.key in METHOD_CELLS and m.available}
+        return [(cell, got[cell]) for cell in sorted(got, key=order.get)]
+
+    def smooth(m) -> float:
+        return _mean2(m.smoothness.get("pos", float("nan")), m.smoothness.get("neg", float("nan")))
+
+    model = results[0].model
+    lines = [f"# Benchmark tables — {model}, preservation: {results[0].distance}, alignment: {results[0].scorer}", "",
+             f"## Averaged over the {_count_word(len(results))} concepts (nAUC)", "",
+             "| Method | nAUC | Smooth | Quality |", "|---|---|---|---|"]
+    for cell in CELLS:
+        if cell not in by_cell:
+            continue
+        ms = [m for r in results for c, m in rows(r) if c == cell]
+        if not ms:
+            continue
+
+        def mean(values: list[float]) -> float:
+            kept = [v for v in values if math.isfinite(v)]
+            return float(np.mean(kept)) if kept else float("nan")
+
+        lines.append(f"| {CELLS[cell]} | {_fmt(mean([m.nauc for m in ms]))} | {_fmt(mean([smooth(m) for m in ms]))} | "
+                     f"{_fmt(mean([m.quality for m in ms]))} |")
+    for r in results:
+        lines += ["", f"## {r.concept}  (cutoff pos={r.p_max['pos']:.3f}, neg={r.p_max['neg']:.3f}; "
+                      f"{r.measure_label})", "", "| Method | AUC | Smooth | Quality |", "|---|---|---|---|"]
+        lines += [f"| {CELLS[cell]} | {_fmt(m.auc.get('avg'))} | {_fmt(smooth(m))} | {_fmt(m.quality)} |"
+                  for cell, m in rows(r)]
+    return "\n".join(lines) + "\n"
+
+
 def describe(published: Published) -> dict[str, Any]:
     """Counts and provenance, for a report header."""
     return {"source": published.source.describe(), "cells": len({k[0] for k in published.steering}),
@@ -414,4 +462,4 @@ def describe(published: Published) -> dict[str, Any]:
 
 __all__ = ["read_published", "Published", "Source", "Measurements", "table3", "Table3", "Table3Row",
            "table3_markdown", "parse_table3_markdown", "localization_table", "localization_markdown", "CELLS",
-           "CONCEPTS", "AXES", "MODELS", "DEFAULT_DIR", "describe", "compare", "Comparison", "METHOD_CELLS"]
+           "CONCEPTS", "AXES", "MODELS", "DEFAULT_DIR", "describe", "compare", "Comparison", "METHOD_CELLS", "run_markdown"]
