@@ -169,7 +169,7 @@ def test_a_run_of_ours_in_the_papers_layout():
     runs = json.loads((root / "table.json").read_text())
     assert list(tables)[1:] == [r["concept"] for r in runs]
     sae = [m["nauc"] for r in runs for m in r["methods"] if m["key"] == "sae" and m["available"]]
-    assert tables["Averaged over the six concepts"]["SAE (loc.)"][0] == f"{np.mean(sae):.3f}"
+    assert tables["Averaged over the six concepts (nAUC)"]["SAE (loc.)"][0] == f"{np.mean(sae):.3f}"
     tempo_caa = next(m for m in runs[0]["methods"] if m["key"] == "caa")
     assert tables["tempo"]["CAA (loc.)"][0] == f"{tempo_caa['auc']['avg']:.3f}"
     assert list(tables["tempo"])[0] == "PCI" and "Concept Sliders" not in tables["tempo"]   # the paper's order
