@@ -173,3 +173,21 @@ def test_a_run_of_ours_in_the_papers_layout():
     tempo_caa = next(m for m in runs[0]["methods"] if m["key"] == "caa")
     assert tables["tempo"]["CAA (loc.)"][0] == f"{tempo_caa['auc']['avg']:.3f}"
     assert list(tables["tempo"])[0] == "PCI" and "Concept Sliders" not in tables["tempo"]   # the paper's order
+
+
+def test_published_measurements_as_benchmark_results(published):
+    """The same result objects (and so the same tables and plots) as a run of ours, with Table 3's numbers."""
+    from tada_core.evaluation.benchmark.runner import BenchmarkResult
+    from tada_core.evaluation.published import benchmark_results
+
+    results = benchmark_results(published, "clap", concepts=["violin"])
+    table = table3(published, concepts=["violin"])
+    by_key = {m.key: m for m in results[0].methods}
+    for row in table.rows["violin"]:
+        m = by_key[row.cell]
+        assert m.auc["avg"] == pytest.approx(row.auc["clap"], abs=1e-12)
+        assert (m.smoothness["pos"] + m.smoothness["neg"]) / 2 == pytest.approx(row.smoothness["clap"], nan_ok=True)
+        assert m.quality == pytest.approx(row.quality)
+    assert BenchmarkResult.from_dict(results[0].to_dict()) == results[0]
+    with pytest.raises(TadaError, match="alignment must be one of"):
+        benchmark_results(published, "lpaps")

@@ -52,6 +52,8 @@ def register_benchmark(sub) -> None:
     t.add_argument("--axis", default="lpaps", choices=["lpaps", "harmony", "melody", "rhythm", "ssm"],
                    help="preservation axis: lpaps (Table 3) or a MIR axis (no quality column)")
     t.add_argument("--all-axes", action="store_true", help="every axis, one table each (with --out: tables_<axis>.md)")
+    t.add_argument("--all", action="store_true", help="everything at once: every axis, the layer-impact tables, and "
+                                                      "(with --out) the alignment-vs-preservation curves on LPAPS")
     t.add_argument("--localization", action="store_true", help="the layer-impact tables instead (I(l) averaged "
                                                                "over concepts, per model)")
     t.add_argument("--compare", default=None, metavar="RUN",
@@ -83,7 +85,10 @@ def run_table(args: argparse.Namespace) -> int:
     data = pub.read_published(args.published or pub.DEFAULT_DIR)
     if args.out:
         check_writable(Path(args.out) / "x.md")
-    if args.run:
+    if args.all:
+        texts = {axis: pub.table3_markdown(pub.table3(data, axis)) for axis in pub.AXES}
+        texts["localization"] = pub.localization_markdown(pub.localization_table(data))
+    elif args.run:
         texts = {"run": pub.run_markdown(args.run)}
     elif args.compare:
         texts = {"comparison": pub.compare(data, args.compare).markdown()}
@@ -98,6 +103,12 @@ def run_table(args: argparse.Namespace) -> int:
             path = Path(args.out) / f"tables_{name}.md"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+            note(f"wrote {path}")
+    if args.all and args.out:
+        from tada_core.evaluation.benchmark.runner import curves_png
+
+        for alignment in ("muqt", "clap"):
+            path = curves_png(pub.benchmark_results(data, alignment), Path(args.out) / f"curves_lpaps_{alignment}.png")
             note(f"wrote {path}")
     note(f"from {data.source.describe()}: the reference's published measurements, reduced by tada's protocol")
     return 0

@@ -319,6 +319,45 @@ def parse_table3_markdown(text: str) -> dict[str, dict[str, list[str]]]:
     return out
 
 
+def benchmark_results(published: Published, alignment: str = "muqt", axis: str = "lpaps",
+                      concepts: Sequence[str] = CONCEPTS) -> list[Any]:
+    """The published measurements as the result objects ``tada benchmark`` writes
+    (:class:`~tada_core.evaluation.benchmark.runner.BenchmarkResult`, one per concept, for one alignment measure),
+    reduced by the same protocol: so a published concept and a run of ours render with the same tables and plots
+    (``curves_png``). Method keys are the published cells'; quality is on the LPAPS axis only."""
+    from tada_core.evaluation.benchmark.runner import BenchmarkResult, MethodResult
+
+    if alignment not in ALIGNMENTS:
+        raise TadaError(f"alignment must be one of {', '.join(ALIGNMENTS)}; got {alignment!r}")
+    if axis not in AXES:
+        raise TadaError(f"axis must be one of {', '.join(AXES)}; got {axis!r}")
+    out = []
+    for concept in concepts:
+        cut = {"pos": published.p_max(concept, axis, 1), "neg": published.p_max(concept, axis, -1)}
+        methods = []
+        for cell, label in CELLS.items():
+            m = MethodResult(cell, label, True)
+            whole = {}
+            for name, sign in (("pos", 1), ("neg", -1)):
+                whole[name] = published.sweep(cell, concept, axis, alignment, sign, with_quality=axis == "lpaps")
+                sw = protocol.truncate(whole[name], cut[name])
+                m.grid[name] = [float(a) for a in whole[name].alphas[1:]]
+                m.kept[name] = int(np.sum(whole[name].distance[1:] <= cut[name] + 1e-9))
+                m.auc[name] = protocol.auc(sw)
+                m.smoothness[name] = protocol.smoothness(sw)
+                m.curves[name] = {"alpha": sw.alphas.tolist(), "delta": sw.delta.tolist(),
+                                  "distance": sw.distance.tolist()}
+            m.auc["avg"] = (m.auc["pos"] + m.auc["neg"]) / 2
+            if axis == "lpaps":
+                m.quality = protocol.average_quality(whole["pos"], whole["neg"], cut["pos"], cut["neg"])
+            methods.append(m)
+        out.append(BenchmarkResult(concept=concept, model=f"ACE-Step ({published.source.describe()})",
+                                   scorer=alignment, measure_label=f"{alignment} similarity", distance=axis,
+                                   quality="audiobox (mean of CE, CU, PC, PQ)" if axis == "lpaps" else "-",
+                                   n_items=0, p_max=cut, gap=float("nan"), functional=[], methods=methods))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- localization
 def localization_table(published: Published) -> dict[str, list[tuple[str, int, float]]]:
     """Per model, every cross-attention layer (block, attention index) with I(l) averaged over the concepts
@@ -462,4 +501,4 @@ def describe(published: Published) -> dict[str, Any]:
 
 __all__ = ["read_published", "Published", "Source", "Measurements", "table3", "Table3", "Table3Row",
            "table3_markdown", "parse_table3_markdown", "localization_table", "localization_markdown", "CELLS",
-           "CONCEPTS", "AXES", "MODELS", "DEFAULT_DIR", "describe", "compare", "Comparison", "METHOD_CELLS", "run_markdown"]
+           "CONCEPTS", "AXES", "MODELS", "DEFAULT_DIR", "describe", "compare", "Comparison", "METHOD_CELLS", "run_markdown", "benchmark_results"]
