@@ -33,7 +33,8 @@ def register_benchmark(sub) -> None:
                    help="folder template of the CAA / SAE vectors ({model}, {concept}, {kind} = caa or sae)")
     p.add_argument("--specificity", nargs="*", default=None, metavar="CONCEPT",
                    help="other concepts measured on every clip for leakage (default: the benchmarked ones)")
-    p.add_argument("--distance", default="mel", help=f"preservation distance: {DISTANCES}")
+    p.add_argument("--distance", "--axis", dest="distance", default="mel",
+                   help=f"preservation distance (the paper's axis): {DISTANCES}")
     p.add_argument("--quality", default="typicality", help=f"quality measure: {QUALITIES}")
     p.add_argument("--no-vector-renorm", dest="vector_renorm", action="store_false",
                    help="steer the CAA and SAE vectors without ReNorm (Eq. 3): h + alpha v, as a vector recorded "
