@@ -162,7 +162,7 @@ def test_typicality_ranks_noise_and_distortion_below_clean_clips():
     from scipy.spatial.distance import mahalanobis
     from sklearn.covariance import LedoitWolf
 
-    from tada_core.benchmark.quality import logmel_stats
+    from tada_core.evaluation.benchmark.quality import logmel_stats
 
     reference = logmel_stats(tones(48, 1), 16000)
     inverse = np.linalg.inv(LedoitWolf().fit(reference).covariance_)
@@ -323,7 +323,7 @@ def test_austeer_direction_is_bounded_and_sparse(tiny):
     assert method.max_strength > 0
     # beta from the fitting pairs' frames: +P(m > 0) where positive differences are the more frequent, else
     # -P(m < 0), m = positive - negative activation per pair and frame; the kept entries are the largest |beta|
-    from tada_core.hooks import record
+    from tada_core.interventions.hooks import record
 
     layers = sorted(method.vectors)
     pos = [p for _, p, _ in ctx.items for _ in ctx.fit_seeds]

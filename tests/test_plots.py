@@ -126,10 +126,10 @@ def test_benchmark_curves_label_both_axes_with_units_and_pass_the_bands(monkeypa
     pci.curves["pos"]["delta_lo"] = [v - 1 for v in pci.curves["pos"]["delta"]]
     pci.curves["pos"]["delta_hi"] = [v + 1 for v in pci.curves["pos"]["delta"]]
     seen = {}
-    monkeypatch.setattr(plots, "line_panels", lambda panels, path, **kw: seen.update(panels=panels, **kw))
-    from tada_core.evaluation.benchmark.runner import curves_png
+    from tada_core.evaluation.benchmark import runner
 
-    curves_png([result], "unused.png")
+    monkeypatch.setattr(runner, "line_panels", lambda panels, path, **kw: seen.update(panels=panels, **kw))
+    runner.curves_png([result], "unused.png")
     assert "(dB)" in seen["x_label"] and "P_max" in seen["x_label"]
     assert all("BPM" in p.y_label for p in seen["panels"])
     first = seen["panels"][0].series[0]

@@ -241,7 +241,7 @@ def test_concept_features_vector_and_browser(models, tmp_path):
     rows_pos = prompt_activations(model, {6: sae}, pos, seeds=[0, 1])[6]
     assert rows_pos.shape == (2, 256) and torch.allclose(rows_pos.mean(0), chosen[6].mu_pos, atol=1e-6)
     # each row: the prompt's TopK latents averaged over every frame and step, from layer 6's recorded output
-    from tada_core.hooks import record
+    from tada_core.interventions.hooks import record
 
     with record(model, [6], mode="frames") as rec:
         model.generate(pos, seeds=[0, 1])
