@@ -5,7 +5,8 @@
 
 Per concept and method: steered layers, alpha range, the measure at -max, 0 and +max,
 whether it moves monotonically with alpha (both signs), and how much the clip changes
-at the ends of the range (preservation, dB spectral distance to alpha 0).
+at the ends of the range (preservation: log-mel distance (dB) of the steered clip to the unsteered one,
+the benchmark's distance).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def main() -> None:
         f"Made by `python scripts/steering_table.py {' '.join(args.results)} --out {args.out}{title}` from the "
         f"`tada sweep` results ({' / '.join(map(str, sizes))} clips per cell: prompts x held-out seeds). "
         "Measure at the ends of each vector's alpha "
-        "range and unsteered; preservation = dB spectral distance of the steered clip to the unsteered one "
-        "(lower = the rest of the clip is kept).", "", comparison_table(named)])
+        "range and unsteered; preservation = log-mel distance (dB) of the steered clip to the unsteered one, "
+        "the benchmark's distance (lower = the rest of the clip is kept).", "", comparison_table(named)])
     atomic_write_text(args.out, text + "\n")
     print(text)
 
