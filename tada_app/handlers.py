@@ -102,13 +102,16 @@ class Handlers:
 
         model = checks.choice("model", model, list(MODELS))
         rows = [r for r in self._published().impact if r[0] == model]
-        layers = list(dict.fromkeys(f"{block}.{attn}" if any(x[4] for x in rows) else block
-                                    for _, _, _, block, attn, _ in rows))
+        two_per_block = any(r[4] for r in rows)        # AudioLDM2's blocks hold two attention layers
+
+        def key(block: str, attn: int) -> str:
+            return f"{block}.{attn}" if two_per_block else block
+
+        layers = list(dict.fromkeys(key(r[3], r[4]) for r in rows))
         concepts = sorted({r[2] for r in rows})
         values = np.full((len(concepts), len(layers)), np.nan)
         for _, _, concept, block, attn, value in rows:
-            key = f"{block}.{attn}" if any(x[4] for x in rows) else block
-            values[concepts.index(concept), layers.index(key)] = value
+            values[concepts.index(concept), layers.index(key(block, attn))] = value
         return heatmap_image(values, concepts, layers, title=f"{MODELS[model]}: impact I(l) per concept (published)",
                              cell=30, x_label="cross-attention layer (the reference's block name, attention index)")
 
