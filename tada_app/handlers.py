@@ -63,6 +63,7 @@ class Handlers:
         self.config = config or AppConfig.from_env()
         self.cache = cache or ModelCache(self.config)
         self._published_data = None     # the shipped published measurements: read once, never changed
+        self._verification_data = None  # the committed verification results: read once, never changed
 
     # ------------------------------------------------------------------ published real-model results
 
@@ -152,7 +153,12 @@ class Handlers:
 
     def vector(self, vector: Any = None, repo_id: Any = None):
         """A vector by shipped name, or by a folder under vectors/ or a Hub repo id (one of the two)."""
-        from tada_core.artifacts.vectors import CARD_FILE, CONFIG_FILE, VECTOR_FILE, load_vector
+        from tada_core.artifacts.vectors import load_vector
+
+        return load_vector(self._vector_folder(vector, repo_id))
+
+    def _vector_folder(self, vector: Any = None, repo_id: Any = None) -> Path:
+        from tada_core.artifacts.vectors import CARD_FILE, CONFIG_FILE, VECTOR_FILE
 
         name = checks.optional_text("vector", vector)
         repo = checks.optional_text("repo_id", repo_id)
@@ -167,7 +173,26 @@ class Handlers:
             from tada_core.runtime.io import resolve
 
             where = resolve(where, allow_patterns=[CONFIG_FILE, VECTOR_FILE, CARD_FILE])
-        return load_vector(where)
+        return Path(where)
+
+    def _verification(self):
+        """The committed `tada verify` results (results/verification), read once; None when there are none."""
+        from tada_core.evaluation.verification import read_results
+
+        if self._verification_data is None:
+            try:
+                self._verification_data = read_results(self.config.results / "verification")
+            except TadaError:
+                self._verification_data = False
+        return self._verification_data or None
+
+    def verified(self, vector: Any = None, repo_id: Any = None) -> str:
+        """What `tada verify` found the vector does on fresh seeds (effect, monotonicity, leakage), as text."""
+        from tada_core.evaluation.verification import artifact_sha256, verified_lines
+
+        folder = self._vector_folder(vector, repo_id)
+        name = folder.name if vector and not repo_id else str(repo_id)
+        return "\n".join(verified_lines(self._verification(), name, artifact_sha256(folder)))
 
     def _sae_folder(self, sae: Any) -> Path:
         from tada_core.runtime.io import resolve
@@ -213,7 +238,7 @@ class Handlers:
     def vector_info(self, vector: Any = None, repo_id: Any = None) -> dict[str, Any]:
         vec = self.vector(vector, repo_id)
         lim = alpha_limit(vec)
-        return {"concept": vec.concept, "method": vec.method, "model": vec.model, "layers": vec.layers,
+        return {"verified": self.verified(vector, repo_id),"concept": vec.concept, "method": vec.method, "model": vec.model, "layers": vec.layers,
                 "strategy": vec.strategy,
                 "functional": vec.default_layers(), "limit": lim, "renorm": vec.default_renorm(),
                 # the slider starts at the positive end of the validated range (adds the concept)

@@ -197,7 +197,8 @@ def steer_tab(h: Handlers, shared: dict) -> dict:
         repo_id = gr.Textbox("", label="or a steering-vector Hub repo id (clears the shipped choice)",
                              placeholder="org/name")
     info = h.vector_info(vec0) if vec0 else None
-    vec_info = gr.Textbox(_vector_caption(info), label="vector", interactive=False)
+    vec_info = gr.Textbox(_vector_caption(info), label="vector, and what `tada verify` found it does on fresh seeds",
+                          interactive=False, lines=6)
     layers = gr.CheckboxGroup(_layer_boxes(info), value=info["functional"] if info else [],
                               label="layers to steer (default: the vector's functional layers)")
     lim = info["limit"] if info else 10.0
@@ -272,7 +273,7 @@ def _vector_caption(info) -> str:
     how = (f", {info['strategy']['name']}" if info.get("strategy") else "")
     return (f"{info['concept']} ({info['method'].upper()}{how}) for {info['model']}; validated over alpha "
             f"{info['alpha_range'] or 'unknown'} {'with' if info['renorm'] else 'without'} ReNorm; the slider "
-            f"allows +/-{info['limit']:g}")
+            f"allows +/-{info['limit']:g}\n" + info.get("verified", ""))
 
 
 def patch_tab(h: Handlers, shared: dict) -> dict:

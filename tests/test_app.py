@@ -55,6 +55,17 @@ def test_shipped_vectors_are_offered_per_method(h):
     assert info["renorm"] is False   # validated without ReNorm, so steered without it by default
 
 
+def test_the_vector_box_shows_what_verify_found_and_no_server_path(h, tmp_path):
+    from tada_core.evaluation.verification import read_results
+
+    name = read_results(ROOT / "results" / "verification")["artifacts"][0]["name"]
+    text = h.vector_info(name)["verified"]
+    assert text.startswith("verified on fresh seeds") and "of the prompt gap" in text and "leaks onto" in text
+    assert str(ROOT) not in text and "results/" not in text
+    nothing = Handlers(dataclasses.replace(h.config, results=tmp_path), h.cache)
+    assert nothing.vector_info(name)["verified"].startswith("not verified")
+
+
 def test_steer_original_and_steered_in_one_call_at_one_level(h):
     (sr, orig), (sr2, steered), spec0, spec1, caption = steer(h, 1.0)
     assert sr == sr2 == 16000 and orig.shape == steered.shape and orig.dtype == np.int16

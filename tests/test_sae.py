@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -260,6 +262,45 @@ def test_concept_features_vector_and_browser(models, tmp_path):
         browse(999, rows_pos, pos)
     with pytest.raises(TadaError, match="reads 16-dim"):
         prompt_activations(model, {6: TopKSAE(SaeConfig(d_in=16, expansion_factor=2, k=2))}, pos)
+
+
+def test_held_out_signs_keep_only_features_more_active_on_the_positive_side():
+    from tada_core.methods.features import held_out_signs
+
+    rng = np.random.default_rng(0)
+    pos = torch.tensor(rng.uniform(0, 1, size=(12, 4)))
+    neg = pos.clone()
+    neg[:, 0] -= 0.5                          # feature 0: clearly higher on c than on c-tilde
+    neg[:, 1] += 0.5                          # feature 1: higher on c-tilde (a reversed feature)
+    neg[:, 2] += torch.tensor(rng.normal(scale=0.3, size=12))   # feature 2: no consistent sign
+    kept, report = held_out_signs(pos, neg, [0, 1, 2, 3], groups=list(range(12)))
+    assert kept == [0]
+    assert report[0][0] == pytest.approx(0.5) and report[0][1] > 0
+    assert report[1][2] < 0 and report[2][1] < 0 < report[2][2] and report[3] == [0.0, 0.0, 0.0]
+
+
+def test_the_held_out_check_drops_generic_features_and_is_recorded(models):
+    from tada_core.methods.features import concept_vector, prompt_activations
+
+    model = models("tada-organism")
+    sae = TopKSAE(SaeConfig(d_in=128, expansion_factor=2, k=8), generator=torch.Generator().manual_seed(0))
+    pos, neg = ["a waltz with drums", "a march with drums"], ["a waltz without drums", "a march without drums"]
+    held = (pos * 2, neg * 2, [7, 7, 8, 8])
+    vec, chosen = concept_vector(model, {6: sae}, pos, neg, concept="drums", tau=8, seeds=[0, 1], held_out=held)
+    record = vec.extra["held_out"]
+    assert record["seeds"] == [7, 8]
+    kept, dropped = record["layers"]["6"]["kept"], record["layers"]["6"]["dropped"]
+    assert sorted(kept + dropped) == sorted(set(kept + dropped)) and len(kept + dropped) == 8
+    # kept = exactly the selected features whose held-out paired difference is above 0 at the 95% level
+    hp = prompt_activations(model, {6: sae}, held[0], seeds=held[2])[6]
+    hn = prompt_activations(model, {6: sae}, held[1], seeds=held[2])[6]
+    for j in kept:
+        assert (hp[:, j] - hn[:, j]).mean() > 0
+    assert chosen[6].features == [f for f in chosen[6].features if f in kept]
+    if kept:
+        assert torch.allclose(vec.vectors[6], sae.W_dec[kept].sum(0))
+    with pytest.raises(TadaError, match="also fitting seeds"):
+        concept_vector(model, {6: sae}, pos, neg, concept="drums", seeds=[0, 1], held_out=(pos, neg, [1, 9]))
 
 
 def test_per_step_selection_is_the_references(models):

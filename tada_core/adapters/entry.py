@@ -47,6 +47,8 @@ class ModelEntry:
       pipeline folder's own ``tada_sampling.json`` (saved with a checkpoint) comes on top;
     * ``concepts``: the concept set it is used with;
     * ``scorer_name`` / ``make_scorer``: its built-in scorer (``make_scorer(arg)``), if any;
+    * ``make_panel``: its verification panel (third-party measures of its concepts, for
+      ``tada verify``; :mod:`tada_core.evaluation.verification`), if any;
     * ``presets``: functional layers found on exactly this checkpoint;
     * ``denoiser_config``: returns the path of its denoiser's ``config.json``, to count its
       layers on the meta device without weights;
@@ -63,6 +65,7 @@ class ModelEntry:
     defaults: dict[str, float] | None = None
     scorer_name: str | None = None
     make_scorer: Callable[[str | None], Any] | None = None
+    make_panel: Callable[[], Any] | None = None
     presets: tuple[LayerPreset, ...] = ()
     denoiser_config: Callable[[], Path | None] | None = None
     listed: bool = True

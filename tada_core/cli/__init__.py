@@ -18,6 +18,8 @@ arguments beside its handler (``register_<command>`` / ``run_<command>`` in this
     tada benchmark --concept C|all --out DIR [--methods M ...]   Table 3: every steering method, AUC
     tada sae cache | train | features | atlas            TopK SAEs, concept features, the feature atlas
     tada organism train | scorer | adherence             the model organism
+    tada verify [ARTIFACT ...] --out DIR [--seeds S ...] every shipped artifact on fresh seeds: effect, leakage
+    tada vector info NAME                                a vector and what `tada verify` found it does
 
 Bad input ends with a one-line message and exit code 2, never a traceback.
 """
@@ -40,10 +42,12 @@ from tada_core.cli.localize import register_caa, register_localize
 from tada_core.cli.models import register_generate, register_models
 from tada_core.cli.organism import register_organism
 from tada_core.cli.sae import register_sae
+from tada_core.cli.vector import register_vector
+from tada_core.cli.verify import register_verify
 
 REGISTER = (register_models, register_generate, register_list, register_push, register_pull, register_import,
             register_localize, register_caa, register_diffmean, register_sweep, register_ablate, register_benchmark,
-            register_sae, register_organism)
+            register_sae, register_organism, register_verify, register_vector)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,6 +47,10 @@ def register_sae(sub) -> None:
                         "per-step: the reference code's variant, Eq. 6 on pre-TopK activations per diffusion step, "
                         "a feature set and vector per step")
     p.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1])
+    p.add_argument("--check-seeds", type=seed_int, nargs="+", default=None,
+                   help="held-out seeds (not among --seeds): keep only the selected features that are more active on "
+                        "the positive prompts than on the negative ones there (95%% interval over bases above 0); "
+                        "recorded in the vector's config")
     p.add_argument("--alpha-range", type=finite_float, nargs=2, default=None, metavar=("MIN", "MAX"))
     add_validated_renorm_arg(p)
     p.add_argument("--out", default=None, help="default vectors/MODEL-CONCEPT-sae")
@@ -160,10 +164,14 @@ def run_features(args: argparse.Namespace) -> int:
     concepts = entry_for(model).concepts
     concept = concepts.get(args.concept, files=True)
     pos, neg, seeds = concepts.contrast(concept, args.seeds)
+    if args.check_seeds and set(args.check_seeds) & set(args.seeds):
+        raise TadaError(f"--check-seeds {sorted(set(args.check_seeds) & set(args.seeds))} are also in --seeds; "
+                        f"the held-out check needs seeds the selection did not see")
+    held_out = concepts.contrast(concept, args.check_seeds) if args.check_seeds else None
     vec, chosen = concept_vector(model, saes, pos, neg, concept=concept.name, tau=args.tau, seeds=seeds,
                                  sae_sources={str(i): str(folder) for i in saes},
                                  alpha_range=tuple(args.alpha_range) if args.alpha_range else None,
-                                 settings=settings_from(args), selection=args.selection)
+                                 settings=settings_from(args), selection=args.selection, held_out=held_out)
     vec.renorm = args.renorm
     vec.command = getattr(args, "command_line", None)
     out = vec.save(args.out or f"vectors/{model.name}-{concept.name}-sae")
@@ -175,6 +183,9 @@ def run_features(args: argparse.Namespace) -> int:
             continue
         print(f"layer {layer}: features {c.features} (Eq. 6 scores "
               + ", ".join(f"{float(c.scores[j]):.2f}" for j in c.features) + ")")
+    for layer, r in vec.extra.get("held_out", {}).get("layers", {}).items():
+        print(f"layer {layer}: held-out check kept {len(r['kept'])} of {len(r['kept']) + len(r['dropped'])} features"
+              + (f", dropped {r['dropped']}" if r["dropped"] else ""))
     print(f"wrote {out}: SAE steering vector (Eq. 7) for {concept.name!r}")
     return 0
 

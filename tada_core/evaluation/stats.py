@@ -6,6 +6,7 @@ not independent) with replacement and returns the percentile interval of the mea
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -57,4 +58,23 @@ def bootstrap_intervals(statistic: Callable[[np.ndarray], np.ndarray], groups: S
         return np.stack([np.nanquantile(draws, alpha, axis=0), np.nanquantile(draws, 1 - alpha, axis=0)], axis=-1)
 
 
-__all__ = ["bootstrap_ci", "bootstrap_intervals"]
+def crossed_intervals(statistic: Callable[[np.ndarray, np.ndarray], np.ndarray], n_rows: int, n_cols: int, *,
+                      level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """Percentile intervals ``[k, 2]`` of a vector ``statistic(rows, cols)`` under a crossed bootstrap.
+
+    For data on a grid of two crossed random factors (prompts x seeds: every prompt is run with every
+    seed), rows and columns are resampled independently with replacement and ``statistic`` gets the
+    two index arrays (the pigeonhole bootstrap, Owen 2007). Non-finite draws are dropped.
+    """
+    if n_rows < 1 or n_cols < 1:
+        raise TadaError(f"a crossed bootstrap needs at least one row and one column; got {n_rows} x {n_cols}")
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(rng.integers(0, n_rows, n_rows), rng.integers(0, n_cols, n_cols))
+                      for _ in range(n_boot)], dtype=np.float64)
+    alpha = (1 - level) / 2
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN column gives a NaN interval
+        return np.stack([np.nanquantile(draws, alpha, axis=0), np.nanquantile(draws, 1 - alpha, axis=0)], axis=-1)
+
+
+__all__ = ["bootstrap_ci", "bootstrap_intervals", "crossed_intervals"]

@@ -98,17 +98,45 @@ def select_concept_features(mu_pos_rows: torch.Tensor, mu_neg_rows: torch.Tensor
     return ConceptFeatures(concept, layer, select_features(scores, tau), scores, mu_pos, mu_neg)
 
 
+def held_out_signs(rows_pos: torch.Tensor, rows_neg: torch.Tensor, features: Sequence[int], groups: Sequence,
+                   ) -> tuple[list[int], dict[int, list[float]]]:
+    """Which ``features`` are more active on the positive prompts than on their negative counterparts on held-out
+    clips: the paired difference (positive row minus the negative row of the same base and seed) averaged, with a
+    95% bootstrap interval over ``groups`` (the bases); a feature is kept when the interval lies above 0.
+
+    Returns (kept features, {feature: [mean difference, low, high]}). A feature that Eq. 6 scores high on the
+    fitting clips but is as active on c-tilde as on c on new clips is a generic feature, not a concept feature:
+    adding its decoder direction need not add the concept.
+    """
+    from tada_core.evaluation.stats import bootstrap_ci
+
+    diff = (rows_pos - rows_neg).double()
+    kept, report = [], {}
+    for j in features:
+        d = diff[:, j].numpy()
+        lo, hi = bootstrap_ci(d, groups)
+        report[int(j)] = [float(d.mean()), lo, hi]
+        if lo > 0:
+            kept.append(int(j))
+    return kept, report
+
+
 def concept_vector(adapter, saes: Mapping[int, TopKSAE], positive: Sequence[str], negative: Sequence[str], *,
                    concept: str, tau: int | Mapping[int, int] = 20, seeds: Sequence[int] | None = None,
                    sae_sources: Mapping[int, str] | None = None, alpha_range: tuple[float, float] | None = None,
-                   settings: GenerationSettings | None = None,
-                   selection: str = "global") -> tuple[SteeringVector, dict[int, ConceptFeatures]]:
+                   settings: GenerationSettings | None = None, selection: str = "global",
+                   held_out: tuple[Sequence[str], Sequence[str], Sequence[int]] | None = None,
+                   ) -> tuple[SteeringVector, dict[int, ConceptFeatures]]:
     """SAE steering vector (Eq. 7) at each SAE's layer, from contrastive prompts; saved like a CAA vector.
 
     ``selection``: ``"global"`` (default; Eq. 6 on TopK latents averaged over frames and
     all steps, one feature set, a [width] vector) or ``"per-step"`` (the reference code's
     variant: Eq. 6 on pre-TopK ReLU activations averaged per diffusion step, a feature set
     per step, a [steps, width] vector that needs generation with as many steps).
+    ``held_out``: (positive prompts, negative prompts, seeds) paired in order, on seeds the selection did not
+    see: each selected feature must be more active on the positive side there (:func:`held_out_signs`, bases as
+    bootstrap clusters); the others are dropped from Eq. 7's sum, and a layer left without features is dropped.
+    The check is recorded in the vector's ``extra["held_out"]``.
     """
     if selection not in SELECTIONS:
         raise TadaError(f"selection must be one of {', '.join(SELECTIONS)}; got {selection!r}")
@@ -118,20 +146,50 @@ def concept_vector(adapter, saes: Mapping[int, TopKSAE], positive: Sequence[str]
     vectors, chosen = {}, {}
     rows_pos = prompt_activations(adapter, saes, pos, seeds=seeds, settings=settings, per_step=per_step)
     rows_neg = prompt_activations(adapter, saes, neg, seeds=seeds, settings=settings, per_step=per_step)
+    checked: dict[str, dict] = {}
+    if held_out is not None:
+        h_pos, h_neg, h_seeds = (list(x) for x in held_out)
+        if not len(h_pos) == len(h_neg) == len(h_seeds) or not h_pos:
+            raise TadaError("held_out needs as many positive prompts, negative prompts and seeds, at least one")
+        if set(h_seeds) & set(seeds or range(len(pos))):
+            raise TadaError(f"held-out seeds {sorted(set(h_seeds) & set(seeds or range(len(pos))))} are also "
+                            f"fitting seeds; the check needs seeds the selection did not see")
+        check_pos = prompt_activations(adapter, saes, h_pos, seeds=h_seeds, settings=settings)
+        check_neg = prompt_activations(adapter, saes, h_neg, seeds=h_seeds, settings=settings)
     for layer, sae in saes.items():
         t = tau[layer] if isinstance(tau, Mapping) else tau
         chosen[layer] = select_concept_features(rows_pos[layer], rows_neg[layer], t, concept=concept, layer=layer)
+        if held_out is not None:
+            candidates = sorted(set(f for step in (chosen[layer].per_step or [chosen[layer].features]) for f in step))
+            kept, report = held_out_signs(check_pos[layer], check_neg[layer], candidates, h_pos)
+            checked[str(layer)] = {"kept": kept, "dropped": [f for f in candidates if f not in kept],
+                                   "difference_ci": {str(k): v for k, v in report.items()}}
+            if not kept:
+                continue
+            c = chosen[layer]
+            c.features = [f for f in c.features if f in kept]
+            if c.per_step:
+                c.per_step = [[f for f in step if f in kept] for step in c.per_step]
         if per_step:
+            if any(not f for f in chosen[layer].per_step):
+                continue
             vectors[layer] = torch.stack([sae_vector(sae, f) for f in chosen[layer].per_step])
-        else:
+        elif chosen[layer].features:
             vectors[layer] = sae_vector(sae, chosen[layer].features)
+    if not vectors:
+        raise TadaError(f"no feature selected for {concept!r} is more active on its positive prompts than on its "
+                        f"negative ones on the held-out seeds, at any layer: this SAE has no feature for it")
+    chosen = {layer: c for layer, c in chosen.items() if layer in vectors}
     vec = SteeringVector(vectors=vectors, concept=concept, model=adapter.name,
                          layer_paths={i: adapter.layers[i].path for i in vectors}, method="sae",
                          prompts={"positive": pos, "negative": neg}, alpha_range=alpha_range,
                          extra={"features": {str(i): (c.per_step if per_step else c.features)
                                              for i, c in chosen.items()},
                                 "tau": {str(i): len(c.features) for i, c in chosen.items()},
-                                "selection": selection, "saes": dict(sae_sources or {})})
+                                "selection": selection, "saes": {k: v for k, v in dict(sae_sources or {}).items()
+                                                                 if int(k) in vectors},
+                                **({"held_out": {"seeds": sorted(set(held_out[2])), "layers": checked}}
+                                   if held_out is not None else {})})
     return vec, chosen
 
 

@@ -9,6 +9,7 @@ from tada_core.adapters.entry import ModelEntry
 from tada_core.organism.concepts import ORGANISM_CONCEPT_SET
 from tada_core.organism.model import NAME, checkpoint_path
 from tada_core.organism.musicgen_model import MUSICGEN_NAME, musicgen_checkpoint_path
+from tada_core.organism.panel import build as build_panel
 from tada_core.organism.scorer import OrganismScorer
 
 
@@ -19,7 +20,7 @@ def _scorer(folder: str | None = None):
 ENTRY = ModelEntry(
     name=NAME, adapter=StableAudioAdapter, concepts=ORGANISM_CONCEPT_SET,
     description="the model organism trained here on synthetic music (tada_core/organism), offline, CPU",
-    folder=checkpoint_path, scorer_name="organism", make_scorer=_scorer,
+    folder=checkpoint_path, scorer_name="organism", make_scorer=_scorer, make_panel=build_panel,
     denoiser_config=lambda: Path(checkpoint_path()) / "transformer" / "config.json",
     notes="functional layers: see results/organism_localization (found by `tada localize`)",
 )
@@ -28,7 +29,7 @@ MUSICGEN_ENTRY = ModelEntry(
     name=MUSICGEN_NAME, adapter=MusicGenAdapter, concepts=ORGANISM_CONCEPT_SET,
     description="the autoregressive model organism (a MusicgenMelody trained here on the same synthetic music), "
                 "offline, CPU",
-    folder=musicgen_checkpoint_path, scorer_name="organism", make_scorer=_scorer,
+    folder=musicgen_checkpoint_path, scorer_name="organism", make_scorer=_scorer, make_panel=build_panel,
     denoiser_config=lambda: Path(musicgen_checkpoint_path()) / "config.json",
     notes="residual-stream layers, steered with DiffMean (`tada diffmean`); see results/musicgen_organism",
 )

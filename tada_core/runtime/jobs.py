@@ -128,22 +128,28 @@ def run(job: Job, out: str | Path | None = None, *, processes: Processes | None 
         raise ValueError(f"{job.name}: a unit occurs twice among {len(units)} units")
     done: dict[Hashable, Record] = {}
 
-    def read() -> int:
-        """Every finished record in the folder, into ``done``; returns how many were malformed."""
-        dropped = 0
+    def read() -> tuple[int, int]:
+        """Every finished record in the folder, into ``done``; returns how many were malformed, and how many
+        are of units this run does not have (a job whose units grow, as verify's artifacts, keeps them)."""
+        dropped = other = 0
         for rec in folder.records() if folder is not None else []:
             unit = job.unit_of(rec)
             if unit in order:
                 done[unit] = rec
-            else:
+            elif unit is None:
                 dropped += 1
-        return dropped
+            else:
+                other += 1
+        return dropped, other
 
-    dropped = read()
+    dropped, other = read()
     processes.wait()       # every process has read the same finished units before any adds to them: equal shares
     total, plural = len(units), _plural(job.unit)
     if dropped and processes.main:
         logger.warning("%s: %d malformed records in %s; their %s are redone", job.name, dropped, folder.folder, plural)
+    if other and processes.main:
+        logger.info("%s: %d records in %s are of %s this run does not do; they stay there", job.name, other,
+                    folder.folder, plural)
     if done and processes.main:
         logger.info("resuming %s: %d of %d %s finished", folder.folder, len(done), total, plural)
     bar = tqdm(total=total, initial=len(done), desc=f"{job.name}{processes.label()}", unit=job.unit,
