@@ -91,7 +91,7 @@ def run_verify(args: argparse.Namespace) -> int:
         return m
 
     models = ver.Models(load=load, panel_of=panel_of)
-    prompts, gaps, settings, concept_sets = {}, {}, {}, {}
+    prompts, gaps, settings, concept_sets, classes = {}, {}, {}, {}, {}
     for model, entry in entries.items():
         cs = entry.concepts
         n = args.prompts or len(cs.eval_prompts)
@@ -99,9 +99,12 @@ def run_verify(args: argparse.Namespace) -> int:
         gaps[model] = {c: tuple(cs.get(c).contrastive_prompts(bases)) for c in panel_of(model).concepts}
         settings[model] = models.adapter(model).resolve_settings(GenerationSettings(batch_size=args.batch_size))
         concept_sets[model] = cs
+        if hasattr(panel_of(model), "class_prompts"):
+            classes[model] = panel_of(model).class_prompts(bases)
     labels = next(iter(panels.values())).labels if panels else None
     job = ver.verification_job(targets, seeds, models, prompts=prompts, gap_prompts=gaps, settings=settings,
-                               check=args.check, command=args.command_line, concept_sets=concept_sets, labels=labels)
+                               check=args.check, command=args.command_line, concept_sets=concept_sets, labels=labels,
+                               class_prompts=classes or None)
     result = run(job, out)
     print(ver.verdict_table(result, concept_sets))
     note(f"wrote {out / ver.RESULT_FILE}, {out / 'verification.md'} and {out / 'effects.png'}")

@@ -170,14 +170,17 @@ def _generate(adapter, prompts: list[str], seeds: list[int], settings, alphas=No
 def verification_job(targets: Sequence[Target], seeds: Sequence[int], models: Models, *,
                      prompts: Mapping[str, Sequence[str]], gap_prompts: Mapping[str, Mapping[str, tuple]],
                      settings: Mapping[str, Any], check: bool = True, command: str | None = None,
-                     concept_sets: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None) -> Job:
+                     concept_sets: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None,
+                     class_prompts: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> Job:
     """The resumable job of ``tada verify`` (see the module docstring).
 
     ``prompts[model]``: the neutral prompts (one per base); ``gap_prompts[model][concept]``: (positive
     prompts, negative prompts) on the same bases, in the same order; ``settings[model]``: resolved
     :class:`~tada_core.adapters.settings.GenerationSettings`. Units: the panel check (on ground truth),
     then per model and seed the reference clips (neutral and contrastive prompts), then per artifact
-    and seed its sweep. Every record carries its wall time.
+    and seed its sweep. ``class_prompts[model][label]``: prompts on the same bases that ask for one class of
+    the panel's classifier ("a waltz played on violin"); per model and seed they are classified, for the
+    panel's prompt adherence. Every record carries its wall time.
     """
     seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
@@ -196,6 +199,9 @@ def verification_job(targets: Sequence[Target], seeds: Sequence[int], models: Mo
             "gap_prompts": {m: {c: [list(p), list(n)] for c, (p, n) in gap_prompts[m].items()} for m in model_names},
             "settings": {m: settings[m].to_dict() for m in model_names}, "check": bool(check),
             "panel": {m: _describe(models.panel(m)) for m in model_names}}
+    if class_prompts:
+        spec["class_prompts"] = {m: {k: list(v) for k, v in class_prompts[m].items()} for m in model_names
+                                 if m in class_prompts}
     by_name = {t.name: t for t in targets}
 
     def timed(fn):
@@ -230,9 +236,18 @@ def verification_job(targets: Sequence[Target], seeds: Sequence[int], models: Mo
         audio = _generate(adapter, batch, [seed] * len(batch), settings[target.model], alphas, models.vector(target))
         return {"unit": list(unit), "values": _measure(panel, audio, adapter.sample_rate)}
 
+    def do_classes(unit):
+        _, model, seed = unit
+        adapter, panel = models.adapter(model), models.panel(model)
+        batch = [p for label in spec["class_prompts"][model] for p in spec["class_prompts"][model][label]]
+        audio = _generate(adapter, batch, [seed] * len(batch), settings[model])
+        return {"unit": list(unit), "labels": [str(x) for x in panel.classify(audio, adapter.sample_rate)]}
+
     stages = ([Stage([("check",)], timed(do_check))] if check else []) + [
         Stage([("reference", m, s) for m in model_names for s in seeds], timed(do_reference)),
         Stage([("steer", t.name, t.sha256[:16], s) for t in targets for s in seeds], timed(do_steer))]
+    if class_prompts:
+        stages.append(Stage([("classes", m, s) for m in spec["class_prompts"] for s in seeds], timed(do_classes)))
 
     def reduce(done):
         return reduce_records(spec, [t.to_dict() for t in targets], done, command=command)
@@ -368,6 +383,41 @@ def _describe(panel) -> dict[str, Any]:
     return panel.describe() if hasattr(panel, "describe") else {"concepts": list(panel.concepts)}
 
 
+def prompt_adherence(arrays: Mapping[str, Any], spec: Mapping[str, Any], done: Mapping, model: str,
+                     *, n_boot: int = N_BOOT) -> dict[str, Any]:
+    """How often the panel hears what each prompt asks, on the verification's own seeds.
+
+    Two-sided concepts: the share of (base, seed) pairs whose positive prompt measures beyond its negative
+    prompt in the direction of the concept's gap (paired; chance 0.5). Classes (the instruments): the share of
+    clips the panel's classifier assigns to the class their prompt asks for, and the confusion counts. 95%
+    intervals: the crossed bootstrap over prompts and seeds.
+    """
+    out: dict[str, Any] = {}
+    for c in arrays["concepts"]:
+        pos, neg = arrays["positive"][c], arrays["negative"][c]
+        sign = np.sign(pos.mean() - neg.mean()) or 1.0
+        hits = (sign * (pos - neg) > 0).astype(np.float64)
+        ci = crossed_intervals(lambda r, k: np.array([hits[np.ix_(r, k)].mean()]), *hits.shape, n_boot=n_boot)[0]
+        out[c] = {"accuracy": float(hits.mean()), "ci": [float(ci[0]), float(ci[1])], "chance": 0.5,
+                  "n": int(hits.size)}
+    classes = spec.get("class_prompts", {}).get(model)
+    if classes and all(("classes", model, s) in done for s in spec["seeds"]):
+        names = list(classes)
+        n = len(next(iter(classes.values())))
+        labels = np.array([done[("classes", model, s)]["labels"] for s in spec["seeds"]]).T   # [clips, seeds]
+        truth = np.repeat(names, n)
+        hits = (labels == truth[:, None]).astype(np.float64).reshape(len(names), n, -1)      # [class, base, seed]
+        per_base = hits.mean(0)                                                              # [base, seed]
+        ci = crossed_intervals(lambda r, k: np.array([per_base[np.ix_(r, k)].mean()]), *per_base.shape,
+                               n_boot=n_boot)[0]
+        confusion = {t: {p: int((labels[truth == t] == p).sum()) for p in names} for t in names}
+        out["classes"] = {"accuracy": float(hits.mean()), "ci": [float(ci[0]), float(ci[1])],
+                          "chance": 1 / len(names), "n": int(hits.size), "confusion": confusion,
+                          "per_class": {t: float(hits[i].mean()) for i, t in enumerate(names)},
+                          "prompt": classes[names[0]][0]}
+    return out
+
+
 def reduce_records(spec: Mapping[str, Any], targets: Sequence[Mapping[str, Any]], done: Mapping,
                    command: str | None = None) -> dict[str, Any]:
     """The verification result (``verification.json``) from every unit's record."""
@@ -406,10 +456,11 @@ def reduce_records(spec: Mapping[str, Any], targets: Sequence[Mapping[str, Any]]
             steered[c] = np.stack(per_seed, axis=1)            # [prompts, seeds, alphas]
         results.append(artifact_statistics(target, m["concepts"], m["neutral"], m["positive"], m["negative"],
                                            steered, seed=len(results)))
+    adherence = {model: prompt_adherence(models[model], spec, done, model) for model in models}
     seconds = sum(float(r.get("seconds", 0.0)) for r in done.values())
     return {"kind": "tada-verification", "format_version": 1, "seeds": seeds, "prompts": spec["prompts"],
             "settings": spec["settings"], "thresholds": {"effect": EFFECT, "rho": RHO, "level": 0.95, "n_boot": N_BOOT},
-            "panel": spec["panel"], "panel_check": check, "wall_seconds": round(seconds, 1), "command": command,
+            "panel": spec["panel"], "panel_check": check, "adherence": adherence, "wall_seconds": round(seconds, 1), "command": command,
             "gap_prompts": spec["gap_prompts"], "artifacts": results}
 
 
@@ -540,6 +591,22 @@ def gap_table(results: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def adherence_table(results: Mapping[str, Any]) -> str:
+    rows = ["| model | concept | agreement [95% interval] | chance | clips |", "|---|---|---|---|---|"]
+    for model, per in (results.get("adherence") or {}).items():
+        for c, r in per.items():
+            rows.append(f"| {model} | {'instrument (4-way)' if c == 'classes' else c} | {r['accuracy']:.3f} "
+                        f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['chance']:.2f} | {r['n']} |")
+        cls = per.get("classes")
+        if cls:
+            names = list(cls["confusion"])
+            rows += ["", f"{model}, instruments asked for (rows) and heard by the classifier (columns):", "",
+                     "| asked \\ heard | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+            rows += [f"| {t} | " + " | ".join(str(cls["confusion"][t][p]) for p in names) + " |" for t in names]
+            rows.append("")
+    return "\n".join(rows)
+
+
 def check_table(check: Mapping[str, Any] | None) -> str:
     if not check:
         return "(the panel check was not run)"
@@ -574,6 +641,10 @@ def report_markdown(results: Mapping[str, Any], concept_sets: Mapping[str, Any] 
         "Fractions of each concept's own prompt gap at +max and -max (the artifact's own concept in bold).", "",
         leakage_table(results), "", "![Effects](effects.png)", "",
         "## Prompt gaps (the yardsticks)", "", gap_table(results), "",
+        "## Prompt adherence heard by the panel", "",
+        "On the same seeds: the share of (base, seed) pairs whose positive prompt measures beyond its negative one "
+        "(chance 0.5), and the classifier's 4-way agreement with the instrument a prompt asks for.", "",
+        adherence_table(results), "",
         "## The panel on ground truth", "",
         "Each measure on held-out synthesizer clips with known attributes (separation: the share of clips on the "
         "side of the midpoint between the two classes' medians that their truth says).", "",

@@ -119,6 +119,16 @@ class OrganismPanel:
         """:func:`panel_check`: how each measure reads held-out synthesizer clips with known attributes."""
         return panel_check(self, clips)
 
+    def classify(self, audio, sample_rate: int) -> np.ndarray:
+        """The instrument the classifier hears in each clip (the panel's classes)."""
+        return self.instrument(audio, sample_rate)
+
+    def class_prompts(self, bases) -> dict[str, list[str]]:
+        """Per instrument, the prompts that ask for it on ``bases`` ("a waltz played on violin")."""
+        from tada_core.organism.concepts import INSTRUMENT_TEMPLATE
+
+        return {name: [INSTRUMENT_TEMPLATE.format(base=b, instrument=name) for b in bases] for name in synth.INSTRUMENTS}
+
     def instrument(self, audio, sample_rate: int) -> np.ndarray:
         """The classifier's instrument name per clip."""
         feats = np.stack([instrument_features(y, sample_rate) for y in measures.mono(audio)])
