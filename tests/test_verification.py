@@ -226,3 +226,17 @@ def test_prompt_adherence_counts_paired_wins_and_confusions():
     assert out["classes"]["accuracy"] == pytest.approx(6 / 8)
     assert out["classes"]["confusion"] == {"a": {"a": 3, "b": 1}, "b": {"a": 1, "b": 3}}
     assert out["classes"]["per_class"] == {"a": 0.75, "b": 0.75}
+
+
+def test_compare_runs_flags_a_contradicted_verdict():
+    import copy
+
+    target, neutral, pos, neg, steered = _fake(own_effect=(0.6, 0.6))
+    a = ver.artifact_statistics(target | {"sha256": "s"}, ["own", "other"], neutral, pos, neg, steered, n_boot=200)
+    old = {"artifacts": [a]}
+    table, ok = ver.compare_runs({"artifacts": [copy.deepcopy(a)]}, old)
+    assert ok and table.count("| yes |") == 2
+    flipped = copy.deepcopy(a)
+    flipped["effect"]["own"]["toward_negative"].update(value=-0.6, ci=[-0.7, -0.5], verdict="reverses")
+    table, ok = ver.compare_runs({"artifacts": [flipped]}, old)
+    assert not ok and "| **no** |" in table

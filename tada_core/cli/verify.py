@@ -23,6 +23,9 @@ def register_verify(sub) -> None:
                    help="skip the panel check on ground-truth synthesizer clips")
     p.add_argument("--docs", nargs="+", default=None, metavar="FILE",
                    help="afterwards, rewrite the generated verdict blocks of these Markdown files from the results")
+    p.add_argument("--against", default=None, metavar="DIR",
+                   help="afterwards, check that this run reproduces the verdicts of another run (e.g. the committed "
+                        "results/verification): writes OUT/reproduction.md; exit code 1 when a verdict is contradicted")
     p.add_argument("--out", required=True, help="results folder (resumable: rerun the same command to finish)")
     add_device_args(p)
     p.set_defaults(func=run_verify)
@@ -108,7 +111,17 @@ def run_verify(args: argparse.Namespace) -> int:
     result = run(job, out)
     print(ver.verdict_table(result, concept_sets))
     note(f"wrote {out / ver.RESULT_FILE}, {out / 'verification.md'} and {out / 'effects.png'}")
+    status = 0
+    if args.against:
+        table, ok = ver.compare_runs(result, ver.read_results(args.against))
+        (out / "reproduction.md").write_text(
+            f"# Reproduction of {args.against} on seeds {result['seeds']}\n\nMade by `{args.command_line}`. A "
+            f"direction is reproduced when this run's effect lies within the committed interval or both verdicts "
+            f"agree.\n\n{table}\n")
+        print(table)
+        note(f"{'every verdict reproduced' if ok else 'some verdicts are contradicted'}; wrote {out / 'reproduction.md'}")
+        status = 0 if ok else 1
     for doc in args.docs or []:
         current = ver.sync_docs(doc, result, str(out / ver.RESULT_FILE), concept_sets)
         note(f"{doc}: {'already current' if current else 'verdict blocks rewritten'}")
-    return 0
+    return status

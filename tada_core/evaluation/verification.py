@@ -654,6 +654,31 @@ def report_markdown(results: Mapping[str, Any], concept_sets: Mapping[str, Any] 
     return "\n".join(parts) + "\n"
 
 
+def compare_runs(new: Mapping[str, Any], old: Mapping[str, Any]) -> tuple[str, bool]:
+    """Does ``new`` (a run on other seeds) reproduce ``old``'s verdicts? A Markdown table and whether every
+    verdict was reproduced: per artifact in both, and per direction of its own concept, the new effect must lie
+    within the old interval or the two verdicts must agree; "unclear" in either reproduces nothing and
+    contradicts nothing (it is listed, not counted against)."""
+    rows = ["| artifact | direction | verdict (committed) | verdict (this run) | committed effect | this run's effect "
+            "| reproduced |", "|---|---|---|---|---|---|---|"]
+    ok = True
+    for a in new["artifacts"]:
+        b = find(old, a["name"], a["sha256"])
+        if b is None:
+            rows.append(f"| `{a['name']}` | - | not in the committed run | | | | - |")
+            continue
+        for key, label in (("toward_positive", "toward +"), ("toward_negative", "toward -")):
+            e_new, e_old = a["effect"][a["concept"]][key], b["effect"][b["concept"]][key]
+            within = e_old["ci"][0] <= e_new["value"] <= e_old["ci"][1]
+            same = e_new["verdict"] == e_old["verdict"]
+            unclear = "unclear" in (e_new["verdict"], e_old["verdict"])
+            verdict = "yes" if same or within else ("unclear" if unclear else "**no**")
+            ok &= verdict != "**no**"
+            rows.append(f"| `{a['name']}` | {label} | {e_old['verdict']} | {e_new['verdict']} | {_iv(e_old)} | "
+                        f"{_iv(e_new)} | {verdict} |")
+    return "\n".join(rows), ok
+
+
 def effects_figure(results: Mapping[str, Any], path: str | Path) -> Path:
     """A heatmap: rows are artifact x end (+max, -max), columns the panel's concepts, cells the effect fraction."""
     from tada_core.evaluation.plots import heatmap_png
@@ -721,5 +746,5 @@ def sync_docs(path: str | Path, results: Mapping[str, Any], source: str,
 
 __all__ = ["Target", "Models", "artifact_sha256", "verification_job", "artifact_statistics", "reduce_records", "direction_verdict",
            "monotonic_verdict", "leak_verdict", "summary_verdict", "spearman_rows", "fresh_seeds", "read_results",
-           "find", "verified_lines", "verdict_table", "leakage_table", "report_markdown", "write_results", "docs_block", "sync_docs",
+           "find", "compare_runs", "verified_lines", "verdict_table", "leakage_table", "report_markdown", "write_results", "docs_block", "sync_docs",
            "EFFECT", "RHO", "ALPHA_FRACTIONS"]
