@@ -272,10 +272,22 @@ def model_card(config: Mapping[str, Any], name: str, source: str | None = None) 
                      f"{strategy['source_layer']}'s direction is added to every layer.")
     elif strategy:
         lines.append("Injected with the All-to-All strategy (Facchiano et al. 2025): each layer gets its own direction.")
+    recipe = (config.get("extra") or {}).get("recipe") if config["method"] == "combined" else None
+    if recipe:
+        parts = [f"{r['weight']:g} x {r.get('concept')}" + (f" (`{r['source']}`)" if r.get("source") else "")
+                 for r in recipe]
+        lines.append(f"A weighted sum of saved steering vectors (`tada vector combine`): {', '.join(parts)}. At "
+                     f"alpha 1 it adds what steering with all of them at those weights adds. The recipe, with each "
+                     f"source's SHA-256, is in `config.json` under `extra.recipe`.")
     if alpha:
         renorm = config.get("renorm")
         how = " without ReNorm" if renorm is False else " with ReNorm (Eq. 3)"
-        lines.append(f"Validated for alpha in [{alpha[0]:g}, {alpha[1]:g}]{how}, which `apply` uses by default.")
+        if recipe:
+            lines.append(f"For alpha in [{alpha[0]:g}, {alpha[1]:g}] every source's strength (alpha x weight) stays "
+                         f"within the range it was validated over{how}, which `apply` uses by default; the "
+                         f"combination itself has not been validated.")
+        else:
+            lines.append(f"Validated for alpha in [{alpha[0]:g}, {alpha[1]:g}]{how}, which `apply` uses by default.")
     lines += ["", "```python", card_snippet(config, source or name).rstrip(), "```", "",
               (f"Made by: `{config['command']}`" if config.get("command") else "Made with the Python API")
               + f" (tada {config.get('tada_version') or '?'}).",

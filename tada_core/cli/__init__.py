@@ -3,7 +3,7 @@ arguments beside its handler (``register_<command>`` / ``run_<command>`` in this
 
     tada models                      the models: checkpoints, measured layer counts, CFG order, presets
     tada generate --prompt P --out x.wav [--model M --seed S --duration D --steps N --guidance G]
-                  [--steer VECTOR --alpha A [--steer-layers L ...] [--no-renorm]]
+                  [--steer VECTOR --alpha A [--steer-layers L ...] ...] [--no-renorm]   (several: composed)
     tada list [ROOT ...]             steering vectors and SAEs in vectors/ and saes/ (rebuilds index.json)
     tada push FOLDER --repo ORG/NAME [--dry-run]   validate and upload an artifact folder
     tada pull ORG/NAME [--revision R]              download (or find in the cache) and validate
@@ -20,6 +20,7 @@ arguments beside its handler (``register_<command>`` / ``run_<command>`` in this
     tada organism train | scorer | adherence             the model organism
     tada verify [ARTIFACT ...] --out DIR [--seeds S ...] every shipped artifact on fresh seeds: effect, leakage
     tada vector info NAME                                a vector and what `tada verify` found it does
+    tada vector combine A:W B:W ... --out DIR            concept arithmetic: a weighted sum of vectors
 
 Bad input ends with a one-line message and exit code 2, never a traceback.
 """

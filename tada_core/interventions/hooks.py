@@ -1,4 +1,4 @@
-"""Interventions on cross-attention layers: ``record``, ``patch`` and ``steer``.
+"""Interventions on cross-attention layers: ``record``, ``patch`` and ``steer`` (``steer_sum``: several at once).
 
 Each is a context manager over a :class:`~tada_core.adapters.ModelAdapter`. It
 registers forward hooks on the chosen layers when entered and removes exactly those
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import numbers
 from collections import defaultdict
 from typing import Callable, Iterator, Literal, Mapping, Sequence
 
@@ -291,6 +293,145 @@ def _steering_tensors(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int
     return out
 
 
+def _alphas(alpha: float | Sequence[float], name: str) -> tuple[list[float], bool]:
+    """``alpha`` as a list of finite floats, and whether it is one per sample (a sequence) or one for all."""
+    if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
+        return [check_finite(name, alpha)], False
+    try:
+        values = list(alpha) if not isinstance(alpha, (bool, str, bytes)) else None
+    except TypeError:
+        values = None
+    if values is None:
+        raise TadaError(f"{name} must be a float or one float per sample; got {alpha!r}")
+    alphas = [check_finite(f"{name}[{i}]", a) for i, a in enumerate(values)]
+    if not alphas:
+        raise TadaError(f"{name} is an empty list; give a float or one float per sample")
+    return alphas, True
+
+
+@dataclasses.dataclass
+class _Term:
+    """One summand of the steering at its layers: ``alphas`` (one, or one per sample) times ``vectors[layer]``."""
+
+    vectors: dict[int, torch.Tensor]
+    alphas: list[float]
+    per_sample: bool
+
+    def key(self) -> str:
+        return term_digest(self.vectors, self.alphas if self.per_sample else self.alphas[0])
+
+
+def term_digest(vectors: Mapping[int, torch.Tensor], alpha: float | Sequence[float]) -> str:
+    """SHA-256 of what a steering term adds (its layers, vectors and alpha): sums of terms are formed in the order
+    of this digest, so that the order the terms were given in changes no bit of the result."""
+    h = hashlib.sha256()
+    for layer in sorted(vectors):
+        v = torch.as_tensor(vectors[layer]).detach().to("cpu", torch.float64).contiguous()
+        h.update(f"{layer}:{tuple(v.shape)}:".encode())
+        h.update(v.numpy().tobytes())
+    h.update(repr(alpha if isinstance(alpha, numbers.Real) else [float(a) for a in alpha]).encode())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _steer_terms(adapter: ModelAdapter, terms: Sequence[_Term], *, use_renorm: bool,
+                 branch: Branch | None) -> Iterator[None]:
+    """One steering hook per layer that any term steers: h' = ReNorm(h + sum_k alpha_k * v_k, h) (see steer_sum).
+
+    Everything is checked before the first hook is placed."""
+    branch = adapter.default_branch if branch is None else branch
+    if branch not in BRANCHES:
+        raise TadaError(f"branch must be one of {', '.join(BRANCHES)}; got {branch!r}")
+    counts = sorted({len(t.alphas) for t in terms if t.per_sample})
+    if len(counts) > 1:
+        raise TadaError(f"the steering terms give {' and '.join(map(str, counts))} alphas per sample; give every "
+                        f"term one alpha per sample of the batch (the same number), or a single float")
+    steps: dict[int, int] = {}
+    for t in terms:
+        for layer, v in t.vectors.items():
+            if v.ndim == 2:
+                steps.setdefault(int(v.shape[0]), layer)
+    if len(steps) > 1:
+        found = ", ".join(f"{n} (layer {layer})" for n, layer in sorted(steps.items()))
+        raise TadaError(f"per-step steering vectors must cover the same diffusion steps; these cover {found}")
+    # the sum is formed in one order fixed by the terms' content, so the order they were given in changes no bit
+    ordered = sorted(terms, key=_Term.key) if len(terms) > 1 else list(terms)
+    by_layer: dict[int, list[_Term]] = defaultdict(list)
+    for t in ordered:
+        for layer in t.vectors:
+            by_layer[layer].append(t)
+
+    def row_alphas(t: _Term, n_rows: int, n_samples: int) -> list[float]:
+        """Alpha of every row of a denoiser batch (0 for rows of branches not steered)."""
+        if t.per_sample and len(t.alphas) != n_samples:
+            raise TadaError(f"steer got {len(t.alphas)} alphas for a batch of {n_samples} samples; "
+                            f"give one alpha per sample or a single float")
+        a = t.alphas if t.per_sample else t.alphas * n_samples
+        cond, uncond = adapter.branch_rows(n_rows)
+        rows = [0.0] * n_rows
+        if branch in ("cond", "both"):
+            rows[cond] = a
+        if uncond is not None and branch in ("uncond", "both"):
+            rows[uncond] = a
+        return rows
+
+    # Per call, the rows' alphas as a tensor and each vector (per step) on the output's device are made once:
+    # an autoregressive model calls every hook once per token, so this is what steering costs there.
+    cache: dict = {}
+
+    def make_hook(layer: int):
+        parts = [(t.vectors[layer], t) for t in by_layer[layer]]
+        per_step = any(v.ndim == 2 for v, _ in parts)
+
+        def hook(module, args, raw_output):
+            run = _active_run(adapter)
+            if run is None:
+                return None
+            output = adapter.layer_output(raw_output)
+            for vector, _ in parts:
+                if vector.ndim == 2:
+                    if vector.shape[0] > run.settings.steps:
+                        raise TadaError(f"layer {layer} has per-step vectors for {vector.shape[0]} steps, but this "
+                                        f"generation runs {run.settings.steps}; use as many steps as the vector has")
+                    if run.step >= vector.shape[0]:
+                        raise TadaError(f"layer {layer} has per-step vectors for {vector.shape[0]} steps, but "
+                                        f"generation is at step {run.step}; use as many steps as the vector has")
+            key = (layer, run.step if per_step else None, output.device, output.dtype, run.n_samples,
+                   output.shape[0])
+            prepared = cache.get(key)
+            if prepared is None:
+                active, steered_rows = [], None
+                for vector, t in parts:
+                    v = vector if vector.ndim == 1 else vector[run.step]
+                    rows = row_alphas(t, output.shape[0], run.n_samples)
+                    if not (any(rows) and bool(v.any())):   # adds nothing anywhere: skipped, which is exact
+                        continue
+                    a = torch.tensor(rows, dtype=output.dtype, device=output.device)[:, None, None]
+                    active.append((v.to(output.device, output.dtype), a))
+                    steered_rows = (a != 0) if steered_rows is None else steered_rows | (a != 0)
+                prepared = (active, steered_rows)
+                if len(cache) > 4096:
+                    cache.clear()
+                cache[key] = prepared
+            active, steered_rows = prepared
+            if not active:   # nothing to add: leave the output bit-identical
+                return None
+            # rows with alpha 0 add 0 * v = 0 exactly (v is finite), so they keep their exact values, and a term
+            # with alpha 0 leaves the sum of the others exactly as it was
+            steered = output
+            for v, a in active:
+                steered = torch.addcmul(steered, a, v)
+            if use_renorm:   # ... but ReNorm would round them: keep them as they were
+                steered = torch.where(steered_rows, renorm(steered, output), output)
+            return adapter.with_layer_output(raw_output, steered)
+        return hook
+
+    with hook_handles() as add:
+        for i in sorted(by_layer):
+            add(_add_output_hook(adapter.layers[i].module, make_hook(i), "steer"))
+        yield
+
+
 @contextlib.contextmanager
 def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tensor],
           alpha: float | Sequence[float], *, layers: Sequence[int] | None = None,
@@ -311,79 +452,50 @@ def steer(adapter: ModelAdapter, vectors: torch.Tensor | Mapping[int, torch.Tens
     TADA paper's code; the effect is then amplified by the guidance scale), ``"uncond"``, or
     ``"both"`` (MusicGen's default, as in Facchiano et al.); None: the family's default
     (``adapter.default_branch``).
+    Several vectors at once, each with its own alpha: :func:`steer_sum`.
     """
-    branch = adapter.default_branch if branch is None else branch
-    if branch not in BRANCHES:
+    if branch is not None and branch not in BRANCHES:
         raise TadaError(f"branch must be one of {', '.join(BRANCHES)}; got {branch!r}")
-    if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
-        alphas = [check_finite("alpha", alpha)]
-        per_sample = False
-    else:
-        alphas = [check_finite(f"alpha[{i}]", a) for i, a in enumerate(alpha)]
-        if not alphas:
-            raise TadaError("alpha is an empty list; give a float or one float per sample")
-        per_sample = True
+    alphas, per_sample = _alphas(alpha, "alpha")
     steering = _steering_tensors(adapter, vectors, layers)
-
-    def row_alphas(n_rows: int, n_samples: int) -> list[float]:
-        """Alpha of every row of a denoiser batch (0 for rows of branches not steered)."""
-        if per_sample and len(alphas) != n_samples:
-            raise TadaError(f"steer got {len(alphas)} alphas for a batch of {n_samples} samples; "
-                            f"give one alpha per sample or a single float")
-        a = alphas if per_sample else alphas * n_samples
-        cond, uncond = adapter.branch_rows(n_rows)
-        rows = [0.0] * n_rows
-        if branch in ("cond", "both"):
-            rows[cond] = a
-        if uncond is not None and branch in ("uncond", "both"):
-            rows[uncond] = a
-        return rows
-
-    # Per call, the rows' alphas as a tensor and each vector (per step) on the output's device are made once:
-    # an autoregressive model calls every hook once per token, so this is what steering costs there.
-    cache: dict = {}
-
-    def make_hook(layer: int):
-        vector = steering[layer]
-
-        def hook(module, args, raw_output):
-            run = _active_run(adapter)
-            if run is None:
-                return None
-            output = adapter.layer_output(raw_output)
-            step = None
-            if vector.ndim == 2:
-                if vector.shape[0] > run.settings.steps:
-                    raise TadaError(f"layer {layer} has per-step vectors for {vector.shape[0]} steps, but this "
-                                    f"generation runs {run.settings.steps}; use as many steps as the vector has")
-                if run.step >= vector.shape[0]:
-                    raise TadaError(f"layer {layer} has per-step vectors for {vector.shape[0]} steps, "
-                                    f"but generation is at step {run.step}; use as many steps as the vector has")
-                step = run.step
-            key = (layer, step, output.device, output.dtype, run.n_samples, output.shape[0])
-            prepared = cache.get(key)
-            if prepared is None:
-                v = vector if step is None else vector[step]
-                rows = row_alphas(output.shape[0], run.n_samples)
-                a = torch.tensor(rows, dtype=output.dtype, device=output.device)[:, None, None]
-                prepared = (v.to(output.device, output.dtype), a, a != 0, any(rows) and bool(v.any()))
-                if len(cache) > 4096:
-                    cache.clear()
-                cache[key] = prepared
-            v, a, steered_rows, active = prepared
-            if not active:   # nothing to add: leave the output bit-identical
-                return None
-            # rows with alpha 0 add 0 * v = 0 exactly (v is finite), so they keep their exact values
-            steered = torch.addcmul(output, a, v)
-            if use_renorm:   # ... but ReNorm would round them: keep them as they were
-                steered = torch.where(steered_rows, renorm(steered, output), output)
-            return adapter.with_layer_output(raw_output, steered)
-        return hook
-
-    with hook_handles() as add:
-        for i in steering:
-            add(_add_output_hook(adapter.layers[i].module, make_hook(i), "steer"))
+    with _steer_terms(adapter, [_Term(steering, alphas, per_sample)], use_renorm=use_renorm, branch=branch):
         yield
 
 
-__all__ = ["record", "patch", "condition", "steer", "renorm", "Recording", "BRANCHES"]
+@contextlib.contextmanager
+def steer_sum(adapter: ModelAdapter,
+              terms: Sequence[tuple[torch.Tensor | Mapping[int, torch.Tensor], float | Sequence[float]]], *,
+              use_renorm: bool = True, branch: Branch | None = None) -> Iterator[None]:
+    """Several steering vectors at once: h' = ReNorm(h + sum_k alpha_k * v_k, h) (TADA Eq. 2-3 with a sum of
+    steering terms; Eq. 8 summed without ReNorm).
+
+    ``terms``: ``(vectors, alpha)`` pairs, each as in :func:`steer` (``vectors``: a mapping layer -> [width] or
+    [steps, width] tensor, steering exactly those layers, or one tensor for every layer; ``alpha``: a float or one
+    per sample). A layer gets the terms that steer it, all in one hook; the others are untouched.
+    Exact properties (tested bit for bit):
+
+    - the order of ``terms`` changes nothing: the terms are added one after another in an order fixed by their
+      content (layers, vectors, alphas), not by their place in the list;
+    - a term whose alpha is 0 (for a sample) adds exactly nothing (to it): ``[(A, 0), (B, b)]`` is ``B`` alone,
+      and one term is :func:`steer`;
+    - ReNorm (``use_renorm``) applies once, after the whole sum, to the rows at least one term steers.
+
+    Per-sample alphas must be as many for every term; per-step vectors must cover the same steps.
+    ``branch``: as in :func:`steer`, one for all terms.
+    """
+    if branch is not None and branch not in BRANCHES:
+        raise TadaError(f"branch must be one of {', '.join(BRANCHES)}; got {branch!r}")
+    if isinstance(terms, (str, bytes)) or not isinstance(terms, Sequence) or not terms:
+        raise TadaError(f"steer_sum needs a non-empty list of (vectors, alpha) pairs; got {terms!r}")
+    built = []
+    for k, term in enumerate(terms):
+        if not isinstance(term, (tuple, list)) or len(term) != 2:
+            raise TadaError(f"term {k} of steer_sum must be a (vectors, alpha) pair; got {term!r}")
+        vectors, alpha = term
+        alphas, per_sample = _alphas(alpha, f"alpha of term {k}")
+        built.append(_Term(_steering_tensors(adapter, vectors, None), alphas, per_sample))
+    with _steer_terms(adapter, built, use_renorm=use_renorm, branch=branch):
+        yield
+
+
+__all__ = ["record", "patch", "condition", "steer", "steer_sum", "term_digest", "renorm", "Recording", "BRANCHES"]
