@@ -219,9 +219,9 @@ def test_prompt_adherence_counts_paired_wins_and_confusions():
     pos = rng.normal(size=(6, 3)) + 1.0
     neg = pos - np.where(np.arange(18).reshape(6, 3) < 15, 1.0, -1.0)    # 15 of 18 pairs in the gap's direction
     arrays = {"concepts": ["c"], "positive": {"c": pos}, "negative": {"c": neg}}
-    spec = {"seeds": [1, 2], "class_prompts": {"m": {"a": ["x", "y"], "b": ["z", "w"]}}}
+    spec = {"class_prompts": {"m": {"a": ["x", "y"], "b": ["z", "w"]}}}
     done = {("classes", "m", 1): {"labels": ["a", "a", "a", "b"]}, ("classes", "m", 2): {"labels": ["a", "b", "b", "b"]}}
-    out = ver.prompt_adherence(arrays, spec, done, "m", n_boot=200)
+    out = ver.prompt_adherence(arrays, spec, done, "m", [1, 2], n_boot=200)
     assert out["c"]["accuracy"] == pytest.approx(15 / 18) and out["c"]["ci"][0] < 15 / 18 < out["c"]["ci"][1]
     assert out["classes"]["accuracy"] == pytest.approx(6 / 8)
     assert out["classes"]["confusion"] == {"a": {"a": 3, "b": 1}, "b": {"a": 1, "b": 3}}

@@ -15,8 +15,11 @@ def register_verify(sub) -> None:
                    help="artifact names in --vectors' index or artifact folders (default: every shipped vector)")
     p.add_argument("--vectors", default="vectors", help="the folder of shipped vectors (default: vectors)")
     p.add_argument("--seeds", type=seed_int, nargs="+", default=None,
-                   help="seeds to use (default: --n-seeds fresh ones drawn now; a resumed folder keeps its own)")
+                   help="seeds to use (default: the folder's own when it has some, else --n-seeds fresh ones drawn now)")
     p.add_argument("--n-seeds", type=positive_int, default=4, help="how many fresh seeds to draw (default 4)")
+    p.add_argument("--add-seeds", type=positive_int, default=None, metavar="N",
+                   help="draw N more fresh seeds and add them to the folder's (narrower intervals; finished work is "
+                        "kept)")
     p.add_argument("--prompts", type=positive_int, default=None, help="use the first N neutral prompts (default: all)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="clips per pipeline call (default 16)")
     p.add_argument("--no-check", dest="check", action="store_false",
@@ -56,20 +59,26 @@ def run_verify(args: argparse.Namespace) -> int:
     from tada_core.adapters.settings import GenerationSettings
     from tada_core.evaluation import verification as ver
     from tada_core.registry import get_entry, load_model
-    from tada_core.runtime.io import read_json
+    from tada_core.runtime.io import read_json, write_json
     from tada_core.runtime.jobs import run
 
     out = check_writable(args.out)
-    seeds = args.seeds
-    spec_file = out / "spec.json"
-    if seeds is None and spec_file.is_file():
-        seeds = list(read_json(spec_file).get("seeds", []))
+    seeds_file = out / "seeds.json"
+    kept = [int(x) for x in read_json(seeds_file)] if seeds_file.is_file() else []
+    if args.seeds is not None:
+        seeds = list(dict.fromkeys(args.seeds))
+    elif kept:
+        seeds = kept
         note(f"resuming {out}: its seeds {seeds}")
-    elif seeds is None:
+    else:
         if args.n_seeds < 2:
             raise TadaError(f"--n-seeds {args.n_seeds}: intervals over seeds need at least two")
         seeds = ver.fresh_seeds(args.n_seeds)
         note(f"fresh seeds drawn now: {seeds} (rerun with --seeds {' '.join(map(str, seeds))} to repeat this run)")
+    if args.add_seeds:
+        more = [x for x in ver.fresh_seeds(args.add_seeds + len(seeds)) if x not in seeds][:args.add_seeds]
+        seeds = seeds + more
+        note(f"fresh seeds added now: {more}")
     if len(set(seeds)) < 2:
         raise TadaError(f"verification needs at least two distinct seeds; got {seeds}")
     targets = [ver.Target.of(folder, name) for name, folder in _folders(args.artifacts, Path(args.vectors))]
@@ -108,6 +117,8 @@ def run_verify(args: argparse.Namespace) -> int:
     job = ver.verification_job(targets, seeds, models, prompts=prompts, gap_prompts=gaps, settings=settings,
                                check=args.check, command=args.command_line, concept_sets=concept_sets, labels=labels,
                                class_prompts=classes or None)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(seeds_file, seeds)        # before any work: an interrupted run resumes with the same seeds
     result = run(job, out)
     print(ver.verdict_table(result, concept_sets))
     note(f"wrote {out / ver.RESULT_FILE}, {out / 'verification.md'} and {out / 'effects.png'}")

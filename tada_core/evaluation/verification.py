@@ -194,7 +194,8 @@ def verification_job(targets: Sequence[Target], seeds: Sequence[int], models: Mo
     model_names = sorted({t.model for t in targets})
     # the artifacts are not part of the spec: a folder's seeds, prompts and settings can verify more artifacts
     # later (a recomputed vector is a new unit: its key holds the tensors' hash)
-    spec = {"kind": "tada-verify", "seeds": seeds,
+    # nor are the seeds: more seeds (narrower intervals) are more units of the same folder
+    spec = {"kind": "tada-verify",
             "prompts": {m: list(prompts[m]) for m in model_names},
             "gap_prompts": {m: {c: [list(p), list(n)] for c, (p, n) in gap_prompts[m].items()} for m in model_names},
             "settings": {m: settings[m].to_dict() for m in model_names}, "check": bool(check),
@@ -250,7 +251,7 @@ def verification_job(targets: Sequence[Target], seeds: Sequence[int], models: Mo
         stages.append(Stage([("classes", m, s) for m in spec["class_prompts"] for s in seeds], timed(do_classes)))
 
     def reduce(done):
-        return reduce_records(spec, [t.to_dict() for t in targets], done, command=command)
+        return reduce_records(spec, [t.to_dict() for t in targets], done, seeds, command=command)
 
     def write(folder: Path, result: dict, done) -> None:
         write_results(folder, result, concept_sets, labels)
@@ -384,7 +385,7 @@ def _describe(panel) -> dict[str, Any]:
 
 
 def prompt_adherence(arrays: Mapping[str, Any], spec: Mapping[str, Any], done: Mapping, model: str,
-                     *, n_boot: int = N_BOOT) -> dict[str, Any]:
+                     seeds: Sequence[int], *, n_boot: int = N_BOOT) -> dict[str, Any]:
     """How often the panel hears what each prompt asks, on the verification's own seeds.
 
     Two-sided concepts: the share of (base, seed) pairs whose positive prompt measures beyond its negative
@@ -401,10 +402,10 @@ def prompt_adherence(arrays: Mapping[str, Any], spec: Mapping[str, Any], done: M
         out[c] = {"accuracy": float(hits.mean()), "ci": [float(ci[0]), float(ci[1])], "chance": 0.5,
                   "n": int(hits.size)}
     classes = spec.get("class_prompts", {}).get(model)
-    if classes and all(("classes", model, s) in done for s in spec["seeds"]):
+    if classes and all(("classes", model, s) in done for s in seeds):
         names = list(classes)
         n = len(next(iter(classes.values())))
-        labels = np.array([done[("classes", model, s)]["labels"] for s in spec["seeds"]]).T   # [clips, seeds]
+        labels = np.array([done[("classes", model, s)]["labels"] for s in seeds]).T   # [clips, seeds]
         truth = np.repeat(names, n)
         hits = (labels == truth[:, None]).astype(np.float64).reshape(len(names), n, -1)      # [class, base, seed]
         per_base = hits.mean(0)                                                              # [base, seed]
@@ -419,9 +420,9 @@ def prompt_adherence(arrays: Mapping[str, Any], spec: Mapping[str, Any], done: M
 
 
 def reduce_records(spec: Mapping[str, Any], targets: Sequence[Mapping[str, Any]], done: Mapping,
-                   command: str | None = None) -> dict[str, Any]:
+                   seeds: Sequence[int], command: str | None = None) -> dict[str, Any]:
     """The verification result (``verification.json``) from every unit's record."""
-    seeds = list(spec["seeds"])
+    seeds = [int(x) for x in seeds]
     check = next((r["check"] for u, r in done.items() if u[0] == "check"), None)
     models: dict[str, dict] = {}
     for model, prompts in spec["prompts"].items():
@@ -456,7 +457,7 @@ def reduce_records(spec: Mapping[str, Any], targets: Sequence[Mapping[str, Any]]
             steered[c] = np.stack(per_seed, axis=1)            # [prompts, seeds, alphas]
         results.append(artifact_statistics(target, m["concepts"], m["neutral"], m["positive"], m["negative"],
                                            steered, seed=len(results)))
-    adherence = {model: prompt_adherence(models[model], spec, done, model) for model in models}
+    adherence = {model: prompt_adherence(models[model], spec, done, model, seeds) for model in models}
     seconds = sum(float(r.get("seconds", 0.0)) for r in done.values())
     return {"kind": "tada-verification", "format_version": 1, "seeds": seeds, "prompts": spec["prompts"],
             "settings": spec["settings"], "thresholds": {"effect": EFFECT, "rho": RHO, "level": 0.95, "n_boot": N_BOOT},
