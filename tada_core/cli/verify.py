@@ -55,6 +55,15 @@ def _folders(names: list[str], root: Path) -> list[tuple[str, Path]]:
     return out
 
 
+def _concepts_of(model: str):
+    from tada_core.registry import get_entry
+
+    try:
+        return get_entry(model).concepts
+    except TadaError:
+        return None
+
+
 def run_verify(args: argparse.Namespace) -> int:
     from tada_core.adapters.settings import GenerationSettings
     from tada_core.evaluation import verification as ver
@@ -81,7 +90,10 @@ def run_verify(args: argparse.Namespace) -> int:
         note(f"fresh seeds added now: {more}")
     if len(set(seeds)) < 2:
         raise TadaError(f"verification needs at least two distinct seeds; got {seeds}")
-    targets = [ver.Target.of(folder, name) for name, folder in _folders(args.artifacts, Path(args.vectors))]
+    from tada_core.artifacts.vectors import load_vector
+
+    found = _folders(args.artifacts, Path(args.vectors))
+    targets = [ver.Target.of(folder, name, _concepts_of(load_vector(folder).model)) for name, folder in found]
     panels: dict = {}
     entries = {}
     for model in sorted({t.model for t in targets}):

@@ -72,9 +72,10 @@ class Target:
     layers: tuple[int, ...]
     alphas: tuple[float, ...]        # the five alphas of the sweep, 0 in the middle
     sha256: str                      # of its tensors and config: a result belongs to exactly this artifact
+    sides: tuple[str, str] = ("+", "-")   # the concept's two sides in words ("fast", "slow")
 
     @classmethod
-    def of(cls, folder: str | Path, name: str | None = None) -> "Target":
+    def of(cls, folder: str | Path, name: str | None = None, concept_set=None) -> "Target":
         from tada_core.artifacts.vectors import load_vector
 
         folder = Path(folder)
@@ -86,10 +87,12 @@ class Target:
         if vec.strategy and vec.strategy["name"] == "one-to-all":
             layers = [vec.strategy["source_layer"]]
         return cls(name or folder.name, str(folder), vec.model, vec.concept, vec.method, tuple(layers),
-                   tuple(float(f * top) for f in ALPHA_FRACTIONS), artifact_sha256(folder))
+                   tuple(float(f * top) for f in ALPHA_FRACTIONS), artifact_sha256(folder),
+                   side_names(concept_set, vec.concept) if concept_set is not None else ("+", "-"))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"layers": list(self.layers), "alphas": list(self.alphas)}
+        return dataclasses.asdict(self) | {"layers": list(self.layers), "alphas": list(self.alphas),
+                                           "sides": list(self.sides)}
 
 
 def artifact_sha256(folder: str | Path) -> str:
@@ -292,13 +295,13 @@ def leak_verdict(cis: Sequence[Sequence[float]], threshold: float = EFFECT) -> s
     return "clean" if all(v == "no effect" for v in verdicts) else "unclear"
 
 
-def summary_verdict(toward_positive: str, toward_negative: str) -> str:
-    """One phrase for both directions."""
+def summary_verdict(toward_positive: str, toward_negative: str, sides: Sequence[str] = ("+", "-")) -> str:
+    """One phrase for both directions (``sides``: the concept's two sides in words)."""
     pair = (toward_positive, toward_negative)
     if pair == ("steers", "steers"):
         return "steers both ways"
     if "steers" in pair and "reverses" not in pair:
-        return "steers toward " + ("the positive side" if pair[0] == "steers" else "the negative side") + " only"
+        return f"steers toward {sides[0] if pair[0] == 'steers' else sides[1]} only"
     if pair == ("reverses", "reverses"):
         return "reversed both ways"
     if "reverses" in pair:
@@ -376,7 +379,7 @@ def artifact_statistics(target: Mapping[str, Any], concepts: Sequence[str], neut
                    if gaps[c]["clear"] else "no gap") for c in concepts if c != own}
     tp, tn = effects[own]["toward_positive"]["verdict"], effects[own]["toward_negative"]["verdict"]
     return {**dict(target), "gap": gaps, "effect": effects, "rho": rho, "leakage": leakage,
-            "verdict": summary_verdict(tp, tn) if gaps[own]["clear"] else "no gap",
+            "verdict": summary_verdict(tp, tn, target.get("sides", ("+", "-"))) if gaps[own]["clear"] else "no gap",
             "leaks_onto": [c for c, v in leakage.items() if v == "leaks"], "clips": int(n_p * n_s * n_a)}
 
 
@@ -521,6 +524,8 @@ def side_names(concept_set, concept: str) -> tuple[str, str]:
         c = concept_set.get(concept)
         pos, neg = c.positive.replace("{base}", "").split(), c.negative.replace("{base}", "").split()
         a, b = [w for w in pos if w not in neg], [w for w in neg if w not in pos]
+        if set(a + b) <= {"with", "without", "no"}:        # "with drums" / "without drums": keep the phrase
+            a, b = [w for w in pos if w not in ("a", "an")], [w for w in neg if w not in ("a", "an")]
         return (" ".join(a) or "+", " ".join(b) or "-")
     except (TadaError, AttributeError):
         return ("+", "-")
@@ -550,8 +555,8 @@ def verdict_table(results: Mapping[str, Any], concept_sets: Mapping[str, Any] | 
     rows = ["| artifact | concept (+ / -) | toward + (fraction of the prompt gap) | toward - | monotonic (Spearman rho) "
             "| leaks onto (effect at the larger end) | verdict |", "|---|---|---|---|---|---|---|"]
     for a in results["artifacts"]:
-        sides = side_names(concept_sets[a["model"]], a["concept"]) if concept_sets and a["model"] in concept_sets \
-            else ("+", "-")
+        sides = tuple(a.get("sides") or (side_names(concept_sets[a["model"]], a["concept"])
+                                         if concept_sets and a["model"] in concept_sets else ("+", "-")))
         t = artifact_lines(a, sides)
         rows.append(f"| `{a['name']}` | {a['concept']} ({t['sides']}) | {t['toward_positive']} | {t['toward_negative']} "
                     f"| {t['rho']} | {t['leaks']} | **{t['verdict']}** |")
