@@ -37,6 +37,9 @@ caa brightness 2
 caa drums 1
 caa vocal_gender 1
 caa piano 2
+# Tempo steered on every layer: Table 2 (step 4, seeds 200-203) moves tempo 71 -> 140 BPM on all layers against
+# 92 -> 120 on layer 3 alone; the localized vector's effect does not clear `tada verify`'s bar (docs/verification.md).
+tada caa --concept tempo --alpha-range -1 1 --no-renorm --out vectors/tada-organism-tempo-caa-all-layers
 
 # 3. The measure at -max, -max/2, 0, +max/2, +max of each vector's range: 12 prompts x 4 held-out seeds.
 #    --no-renorm: these results (and the vectors' alpha ranges) were made before ReNorm became the default.

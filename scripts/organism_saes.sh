@@ -17,15 +17,18 @@ cd "$(dirname "$0")/.."
 tada sae cache --layers 3 5 --prompts 400 --out runs/sae-cache-organism
 [ -f saes/tada-organism-topk/config.json ] || \
   tada sae train runs/sae-cache-organism --epochs 2 --out saes/tada-organism-topk
-# Table 1's tau = 20 features per layer; alpha ranges where the measure moves monotonically.
-feat() { tada sae features saes/tada-organism-topk --concept "$1" --tau 20 --alpha-range "-$2" "$2" --no-renorm \
-           --out "vectors/tada-organism-$1-sae"; }
-feat tempo 0.2
-feat brightness 0.4
-feat drums 0.1
-feat vocal_gender 0.4
-feat mood 0.4
-feat piano 0.4
+# Table 1's tau = 20 features per layer, each checked on held-out seeds 50-51 (a feature must be more active on
+# the concept's positive prompts than on its negative ones there; docs/saes.md). Alpha ranges: those of the
+# unchecked vectors first shipped (tempo 0.2, drums 0.1, the others 0.4, where the measure moved monotonically on
+# seeds 200-203), scaled so that the largest alpha injects the same norm: alpha * |v_unchecked| / |v_checked|.
+feat() { tada sae features saes/tada-organism-topk --concept "$1" --tau 20 --check-seeds 50 51 \
+           --alpha-range "-$2" "$2" --no-renorm --out "vectors/tada-organism-$1-sae"; }
+feat tempo 0.26
+feat brightness 0.54
+feat drums 0.12
+feat vocal_gender 2.1
+feat mood 0.68
+feat piano 0.43
 tada sweep vectors/tada-organism-{tempo,mood,brightness,drums,vocal_gender,piano}-sae \
   --seeds 200 201 202 203 --no-renorm --out results/organism_sae_steering
 python scripts/steering_table.py CAA=results/organism_steering.json SAE=results/organism_sae_steering.json \
