@@ -53,6 +53,7 @@ TEMPO_RANGE = (50.0, 180.0)      # BPM: the octave rule folds estimates into thi
 KICK_BAND = 100.0                # Hz: the drums' measure reads the energy below this
 FIT_CLIPS = 240                  # synthesizer clips the instrument classifier is fitted on
 FIT_SEED = 31                    # their draw (the organism's training data uses seed 0; its scorer 7..1507)
+NOISE_LEVELS = (0.25, 0.5)       # latent noise (std, at most) of the check's jittered clips
 
 
 def fold_tempo(bpm: np.ndarray) -> np.ndarray:
@@ -172,6 +173,17 @@ def panel_check(panel: OrganismPanel, clips: int = 96, seed: int = FIT_SEED + 1)
     names = panel.instrument(audio, synth.SR)
     out["instrument"] = {"accuracy": float((names == np.array([a.instrument for a in attrs])).mean()),
                          "n": len(attrs)}
+    # the same clips' latents with Gaussian noise (the small errors any generative model makes), as the scorer's
+    # jittered fitting clips: how robust each instrument's reading is to them
+    from tada_core.organism.scorer import synthetic_clips
+
+    for jitter in NOISE_LEVELS:
+        j_attrs, j_audio = synthetic_clips(clips, seed, jitter=jitter)
+        heard = panel.instrument(j_audio, synth.SR)
+        truth = np.array([a.instrument for a in j_attrs])
+        out[f"instrument, latent noise up to {jitter:g}"] = {
+            "accuracy": float((heard == truth).mean()), "n": len(j_attrs),
+            "per_class": {c: float((heard[truth == c] == c).mean()) for c in synth.INSTRUMENTS if (truth == c).any()}}
     return out
 
 
