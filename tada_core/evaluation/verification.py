@@ -720,15 +720,37 @@ def docs_block(results: Mapping[str, Any], name: str, source: str,
         for a in results["artifacts"]:
             e = a["effect"][a["concept"]]
             label = f"{a['concept']} {a['method'].upper()}" + ("" if a["model"] == "tada-organism" else f" ({a['model']})")
-            detail = (f"{label} ({_num(e['toward_positive']['value'])} / {_num(e['toward_negative']['value'])}"
+            sides = a.get("sides") or ("+", "-")
+            detail = (f"{label} (toward {sides[0]} {_num(e['toward_positive']['value'])}, toward {sides[1]} "
+                      f"{_num(e['toward_negative']['value'])}"
                       + (f"; leaks onto {', '.join(a['leaks_onto'])}" if a["leaks_onto"] else "") + ")")
             groups.setdefault(a["verdict"], []).append(detail)
         n_clips = sum(a["clips"] for a in results["artifacts"])
-        body = "\n".join([f"Verified by `tada verify` on fresh seeds {results['seeds']} ({n_clips} steered clips, "
-                          f"third-party measures; effects toward + / toward - as fractions of the prompt gap):"] +
+        body = "\n".join([f"Verified by `tada verify` on fresh seeds {results['seeds']} ({n_clips} sweep clips, "
+                          f"third-party measures; effects as fractions of each concept's prompt gap, 0.25 or more "
+                          f"with the whole 95% interval to steer):"] +
                          [f"- **{v}**: {'; '.join(items)}" for v, items in sorted(groups.items())])
+    elif name == "adherence":
+        lines = []
+        for model, per in (results.get("adherence") or {}).items():
+            two = {c: r for c, r in per.items() if c != "classes"}
+            low = min(two.values(), key=lambda r: r["accuracy"]) if two else None
+            line = (f"- **{model}**: the panel hears each two-sided prompt pair the right way round in "
+                    f"{min(r['accuracy'] for r in two.values()):.2f}-{max(r['accuracy'] for r in two.values()):.2f} "
+                    f"of pairs (lowest: {next(c for c, r in two.items() if r is low)} "
+                    f"{low['accuracy']:.3f} [{low['ci'][0]:.3f}, {low['ci'][1]:.3f}])") if two else f"- **{model}**"
+            cls = per.get("classes")
+            if cls:
+                heard = {t: max(row, key=row.get) for t, row in cls["confusion"].items()}
+                misses = [f"{t} mostly as {h}" for t, h in heard.items() if h != t]
+                line += (f"; the independent instrument classifier agrees with the prompt on {cls['accuracy']:.2f} "
+                         f"[{cls['ci'][0]:.2f}, {cls['ci'][1]:.2f}] of 4-way prompts (chance 0.25; "
+                         + ", ".join(f"{t} {v:.2f}" for t, v in cls["per_class"].items())
+                         + (f"; heard: {', '.join(misses)}" if misses else "") + ")")
+            lines.append(line + ".")
+        body = "\n".join(lines)
     else:
-        raise TadaError(f"unknown docs block {name!r}; known: summary, table")
+        raise TadaError(f"unknown docs block {name!r}; known: summary, table, adherence")
     return f"{DOCS_BEGIN.format(name=name, source=source)}\n{body}\n{DOCS_END.format(name=name)}"
 
 
