@@ -134,6 +134,17 @@ def test_the_docs_state_exactly_the_verdicts_of_the_committed_results(doc, commi
         f"{doc.name}'s verdicts differ from results/verification: run `tada verify --out results/verification --docs ...`"
 
 
+def test_every_shipped_card_states_its_verified_effect(committed):
+    from tada_core.artifacts.hub import read_index
+
+    for r in read_index(ROOT / "vectors"):
+        if r["kind"] == "steering-vector":
+            folder = ROOT / "vectors" / r["name"]
+            assert ver.sync_card(folder, committed, write=False), \
+                f"{r['name']}'s card is not current: run `tada verify --out results/verification --cards`"
+            assert "verified on fresh seeds" in (folder / "README.md").read_text()
+
+
 def test_a_doc_that_states_another_verdict_fails_the_check(tmp_path, committed):
     doc = tmp_path / "README.md"
     text = (ROOT / "README.md").read_text()

@@ -26,6 +26,8 @@ def register_verify(sub) -> None:
                    help="skip the panel check on ground-truth synthesizer clips")
     p.add_argument("--docs", nargs="+", default=None, metavar="FILE",
                    help="afterwards, rewrite the generated verdict blocks of these Markdown files from the results")
+    p.add_argument("--cards", action="store_true",
+                   help="afterwards, write each verified artifact's result into its model card (README.md)")
     p.add_argument("--against", default=None, metavar="DIR",
                    help="afterwards, check that this run reproduces the verdicts of another run (e.g. the committed "
                         "results/verification): writes OUT/reproduction.md; exit code 1 when a verdict is contradicted")
@@ -144,6 +146,10 @@ def run_verify(args: argparse.Namespace) -> int:
         print(table)
         note(f"{'every verdict reproduced' if ok else 'some verdicts are contradicted'}; wrote {out / 'reproduction.md'}")
         status = 0 if ok else 1
+    if args.cards:
+        for t in targets:
+            current = ver.sync_card(t.folder, result)
+            note(f"{t.folder}/README.md: {'already current' if current else 'verified effect written'}")
     for doc in args.docs or []:
         current = ver.sync_docs(doc, result, str(out / ver.RESULT_FILE), concept_sets)
         note(f"{doc}: {'already current' if current else 'verdict blocks rewritten'}")
