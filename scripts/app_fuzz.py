@@ -39,6 +39,7 @@ VALID = {
     "/browse_feature": dict(sae=SAE, layer=5, feature=0),
     "/steer_feature": dict(model=ORG, sae=SAE, layer=5, feature=0, concept="brightness", prompt="a waltz", seed=0,
                            **QUICK, alpha=1.0),
+    "/mix": dict(model=ORG, prompt="a waltz", seed=0, **QUICK, names=[VEC], alphas=[1.0], renorm=None),
 }
 # the same requests on the MusicGen organism (residual-stream layers, DiffMean vectors, durations it may refuse)
 MUSICGEN = {
@@ -47,6 +48,7 @@ MUSICGEN = {
                    layers=[0, 1, 2, 3], alpha=0.1, strategy="one-to-all"),
     "/patch": dict(VALID["/patch"], model="musicgen-organism", layers=[0]),
     "/localization": dict(VALID["/localization"], model="musicgen-organism"),
+    "/mix": dict(VALID["/mix"], model="musicgen-organism", names=["musicgen-organism-tempo-diffmean"], alphas=[0.1]),
 }
 SECRET = "tada-fuzz-secret-7f3a"     # written into a server file; must never come back in a reply
 

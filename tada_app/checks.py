@@ -115,6 +115,34 @@ def choice(name: str, value: Any, accepted: Sequence[str]) -> str:
     return value.strip()
 
 
+def choices(name: str, value: Any, accepted: Sequence[str], max_items: int) -> list[str]:
+    """A list of distinct names from ``accepted`` (at most ``max_items``; each read by :func:`choice`)."""
+    if not isinstance(value, (list, tuple)):
+        raise TadaError(f"{name} must be a list of names from {', '.join(accepted) or 'none here'}; "
+                        f"got {_shown(value)}")
+    if len(value) > max_items:
+        raise TadaError(f"{name} must list at most {max_items} names; got {len(value)}")
+    out = [choice(f"{name} entry", x, accepted) for x in value]
+    twice = next((x for i, x in enumerate(out) if x in out[:i]), None)
+    if twice is not None:
+        raise TadaError(f"{name} lists {twice!r} twice; give each at most once")
+    return out
+
+
+def sized_list(name: str, value: Any, size: int, what: str) -> list:
+    """A list of exactly ``size`` entries (each then checked by the caller, e.g. with :func:`number`)."""
+    if not isinstance(value, (list, tuple)) or len(value) != size:
+        raise TadaError(f"{name} must be a list of {size} {what}; got {_shown(value)}")
+    return list(value)
+
+
+def flag(name: str, value: Any) -> bool | None:
+    """True, False, or None (the caller's default)."""
+    if value is not None and not isinstance(value, bool):
+        raise TadaError(f"{name} must be true, false or null; got {_shown(value)}")
+    return value
+
+
 def settings(prompt: Any, seed: Any, duration: Any, steps: Any, *, max_duration: float, max_steps: int,
              min_duration: float) -> dict[str, Any]:
     return {"prompt": text("prompt", prompt), "seed": whole("seed", seed, 0, SEED_MAX),

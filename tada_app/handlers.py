@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,6 +30,12 @@ DEFAULT_ALPHA_LIMIT = 10.0
 # One SAE feature is a unit-norm decoder direction (Eq. 7 with tau = 1).
 FEATURE_ALPHA_LIMIT = 8.0
 METHODS = ("caa", "sae", "diffmean", "any")
+# Sliders of the Mix tab: gradio needs a fixed number of components, so a model's first MIX_ROWS shipped vectors (in
+# the order of vectors/index.json) are offered; every shipped model has fewer.
+MIX_ROWS = 16
+# What the Mix tab's heatmap shows, and what it does not.
+EFFECTS_LABEL = ("effect of each vector alone on every concept (tada verify, fresh seeds); pairwise interference is "
+                 "not measured yet")
 
 
 def alpha_limit(vector) -> float:
@@ -245,6 +252,21 @@ class Handlers:
                 "alpha": float(max(vec.alpha_range)) if vec.alpha_range and max(vec.alpha_range) > 0 else lim / 2,
                 "alpha_range": list(vec.alpha_range or [])}
 
+    def _mix_vectors(self, model: str) -> list[tuple[str, Any]]:
+        """(name, SteeringVector) of the model's first MIX_ROWS shipped vectors, in the index's order."""
+        return [(name, self.vector(name)) for name in self.vector_choices(model, "any")[:MIX_ROWS]]
+
+    def mix_choices(self, model: str) -> dict[str, Any]:
+        """The Mix tab's rows: the vectors' ``names``, ``labels`` ("tempo (CAA)"; a label two vectors share gets
+        the name too), alpha ``limits`` (:func:`alpha_limit`), and ``renorm``: the ReNorm box's default, on only
+        when every one of them was validated with it."""
+        vectors = self._mix_vectors(model)
+        plain = [f"{vec.concept} ({vec.method.upper()})" for _, vec in vectors]
+        labels = [label if plain.count(label) == 1 else f"{label}: {name}" for (name, _), label in zip(vectors, plain)]
+        return {"names": [name for name, _ in vectors], "labels": labels,
+                "limits": [alpha_limit(vec) for _, vec in vectors],
+                "renorm": bool(vectors) and all(vec.default_renorm() for _, vec in vectors)}
+
     def concept_choices(self, model: str) -> list[str]:
         with self.cache.use(model) as m:
             return entry_for(m).concepts.names()
@@ -319,6 +341,114 @@ class Handlers:
         caption = (f"{vec.concept} ({vec.method.upper()}{how}), alpha {a:g} on layers {layer_ids}, "
                    f"{'with' if use_renorm else 'without'} ReNorm" + (f"; {measured}" if measured else ""))
         return _pair(gen, caption)
+
+    def mix(self, model: str, prompt: str, seed: int, duration: float, steps: int, names: list[str],
+            alphas: list[float], renorm: bool | None = None):
+        """Original (every alpha 0) and mixed (each named vector at its alpha) with the same seed, in one batched
+        call: h' = ReNorm(h + sum_k alpha_k * v_k, h) (TADA Eq. 2-3 with a sum of steering terms,
+        :func:`tada_core.compose`); each vector on its own default layers. A vector at alpha 0 is not applied.
+
+        ``names``: shipped vectors of ``model`` (:meth:`mix_choices`), ``alphas`` one per name, each within the
+        vector's :func:`alpha_limit`. ``renorm``: ReNorm (Eq. 3), once after the sum; None: the setting every
+        chosen vector was validated with (vectors that disagree are refused). Returns the Steer tab's outputs
+        (two clips at one level, their spectrograms, a caption) and every concept's measure for both clips."""
+        from tada_core.artifacts.compose import compose, composed_renorm, steered_layers
+
+        s = self._settings(prompt, seed, duration, steps)
+        shipped = self.vector_choices(model, "any")[:MIX_ROWS]
+        if not shipped:
+            raise TadaError(f"{model} has no shipped steering vectors to mix")
+        if isinstance(names, (list, tuple)):       # a shipped vector of another model: say so, not just "unknown"
+            others = {r["name"]: r.get("model") for r in self._index(self.config.vectors, "steering-vector")}
+            for name in names:
+                if isinstance(name, str) and name not in shipped and others.get(name) not in (None, model):
+                    raise TadaError(f"{name} is a vector of {others[name]}, not of {model}; the Mix tab mixes "
+                                    f"vectors of the selected model")
+        chosen = checks.choices("names", names, shipped, MIX_ROWS)
+        values = checks.sized_list("alphas", alphas, len(chosen), "numbers, one per entry of names")
+        use_renorm = checks.flag("renorm", renorm)
+        terms = []
+        for name, alpha in zip(chosen, values):
+            vec = self.vector(name)
+            a = checks.number(f"alpha of {name}", alpha, -alpha_limit(vec), alpha_limit(vec))
+            if a != 0:
+                terms.append((vec, a))
+        if not terms:
+            raise TadaError("set at least one slider away from 0 (with every alpha at 0 the mix is the original)")
+        renorm_on = composed_renorm([vec for vec, _ in terms], use_renorm, choose="the ReNorm box, on or off")
+        with self.cache.use(model) as m:
+            with compose(m, [(vec, [0.0, a]) for vec, a in terms], use_renorm=renorm_on):
+                gen = self._generate(m, [s["prompt"]] * 2, s)
+            table = self.measure_table(m, gen.audio[:2], gen.sample_rate)
+            model_layers = [layer.index for layer in m.layers]
+        parts = [f"{vec.concept} ({vec.method.upper()}) alpha {a:g} on layers {steered_layers(vec, model_layers)}"
+                 for vec, a in terms]
+        validated = {vec.default_renorm() for vec, _ in terms}
+        if validated == {renorm_on}:
+            why = "as the chosen vectors were validated"
+        elif len(validated) == 1:
+            why = f"chosen; the chosen vectors were validated {'with' if renorm_on is False else 'without'} it"
+        else:
+            why = "chosen; the chosen vectors were validated with different settings"
+        caption = (f"mix of {' + '.join(parts)}; {'with' if renorm_on else 'without'} ReNorm, once after the sum "
+                   f"({why}); original: every alpha 0, same seed, same batch")
+        return (*_pair(gen, caption), table)
+
+    def mix_effect_rows(self, model: str) -> dict[str, Any] | None:
+        """What `tada verify` found each of the model's Mix vectors does alone: ``rows`` (its label and the end
+        of its alpha range), ``concepts``, ``values`` (the effect on each concept as a fraction of that concept's
+        prompt gap; NaN where not measured), ``seeds``, and the vectors ``not_verified`` or ``changed`` since
+        (their files differ from the ones verified, so they are not shown). None without results."""
+        from tada_core.evaluation.verification import artifact_sha256, find
+
+        results = self._verification()
+        if results is None:
+            return None
+        choices = self.mix_choices(model)
+        rows, found, not_verified, changed = [], [], [], []
+        for name, label in zip(choices["names"], choices["labels"]):
+            a = find(results, name, artifact_sha256(self._vector_folder(name)))
+            if a is None:
+                (changed if find(results, name) is not None else not_verified).append(name)
+                continue
+            found.append(a)
+            rows += [f"{label} +max", f"{label} -max"]
+        concepts = list(dict.fromkeys(c for a in found for c in a["effect"]))
+
+        def value(a, concept, key):
+            x = a["effect"].get(concept, {}).get(key, {}).get("value")
+            return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else float("nan")
+
+        values = [[value(a, c, key) for c in concepts] for a in found
+                  for key in ("toward_positive", "toward_negative")]
+        return {"rows": rows, "concepts": concepts, "values": values, "seeds": results.get("seeds"),
+                "not_verified": not_verified, "changed": changed}
+
+    def mix_effects(self, model: str):
+        """The Mix tab's heatmap (an image, or None) of :meth:`mix_effect_rows`, and a note on what it shows."""
+        import numpy as np
+
+        from tada_core.evaluation.plots import heatmap_image
+
+        data = self.mix_effect_rows(model)
+        if data is None:
+            return None, "No `tada verify` results on this server, so no per-vector effects to show."
+        lines = [f"{EFFECTS_LABEL}. Cells: how far each measured concept moves over one half of the vector's "
+                 f"validated alpha range, 0 to +max or -max to 0, as a fraction of that concept's prompt gap; positive: "
+                 f"as alpha rises, that concept moves toward its positive prompt (faster, brighter, ...) (seeds "
+                 f"{data['seeds']})."]
+        if data["changed"]:
+            lines.append("changed since verified (not shown): " + ", ".join(data["changed"]))
+        if data["not_verified"]:
+            lines.append("not verified (not shown): " + ", ".join(data["not_verified"]))
+        if not data["rows"]:
+            return None, "\n".join([f"No vector of {model} is among the verified artifacts."] + lines[1:])
+        # the label in lines that fit above the cells (the title starts at the cells' left edge, after the labels)
+        title = textwrap.fill(EFFECTS_LABEL, 30, break_on_hyphens=False)
+        image = heatmap_image(np.array(data["values"]), data["rows"], data["concepts"], title=title, cell=40,
+                              x_label="measured concept", y_label="vector, end of its alpha range",
+                              colorbar_label="fraction of the prompt gap", vmin=-1.0, vmax=1.0)
+        return image, "\n".join(lines)
 
     def patch(self, model: str, prompt_a: str, prompt_b: str, layers: list, seed: int, duration: float, steps: int):
         """A, B, and A with ``layers`` patched from B (same seed), and, on the organism, every concept's

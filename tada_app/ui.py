@@ -11,6 +11,7 @@ import atexit
 import functools
 import inspect
 import logging
+import math
 import re
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ import gradio as gr
 from tada_core import TadaError
 
 from .config import MIN_DURATION
-from .handlers import FEATURE_ALPHA_LIMIT, Handlers, heatmap, impact_rows, localization_text
+from .handlers import EFFECTS_LABEL, FEATURE_ALPHA_LIMIT, MIX_ROWS, Handlers, heatmap, impact_rows, localization_text
 from .sources import scrub
 
 try:  # on a ZeroGPU Space; a no-op decorator elsewhere
@@ -166,19 +167,20 @@ def score_frame(table):
     return t.dropna()
 
 
-def side_by_side() -> list:
+def side_by_side(original: str = "original (alpha 0)", steered_name: str = "steered",
+                 caption_label: str = "what was done") -> list:
     """Original and steered players with their spectrograms, and a caption (the outputs of a steer)."""
     # the spectrograms' titles sit above them, not in gradio's label badge, which would cover the top axis
     with gr.Row():
         with gr.Column():
-            orig = gr.Audio(label="original (alpha 0)", type="numpy")
+            orig = gr.Audio(label=original, type="numpy")
             gr.Markdown("**original: spectrogram** (dB relative to the louder clip)")
             orig_spec = gr.Image(label="original: spectrogram", show_label=False, type="pil")
         with gr.Column():
-            steered = gr.Audio(label="steered", type="numpy")
-            gr.Markdown("**steered: spectrogram** (same scale)")
-            steered_spec = gr.Image(label="steered: spectrogram", show_label=False, type="pil")
-    caption = gr.Textbox(label="what was done", interactive=False)   # artifact text shown as text, never HTML
+            steered = gr.Audio(label=steered_name, type="numpy")
+            gr.Markdown(f"**{steered_name}: spectrogram** (same scale)")
+            steered_spec = gr.Image(label=f"{steered_name}: spectrogram", show_label=False, type="pil")
+    caption = gr.Textbox(label=caption_label, interactive=False)   # artifact text shown as text, never HTML
     return [orig, steered, orig_spec, steered_spec, caption]
 
 
@@ -253,6 +255,83 @@ def steer_tab(h: Handlers, shared: dict) -> dict:
     method.input(friendly(on_method), [method, shared["model"]], vector, **PRIVATE).then(
         friendly(on_vector), vector, outs, **PRIVATE)
     return {"method": method, "vector": vector, "refresh": (friendly(on_vector), vector, outs)}
+
+
+def _mix_row(choices: dict, i: int) -> dict:
+    """Row ``i`` of the Mix tab as a slider's settings: the model's i-th vector, at 0; hidden past its vectors."""
+    if i >= len(choices["names"]):
+        return dict(minimum=-1.0, maximum=1.0, value=0.0, visible=False, label="(no vector)")
+    lim = choices["limits"][i]
+    return dict(minimum=-lim, maximum=lim, step=_slider_step(lim), value=0.0, visible=True,
+                label=f"{choices['labels'][i]}: alpha -{lim:g} to {lim:g} (0: not applied)")
+
+
+def _slider_step(limit: float) -> float:
+    """The step gradio picks for a slider over [-limit, limit] (a hundredth of the span, rounded down to a power
+    of 10), set again whenever the range changes."""
+    return 10.0 ** math.floor(math.log10(2 * limit) - 2)
+
+
+def mix_tab(h: Handlers, shared: dict) -> None:
+    model0 = shared["model0"]
+    gr.Markdown("Several concept vectors at once (`tada_core.compose`): each slider adds its vector at its own "
+                "strength on that vector's own layers, and a slider at 0 leaves its vector out. Original (every "
+                "alpha 0) and mixed come from **one batched call** with the same seed: the only difference is the "
+                "mix. ReNorm (Eq. 3), when on, rescales each steered token once, after the sum.")
+    prompt = gr.Textbox("a waltz with piano", label="prompt")
+    choices0 = h.mix_choices(model0)
+    # the vectors of the sliders, set with them in one event, so what is mixed is what the sliders say; and the
+    # sliders' values gathered for the /mix endpoint, whose API takes names and alphas as lists
+    names = gr.JSON(choices0["names"], visible=False, label="names")
+    alphas = gr.JSON([], visible=False, label="alphas")
+    sliders: dict[int, gr.Slider] = {}
+    with gr.Row():
+        for column in range(2):     # row by row, left to right: the index's order
+            with gr.Column():
+                for i in range(column, MIX_ROWS, 2):
+                    sliders[i] = gr.Slider(**_mix_row(choices0, i))
+    sliders_in = [sliders[i] for i in range(MIX_ROWS)]
+    with gr.Row():
+        renorm = gr.Checkbox(choices0["renorm"], label="ReNorm (Eq. 3), once after the sum; default: on only if "
+                                                       "every vector of this model was validated with it")
+        zero = gr.Button("All sliders to 0")
+        go = gr.Button("Mix", variant="primary")
+    image0, note0 = h.mix_effects(model0)
+    with gr.Row():
+        with gr.Column(scale=3):
+            outputs = side_by_side("original (every alpha 0)", "mixed", "what was mixed")
+            table = gr.Dataframe(headers=["concept: measure (unit)", "original", "mixed"], wrap=True,
+                                 column_widths=["60%", "20%", "20%"],
+                                 label="what the organism's scorers hear in each clip")
+        with gr.Column(scale=2):
+            gr.Markdown(f"**{EFFECTS_LABEL}**")
+            heat = gr.Image(image0, label=EFFECTS_LABEL, show_label=False, type="pil", visible=image0 is not None)
+            note = gr.Textbox(note0, label="about this heatmap", interactive=False, lines=3)
+
+    def gather_alphas(names_, *values):
+        return [float(v or 0.0) for v in values[:len(names_ or [])]]
+
+    def file_names(a):
+        model = str(a["model"])
+        mixed = "_".join(f"{_slug(str(n).removeprefix(model + '-'))}-{'m' if x < 0 else 'p'}{_slug(abs(x))}"
+                         for n, x in zip(a["names"], a["alphas"]) if x != 0)
+        stem = f"{_slug(model)}_{_slug(a['prompt'])}"
+        return {0: f"{stem}_original", 1: f"{stem}_mix_{mixed}"[:120]}
+
+    gathered = go.click(gather_alphas, [names] + sliders_in, alphas, queue=False, **PRIVATE)
+    _public(gathered.then, named_audio(h.mix, shared["files"], file_names),
+            [shared["model"], prompt, shared["seed"], shared["duration"], shared["steps"], names, alphas, renorm],
+            outputs + [table], "mix", generates=True)
+    zero.click(lambda: [0.0] * MIX_ROWS, None, sliders_in, queue=False, **PRIVATE)
+
+    def on_mix_model(name):
+        choices = h.mix_choices(name)
+        image, text = h.mix_effects(name)
+        return (choices["names"], *(gr.update(**_mix_row(choices, i)) for i in range(MIX_ROWS)), choices["renorm"],
+                gr.update(value=image, visible=image is not None), text)
+
+    shared["model"].input(friendly(on_mix_model), shared["model"], [names] + sliders_in + [renorm, heat, note],
+                          **PRIVATE)
 
 
 def _alpha_label(limit: float) -> str:
@@ -522,6 +601,8 @@ def build_app(default_model: str | None = None, handlers: Handlers | None = None
                   "files": AudioFiles()}
         with gr.Tab("Steer"):
             steer_parts = steer_tab(h, shared)
+        with gr.Tab("Mix"):
+            mix_tab(h, shared)
         with gr.Tab("A/B patching"):
             patch_parts = patch_tab(h, shared)
         with gr.Tab("Localization"):

@@ -348,9 +348,11 @@ def test_launched_app_api_has_named_public_endpoints_only(client):
     c, app = client
     api = c.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(api) == {"/steer", "/patch", "/localization", "/compute_localization", "/feature_table",
-                        "/browse_feature", "/steer_feature", "/generate"}
+                        "/browse_feature", "/steer_feature", "/generate", "/mix"}
     assert [p["parameter_name"] for p in api["/steer"]["parameters"]] == [
         "model", "prompt", "seed", "duration", "steps", "vector", "repo_id", "layers", "alpha", "renorm", "strategy"]
+    assert [p["parameter_name"] for p in api["/mix"]["parameters"]] == [
+        "model", "prompt", "seed", "duration", "steps", "names", "alphas", "renorm"]
     # the caption of a steer is a Textbox (text, never rendered as HTML)
     steer_dep = next(d for d in app.config["dependencies"] if d.get("api_name") == "steer")
     caption = next(b for b in app.config["components"] if b["id"] == steer_dep["outputs"][-1])

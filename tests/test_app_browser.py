@@ -129,3 +129,18 @@ def test_browser_switching_to_musicgen_shows_no_error(page):
     page.wait_for_timeout(1500)                   # let the chained updates (SAE tab, layers) finish
     toasts = page.locator(".toast-body").all_inner_texts()
     assert not toasts, toasts
+
+
+def test_browser_mix_sends_the_sliders_it_shows(page):
+    """The Mix tab as a person uses it: one slider moved, Mix: the caption names that vector at that alpha, so the
+    page's hidden names and gathered alphas reach /mix as the sliders show them."""
+    page.get_by_role("tab", name="Mix").click()
+    page.get_by_label("duration (s, 0.5 to 30)").fill("1")
+    page.get_by_label("steps").fill("4")
+    box = page.get_by_role("spinbutton", name=re.compile(r"^number input for drums \(CAA\)"))
+    box.fill("-1.5")
+    box.press("Enter")
+    page.get_by_role("button", name="Mix", exact=True).click()
+    caption = page.get_by_label("what was mixed", exact=True)
+    wait_for_text(page, caption, "mix of drums (CAA) alpha -1.5", 120, "no mix caption")
+    assert "tempo" not in caption.input_value()
