@@ -124,7 +124,7 @@ def test_browser_switching_to_musicgen_shows_no_error(page):
     """Choosing musicgen-organism (no SAEs, DiffMean vectors) fills the page for it without an error toast."""
     page.get_by_label("model", exact=True).click()
     page.get_by_role("option", name="musicgen-organism").click()
-    vector = page.get_by_label("vector", exact=True)
+    vector = page.get_by_label("vector, and what `tada verify` found it does on fresh seeds", exact=True)
     wait_for_text(page, vector, "DIFFMEAN", 120, "the page did not switch")
     page.wait_for_timeout(1500)                   # let the chained updates (SAE tab, layers) finish
     toasts = page.locator(".toast-body").all_inner_texts()
