@@ -247,7 +247,7 @@ def verification_job(targets: Sequence[Target], seeds: Sequence[int], models: Mo
         audio = _generate(adapter, batch, [seed] * len(batch), settings[model])
         return {"unit": list(unit), "labels": [str(x) for x in panel.classify(audio, adapter.sample_rate)]}
 
-    stages = ([Stage([("check", 2)], timed(do_check))] if check else []) + [
+    stages = ([Stage([("check", 3)], timed(do_check))] if check else []) + [
         Stage([("reference", m, s) for m in model_names for s in seeds], timed(do_reference)),
         Stage([("steer", t.name, t.sha256[:16], s) for t in targets for s in seeds], timed(do_steer))]
     if class_prompts:
@@ -621,7 +621,9 @@ def check_table(check: Mapping[str, Any] | None) -> str:
         what = (f"4-way accuracy {r['accuracy']:.3f}" + (" (" + ", ".join(f"{k} {v:.2f}" for k, v in r["per_class"].items())
                                                            + ")" if "per_class" in r else "") if "accuracy" in r else
                 f"separation {r['separation']:.3f}" + (f"; within 8% of the true tempo {r['within_8_percent']:.3f}"
-                                                       if "within_8_percent" in r else ""))
+                                                       if "within_8_percent" in r else "")
+                + (f"; clips without a voice read as voiced: {r['no_voice_read_as_voice']:.3f} of "
+                   f"{r['no_voice_clips']}" if "no_voice_read_as_voice" in r else ""))
         rows.append(f"| {c} | {what} | {r['n']} |")
     return "\n".join(rows)
 

@@ -168,6 +168,9 @@ def panel_check(panel: OrganismPanel, clips: int = 96, seed: int = FIT_SEED + 1)
         v, t = values[concept][keep], truth[keep]
         mid = (np.median(v[t == 1]) + np.median(v[t == 0])) / 2
         out[concept] = {"separation": float(((v > mid) == (t == 1)).mean()), "n": int(keep.sum())}
+    no_voice = np.array([a.voice == "none" for a in attrs])
+    out["vocal_gender"]["no_voice_read_as_voice"] = float((values["vocal_gender"][no_voice] != 0).mean())
+    out["vocal_gender"]["no_voice_clips"] = int(no_voice.sum())
     bpm = np.array([a.bpm for a in attrs])
     out["tempo"]["within_8_percent"] = float((np.abs(values["tempo"] / bpm - 1) < 0.08).mean())
     names = panel.instrument(audio, synth.SR)
