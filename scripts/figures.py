@@ -15,6 +15,8 @@ Each figure is drawn with the library's plotting functions from the JSON next to
 * ``musicgen_organism/fig*.png``: the panels ``scripts/musicgen_organism.py`` draws, rebuilt from
   ``results.json`` (keep the two in step; Fig. 5 with its 95% interval per lambda);
 * ``organism_guidance/adherence_vs_guidance.png``: ``scripts/organism_guidance.py``'s ``plot`` on ``g*.json``.
+* ``verification/{,before-fixes/}effects.png``: :func:`tada_core.evaluation.verification.effects_figure` on
+  ``verification.json``.
 """
 
 from __future__ import annotations
@@ -162,6 +164,17 @@ def guidance(src: Path, dst: Path) -> list[Path]:
     return [path]
 
 
+def verification(src: Path, dst: Path) -> list[Path]:
+    from tada_core.evaluation.verification import effects_figure, read_results
+
+    written = []
+    for folder in sorted({p.parent for p in src.rglob("verification.json")}):
+        target = dst / folder.relative_to(src) / "effects.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written.append(effects_figure(read_results(folder), target))
+    return written
+
+
 def regenerate(results: Path, out: Path) -> list[Path]:
     """Every figure of ``results`` drawn again into ``out`` (the same relative paths); returns the files."""
     written = localization(results / "organism_localization", out / "organism_localization")
@@ -169,6 +182,7 @@ def regenerate(results: Path, out: Path) -> list[Path]:
         written += benchmark(results / name, out / name)
     written += musicgen(results / "musicgen_organism", out / "musicgen_organism")
     written += guidance(results / "organism_guidance", out / "organism_guidance")
+    written += verification(results / "verification", out / "verification")
     return written
 
 
