@@ -51,4 +51,10 @@ tada sweep vectors/tada-organism-{tempo,mood,brightness,drums,vocal_gender,piano
 tada ablate vectors/tada-organism-{tempo,mood,brightness,vocal_gender}-caa \
     --seeds 200 201 202 203 --no-renorm --out results/organism_ablation
 
+# 5. Retired from the shipped set (made above for the sweeps and Table 2, then moved out of vectors/): on fresh
+#    seeds `tada verify` finds that the vocal-gender vector moves neither side (docs/verification.md,
+#    results/verification/before-fixes).
+mkdir -p runs/retired
+for name in tada-organism-vocal_gender-caa; do rm -rf "runs/retired/$name"; mv "vectors/$name" runs/retired/; done
+
 tada list vectors

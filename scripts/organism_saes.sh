@@ -34,4 +34,8 @@ tada sweep vectors/tada-organism-{tempo,mood,brightness,drums,vocal_gender,piano
 python scripts/steering_table.py CAA=results/organism_steering.json SAE=results/organism_sae_steering.json \
   --out results/organism_caa_vs_sae.md
 tada sae atlas saes/tada-organism-topk
+# Retired from the shipped set (made above for the sweep, then moved out of vectors/): even with the held-out check,
+# `tada verify` finds the piano features steer toward the other instrument on fresh seeds (docs/verification.md).
+mkdir -p runs/retired
+for name in tada-organism-piano-sae; do rm -rf "runs/retired/$name"; mv "vectors/$name" runs/retired/; done
 tada list

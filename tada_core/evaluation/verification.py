@@ -719,9 +719,12 @@ def docs_block(results: Mapping[str, Any], name: str, source: str,
         body = verdict_table(results, concept_sets)
     elif name == "summary":
         groups: dict[str, list[str]] = {}
-        for a in results["artifacts"]:
+        labels = [f"{a['concept']} {a['method'].upper()}" + ("" if a["model"] == "tada-organism" else f" ({a['model']})")
+                  for a in results["artifacts"]]
+        for a, label in zip(results["artifacts"], labels):
             e = a["effect"][a["concept"]]
-            label = f"{a['concept']} {a['method'].upper()}" + ("" if a["model"] == "tada-organism" else f" ({a['model']})")
+            if labels.count(label) > 1:
+                label += f" (`{a['name']}`)"
             sides = a.get("sides") or ("+", "-")
             detail = (f"{label} (toward {sides[0]} {_num(e['toward_positive']['value'])}, toward {sides[1]} "
                       f"{_num(e['toward_negative']['value'])}"
