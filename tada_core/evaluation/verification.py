@@ -699,7 +699,7 @@ def effects_figure(results: Mapping[str, Any], path: str | Path) -> Path:
             rows.append(f"{a['name']} {end}")
             values.append([a["effect"][c][key]["value"] if c in a["effect"] else float("nan") for c in concepts])
     return heatmap_png(np.array(values), rows, concepts, path,
-                       title="Effect on each concept, fraction of its prompt gap (fresh seeds)", cell=40,
+                       title="Effect on each concept (fresh seeds)", cell=40,
                        x_label="measured concept", y_label="artifact, end of its alpha range",
                        colorbar_label="fraction of the prompt gap", vmin=-1.0, vmax=1.0)
 
