@@ -4,14 +4,15 @@ shipped organism with short clips; and its page wiring without a browser."""
 import dataclasses
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.test_app import client  # noqa: F401 - the launched public app, shared with the Steer tests
+
 from tada_core import TadaError
-from tada_app import AppConfig, Handlers, build_app, launch
+from tada_app import AppConfig, Handlers
 from tada_app.config import ROOT
 from tada_app.handlers import EFFECTS_LABEL, MIX_ROWS, alpha_limit
 from tada_app.sources import scrub
@@ -178,42 +179,6 @@ def test_the_heatmap_is_built_from_verify_results_and_absent_without(h, tmp_path
     # a model none of whose vectors was verified: no picture, a note that says so
     image, note = found.mix_effects("musicgen-organism")
     assert image is None and note.startswith("No vector of musicgen-organism is among the verified artifacts")
-
-
-@pytest.fixture(scope="module")
-def client():
-    """The public app (no test fixtures in its menu), launched, and a gradio_client for it."""
-    gradio_client = pytest.importorskip("gradio_client")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = build_app(ORG, Handlers(AppConfig.from_env({})))
-    launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False), app
-    finally:
-        app.close()
-
-
-def test_the_mix_tab_has_a_fixed_pool_of_sliders_relabelled_per_model(h, client):
-    """The page: MIX_ROWS sliders, the organism's shown and labelled, the rest hidden; a model change relabels and
-    hides them and resets every slider to 0; the Mix button gathers the visible sliders' alphas for /mix."""
-    _, app = client
-    fns = {block.name: block for block in app.fns.values()}
-    def is_row(label: str) -> bool:
-        return label.endswith("(0: not applied)") or label == "(no vector)"
-
-    sliders = [b for b in app.config["components"] if b["type"] == "slider" and is_row(b["props"].get("label", ""))]
-    assert len(sliders) == MIX_ROWS
-    shown = [b["props"]["label"] for b in sliders if b["props"]["visible"] is True]
-    assert len(shown) == len(h.mix_choices(ORG)["names"]) and "drums (CAA): alpha -2 to 2 (0: not applied)" in shown
-    assert fns["mix"].api_name == "mix" and fns["gather_alphas"].fn(["a", "b"], 1.5, -1, *[0.0] * 14) == [1.5, -1.0]
-    names, *rows = fns["on_mix_model"].fn("musicgen-organism")[:1 + MIX_ROWS]
-    assert names == h.mix_choices("musicgen-organism")["names"]
-    assert [r["visible"] for r in rows] == [True] * len(names) + [False] * (MIX_ROWS - len(names))
-    assert rows[1]["label"] == "tempo (DIFFMEAN): alpha -0.2 to 0.2 (0: not applied)" and rows[1]["value"] == 0.0
-    assert rows[1]["step"] == 0.001 and isinstance(rows[0], dict) and rows[0].get("__type__") == "update"
-    assert fns["gather_alphas"].queue is False and fns["on_mix_model"].api_visibility == "private"
 
 
 def test_mix_through_the_api(client):
