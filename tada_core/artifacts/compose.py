@@ -90,7 +90,8 @@ def composed_renorm(vectors: Sequence[SteeringVector], use_renorm: bool | None,
 @contextlib.contextmanager
 def compose(adapter, items: Sequence[tuple[SteeringVector, float | Sequence[float]]], *,
             layers: Sequence[int] | Sequence[Sequence[int] | None] | None = None,
-            use_renorm: bool | None = None, branch: Branch | None = None) -> Iterator[None]:
+            use_renorm: bool | None = None, branch: Branch | None = None,
+            orthogonalize: bool = False) -> Iterator[None]:
     """Steer ``adapter`` with several vectors at once: h' = ReNorm(h + sum_k alpha_k * v_k, h) (TADA Eq. 2-3 with
     a sum of steering terms; :func:`~tada_core.interventions.hooks.steer_sum`).
 
@@ -101,6 +102,9 @@ def compose(adapter, items: Sequence[tuple[SteeringVector, float | Sequence[floa
     layer indices for every vector, or one entry per vector (None: that vector's default).
     ``use_renorm``: ReNorm (Eq. 3), once, after the sum; default: the setting the vectors were validated with,
     which must then be the same for all (:func:`composed_renorm`). ``branch``: as in ``steer``.
+    ``orthogonalize``: on every layer that two or more vectors steer, steer with :func:`orthogonalized` versions
+    of them (mutually orthogonal there, each of its own norm); vectors whose alpha is 0 for every sample take no
+    part, so strength 0 stays absent.
 
     Exact, bit for bit: the order of ``items`` changes nothing; a vector at alpha 0 adds nothing (``[(A, 0),
     (B, b)]`` is ``B.apply(model, b)``), and one item is ``vector.apply``. Everything is checked before any hook is
@@ -133,8 +137,64 @@ def compose(adapter, items: Sequence[tuple[SteeringVector, float | Sequence[floa
     for (vec, alpha), chosen in zip(pairs, per_item):
         where = steered_layers(vec, [layer.index for layer in adapter.layers], chosen)
         terms.append((vec.injected(where), alpha))
+    if orthogonalize:
+        active = [k for k, (_, alpha) in enumerate(pairs) if _nonzero(alpha)]
+        made = orthogonalized([terms[k][0] for k in active])
+        for k, vectors in zip(active, made):
+            terms[k] = (vectors, terms[k][1])
     with steer_sum(adapter, terms, use_renorm=renorm_on, branch=branch):
         yield
+
+
+def _nonzero(alpha: Any) -> bool:
+    return any(float(a) != 0 for a in alpha) if not isinstance(alpha, numbers.Real) else float(alpha) != 0
+
+
+MIN_GRAM_EIGENVALUE = 1e-3   # below it the vectors on a layer are (anti)parallel to 3 decimals: no orthogonal basis
+
+
+def orthogonalized(terms: Sequence[Mapping[int, torch.Tensor]]) -> list[dict[int, torch.Tensor]]:
+    """The steering vectors of several terms made mutually orthogonal on every layer two or more of them steer,
+    each keeping its norm there (per step, for per-step vectors).
+
+    On such a layer the unit directions u_k = v_k / |v_k| are replaced by Loewdin's symmetric orthogonalization
+    W = (U U^T)^(-1/2) U (Loewdin 1950): the orthonormal set closest to them in the least-squares sense, which
+    treats every vector alike (Gram-Schmidt would keep the first vector and bend the others, so the result would
+    depend on their order); then v_k' = |v_k| w_k. Layers that one term steers alone are untouched. A [width] vector
+    on a layer with per-step vectors is orthogonalized per step (it becomes per-step there). The computation runs
+    in float64, in an order fixed by the terms' content, so the order they are given in changes no bit.
+    Refused when the vectors on a layer are nearly parallel (the smallest eigenvalue of U U^T below
+    ``MIN_GRAM_EIGENVALUE``): no nearby orthogonal set exists.
+    """
+    order = sorted(range(len(terms)), key=lambda k: term_digest(terms[k], 0.0))
+    out = [dict(t) for t in terms]
+    layers = sorted({layer for t in terms for layer in t})
+    for layer in layers:
+        ks = [k for k in order if layer in terms[k]]
+        if len(ks) < 2:
+            continue
+        raw = [torch.as_tensor(terms[k][layer]).detach() for k in ks]
+        steps = {int(v.shape[0]) for v in raw if v.dim() == 2}
+        if len(steps) > 1:
+            raise TadaError(f"layer {layer}: per-step vectors cover different numbers of steps {sorted(steps)}")
+        n_steps = steps.pop() if steps else None
+        stack = torch.stack([(v if v.dim() == 2 else v.expand(n_steps, -1)) if n_steps else v.unsqueeze(0)
+                             for v in raw]).to(torch.float64)                      # [terms, steps, width]
+        norms = stack.norm(dim=-1, keepdim=True)                                   # [terms, steps, 1]
+        if bool((norms == 0).any()):
+            raise TadaError(f"layer {layer}: a steering vector is zero there; nothing to orthogonalize against")
+        unit = (stack / norms).transpose(0, 1)                                     # [steps, terms, width]
+        gram = unit @ unit.transpose(1, 2)
+        eigval, eigvec = torch.linalg.eigh(gram)
+        if float(eigval.min()) < MIN_GRAM_EIGENVALUE:
+            raise TadaError(f"layer {layer}: the steering vectors there are nearly parallel (smallest Gram eigenvalue "
+                            f"{float(eigval.min()):.2g} < {MIN_GRAM_EIGENVALUE}); they cannot be orthogonalized")
+        inv_sqrt = eigvec @ torch.diag_embed(eigval.rsqrt()) @ eigvec.transpose(1, 2)
+        ortho = (inv_sqrt @ unit).transpose(0, 1) * norms                          # [terms, steps, width]
+        for j, k in enumerate(ks):
+            v = ortho[j] if n_steps else ortho[j, 0]
+            out[k][layer] = v.to(raw[j].dtype)
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -254,4 +314,4 @@ def combine(terms: Sequence[tuple[SteeringVector, float]], *, concept: str | Non
                           extra={"recipe": recipe}, renorm=renorm_setting)
 
 
-__all__ = ["compose", "combine", "composed_renorm", "combined_alpha_range", "steered_layers", "COMBINED"]
+__all__ = ["compose", "combine", "composed_renorm", "combined_alpha_range", "orthogonalized", "steered_layers", "COMBINED"]

@@ -21,6 +21,7 @@ arguments beside its handler (``register_<command>`` / ``run_<command>`` in this
     tada verify [ARTIFACT ...] --out DIR [--seeds S ...] every shipped artifact on fresh seeds: effect, leakage
     tada vector info NAME                                a vector and what `tada verify` found it does
     tada vector combine A:W B:W ... --out DIR            concept arithmetic: a weighted sum of vectors
+    tada interference --out DIR [--method caa sae]       pairs of vectors composed: additivity, cross-talk
 
 Bad input ends with a one-line message and exit code 2, never a traceback.
 """
@@ -39,6 +40,7 @@ from tada_core.cli.artifacts import register_import, register_list, register_pul
 from tada_core.cli.benchmark import register_benchmark
 from tada_core.cli.diffmean import register_diffmean
 from tada_core.cli.evaluate import register_ablate, register_sweep
+from tada_core.cli.interference import register_interference
 from tada_core.cli.localize import register_caa, register_localize
 from tada_core.cli.models import register_generate, register_models
 from tada_core.cli.organism import register_organism
@@ -48,7 +50,8 @@ from tada_core.cli.verify import register_verify
 
 REGISTER = (register_models, register_generate, register_list, register_push, register_pull, register_import,
             register_localize, register_caa, register_diffmean, register_sweep, register_ablate, register_benchmark,
-            register_sae, register_organism, register_verify, register_vector)
+            register_sae, register_organism, register_verify, register_vector,
+            register_interference)
 
 
 def build_parser() -> argparse.ArgumentParser:

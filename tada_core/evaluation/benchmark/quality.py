@@ -70,9 +70,13 @@ class Typicality(Quality):
         self.mean, self.precision = lw.location_, lw.precision_
 
     def __call__(self, audio, sample_rate: int) -> np.ndarray:
+        return self.score_embeddings(logmel_stats(audio, sample_rate))
+
+    def score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """The quality of clips given by their :func:`logmel_stats` (what the journals keep)."""
         if self.mean is None:
             raise TadaError("the typicality measure is not fitted; call fit() on unsteered clips first")
-        z = logmel_stats(audio, sample_rate) - self.mean
+        z = np.asarray(embeddings, dtype=np.float64) - self.mean
         d2 = np.einsum("ij,jk,ik->i", z, self.precision, z)
         return -np.sqrt(np.maximum(d2, 0) / z.shape[1])
 
