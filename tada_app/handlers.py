@@ -34,8 +34,8 @@ METHODS = ("caa", "sae", "diffmean", "any")
 # the order of vectors/index.json) are offered; every shipped model has fewer.
 MIX_ROWS = 16
 # What the Mix tab's heatmap shows, and what it does not.
-EFFECTS_LABEL = ("effect of each vector alone on every concept (tada verify, fresh seeds); pairwise interference is "
-                 "not measured yet")
+EFFECTS_LABEL = "effect of each vector alone on every concept (tada verify, fresh seeds)"
+INTERFERENCE_LABEL = "interference of pairs (tada interference, fresh seeds)"
 
 
 def alpha_limit(vector) -> float:
@@ -71,6 +71,7 @@ class Handlers:
         self.cache = cache or ModelCache(self.config)
         self._published_data = None     # the shipped published measurements: read once, never changed
         self._verification_data = None  # the committed verification results: read once, never changed
+        self._interference_data = None  # the committed interference results: read once, never changed
 
     # ------------------------------------------------------------------ published real-model results
 
@@ -449,6 +450,50 @@ class Handlers:
                               x_label="measured concept", y_label="vector, end of its alpha range",
                               colorbar_label="fraction of the prompt gap", vmin=-1.0, vmax=1.0)
         return image, "\n".join(lines)
+
+    def _interference(self):
+        """The committed `tada interference` results (results/interference), read once; None when there are none."""
+        from tada_core.runtime.io import read_json
+
+        if self._interference_data is None:
+            path = self.config.results / "interference" / "interference.json"
+            try:
+                data = read_json(path)
+                self._interference_data = data if data.get("kind") == "tada-interference" else False
+            except (OSError, ValueError):
+                self._interference_data = False
+        return self._interference_data or None
+
+    def mix_interference(self, model: str):
+        """The Mix tab's interference heatmap (an image, or None) and a note: per shipped vector A of ``model``
+        whose files are the ones measured, the worst-corner interaction on A's concept when the same method's
+        vector of each other concept is added."""
+        import numpy as np
+
+        from tada_core.evaluation.interference import interaction_rows
+        from tada_core.evaluation.plots import heatmap_image
+        from tada_core.evaluation.verification import artifact_sha256
+
+        results = self._interference()
+        if results is None or results.get("model") != model:
+            return None, f"No `tada interference` results for {model} on this server: pairs are not measured."
+        names = set(self.mix_choices(model)["names"])
+
+        def current(v):
+            return v["name"] in names and v.get("sha256") == artifact_sha256(self._vector_folder(v["name"]))
+
+        data = interaction_rows(results, current)
+        if not data["rows"]:
+            return None, "The measured vectors have changed since `tada interference` ran: no interference to show."
+        title = textwrap.fill(INTERFERENCE_LABEL, 30, break_on_hyphens=False)
+        image = heatmap_image(np.array(data["values"]), data["rows"], data["concepts"], title=title, cell=40,
+                              x_label="concept of the added vector B", y_label="vector A (its concept measured)",
+                              colorbar_label="A+B minus A, B alone (gap)", vmin=-1.0, vmax=1.0)
+        note = (f"{INTERFERENCE_LABEL}. Cells: with both vectors at an end of their ranges (the worst of the four "
+                f"corners), how far the effect on A's concept differs from the sum of A's and B's effects alone, as a "
+                f"fraction of that concept's prompt gap; 0 is additive, negative: adding B takes away from A (seeds "
+                f"{data['seeds']}). Details: docs/composition.md.")
+        return image, note
 
     def patch(self, model: str, prompt_a: str, prompt_b: str, layers: list, seed: int, duration: float, steps: int):
         """A, B, and A with ``layers`` patched from B (same seed), and, on the organism, every concept's

@@ -27,7 +27,7 @@ import gradio as gr
 from tada_core import TadaError
 
 from .config import MIN_DURATION
-from .handlers import EFFECTS_LABEL, FEATURE_ALPHA_LIMIT, MIX_ROWS, Handlers, heatmap, impact_rows, localization_text
+from .handlers import EFFECTS_LABEL, FEATURE_ALPHA_LIMIT, INTERFERENCE_LABEL, MIX_ROWS, Handlers, heatmap, impact_rows, localization_text
 from .sources import scrub
 
 try:  # on a ZeroGPU Space; a no-op decorator elsewhere
@@ -307,6 +307,11 @@ def mix_tab(h: Handlers, shared: dict) -> None:
             gr.Markdown(f"**{EFFECTS_LABEL}**")
             heat = gr.Image(image0, label=EFFECTS_LABEL, show_label=False, type="pil", visible=image0 is not None)
             note = gr.Textbox(note0, label="about this heatmap", interactive=False, lines=3)
+            pair_image0, pair_note0 = h.mix_interference(model0)
+            gr.Markdown(f"**{INTERFERENCE_LABEL}**")
+            pairs = gr.Image(pair_image0, label=INTERFERENCE_LABEL, show_label=False, type="pil",
+                             visible=pair_image0 is not None)
+            pair_note = gr.Textbox(pair_note0, label="about the interference heatmap", interactive=False, lines=3)
 
     def gather_alphas(names_, *values):
         return [float(v or 0.0) for v in values[:len(names_ or [])]]
@@ -327,11 +332,13 @@ def mix_tab(h: Handlers, shared: dict) -> None:
     def on_mix_model(name):
         choices = h.mix_choices(name)
         image, text = h.mix_effects(name)
+        pair_image, pair_text = h.mix_interference(name)
         return (choices["names"], *(gr.update(**_mix_row(choices, i)) for i in range(MIX_ROWS)), choices["renorm"],
-                gr.update(value=image, visible=image is not None), text)
+                gr.update(value=image, visible=image is not None), text,
+                gr.update(value=pair_image, visible=pair_image is not None), pair_text)
 
-    shared["model"].input(friendly(on_mix_model), shared["model"], [names] + sliders_in + [renorm, heat, note],
-                          **PRIVATE)
+    shared["model"].input(friendly(on_mix_model), shared["model"],
+                          [names] + sliders_in + [renorm, heat, note, pairs, pair_note], **PRIVATE)
 
 
 def _alpha_label(limit: float) -> str:

@@ -14,7 +14,7 @@ from tests.test_app import client  # noqa: F401 - the launched public app, share
 from tada_core import TadaError
 from tada_app import AppConfig, Handlers
 from tada_app.config import ROOT
-from tada_app.handlers import EFFECTS_LABEL, MIX_ROWS, alpha_limit
+from tada_app.handlers import EFFECTS_LABEL, INTERFERENCE_LABEL, MIX_ROWS, alpha_limit
 from tada_app.sources import scrub
 
 ORG = "tada-organism"
@@ -175,10 +175,42 @@ def test_the_heatmap_is_built_from_verify_results_and_absent_without(h, tmp_path
     image, note = found.mix_effects(ORG)
     assert image.size[0] > 200 and note.startswith(EFFECTS_LABEL)
     assert f"changed since verified (not shown): {DRUMS}" in note and str(ROOT) not in note
-    assert "pairwise interference is not measured yet" in EFFECTS_LABEL
     # a model none of whose vectors was verified: no picture, a note that says so
     image, note = found.mix_effects("musicgen-organism")
     assert image is None and note.startswith("No vector of musicgen-organism is among the verified artifacts")
+
+
+def test_the_interference_heatmap_shows_measured_pairs_of_current_vectors_only(h, tmp_path):
+    from tada_core.evaluation.verification import artifact_sha256
+
+    nothing = Handlers(dataclasses.replace(h.config, results=tmp_path / "none"), h.cache)
+    image, note = nothing.mix_interference(ORG)
+    assert image is None and note.startswith("No `tada interference` results for tada-organism")
+    bright = "tada-organism-brightness-caa"
+    vectors = [{"name": TEMPO, "concept": "tempo", "sha256": artifact_sha256(ROOT / "vectors" / TEMPO)},
+               {"name": bright, "concept": "brightness", "sha256": artifact_sha256(ROOT / "vectors" / bright)},
+               {"name": DRUMS, "concept": "drums", "sha256": "0" * 64}]          # changed since: left out
+
+    def pair(a, b, on_a, on_b):
+        return {"a": a, "b": b, "orthogonalized": False, "worst_interaction_a": on_a, "worst_interaction_b": on_b}
+
+    result = {"kind": "tada-interference", "model": ORG, "seeds": [5, 6],
+              "groups": [{"method": "caa", "vectors": vectors,
+                          "pairs": [pair(TEMPO, bright, -0.4, 0.1), pair(TEMPO, DRUMS, 0.9, 0.9),
+                                    pair(bright, DRUMS, 0.9, 0.9)]}]}
+    (tmp_path / "interference").mkdir()
+    (tmp_path / "interference" / "interference.json").write_text(json.dumps(result))
+    found = Handlers(dataclasses.replace(h.config, results=tmp_path), h.cache)
+    from tada_core.evaluation.interference import interaction_rows
+
+    names = set(found.mix_choices(ORG)["names"])
+    data = interaction_rows(result, lambda v: v["name"] in names and v["sha256"] != "0" * 64)
+    assert data["rows"] == ["tempo CAA", "brightness CAA"] and data["concepts"] == ["tempo", "brightness", "drums"]
+    assert np.allclose(data["values"], [[np.nan, -0.4, np.nan], [0.1, np.nan, np.nan]], equal_nan=True)
+    image, note = found.mix_interference(ORG)
+    assert image.size[0] > 200 and note.startswith(INTERFERENCE_LABEL) and str(ROOT) not in note
+    image, note = found.mix_interference("musicgen-organism")
+    assert image is None and "musicgen-organism" in note
 
 
 def test_mix_through_the_api(client):

@@ -29,6 +29,8 @@ def register_interference(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16, help="clips per pipeline call (default 16)")
     p.add_argument("--no-orthogonalize", dest="orthogonalize", action="store_false",
                    help="do not measure the orthogonalized pairs")
+    p.add_argument("--docs", nargs="+", default=None, metavar="FILE",
+                   help="afterwards, rewrite the generated interference blocks of these Markdown files")
     p.add_argument("--out", required=True, help="results folder (resumable: rerun the same command to finish)")
     add_device_args(p)
     p.set_defaults(func=run_interference)
@@ -109,4 +111,7 @@ def run_interference(args: argparse.Namespace) -> int:
     for g in result["groups"]:
         print(f"\n{g['method'].upper()}\n{itf.pair_table(result, g)}")
     note(f"wrote {out / itf.RESULT_FILE}, {out / 'interference.md'} and the heatmaps")
+    for doc in args.docs or []:
+        current = itf.sync_docs(doc, result, str(out / itf.RESULT_FILE))
+        note(f"{doc}: {'already current' if current else 'interference blocks rewritten'}")
     return 0

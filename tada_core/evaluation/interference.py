@@ -312,7 +312,7 @@ def group_statistics(method: str, targets: Sequence[Mapping[str, Any]], concepts
         effect = {c: {("+max" if d > 0 else "-max"): val[("single", name, d, c)] for d in SIGNS} for c in concepts}
         own = {"toward_positive": _directed(val[("single", name, 1, t["concept"])], 1),
                "toward_negative": _directed(val[("single", name, -1, t["concept"])], -1)}
-        vectors.append({"name": name, "concept": t["concept"], "layers": list(t["layers"]),
+        vectors.append({"name": name, "concept": t["concept"], "layers": list(t["layers"]), "sha256": t.get("sha256"),
                         "alpha": _top_of(t), "effect": effect, "own": own,
                         "quality": {("+max" if d > 0 else "-max"): quality((name, d)) for d in SIGNS}})
     results = []
@@ -526,6 +526,25 @@ def interaction_matrix(group: Mapping[str, Any], orthogonalized: bool) -> tuple[
     return names, m
 
 
+def interaction_rows(result: Mapping[str, Any], keep=None) -> dict[str, Any]:
+    """Every method's plain pairs in one table: a row per vector A ("brightness CAA"), a column per concept of the
+    added vector B (same method), the cell the worst-corner interaction on A's concept. ``keep(vector entry)``:
+    which vectors to show (e.g. those whose files are still the measured ones). NaN where not measured."""
+    rows, values, concepts = [], [], []
+    for g in result["groups"]:
+        concepts += [v["concept"] for v in g["vectors"] if v["concept"] not in concepts]
+    for g in result["groups"]:
+        names, m = interaction_matrix(g, False)
+        kept = [i for i, v in enumerate(g["vectors"]) if keep is None or keep(v)]
+        for i in kept:
+            row = [float("nan")] * len(concepts)
+            for j in kept:
+                row[concepts.index(g["vectors"][j]["concept"])] = float(m[i, j])
+            rows.append(f"{g['vectors'][i]['concept']} {g['method'].upper()}")
+            values.append(row)
+    return {"rows": rows, "concepts": concepts, "values": values, "seeds": result["seeds"]}
+
+
 def interaction_figures(result: Mapping[str, Any], folder: str | Path) -> list[Path]:
     """Per method, ``interaction-METHOD.png`` (and ``-orthogonalized``): the :func:`interaction_matrix` heatmap."""
     from tada_core.evaluation.plots import heatmap_png
@@ -561,6 +580,62 @@ def crosstalk_figure(result: Mapping[str, Any], path: str | Path) -> Path:
                        colorbar_label="effect (fraction of gap)", vmin=-1.0, vmax=1.0)
 
 
+DOCS_BEGIN = "<!-- tada interference: begin {name} (generated from {source} by `tada interference --docs`; do not edit) -->"
+DOCS_END = "<!-- tada interference: end {name} -->"
+
+
+def summary_lines(result: Mapping[str, Any]) -> list[str]:
+    """One line per method: which pairs compose cleanly, which interfere (and how), and what orthogonalizing did."""
+    model = result["model"]
+    lines = []
+    for g in result["groups"]:
+        plain = [p for p in g["pairs"] if not p["orthogonalized"]]
+        by = {v: [f"{_short(p['a'], model)} + {_short(p['b'], model)}" for p in plain if p["verdict"] == v]
+              for v in ("composes cleanly", "interferes", "unclear")}
+        worst = max(plain, key=lambda p: max(abs(p["worst_interaction_a"]), abs(p["worst_interaction_b"])))
+        w = worst["worst_interaction_a"] if abs(worst["worst_interaction_a"]) >= abs(worst["worst_interaction_b"]) \
+            else worst["worst_interaction_b"]
+        concept = worst["concepts"][0 if w == worst["worst_interaction_a"] else 1]
+        text = (f"- **{g['method'].upper()}** ({len(plain)} pairs): composes cleanly: "
+                f"{', '.join(by['composes cleanly']) or 'none'}; interferes: {', '.join(by['interferes']) or 'none'}; "
+                f"unclear: {len(by['unclear'])}. Largest interaction: {_short(worst['a'], model)} + "
+                f"{_short(worst['b'], model)}, {w:+.2f} of the {concept} gap.")
+        s = orthogonalization_summary(g)
+        if s["measured"]:
+            text += (f" Orthogonalized, the largest |interaction| fell in {s['improved']} of {s['measured']} pairs "
+                     f"that share a layer (mean {s['mean_plain']:.2f} -> {s['mean_orthogonalized']:.2f}).")
+        lines.append(text)
+    return lines
+
+
+def docs_block(result: Mapping[str, Any], name: str, source: str) -> str:
+    """The generated text between a doc's markers: ``name`` "summary" (one line per method) or "pairs" (the
+    tables)."""
+    if name == "summary":
+        body = "\n".join(summary_lines(result))
+    elif name == "pairs":
+        body = "\n\n".join(f"**{g['method'].upper()}**, each vector alone:\n\n{vector_table(result, g)}\n\n"
+                            f"**{g['method'].upper()}**, pairs:\n\n{pair_table(result, g)}" for g in result["groups"])
+    else:
+        raise TadaError(f"unknown generated block {name!r}; known: summary, pairs")
+    return f"{DOCS_BEGIN.format(name=name, source=source)}\n{body}\n{DOCS_END.format(name=name)}"
+
+
+def sync_docs(path: str | Path, result: Mapping[str, Any], source: str, *, write: bool = True) -> bool:
+    """Rewrite every ``tada interference`` block of ``path`` from ``result``; returns whether it was current."""
+    import re
+
+    path = Path(path)
+    text = path.read_text()
+    pattern = re.compile(r"<!-- tada interference: begin (\w+) .*?-->\n.*?<!-- tada interference: end \1 -->", re.S)
+    if not pattern.search(text):
+        raise TadaError(f"{path.name} has no `<!-- tada interference: begin NAME -->` block to fill")
+    new = pattern.sub(lambda m: docs_block(result, m.group(1), source), text)
+    if write and new != text:
+        path.write_text(new)
+    return new == text
+
+
 def write_results(folder: str | Path, result: Mapping[str, Any]) -> None:
     folder = Path(folder)
     write_json(folder / RESULT_FILE, result)
@@ -570,4 +645,5 @@ def write_results(folder: str | Path, result: Mapping[str, Any]) -> None:
 
 
 __all__ = ["Group", "interference_job", "group_statistics", "band_verdict", "pair_verdict", "typicality_folds",
-           "orthogonalization_summary", "report_markdown", "shares_layers", "interaction_matrix"]
+           "orthogonalization_summary", "report_markdown", "shares_layers", "interaction_matrix",
+           "interaction_rows", "docs_block", "sync_docs", "summary_lines"]
