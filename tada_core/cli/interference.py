@@ -27,8 +27,11 @@ def register_interference(sub) -> None:
     p.add_argument("--n-seeds", type=positive_int, default=4, help="how many fresh seeds to draw (default 4)")
     p.add_argument("--prompts", type=positive_int, default=4, help="the first N neutral prompts (default 4)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="clips per pipeline call (default 16)")
+    p.add_argument("--orthogonalize-min-cosine", type=float, default=None, metavar="C",
+                   help="measure orthogonalized (compose(..., orthogonalize=True)) the pairs whose vectors have |cos| "
+                        "at least C on a shared layer (default 0.2)")
     p.add_argument("--no-orthogonalize", dest="orthogonalize", action="store_false",
-                   help="do not measure the orthogonalized pairs")
+                   help="do not measure orthogonalized pairs")
     p.add_argument("--docs", nargs="+", default=None, metavar="FILE",
                    help="afterwards, rewrite the generated interference blocks of these Markdown files")
     p.add_argument("--out", required=True, help="results folder (resumable: rerun the same command to finish)")
@@ -103,8 +106,12 @@ def run_interference(args: argparse.Namespace) -> int:
     prompts, bases = list(cs.eval_prompts[:n]), list(cs.bases[:n])
     gaps = {c: tuple(cs.get(c).contrastive_prompts(bases)) for c in panel.concepts}
     settings = models.adapter(args.model).resolve_settings(GenerationSettings(batch_size=args.batch_size))
+    threshold = itf.MIN_COSINE if args.orthogonalize_min_cosine is None else args.orthogonalize_min_cosine
+    if not 0 <= threshold <= 1:
+        raise TadaError(f"--orthogonalize-min-cosine {threshold}: a |cosine| threshold lies in [0, 1]")
     job = itf.interference_job(groups, seeds, models, model=args.model, prompts=prompts, gap_prompts=gaps,
-                               settings=settings, orthogonalize=args.orthogonalize, command=args.command_line)
+                               settings=settings, orthogonalize=threshold if args.orthogonalize else None,
+                               command=args.command_line)
     out.mkdir(parents=True, exist_ok=True)
     write_json(seeds_file, seeds)
     result = run(job, out)

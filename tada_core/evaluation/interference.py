@@ -8,7 +8,8 @@ or the SAE ones), :func:`interference_job` generates, on fresh seeds and the mod
 * every vector alone at +max and -max of its validated range (the grid's edges);
 * every pair A + B at the four sign combinations (+-max_A, +-max_B), with
   :func:`~tada_core.artifacts.compose.compose`, and once more with ``orthogonalize=True`` for the pairs
-  that steer a common layer (on the others the option changes nothing);
+  whose vectors have |cos| >= ``MIN_COSINE`` on a common layer (on layers one vector steers alone the option
+  changes nothing, and below that cosine it moves a vector by less than the measurement resolves);
 
 and measures every clip with the model's verification panel (third-party measures) and the benchmark's
 quality measure (typicality, :class:`~tada_core.evaluation.benchmark.quality.Typicality`).
@@ -69,9 +70,27 @@ class Group:
         return list(itertools.combinations(self.targets, 2))
 
 
+MIN_COSINE = 0.2   # orthogonalized pairs: those with |cos| at least this on a shared layer
+
+
 def shares_layers(a: Target, b: Target) -> bool:
     """Whether two vectors steer a common layer (where ``orthogonalize`` can change anything)."""
     return bool(set(a.layers) & set(b.layers))
+
+
+def shared_cosine(va, vb, a: Target, b: Target) -> float:
+    """The largest |cosine| between two steering vectors on the layers both steer (per step, for per-step
+    vectors); 0 when they share none. Below ``MIN_COSINE`` orthogonalizing moves each by less than about a tenth
+    of its norm (|cos| / 2), which the measurement would not resolve."""
+    import torch
+
+    best = 0.0
+    for layer in sorted(set(a.layers) & set(b.layers)):
+        x = va.injected([layer])[layer].to(torch.float64)
+        y = vb.injected([layer])[layer].to(torch.float64)
+        cos = torch.nn.functional.cosine_similarity(x, y, dim=-1)
+        best = max(best, float(cos.abs().max()))
+    return best
 
 
 def _top(t: Target) -> float:
@@ -85,14 +104,16 @@ def _embed(audio, sample_rate: int) -> list[list[float]]:
 
 
 def interference_job(groups: Sequence[Group], seeds: Sequence[int], models: Models, *, model: str,
-                     prompts: Sequence[str], gap_prompts: Mapping[str, tuple], settings, orthogonalize: bool = True,
-                     command: str | None = None) -> Job:
+                     prompts: Sequence[str], gap_prompts: Mapping[str, tuple], settings,
+                     orthogonalize: float | None = MIN_COSINE, command: str | None = None) -> Job:
     """The resumable job of ``tada interference`` (see the module docstring).
 
     ``prompts``: the neutral prompts (one per base); ``gap_prompts[concept]``: (positive, negative) prompts on
-    the same bases; ``settings``: resolved generation settings. Units: per seed the reference clips, per vector
-    and seed its two ends, per pair and seed its four corners (and again orthogonalized, for pairs that share a
-    layer). Every record keeps the panel's values and the typicality embedding of each clip.
+    the same bases; ``settings``: resolved generation settings. ``orthogonalize``: the pairs whose vectors have
+    |cos| at least this on a shared layer (:func:`shared_cosine`) are measured orthogonalized as well; None: none.
+    Units: per seed the reference clips, per vector and seed its two ends, per pair and seed its four corners;
+    then the orthogonalized pairs. Every record keeps the panel's values and the typicality embedding of each
+    clip.
     """
     from tada_core.artifacts.compose import compose
 
@@ -115,7 +136,8 @@ def interference_job(groups: Sequence[Group], seeds: Sequence[int], models: Mode
     panel = models.panel(model)
     spec = {"kind": "tada-interference", "model": model, "prompts": list(prompts),
             "gap_prompts": {c: [list(p), list(n)] for c, (p, n) in gap_prompts.items()},
-            "settings": settings.to_dict(), "orthogonalize": bool(orthogonalize),
+            "settings": settings.to_dict(),
+            "orthogonalize": None if orthogonalize is None else {"min_cosine": float(orthogonalize)},
             "panel": panel.describe() if hasattr(panel, "describe") else {"concepts": list(panel.concepts)}}
     by_name = {t.name: t for g in groups for t in g.targets}
 
@@ -167,17 +189,23 @@ def interference_job(groups: Sequence[Group], seeds: Sequence[int], models: Mode
         return measured(unit, torch.cat(out), adapter)
 
     singles = [("single", t.name, t.sha256[:16], s) for g in groups for t in g.targets for s in seeds]
-    pairs = []
+    plain, ortho = [], []
     for g in groups:
         for a, b in g.pairs():
-            for ortho in ((0, 1) if orthogonalize and shares_layers(a, b) else (0,)):
-                pairs += [("pair", a.name, b.name, ortho, a.sha256[:8] + b.sha256[:8], s) for s in seeds]
+            plain += [("pair", a.name, b.name, 0, a.sha256[:8] + b.sha256[:8], s) for s in seeds]
+            if orthogonalize is not None and shares_layers(a, b) and \
+                    shared_cosine(models.vector(a), models.vector(b), a, b) >= orthogonalize:
+                ortho += [("pair", a.name, b.name, 1, a.sha256[:8] + b.sha256[:8], s) for s in seeds]
+    pairs = plain + ortho          # every plain pair first: an interrupted run has whole matrices
     stages = [Stage([("reference", s) for s in seeds], timed(do_reference)),
               Stage(singles, timed(do_single)), Stage(pairs, timed(do_pair))]
 
+    cosines = {(a.name, b.name): round(shared_cosine(models.vector(a), models.vector(b), a, b), 4)
+               for g in groups for a, b in g.pairs()}
+
     def reduce(done):
         return reduce_records(spec, [(g.method, [t.to_dict() for t in g.targets]) for g in groups], done, seeds,
-                              command=command)
+                              command=command, cosines=cosines)
 
     def write(folder: Path, result: dict, done) -> None:
         write_results(folder, result)
@@ -244,7 +272,7 @@ def pair_verdict(on_a: str, on_b: str, a_onto_b: str, b_onto_a: str) -> str:
 
 
 def group_statistics(method: str, targets: Sequence[Mapping[str, Any]], concepts: Sequence[str],
-                     arrays: Mapping[str, Any], *, orthogonalize: bool, n_boot: int = N_BOOT,
+                     arrays: Mapping[str, Any], *, orthogonalize: Any = None, n_boot: int = N_BOOT,
                      seed: int = 0) -> dict[str, Any]:
     """Cross-talk, interactions, quality and verdicts of one method's vectors and pairs.
 
@@ -357,9 +385,11 @@ def _top_of(t: Mapping[str, Any]) -> float:
 
 
 def reduce_records(spec: Mapping[str, Any], groups: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], done: Mapping,
-                   seeds: Sequence[int], command: str | None = None) -> dict[str, Any]:
+                   seeds: Sequence[int], command: str | None = None,
+                   cosines: Mapping[tuple[str, str], float] | None = None) -> dict[str, Any]:
     """The interference result (``interference.json``) from every unit's record."""
     seeds = [int(s) for s in seeds]
+    cosines = cosines or {}
     n = len(spec["prompts"])
     ref = [done[("reference", s)] for s in seeds]
     concepts = list(ref[0]["values"])
@@ -405,11 +435,14 @@ def reduce_records(spec: Mapping[str, Any], groups: Sequence[tuple[str, Sequence
                   "quality": {k: typical[i] for i, k in enumerate(conds)}}
         out_groups.append(group_statistics(method, targets, concepts, arrays, orthogonalize=spec["orthogonalize"],
                                            seed=g))
+        for p in out_groups[-1]["pairs"]:
+            p["cosine"] = cosines.get((p["a"], p["b"]))
     seconds = sum(float(r.get("seconds", 0.0)) for r in done.values())
     return {"kind": "tada-interference", "format_version": 1, "model": spec["model"], "seeds": seeds,
             "prompts": spec["prompts"], "settings": spec["settings"],
             "thresholds": {"effect": EFFECT, "level": 0.95, "n_boot": N_BOOT, "floor_quantile": FLOOR_QUANTILE},
-            "wall_seconds": round(seconds, 1), "command": command, "concepts": concepts, "groups": out_groups}
+            "wall_seconds": round(seconds, 1), "command": command, "concepts": concepts,
+            "orthogonalize": spec["orthogonalize"], "groups": out_groups}
 
 
 # --------------------------------------------------------------------------------------
@@ -504,9 +537,10 @@ def report_markdown(result: Mapping[str, Any]) -> str:
                   "Pairs:", "", pair_table(result, g), ""]
         s = orthogonalization_summary(g)
         if s["measured"]:
-            lines += [f"Orthogonalization (`compose(..., orthogonalize=True)`) on the {s['measured']} pairs that share "
-                      f"a layer: the largest |interaction| fell in {s['improved']} of {s['measured']}; mean "
-                      f"{s['mean_plain']:.2f} plain, {s['mean_orthogonalized']:.2f} orthogonalized.", ""]
+            lines += [f"Orthogonalization (`compose(..., orthogonalize=True)`) on the {s['measured']} pairs with |cos| >= "
+                      f"{result['orthogonalize']['min_cosine']} on a shared layer: the largest |interaction| fell in "
+                      f"{s['improved']} of {s['measured']}; mean {s['mean_plain']:.2f} plain, "
+                      f"{s['mean_orthogonalized']:.2f} orthogonalized.", ""]
         lines += [f"Typicality floor {g['quality']['floor']:.2f}; unsteered clips {_iv(g['quality']['unsteered'])}.", "",
                   "<details><summary>every corner</summary>", "", corner_table(result, g), "", "</details>", ""]
     return "\n".join(lines)
@@ -514,8 +548,8 @@ def report_markdown(result: Mapping[str, Any]) -> str:
 
 def interaction_matrix(group: Mapping[str, Any], orthogonalized: bool) -> tuple[list[str], np.ndarray]:
     """Rows A, columns B: the worst-corner interaction on A's concept when B is added (NaN on the diagonal).
-    Orthogonalized: the orthogonalized pair where one was measured, else the plain one (the same vectors: they
-    share no layer)."""
+    Orthogonalized: the orthogonalized pair where one was measured, else the plain one (they share no layer, or
+    their |cos| there is below the threshold, so orthogonalizing changes them little)."""
     names = [v["name"] for v in group["vectors"]]
     m = np.full((len(names), len(names)), np.nan)
     for ortho in ((False, True) if orthogonalized else (False,)):
