@@ -144,3 +144,11 @@ def test_a_run_resumes_and_states_the_control_comparison(model, tmp_path):
     saved = json.loads((tmp_path / "a" / "controls.json").read_text())
     assert saved[0]["verdict"] == rows[0].verdict and saved[0]["difference"][0] == pytest.approx(
         rows[0].auc - rows[0].control_auc)
+
+
+def test_cli_refuses_a_diffusion_method_on_musicgen_naming_the_accepted_ones(cli, tmp_path):
+    code, _, err = cli("benchmark", "--model", "musicgen-organism", "--concept", "tempo", "--methods", "caa",
+                       "--out", tmp_path / "b")
+    assert code == 2 and "'caa' does not apply to musicgen-organism" in err
+    assert "diffmean, diffmean-all, pci, text-emb, random" in err
+    assert not (tmp_path / "b" / "tempo").exists()

@@ -31,7 +31,11 @@ either prompt is attended to); w = 1 takes the target's own mask, so the full sw
 prompt's conditioning. Why not PCI's steps: the prompt is read once, at the first decoder call,
 into every layer's key/value cache; "the target prompt from step T - |alpha| on" would need the
 cache rebuilt mid-generation, and the interpolation weight plays the role of the number of steps.
-Strength 0 is the unsteered run, bit-identical, for every method (tested).
+Strength 0 is the unsteered run, bit-identical, for every method (tested on the MusicGen organism). On a model
+without a fixed text length (the real checkpoints) the text methods pad a batch's prompts to the longest of its
+neutral, positive and negative prompts, and Melody's audio positions follow the padding: their strength-0 clip is
+then the unsteered run at that padding, made in the same call as the steered ones (so the distances stay paired),
+but not bit-identical to the prompt generated alone.
 """
 
 from __future__ import annotations
