@@ -99,6 +99,7 @@ class ModelAdapter:
     step_kind: ClassVar[str] = "diffusion step"            # what one denoiser call is
     default_branch: ClassVar[str] = "cond"                 # which CFG rows steering acts on by default
     supports_patching: ClassVar[bool] = True               # cross-attention keys/values can be patched
+    benchmark_kind: ClassVar[str] = "cross-attention"      # which method table `tada benchmark` runs on it
     gpu_dtype: ClassVar[torch.dtype | None] = None         # default weights dtype on a GPU (None: as saved)
     display_name: ClassVar[str]                            # the family as people write it ("ACE-Step")
     # Options of this family that change the audio besides the settings; the CLI offers each as --NAME

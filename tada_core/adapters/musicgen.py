@@ -35,8 +35,9 @@ Quirks fixed here:
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -56,6 +57,10 @@ TOP_K = 250          # MusicGen's sampling defaults (audiocraft and the transfor
 TEMPERATURE = 1.0
 _MASK = "text_mask"
 _SEEN = "decoder_positions"   # decoder positions so far in this generation (prefix + audio)
+_TEXT = "text_override"       # a :meth:`MusicGenAdapter.text_conditioning` provider for this generation
+
+# (text encoder states [B, L, D], text mask [B, L], which rows to replace) for a generation's prompts
+TextOverride = Callable[[Run], "tuple[torch.Tensor, torch.Tensor, list[bool]]"]
 
 
 class MusicGenPipeline:
@@ -142,6 +147,7 @@ class MusicGenAdapter(ModelAdapter):
     step_kind = "autoregressive step"
     default_branch = "both"
     supports_patching = False
+    benchmark_kind = "residual-stream"   # `tada benchmark` runs the residual-stream methods (DiffMean, ...)
 
     # ----- loading ---------------------------------------------------------------------------
     @classmethod
@@ -234,8 +240,8 @@ class MusicGenAdapter(ModelAdapter):
                         f"of a cross-attention conditioning; Token Embeddings does not apply")
 
     # ----- generation ----------------------------------------------------------------------------
-    def _text_inputs(self, prompts: list[str]) -> dict[str, torch.Tensor]:
-        length = self.pipeline.text_length
+    def _text_inputs(self, prompts: list[str], length: int | None = None) -> dict[str, torch.Tensor]:
+        length = length or self.pipeline.text_length
         if length:
             tok = self.pipeline.tokenizer(list(prompts), return_tensors="pt", padding="max_length", truncation=True,
                                           max_length=int(length))
@@ -279,17 +285,74 @@ class MusicGenAdapter(ModelAdapter):
         from transformers import LogitsProcessorList
 
         s = run.settings
-        inputs = self._text_inputs(run.prompts)
+        override = run.state.get(_TEXT)
+        replaced = None
+        if override is None:
+            inputs = self._text_inputs(run.prompts)
+        else:
+            states, mask, rows = override(run)
+            inputs = self._text_inputs(run.prompts, length=int(states.shape[1]))
+            if len(rows) != len(run.prompts) or inputs["input_ids"].shape[1] != states.shape[1]:
+                raise TadaError(f"a text override gave {len(rows)} rows of {states.shape[1]} tokens for "
+                                f"{len(run.prompts)} prompts of {inputs['input_ids'].shape[1]} tokens; give one row "
+                                f"per prompt at the prompts' token length")
+            replaced = torch.tensor(list(rows), dtype=torch.bool, device=self.device)
+            inputs["attention_mask"] = torch.where(replaced[:, None], mask.to(self.device, inputs["attention_mask"].dtype),
+                                                   inputs["attention_mask"])
         if self.pipeline.melody:
             chroma = int(self.pipeline.model.config.chroma_length)
             ones = torch.ones(len(run.prompts), chroma, dtype=inputs["attention_mask"].dtype, device=self.device)
             run.state[_MASK] = torch.cat([ones, inputs["attention_mask"]], dim=1)
         cpu_generators = [torch.Generator().manual_seed(seed) for seed in run.seeds]
         sampler = _PerSampleSampler(cpu_generators, self.codebooks, s.guidance, TOP_K, TEMPERATURE)
-        audio = self.pipeline.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance,
-                                             max_new_tokens=s.steps, logits_processor=LogitsProcessorList([sampler]))
+        handle = None
+        if replaced is not None:
+            new_states = states
+
+            def swap_text(module, args, output):
+                # the text encoder's output of the replaced rows becomes the override's (before the projection
+                # into the decoder, the padding mask and the unconditional branch's zeros, all of which follow)
+                hidden = output.last_hidden_state
+                output.last_hidden_state = torch.where(replaced[:, None, None], new_states.to(hidden), hidden)
+                return output
+
+            handle = self.pipeline.model.text_encoder.register_forward_hook(swap_text)
+        try:
+            audio = self.pipeline.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance,
+                                                 max_new_tokens=s.steps,
+                                                 logits_processor=LogitsProcessorList([sampler]))
+        finally:
+            if handle is not None:
+                handle.remove()
         samples = round(s.duration * self.sample_rate)
         return audio[..., :samples]
+
+    # ----- the text conditioning (prompt-level baselines of the benchmark) ----------------------------------
+    def encode_text(self, prompts: list[str], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The text encoder's output ``E(prompt)`` [prompts, tokens, width] (before MusicGen's projection into the
+        decoder) and the text mask [prompts, tokens], as ``generate`` tokenizes them (``length``: pad to this many
+        tokens instead of the model's fixed text length or the batch's longest)."""
+        prompts = check_prompts(prompts, "prompts")
+        inputs = self._text_inputs(prompts, length=length)
+        with torch.no_grad(), self._lock:
+            states = self.pipeline.model.text_encoder(**inputs).last_hidden_state
+        return states.detach(), inputs["attention_mask"]
+
+    @contextlib.contextmanager
+    def text_conditioning(self, provide: TextOverride) -> Iterator[None]:
+        """Within this block, ``provide(run)`` gives each generation's text conditioning: states ``[B, L, D]`` at the
+        text encoder's output, their mask ``[B, L]`` and a flag per prompt; the flagged prompts are conditioned on
+        these states and mask, the others exactly as without the block (bit-identical). ``L`` must be the prompts'
+        token length (:meth:`encode_text` of the same prompts gives it)."""
+
+        def prepare(run: Run) -> None:
+            run.state[_TEXT] = provide
+
+        remove = self.add_before_generate(prepare)
+        try:
+            yield
+        finally:
+            remove()
 
     # ----- the paper's read-out ----------------------------------------------------------------------
     def prompt_states(self, prompts: list[str]) -> torch.Tensor:

@@ -15,13 +15,16 @@ def register_benchmark(sub) -> None:
     from tada_core.evaluation.benchmark.distance import DISTANCES
     from tada_core.evaluation.benchmark.methods import METHODS
     from tada_core.evaluation.benchmark.quality import QUALITIES
+    from tada_core.evaluation.benchmark.residual import RESIDUAL_METHODS
 
     p = sub.add_parser("benchmark", help="Table 3: AUC, smoothness, quality of every steering method")
     add_model_arg(p)
     p.add_argument("--concept", action="append", default=None,
                    help="concept name (repeatable), or 'all' for every concept of the model (required)")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD",
-                   help=f"default all: {', '.join(METHODS)} (pci is always run: P_max comes from it)")
+    p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   help=f"default all of the model's table: {', '.join(METHODS)}; on a residual-stream model "
+                        f"(MusicGen): {', '.join(RESIDUAL_METHODS)} (pci, the prompt swap there, is always run: "
+                        f"P_max comes from it)")
     p.add_argument("--seeds", type=seed_int, nargs="+", default=[300], help="held-out seeds per base prompt")
     p.add_argument("--prompts", type=positive_int, default=None, help="use the first N base prompts")
     p.add_argument("--strengths", type=positive_int, default=15, help="strengths per direction (default 15)")
@@ -66,10 +69,13 @@ def register_benchmark(sub) -> None:
 
 
 def _functional(args, model, concept) -> list[int]:
+    from tada_core.evaluation.benchmark.residual import needs_functional_layers
     from tada_core.methods.localize import read_localization
 
     if args.functional is not None:
         return list(args.functional)
+    if not needs_functional_layers(model):
+        return []      # residual-stream methods steer every layer (DiffMean's strategies), none is localized
     if args.localization:
         return read_localization(Path(args.localization) / concept.name).functional_layers()
     folder = Path(args.vectors.format(model=model.name, concept=concept.name, kind="caa"))
@@ -121,23 +127,30 @@ def run_benchmark(args: argparse.Namespace) -> int:
                         "the published real-model tables")
     from tada_core.evaluation.benchmark import make_distance, make_quality, run_benchmark as run, write_tables
     from tada_core.evaluation.benchmark.methods import METHODS
+    from tada_core.evaluation.benchmark.residual import RESIDUAL_METHODS, method_table, needs_functional_layers
     from tada_core.evaluation.benchmark.runner import BenchmarkConfig, curves_png
     from tada_core.registry import entry_for
 
-    unknown = [m for m in args.methods if m not in METHODS]
+    unknown = [m for m in args.methods or [] if m not in METHODS and m not in RESIDUAL_METHODS]
     if unknown:
-        raise TadaError(f"unknown method {unknown[0]!r}; accepted: {', '.join(METHODS)}")
+        raise TadaError(f"unknown method {unknown[0]!r}; accepted: {', '.join(METHODS)} (diffusion models) or "
+                        f"{', '.join(RESIDUAL_METHODS)} (residual-stream models)")
     out = check_writable(args.out)
     distance, quality = make_distance(args.distance), make_quality(args.quality)
     processes = processes_for(args)
     model = load_for(args)
+    table = method_table(model)
+    methods = list(args.methods) if args.methods else list(table)
+    unknown = [m for m in methods if m not in table]
+    if unknown:
+        raise TadaError(f"method {unknown[0]!r} does not apply to {model.name}; accepted: {', '.join(table)}")
     scorer = scorer_for(args, model)
     concepts = entry_for(model).concepts
     names = concepts.names() if "all" in args.concept else list(dict.fromkeys(args.concept))
     chosen = [concepts.get(n, files=True) for n in names]
     specificity = [concepts.get(n, files=True) for n in args.specificity] if args.specificity is not None else chosen
     bases = list(concepts.bases)[:args.prompts] if args.prompts else None
-    config = BenchmarkConfig(concepts=concepts, methods=args.methods, distance=distance, quality=quality, functional=(),
+    config = BenchmarkConfig(concepts=concepts, methods=methods, distance=distance, quality=quality, functional=(),
                              seeds=args.seeds, bases=bases, strengths=args.strengths, specificity=specificity,
                              vectors=args.vectors, settings=settings_from(args), vector_renorm=args.vector_renorm)
     results = []
@@ -149,8 +162,16 @@ def run_benchmark(args: argparse.Namespace) -> int:
                            processes=processes))
     if not processes.main:
         return 0
-    renorm = "with" if args.vector_renorm else "without"
-    write_tables(results, out, title=f"Steering benchmark (TADA Table 3) on {model.name}, CAA and SAE {renorm} ReNorm")
+    if needs_functional_layers(model):
+        renorm = "with" if args.vector_renorm else "without"
+        title = f"Steering benchmark (TADA Table 3) on {model.name}, CAA and SAE {renorm} ReNorm"
+    else:
+        title = f"Steering benchmark (TADA Table 3's protocol) on {model.name}: DiffMean and its baselines"
+    write_tables(results, out, title=title)
     curves_png(results, out / "curves.png")
+    if any(m.key == "random" and m.available for r in results for m in r.methods):
+        from tada_core.evaluation.benchmark import controls
+
+        controls.write(out, results, scorer, chosen)    # each method against the random control, in table.md
     print((out / "table.md").read_text(encoding="utf-8"))
     return 0

@@ -4,7 +4,10 @@
 * :mod:`.distance`: preservation distances (multi-resolution log-mel; LPAPS from a checkpoint);
 * :mod:`.quality`: quality measures (typicality; Audiobox Aesthetics when installed);
 * :mod:`.methods`: CAA, SAE and the five baselines (PCI, Text / Token Embeddings, FreeSliders, AUSteer);
-* :mod:`.runner`: the resumable benchmark of one concept, its tables and plot.
+* :mod:`.residual`: the methods of a residual-stream (autoregressive) model: DiffMean One-to-All / All-to-All,
+  the prompt swap, the text-embedding difference, a random control (MusicGen);
+* :mod:`.runner`: the resumable benchmark of one concept, its tables and plot;
+* :mod:`.controls`: each method against the random control, from a finished folder.
 """
 
 from tada_core.evaluation.benchmark.distance import LPAPS, MelDistance, make_distance

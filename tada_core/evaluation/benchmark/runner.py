@@ -56,7 +56,8 @@ from tada_core.adapters.settings import GenerationSettings
 from tada_core.evaluation.scoring import Scorer
 from tada_core.evaluation.benchmark import protocol
 from tada_core.evaluation.benchmark.distance import Distance
-from tada_core.evaluation.benchmark.methods import Context, Method, MethodUnavailable, make_method
+from tada_core.evaluation.benchmark.methods import Context, Method, MethodUnavailable
+from tada_core.evaluation.benchmark.residual import make_method_for
 from tada_core.evaluation.benchmark.quality import Quality, logmel_stats
 from tada_core.evaluation.plots import Panel, Series, line_panels
 from tada_core.evaluation.stats import bootstrap_intervals
@@ -328,6 +329,7 @@ class _Plan:
     ready: dict[str, Method] = dataclasses.field(default_factory=dict)
     reasons: dict[str, str] = dataclasses.field(default_factory=dict)       # why a method is unavailable
     grids: dict[tuple[str, int], list[float]] = dataclasses.field(default_factory=dict)
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)        # every requested method's label
 
 
 def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkConfig | None = None, *,
@@ -344,7 +346,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkCo
     """
     config = _config(config, fields)
     keys = list(dict.fromkeys(list(REQUIRED) + list(config.methods)))
-    built = [make_method(k, vector_renorm=config.vector_renorm) for k in keys]   # unknown keys fail before any work
+    # the adapter's method table (cross-attention or residual-stream); unknown keys fail before any work
+    built = [make_method_for(adapter, k, vector_renorm=config.vector_renorm) for k in keys]
     scorer.check(concept)
     for c in config.specificity:
         scorer.check(c)
@@ -381,7 +384,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkCo
     if not config.vector_renorm:        # recorded only when off, so folders made before the option still resume
         spec["vector_renorm"] = False
     plan = _Plan(concept=concept, scorer=scorer, model=adapter.name, distance=distance.label, quality=quality.label,
-                 keys=keys, functional=functional, others=others, n_chunks=len(chunks), n_items=len(pairs))
+                 keys=keys, functional=functional, others=others, n_chunks=len(chunks), n_items=len(pairs),
+                 labels={m.key: m.label for m in built})
 
     def stages() -> list[Stage]:
         """Set the methods up (directions, ranges; an unavailable one is reported with its reason), then the
@@ -431,7 +435,7 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkCo
         _, key, d = unit
         method = plan.ready[key]
         started = time.perf_counter()
-        probes = [0.0, d * float(ctx.settings.steps)] if key == "pci" else \
+        probes = [0.0, d * method.grid(ctx, 1)[-1]] if key == "pci" else \
             [0.0] + [d * float(f"{method.max_strength * f:.6g}") for f in CAL_FACTORS]
         _, dist = steered(method, probe, probes)
         return {"unit": list(unit), "alphas": probes,
@@ -550,7 +554,7 @@ def _reduce(plan: _Plan, done: Mapping[tuple, dict]) -> BenchmarkResult:
     results = []
     for k in plan.keys:
         method = ready.get(k)
-        label = method.label if method else make_method(k).label
+        label = method.label if method else plan.labels[k]
         if method is None:
             results.append(MethodResult(k, label, False, plan.reasons.get(k, "")))
             continue
