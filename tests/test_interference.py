@@ -213,3 +213,18 @@ def test_interference_runs_on_the_organism_and_resumes_without_generating(cli, t
     code, _, err = cli(*args)
     assert code == 0, err
     assert json.loads((out / itf.RESULT_FILE).read_text())["groups"] == result["groups"]
+
+
+def test_the_shared_cosine_picks_which_pairs_are_measured_orthogonalized(organism):
+    from tada_core.evaluation.verification import Target
+
+    a, b = _vector(organism, [1, 2], 1), _vector(organism, [2, 5], 3)
+    b.vectors[2] = -0.9 * a.vectors[2] + 0.1 * b.vectors[2]          # nearly opposite on the shared layer 2
+
+    def target(v, layers):
+        return Target(v.concept, "x", organism.name, v.concept, "caa", tuple(layers), (-1, 0, 1), "0" * 64)
+
+    ta, tb = target(a, [1, 2]), target(b, [2, 5])
+    cos = torch.nn.functional.cosine_similarity(a.vectors[2], b.vectors[2], dim=0)
+    assert itf.shared_cosine(a, b, ta, tb) == pytest.approx(abs(float(cos)), abs=1e-6) and abs(float(cos)) > 0.9
+    assert itf.shared_cosine(a, b, ta, target(b, [5])) == 0.0        # no shared layer

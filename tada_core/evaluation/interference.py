@@ -137,9 +137,11 @@ def interference_job(groups: Sequence[Group], seeds: Sequence[int], models: Mode
     spec = {"kind": "tada-interference", "model": model, "prompts": list(prompts),
             "gap_prompts": {c: [list(p), list(n)] for c, (p, n) in gap_prompts.items()},
             "settings": settings.to_dict(),
-            "orthogonalize": None if orthogonalize is None else {"min_cosine": float(orthogonalize)},
             "panel": panel.describe() if hasattr(panel, "describe") else {"concepts": list(panel.concepts)}}
     by_name = {t.name: t for g in groups for t in g.targets}
+    # the orthogonalized pairs are not part of the spec: a folder run without them (--no-orthogonalize) can add
+    # them later, and a run with them keeps the plain pairs' records
+    ortho_setting = None if orthogonalize is None else {"min_cosine": float(orthogonalize)}
 
     def timed(fn):
         def do(unit):
@@ -204,7 +206,8 @@ def interference_job(groups: Sequence[Group], seeds: Sequence[int], models: Mode
                for g in groups for a, b in g.pairs()}
 
     def reduce(done):
-        return reduce_records(spec, [(g.method, [t.to_dict() for t in g.targets]) for g in groups], done, seeds,
+        return reduce_records(spec | {"orthogonalize": ortho_setting},
+                              [(g.method, [t.to_dict() for t in g.targets]) for g in groups], done, seeds,
                               command=command, cosines=cosines)
 
     def write(folder: Path, result: dict, done) -> None:
