@@ -21,6 +21,7 @@ arguments beside its handler (``register_<command>`` / ``run_<command>`` in this
     tada verify [ARTIFACT ...] --out DIR [--seeds S ...] every shipped artifact on fresh seeds: effect, leakage
     tada vector info NAME                                a vector and what `tada verify` found it does
     tada vector combine A:W B:W ... --out DIR            concept arithmetic: a weighted sum of vectors
+    tada edit --audio in.wav --steer VECTOR --alpha A [A ...] --out out.wav   steer your own clip (inversion)
 
 Bad input ends with a one-line message and exit code 2, never a traceback.
 """
@@ -38,6 +39,7 @@ from tada_core.runtime import logs
 from tada_core.cli.artifacts import register_import, register_list, register_pull, register_push
 from tada_core.cli.benchmark import register_benchmark
 from tada_core.cli.diffmean import register_diffmean
+from tada_core.cli.edit import register_edit
 from tada_core.cli.evaluate import register_ablate, register_sweep
 from tada_core.cli.localize import register_caa, register_localize
 from tada_core.cli.models import register_generate, register_models
@@ -48,7 +50,7 @@ from tada_core.cli.verify import register_verify
 
 REGISTER = (register_models, register_generate, register_list, register_push, register_pull, register_import,
             register_localize, register_caa, register_diffmean, register_sweep, register_ablate, register_benchmark,
-            register_sae, register_organism, register_verify, register_vector)
+            register_sae, register_organism, register_verify, register_vector, register_edit)
 
 
 def build_parser() -> argparse.ArgumentParser:
