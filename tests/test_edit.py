@@ -196,3 +196,9 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, cli):
                           (["--audio", bad, "--strength", "2"], "strength must be between 0")]:
         code, _, err = cli("edit", *args, "--out", tmp_path / "o.wav")
         assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_musicgen_says_plainly_what_it_cannot_do():
+    m = load_model("tiny-musicgen-melody", device="cpu")
+    with pytest.raises(TadaError, match="no diffusion trajectory to invert.*melody conditioning"):
+        edit(m, np.ones(4000, np.float32) * 0.1, 16000, prompt="x")
