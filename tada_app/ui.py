@@ -602,20 +602,21 @@ def edit_tab(h: Handlers, shared: dict) -> None:
                          interactive=False)
     caption = gr.Textbox(label="what was done", interactive=False)
 
-    def run(model, clip, prompt_, seed, duration, steps, vector_, repo, alpha_text, strength_):
+    def run(model, audio, prompt, seed, duration, steps, vector, repo_id, alphas, strength):
+        """The API's parameter names are these (the page's components are passed in this order)."""
         try:
-            values = [float(a) for a in str(alpha_text).replace(";", ",").split(",") if a.strip()][:EDIT_ALPHAS + 1]
+            values = [float(a) for a in str(alphas).replace(";", ",").split(",") if a.strip()][:EDIT_ALPHAS + 1]
         except ValueError:
             raise TadaError("alphas must be numbers separated by commas, like -2, 2") from None
-        if not clip:
+        if not audio:
             raise gr.Error("upload or record a clip first")
         from tada_core.audio import read_clip
 
         try:
-            samples, rate = read_clip(clip)
+            samples, rate = read_clip(audio)
         except TadaError as e:   # name the visitor's file, never the server's cache path
-            raise TadaError(str(e).replace(str(clip), Path(clip).name)) from None
-        return h.edit(model, (rate, samples), prompt_, seed, duration, steps, vector_, repo, values, strength_)
+            raise TadaError(str(e).replace(str(audio), Path(audio).name)) from None
+        return h.edit(model, (rate, samples), prompt, seed, duration, steps, vector, repo_id, values, strength)
 
     go.click(friendly(gpu(run)), [shared["model"], audio, prompt, shared["seed"], shared["duration"],
                                   shared["steps"], vector, repo_id, alphas, strength],

@@ -74,6 +74,9 @@ def test_edit_through_the_api(client, clip, tmp_path):
     from gradio_client import handle_file
 
     c, _ = client
+    api = c.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert [p["parameter_name"] for p in api["/edit"]["parameters"]] == [
+        "model", "audio", "prompt", "seed", "duration", "steps", "vector", "repo_id", "alphas", "strength"]
     path = tmp_path / "mine.flac"
     sf.write(path, clip[1], clip[0])
     out = c.predict(ORG, handle_file(str(path)), "", 0, 1.0, 4, BRIGHT, "", "2", 1.0, api_name="/edit")
