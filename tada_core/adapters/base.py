@@ -222,7 +222,7 @@ class ModelAdapter:
         clean latent ``x_0``, [1, ...] (what :func:`tada_core.editing.edit` inverts). Families that can
         encode override this; the pipeline's ``_call_pipeline`` then starts from ``run.state["initial_latents"]``."""
         raise TadaError(f"{self.name} ({self.family}) cannot edit a clip yet: its adapter does not encode audio "
-                        f"(accepted: the organism, Stable Audio; see docs/editing.md)")
+                        f"(accepted: the organism, Stable Audio, AudioLDM 2; see docs/editing.md)")
 
     @classmethod
     def cfg_batch(cls) -> str:
