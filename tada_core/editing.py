@@ -192,7 +192,8 @@ def edit(adapter, audio: np.ndarray | torch.Tensor, sample_rate: int, *, steer: 
     points = trajectory(adapter, x0, resolved.steps, seed)
     rows = [0.0, *alphas]
     n = len(rows)
-    with _steering(adapter, steer, rows):
+    # the scheduler is patched for this call only: hold the model's lock so no other generation runs meanwhile
+    with adapter._lock, _steering(adapter, steer, rows):
         with follow(adapter.pipeline.scheduler, points, first_free) as state:
             remove = adapter.add_before_generate(lambda run: run.state.update(initial_latents=points[0].expand(
                 n, *points[0].shape[1:]).clone()))
