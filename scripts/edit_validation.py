@@ -14,9 +14,9 @@ mel spectrograms, 80 dB floor) for "how far is this clip from that one".
 
 (1) Reconstruction: log-mel distance of the alpha-0 edit to the input, over the distance between two fresh
 generations of the same prompt (seeds 8100+k and 8200+k): the ratio per clip, bootstrap 95% CI.
-(2) Steering: each concept's vector at alphas (-r, -r/2, 0, r/2, r) (r: the vector's validated alpha_range);
-the target measure per alpha, the share of clips where it is monotone in alpha, and every other panel axis's
-change re the input, against regenerating from scratch with the edited prompt ("a bright waltz" / "a dark
+(2) Steering: each concept's vector at alphas (-2r, -r, 0, r, 2r) (r: the vector's validated alpha_range; 2r: the app's limit): the target measure
+per alpha, the share of clips where it is monotone in alpha, and at +-r every other panel axis's change re the
+input, against regenerating from scratch with the edited prompt ("a bright waltz" / "a dark
 waltz") and the clip's own seed. (3) The same edits on the synthesized clips (prompt: their own caption).
 Writes OUT/editing.json, OUT/editing.md and OUT/editing.png.
 """
@@ -111,7 +111,7 @@ def main() -> int:
     for concept in CONCEPTS:
         vec = load_vector(f"vectors/tada-organism-{concept}-caa")
         r = max(abs(float(a)) for a in vec.alpha_range)
-        alphas = [-r, -r / 2, 0.0, r / 2, r]
+        alphas = [-2 * r, -r, 0.0, r, 2 * r]   # r: the validated range; 2r: the app's limit
         for name, s in sets.items():
             edits, encoded, seconds = [], [], []
             for k in range(n):
@@ -149,10 +149,10 @@ def main() -> int:
                 ratio = np.array(rec) / np.array(fr)
                 entry["reconstruction"].update({"fresh_pair_db": float(np.mean(fr)), "fresh_pair_ci": ci(fr),
                                                 "ratio": float(ratio.mean()), "ratio_ci": ci(ratio)})
-            # preservation: the extreme edits vs regeneration from scratch with the edited prompt, same seed
+            # preservation: the edits at +-r vs regeneration from scratch with the edited prompt, same seed
             others = [c for c in vals if c != concept]
             pres = {}
-            for sign, j, template in ((+1, len(alphas) - 1, EDITED[concept][0]), (-1, 0, EDITED[concept][1])):
+            for sign, j, template in ((+1, alphas.index(r), EDITED[concept][0]), (-1, alphas.index(-r), EDITED[concept][1])):
                 edited_prompts = [template.format(base=b) for b in chosen] if name == "generated" else None
                 if edited_prompts is None:   # synthesized: the caption's concept words replaced by the edited ones
                     edited_prompts = [template.format(base="tune") for _ in range(n)]
@@ -208,7 +208,7 @@ def markdown(out: dict) -> str:
                          f"{_fmt(r['codec_to_input_db'], r['codec_to_input_ci'])} | {fresh} | {ratio} |")
     lines += ["", "## Steering an edit: the target measure per alpha", "",
               "| clips | concept (measure) | alphas | mean per alpha | monotone | increasing | "
-              "change at -r | change at +r |", "|---|---|---|---|---|---|---|---|"]
+              "change at -2r | change at +2r |", "|---|---|---|---|---|---|---|---|"]
     for name, s in out["sets"].items():
         for concept, e in s["concepts"].items():
             t = e["target"]
@@ -216,7 +216,7 @@ def markdown(out: dict) -> str:
                          f"{', '.join(f'{v:.4g}' for v in t['per_alpha_mean'])} | {t['monotone_share']:.2f} | "
                          f"{t['increasing_share']:.2f} | {_fmt(t['change_at_min_alpha'], t['change_at_min_alpha_ci'])} | "
                          f"{_fmt(t['change_at_max_alpha'], t['change_at_max_alpha_ci'])} |")
-    lines += ["", "## What is kept: the edit at +-r vs regenerating from scratch with the edited prompt, same seed",
+    lines += ["", "## What is kept: the edit at alpha +-r vs regenerating from scratch with the edited prompt, same seed",
               "", "Mean |change| of each other panel axis re the input (lower is better kept); `edit better`: share "
               "of clips where the edit changed it less than the regeneration.", "",
               "| clips | concept | side | target change: edit / regen | log-mel to input (dB): edit / regen | "
