@@ -62,7 +62,8 @@ def main() -> int:
                      "logmel_minus2_db": float(np.mean(d_lo)), "logmel_minus2_ci": ci(d_lo),
                      "logmel_plus2_db": float(np.mean(d_hi)), "logmel_plus2_ci": ci(d_hi)})
         print(f"strength {strength}: done ({time.time() - t0:.0f}s)", file=sys.stderr)
-    out = {"command": ("OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python scripts/edit_strength.py " + " ".join(sys.argv[1:])).rstrip(),
+    command = "OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python scripts/edit_strength.py " + " ".join(sys.argv[1:])
+    out = {"command": command.rstrip(),
            "clips": n, "seeds": f"{GEN_SEED}+k", "settings": model.defaults.to_dict(),
            "vector": "vectors/tada-organism-brightness-caa", "rows": rows, "seconds": time.time() - t0}
     folder = Path(args.out)
@@ -79,7 +80,8 @@ def main() -> int:
         lines.append(f"| {r['strength']:g} | {r['start_step']} | "
                      f"{f(r['centroid_change_minus2'], r['centroid_change_minus2_ci'])} | "
                      f"{f(r['centroid_change_plus2'], r['centroid_change_plus2_ci'])} | "
-                     f"{f(r['logmel_minus2_db'], r['logmel_minus2_ci'])} | {f(r['logmel_plus2_db'], r['logmel_plus2_ci'])} |")
+                     f"{f(r['logmel_minus2_db'], r['logmel_minus2_ci'])} | "
+                     f"{f(r['logmel_plus2_db'], r['logmel_plus2_ci'])} |")
     (folder / "strength.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {folder}/strength.json and strength.md", file=sys.stderr)
     return 0

@@ -14,8 +14,8 @@ mel spectrograms, 80 dB floor) for "how far is this clip from that one".
 
 (1) Reconstruction: log-mel distance of the alpha-0 edit to the input, over the distance between two fresh
 generations of the same prompt (seeds 8100+k and 8200+k): the ratio per clip, bootstrap 95% CI.
-(2) Steering: each concept's vector at alphas (-2r, -r, 0, r, 2r) (r: the vector's validated alpha_range; 2r: the app's limit): the target measure
-per alpha, the share of clips where it is monotone in alpha, and at +-r every other panel axis's change re the
+(2) Steering: each concept's vector at alphas (-2r, -r, 0, r, 2r) (r: the vector's validated alpha_range;
+2r: the app's limit): the target measure per alpha, the share of clips where it is monotone in alpha, and at +-r every other panel axis's change re the
 input, against regenerating from scratch with the edited prompt ("a bright waltz" / "a dark
 waltz") and the clip's own seed. (3) The same edits on the synthesized clips (prompt: their own caption).
 Writes OUT/editing.json, OUT/editing.md and OUT/editing.png.
@@ -97,7 +97,8 @@ def main() -> int:
                         "truth": [{"bpm": a.bpm, "mood": a.mood, "brightness": a.brightness, "instrument": a.instrument,
                                    "drums": a.drums, "voice": a.voice} for a, _, _ in items]},
     }
-    out: dict = {"command": "OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python scripts/edit_validation.py " + " ".join(sys.argv[1:]),
+    command = "OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python scripts/edit_validation.py " + " ".join(sys.argv[1:])
+    out: dict = {"command": command.rstrip(),
                  "model": model.name, "settings": model.defaults.to_dict(), "clips": n,
                  "seeds": {"generated": GEN_SEED, "fresh": FRESH_SEED, "synthesized": SYNTH_SEED},
                  "distance": "mean |log-mel difference| (dB; 64 mel bands, n_fft 1024, hop 256, floor -80 dB)",
@@ -152,7 +153,8 @@ def main() -> int:
             # preservation: the edits at +-r vs regeneration from scratch with the edited prompt, same seed
             others = [c for c in vals if c != concept]
             pres = {}
-            for sign, j, template in ((+1, alphas.index(r), EDITED[concept][0]), (-1, alphas.index(-r), EDITED[concept][1])):
+            for sign, j, template in ((+1, alphas.index(r), EDITED[concept][0]),
+                                      (-1, alphas.index(-r), EDITED[concept][1])):
                 edited_prompts = [template.format(base=b) for b in chosen] if name == "generated" else None
                 if edited_prompts is None:   # synthesized: the caption's concept words replaced by the edited ones
                     edited_prompts = [template.format(base="tune") for _ in range(n)]

@@ -281,7 +281,8 @@ class MusicGenAdapter(ModelAdapter):
         EnCodec tokens: keeps the clip as a prefix, steers only what follows; MusicGen-Melody's chroma
         conditioning: keeps the pitch-class contour, not timbre, rhythm or the audio itself) is not built yet."""
         raise TadaError(f"{self.name} is a MusicGen model: it has no diffusion trajectory to invert, so `tada edit` "
-                        f"cannot keep the clip's own time span (accepted: the organism, Stable Audio, AudioLDM 2). Continuation "
+                        f"cannot keep the clip's own time span (accepted: the organism, Stable Audio, AudioLDM 2). "
+                        f"Continuation "
                         f"from the clip's codec tokens and MusicGen-Melody's melody conditioning are the paths "
                         f"MusicGen allows; neither is built yet (docs/editing.md)")
 

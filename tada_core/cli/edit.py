@@ -86,7 +86,8 @@ def run_edit(args: argparse.Namespace) -> int:
     clips = level(torch.cat([result.audio, result.encoded[None]]))   # one gain for the whole call
     for path, clip, alpha in zip(out_paths(args.out, alphas), clips, alphas):
         save_wav(path, clip, result.sample_rate)
-        print(f"wrote {path}  (alpha {alpha:g}, strength {result.strength:g}, {clip.shape[-1] / result.sample_rate:.2f}s, "
+        seconds = clip.shape[-1] / result.sample_rate
+        print(f"wrote {path}  (alpha {alpha:g}, strength {result.strength:g}, {seconds:.2f}s, "
               f"{result.sample_rate} Hz, prompt {result.prompt!r})")
     if args.encoded:
         path = Path(args.out).with_name(f"{Path(args.out).stem}_encoded.wav")

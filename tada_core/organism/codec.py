@@ -297,5 +297,6 @@ def decode(latents: np.ndarray | torch.Tensor, vae=None) -> np.ndarray:
 
 
 __all__ = ["CURVE", "SR", "HOP", "GRID_HZ", "N_FRAMES", "N_SAMPLES", "N_CHANNELS", "Z_MAX", "LEAK", "TONIC",
-           "amplitude", "latent", "analyze", "encode", "encode_clip", "decode", "build_decoder", "synthesize_amplitudes", "bins",
+           "amplitude", "latent", "analyze", "encode", "encode_clip",
+           "decode", "build_decoder", "synthesize_amplitudes", "bins",
            "channel", "grid_bin", "cents_off", "instrument_pitches", "voice_harmonics"]
