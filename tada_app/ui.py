@@ -581,7 +581,7 @@ def edit_tab(h: Handlers, shared: dict) -> None:
     with gr.Row():
         prompt = gr.Textbox("", label="what the clip is, in the model's words (empty: 'music')",
                             placeholder="a slow waltz played on piano")
-        vectors0 = h.vector_choices(shared["model0"], "caa")
+        vectors0 = h.vector_choices(shared["model0"], "any")
         vector = gr.Dropdown(vectors0, value=vectors0[0] if vectors0 else None, allow_custom_value=True,
                              label="concept vector (shipped)")   # the handler checks it, echoing no path
         repo_id = gr.Textbox("", label="or a steering-vector Hub repo id", placeholder="org/name")
@@ -618,6 +618,11 @@ def edit_tab(h: Handlers, shared: dict) -> None:
             raise TadaError(str(e).replace(str(audio), Path(audio).name)) from None
         return h.edit(model, (rate, samples), prompt, seed, duration, steps, vector, repo_id, values, strength)
 
+    def on_model(name):   # the vectors of the newly chosen model
+        names = h.vector_choices(name, "any")
+        return gr.update(choices=names, value=names[0] if names else None)
+
+    shared["model"].input(friendly(on_model), shared["model"], vector, **PRIVATE)
     go.click(friendly(gpu(run)), [shared["model"], audio, prompt, shared["seed"], shared["duration"],
                                   shared["steps"], vector, repo_id, alphas, strength],
              players + images + [table, caption], api_name="edit")
@@ -708,4 +713,7 @@ def launch(app: gr.Blocks, **kwargs):
     config = getattr(getattr(app, "handlers", None), "config", None)
     if config is not None:    # bounded memory per visitor: gradio keeps a copy of the page's state per session
         kwargs.setdefault("state_session_capacity", config.max_sessions)
+    from tada_core.audio import MAX_FILE_BYTES
+
+    kwargs.setdefault("max_file_size", MAX_FILE_BYTES)   # uploads (the Edit tab's clips) refused past 50 MB
     return app.queue(default_concurrency_limit=1, max_size=config.job_queue if config else 32).launch(**kwargs)
