@@ -40,6 +40,9 @@ VALID = {
     "/steer_feature": dict(model=ORG, sae=SAE, layer=5, feature=0, concept="brightness", prompt="a waltz", seed=0,
                            **QUICK, alpha=1.0),
     "/mix": dict(model=ORG, prompt="a waltz", seed=0, **QUICK, names=[VEC], alphas=[1.0], renorm=None),
+    # CLIP: a short uploaded WAV (made by `run`); the alphas box is text ("-2, 2")
+    "/edit": dict(model=ORG, audio="CLIP", prompt="", seed=0, **QUICK, vector="tada-organism-brightness-caa",
+                  repo_id="", alphas="1", strength=1.0),
 }
 # the same requests on the MusicGen organism (residual-stream layers, DiffMean vectors, durations it may refuse)
 MUSICGEN = {
@@ -83,8 +86,20 @@ def bad_reply(text: str, secret_dir: Path) -> str | None:
     return None
 
 
+def _clip(folder: Path):
+    """A one-second tone as an uploaded file (the valid /edit request's audio)."""
+    import numpy as np
+    import soundfile as sf
+    from gradio_client import handle_file
+
+    path = folder / "clip.wav"
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 1250 * np.arange(16000) / 16000), 16000)
+    return handle_file(str(path))
+
+
 def run(url: str, *, quick: bool, timeout: float, endpoints: list[str] | None = None, log=print,
-        requests: dict | None = None) -> dict:
+        requests: dict | None = None, keys: list[str] | None = None) -> dict:
+    """``keys``: only these parameters are replaced by hostile values (default: every one)."""
     from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
     from gradio_client import Client
@@ -98,8 +113,8 @@ def run(url: str, *, quick: bool, timeout: float, endpoints: list[str] | None = 
     pool = ThreadPoolExecutor(max_workers=1)
     requests = requests or VALID
     for name in endpoints or list(requests):
-        valid = requests[name]
-        for key in valid:
+        valid = {k: (_clip(secret_dir) if v == "CLIP" else v) for k, v in requests[name].items()}
+        for key in (k for k in valid if keys is None or k in keys):
             for value in hostile_values(secret_dir, quick):
                 args = dict(valid, **{key: value})
                 counts["requests"] += 1

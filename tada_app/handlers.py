@@ -33,6 +33,11 @@ METHODS = ("caa", "sae", "diffmean", "any")
 # Sliders of the Mix tab: gradio needs a fixed number of components, so a model's first MIX_ROWS shipped vectors (in
 # the order of vectors/index.json) are offered; every shipped model has fewer.
 MIX_ROWS = 16
+# The Edit tab: at most this many alphas per request (one batched call: these rows, the alpha-0 reconstruction and
+# the inversion's anchor row), and this many seconds of uploaded or recorded audio (only the first `duration`
+# seconds are edited; the rest is refused rather than decoded for nothing).
+EDIT_ALPHAS = 3
+EDIT_MAX_SECONDS = 60.0
 # What the Mix tab's heatmap shows, and what it does not.
 EFFECTS_LABEL = "effect of each vector alone on every concept (tada verify, fresh seeds)"
 INTERFERENCE_LABEL = "interference of pairs (tada interference, fresh seeds)"
@@ -342,6 +347,51 @@ class Handlers:
         caption = (f"{vec.concept} ({vec.method.upper()}{how}), alpha {a:g} on layers {layer_ids}, "
                    f"{'with' if use_renorm else 'without'} ReNorm" + (f"; {measured}" if measured else ""))
         return _pair(gen, caption)
+
+    def edit(self, model: str, audio: Any, prompt: str, seed: int, duration: float, steps: int,
+             vector: str | None, repo_id: str | None, alphas: list[float], strength: float = 1.0):
+        """Edit the visitor's clip (tada_core.editing: edit-friendly DDPM inversion, then the regeneration steered
+        by ``vector`` at each of ``alphas``, one batched call). ``audio``: ``(sample_rate, samples)`` as an audio
+        widget hands it over (decoded by the page from an upload or a recording: no file path is ever read
+        here), at most :data:`EDIT_MAX_SECONDS`; ``prompt``: what the clip is (empty: the neutral default);
+        ``strength``: 0 (keep) to 1 (full inversion). Returns players and spectrograms (one level, one dB scale)
+        for the original, the reconstruction (alpha 0 through the inversion) and up to :data:`EDIT_ALPHAS`
+        edits (None past the given alphas), the measured attributes of each clip, and a caption."""
+        from tada_core.editing import DEFAULT_PROMPT, edit
+        from tada_core.evaluation.plots import spectrogram_images
+
+        if not (isinstance(audio, (tuple, list)) and len(audio) == 2):
+            raise TadaError("audio must be an uploaded or recorded clip (sample rate, samples); got "
+                            f"{type(audio).__name__}")
+        rate, samples = audio
+        rate = checks.whole("audio sample rate", rate, 4000, 192000)
+        if not hasattr(samples, "shape") or not hasattr(samples, "dtype"):
+            raise TadaError(f"audio samples must be an array; got {type(samples).__name__}")
+        if samples.ndim >= 1 and max(samples.shape) > EDIT_MAX_SECONDS * rate:
+            raise TadaError(f"the clip is {max(samples.shape) / rate:.0f}s long; this app edits clips of at most "
+                            f"{EDIT_MAX_SECONDS:g}s (only the first {self.config.max_duration:g}s are used)")
+        text = prompt.strip() if isinstance(prompt, str) and prompt.strip() else DEFAULT_PROMPT
+        s = self._settings(text, seed, duration, steps)
+        vec = self.vector(vector, repo_id)
+        if not isinstance(alphas, (list, tuple)) or not 1 <= len(alphas) <= EDIT_ALPHAS:
+            raise TadaError(f"alphas must be a list of 1 to {EDIT_ALPHAS} numbers; got {checks._shown(alphas)}")
+        lim = alpha_limit(vec)
+        values = [checks.number("alphas entry", a, -lim, lim) for a in alphas]
+        strength = checks.number("strength", strength, 0.0, 1.0)
+        with self.cache.use(model) as m:
+            result = edit(m, samples, rate, steer=vec, alpha=[0.0, *values], prompt=s["prompt"], strength=strength,
+                          seed=s["seed"], duration=s["duration"], steps=s["steps"])
+            clips = torch.cat([result.original[None], result.audio])
+            table = self.measure_table(m, clips, result.sample_rate)
+        players = _clips(clips, result.sample_rate)
+        images = spectrogram_images([c.float().numpy() for c in clips], result.sample_rate)
+        pad = EDIT_ALPHAS - len(values)
+        headers = ["concept: measure", "original", "reconstruction (alpha 0)"] + [f"alpha {a:g}" for a in values]
+        caption = (f"{vec.concept} ({vec.method.upper()}) on layers {vec.default_layers()}, alphas "
+                   f"{', '.join(f'{a:g}' for a in values)}; strength {strength:g} (regenerating from step "
+                   f"{result.start_step} of {s['steps']}); prompt {s['prompt']!r}; edit-friendly DDPM inversion, "
+                   f"seed {s['seed']}")
+        return (*players, *([None] * pad), *images, *([None] * pad), {"headers": headers, "data": table}, caption)
 
     def mix(self, model: str, prompt: str, seed: int, duration: float, steps: int, names: list[str],
             alphas: list[float], renorm: bool | None = None):

@@ -572,6 +572,69 @@ def published_tab(h: Handlers) -> None:
     return {"curves": (curve_frame, [curve_concept, axis, alignment, direction], curves)}
 
 
+def edit_tab(h: Handlers, shared: dict) -> None:
+    """Edit your clip: upload or record, choose a vector and up to EDIT_ALPHAS alphas; original, reconstruction
+    and edits side by side (players, spectrograms on one dB scale, the measured attributes of each)."""
+    from .handlers import EDIT_ALPHAS, EDIT_MAX_SECONDS
+
+    gr.Markdown("Your own clip, steered: it is encoded by the model's autoencoder, inverted to the sampler's noise "
+                "(edit-friendly DDPM inversion), and regenerated with the vector at each alpha, in one batched "
+                f"call. The first `duration` seconds are edited (clips up to {EDIT_MAX_SECONDS:g} s are accepted; "
+                "any sample rate, mono or stereo). The reconstruction is alpha 0 through the same inversion: "
+                "what the edit keeps. See docs/editing.md for what moves, what is kept and where it fails.")
+    # a file path only from gradio's own upload cache (preprocessing refuses any other path); decoded here with
+    # soundfile (gradio's numpy decoding needs ffmpeg for anything but WAV)
+    audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="your clip (wav, flac, ogg, mp3)")
+    with gr.Row():
+        prompt = gr.Textbox("", label="what the clip is, in the model's words (empty: 'music')",
+                            placeholder="a slow waltz played on piano")
+        vectors0 = h.vector_choices(shared["model0"], "any")
+        vector = gr.Dropdown(vectors0, value=vectors0[0] if vectors0 else None, allow_custom_value=True,
+                             label="concept vector (shipped)")   # the handler checks it, echoing no path
+        repo_id = gr.Textbox("", label="or a steering-vector Hub repo id", placeholder="org/name")
+    with gr.Row():
+        alphas = gr.Textbox("-2, 2", label=f"alphas (1 to {EDIT_ALPHAS}, comma-separated; each within the vector's "
+                                           "limit)")
+        strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05,
+                             label="strength (1: full inversion; smaller keeps more of the clip; 0: its encoding)")
+    go = gr.Button("Edit", variant="primary")
+    names = ["original", "reconstruction (alpha 0)"] + [f"edit {i + 1}" for i in range(EDIT_ALPHAS)]
+    players, images = [], []
+    with gr.Row():
+        for name in names:
+            with gr.Column(min_width=160):
+                players.append(gr.Audio(label=name, type="numpy"))
+                images.append(gr.Image(label=f"{name}: spectrogram", type="pil"))
+    table = gr.Dataframe(label="measured attributes of each clip (the model's built-in scorer)", wrap=True,
+                         interactive=False)
+    caption = gr.Textbox(label="what was done", interactive=False)
+
+    def run(model, audio, prompt, seed, duration, steps, vector, repo_id, alphas, strength):
+        """The API's parameter names are these (the page's components are passed in this order)."""
+        try:
+            values = [float(a) for a in str(alphas).replace(";", ",").split(",") if a.strip()][:EDIT_ALPHAS + 1]
+        except ValueError:
+            raise TadaError("alphas must be numbers separated by commas, like -2, 2") from None
+        if not audio:
+            raise gr.Error("upload or record a clip first")
+        from tada_core.audio import read_clip
+
+        try:
+            samples, rate = read_clip(audio)
+        except TadaError as e:   # name the visitor's file, never the server's cache path
+            raise TadaError(str(e).replace(str(audio), Path(audio).name)) from None
+        return h.edit(model, (rate, samples), prompt, seed, duration, steps, vector, repo_id, values, strength)
+
+    def on_model(name):   # the vectors of the newly chosen model
+        names = h.vector_choices(name, "any")
+        return gr.update(choices=names, value=names[0] if names else None)
+
+    shared["model"].input(friendly(on_model), shared["model"], vector, **PRIVATE)
+    go.click(friendly(gpu(run)), [shared["model"], audio, prompt, shared["seed"], shared["duration"],
+                                  shared["steps"], vector, repo_id, alphas, strength],
+             players + images + [table, caption], api_name="edit")
+
+
 def generate_tab(h: Handlers, shared: dict) -> None:
     prompt = gr.Textbox("a fast happy march with drums", label="prompt")
     go = gr.Button("Generate", variant="primary")
@@ -618,6 +681,8 @@ def build_app(default_model: str | None = None, handlers: Handlers | None = None
             sae_parts = sae_tab(h, shared, app)
         with gr.Tab("Generate"):
             generate_tab(h, shared)
+        with gr.Tab("Edit your clip"):
+            edit_tab(h, shared)
         with gr.Tab("Published results"):
             published_parts = published_tab(h)
 
@@ -655,4 +720,7 @@ def launch(app: gr.Blocks, **kwargs):
     config = getattr(getattr(app, "handlers", None), "config", None)
     if config is not None:    # bounded memory per visitor: gradio keeps a copy of the page's state per session
         kwargs.setdefault("state_session_capacity", config.max_sessions)
+    from tada_core.audio import MAX_FILE_BYTES
+
+    kwargs.setdefault("max_file_size", MAX_FILE_BYTES)   # uploads (the Edit tab's clips) refused past 50 MB
     return app.queue(default_concurrency_limit=1, max_size=config.job_queue if config else 32).launch(**kwargs)

@@ -348,7 +348,7 @@ def test_launched_app_api_has_named_public_endpoints_only(client):
     c, app = client
     api = c.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(api) == {"/steer", "/patch", "/localization", "/compute_localization", "/feature_table",
-                        "/browse_feature", "/steer_feature", "/generate", "/mix"}
+                        "/browse_feature", "/steer_feature", "/generate", "/mix", "/edit"}
     assert [p["parameter_name"] for p in api["/steer"]["parameters"]] == [
         "model", "prompt", "seed", "duration", "steps", "vector", "repo_id", "layers", "alpha", "renorm", "strategy"]
     assert [p["parameter_name"] for p in api["/mix"]["parameters"]] == [

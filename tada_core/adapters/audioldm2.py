@@ -78,11 +78,39 @@ class AudioLDM2Adapter(ModelAdapter):
         raise TadaError(f"{self.name}: AudioLDM2's cross-attention layers attend to GPT-2's generated sequence or "
                         f"to T5 states; word positions are not mapped, so token-level methods are not available")
 
+    def encode_audio(self, audio: torch.Tensor, settings) -> torch.Tensor:
+        """The clip as AudioLDM 2's VAE latent: a log-magnitude mel spectrogram in the vocoder's frame layout
+        (HiFi-GAN's convention: ``model_in_dim`` mel bands, hop = the vocoder's upsampling, window 4 hops,
+        natural log of the magnitude clamped at 1e-5; AudioLDM 2 itself: 64 bands, hop 160 at 16 kHz), padded to
+        the height the pipeline generates for ``settings.duration``, through ``vae.encode`` (mean) times the
+        VAE's scaling factor. The mel is computed here with librosa, not with the checkpoint's own STFT code, so
+        the reconstruction is what the VAE and vocoder make of this mel."""
+        import librosa
+
+        pipe = self.pipeline
+        voc = pipe.vocoder.config
+        hop = int(np.prod(voc.upsample_rates))
+        height = int(settings.duration / (hop / voc.sampling_rate))
+        height = int(np.ceil(height / pipe.vae_scale_factor)) * pipe.vae_scale_factor
+        y = audio.float().mean(0).numpy()
+        mel = librosa.feature.melspectrogram(y=y, sr=int(voc.sampling_rate), n_fft=4 * hop, hop_length=hop,
+                                             n_mels=int(voc.model_in_dim), power=1.0, fmin=0.0)
+        mel = np.log(np.clip(mel, 1e-5, None)).T[:height]                      # [frames, bands]
+        if mel.shape[0] < height:
+            mel = np.pad(mel, ((0, height - mel.shape[0]), (0, 0)), constant_values=np.log(1e-5))
+        x = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))[None, None].to(self.device, pipe.vae.dtype)
+        with torch.no_grad():
+            latent = pipe.vae.encode(x).latent_dist.mode() * pipe.vae.config.scaling_factor
+        return latent.to(self.denoiser.dtype)
+
     def _call_pipeline(self, run: Run, generators) -> torch.Tensor:
         s = run.settings
+        extra = {}
+        if "initial_latents" in run.state:   # an edit (tada_core.editing): the pipeline scales them back
+            extra["latents"] = run.state["initial_latents"] / self.pipeline.scheduler.init_noise_sigma
         audio = self.pipeline(
             prompt=run.prompts, audio_length_in_s=s.duration, num_inference_steps=s.steps,
-            guidance_scale=s.guidance, generator=generators, output_type="np",
+            guidance_scale=s.guidance, generator=generators, output_type="np", **extra,
         ).audios
         return torch.from_numpy(np.asarray(audio))
 

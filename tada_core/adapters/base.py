@@ -212,6 +212,19 @@ class ModelAdapter:
     def sample_rate(self) -> int:
         raise NotImplementedError
 
+    # ----- editing a user's clip (tada_core.editing) -----------------------------------------------
+    @property
+    def audio_channels(self) -> int:
+        """Channels of the audio the pipeline generates (an edited clip is converted to this)."""
+        return 1
+
+    def encode_audio(self, audio: torch.Tensor, settings: GenerationSettings) -> torch.Tensor:
+        """A clip ([channels, samples] at :attr:`sample_rate`, ``settings.duration`` long) as the denoiser's
+        clean latent ``x_0``, [1, ...] (what :func:`tada_core.editing.edit` inverts). Families that can
+        encode override this; the pipeline's ``_call_pipeline`` then starts from ``run.state["initial_latents"]``."""
+        raise TadaError(f"{self.name} ({self.family}) cannot edit a clip yet: its adapter does not encode audio "
+                        f"(accepted: the organism, Stable Audio, AudioLDM 2; see docs/editing.md)")
+
     @classmethod
     def cfg_batch(cls) -> str:
         """How the pipeline stacks the CFG batch, for display."""

@@ -52,7 +52,9 @@ class ModelEntry:
     * ``presets``: functional layers found on exactly this checkpoint;
     * ``denoiser_config``: returns the path of its denoiser's ``config.json``, to count its
       layers on the meta device without weights;
-    * ``listed``: shown in the app's model list (the tiny test fixtures are not).
+    * ``listed``: shown in the app's model list (the tiny test fixtures are not);
+    * ``encode_audio``: ``f(audio [channels, samples], sample_rate) -> latent``, for a checkpoint whose
+      pipeline autoencoder cannot encode (the organism's decoder is analytic, its encoder untrained).
     """
 
     name: str
@@ -70,6 +72,7 @@ class ModelEntry:
     denoiser_config: Callable[[], Path | None] | None = None
     listed: bool = True
     notes: str = ""
+    encode_audio: Callable[[Any, int], Any] | None = None
 
     def __post_init__(self) -> None:
         sources = [x for x in (self.hub_id, self.folder, self.build) if x is not None]

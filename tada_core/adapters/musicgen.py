@@ -281,6 +281,17 @@ class MusicGenAdapter(ModelAdapter):
 
         add(inner.register_forward_pre_hook(give_mask, with_kwargs=True))
 
+    def encode_audio(self, audio: torch.Tensor, settings: GenerationSettings) -> torch.Tensor:
+        """MusicGen samples tokens autoregressively: there is no noise trajectory to invert, so an edit that keeps
+        the clip's own time span is not possible. What its architecture allows (continuation from the clip's
+        EnCodec tokens: keeps the clip as a prefix, steers only what follows; MusicGen-Melody's chroma
+        conditioning: keeps the pitch-class contour, not timbre, rhythm or the audio itself) is not built yet."""
+        raise TadaError(f"{self.name} is a MusicGen model: it has no diffusion trajectory to invert, so `tada edit` "
+                        f"cannot keep the clip's own time span (accepted: the organism, Stable Audio, AudioLDM 2). "
+                        f"Continuation "
+                        f"from the clip's codec tokens and MusicGen-Melody's melody conditioning are the paths "
+                        f"MusicGen allows; neither is built yet (docs/editing.md)")
+
     def _call_pipeline(self, run: Run, generators: list[torch.Generator]) -> torch.Tensor:
         from transformers import LogitsProcessorList
 

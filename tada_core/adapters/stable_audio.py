@@ -50,11 +50,35 @@ class StableAudioAdapter(ModelAdapter):
     def sample_rate(self) -> int:
         return int(self.pipeline.vae.config.sampling_rate)
 
+    @property
+    def audio_channels(self) -> int:
+        return int(self.pipeline.vae.config.audio_channels)
+
+    def encode_audio(self, audio: torch.Tensor, settings) -> torch.Tensor:
+        """The clip through the Oobleck encoder (the mean of its latent distribution), zero-padded to the
+        DiT's ``sample_size`` frames as the pipeline's own audio-to-audio path pads; a registry entry with
+        its own ``encode_audio`` (the organism: the codec's analytic inverse) is used instead."""
+        vae, frames = self.pipeline.vae, int(self.pipeline.transformer.config.sample_size)
+        own = getattr(self.entry, "encode_audio", None)
+        if own is not None:
+            latent = torch.as_tensor(own(audio.numpy(), self.sample_rate), dtype=torch.float32)
+        else:
+            x = torch.zeros(1, self.audio_channels, frames * vae.hop_length)
+            n = min(audio.shape[-1], x.shape[-1])
+            x[0, :, :n] = audio[:, :n]
+            with torch.no_grad():
+                latent = vae.encode(x.to(self.device, vae.dtype)).latent_dist.mode()
+        latent = latent.reshape(1, -1, latent.shape[-1])[..., :frames]
+        return latent.to(self.device, self.denoiser.dtype)
+
     def _call_pipeline(self, run: Run, generators) -> torch.Tensor:
         s = run.settings
+        extra = {}
+        if "initial_latents" in run.state:   # an edit (tada_core.editing): the pipeline scales them back
+            extra["latents"] = run.state["initial_latents"] / self.pipeline.scheduler.init_noise_sigma
         return self.pipeline(
             prompt=run.prompts, audio_end_in_s=s.duration, num_inference_steps=s.steps,
-            guidance_scale=s.guidance, generator=generators,
+            guidance_scale=s.guidance, generator=generators, **extra,
         ).audios
 
 # ----- registry entries: the checkpoints of this family, and its tiny test fixture ----------------------

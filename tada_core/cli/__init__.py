@@ -22,6 +22,7 @@ arguments beside its handler (``register_<command>`` / ``run_<command>`` in this
     tada vector info NAME                                a vector and what `tada verify` found it does
     tada vector combine A:W B:W ... --out DIR            concept arithmetic: a weighted sum of vectors
     tada interference --out DIR [--method caa sae]       pairs of vectors composed: additivity, cross-talk
+    tada edit --audio in.wav --steer VECTOR --alpha A [A ...] --out out.wav   steer your own clip (inversion)
 
 Bad input ends with a one-line message and exit code 2, never a traceback.
 """
@@ -39,6 +40,7 @@ from tada_core.runtime import logs
 from tada_core.cli.artifacts import register_import, register_list, register_pull, register_push
 from tada_core.cli.benchmark import register_benchmark
 from tada_core.cli.diffmean import register_diffmean
+from tada_core.cli.edit import register_edit
 from tada_core.cli.evaluate import register_ablate, register_sweep
 from tada_core.cli.interference import register_interference
 from tada_core.cli.localize import register_caa, register_localize
@@ -51,7 +53,7 @@ from tada_core.cli.verify import register_verify
 REGISTER = (register_models, register_generate, register_list, register_push, register_pull, register_import,
             register_localize, register_caa, register_diffmean, register_sweep, register_ablate, register_benchmark,
             register_sae, register_organism, register_verify, register_vector,
-            register_interference)
+            register_interference, register_edit)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -212,6 +212,27 @@ def encode(audio: np.ndarray) -> np.ndarray:
     return latent(np.clip(analyze(audio)[..., :N_FRAMES], 0.0, None))
 
 
+def encode_clip(audio: np.ndarray, sample_rate: int = SR) -> np.ndarray:
+    """A user's clip ``[channels, samples]`` (or ``[samples]``) at ``SR`` -> latent ``[1, N_CHANNELS, N_FRAMES]``.
+
+    :func:`encode` of the mono mix; frames whose flat middle reaches past the clip's end (the organism's
+    4.0 s clips end inside frame 62) repeat the last complete frame instead of reading silence.
+    Audio outside the codec's span (any real recording) is projected onto it: the least-squares fit
+    keeps the energy at the 128 grid frequencies and loses everything else (see docs/editing.md)."""
+    if int(sample_rate) != SR:
+        raise ValueError(f"the organism's codec encodes {SR} Hz audio; got {sample_rate} Hz")
+    y = np.asarray(audio, dtype=np.float64)
+    y = y.mean(0) if y.ndim == 2 else y
+    n = y.shape[-1]
+    padded = np.zeros(N_SAMPLES + HOP)
+    padded[:min(n, N_SAMPLES)] = y[:N_SAMPLES]
+    z = encode(padded)
+    complete = (n - (HOP // 2 + RAMP // 2)) // HOP + 1   # frames t whose flat part ends at t HOP + 768 <= n
+    if 0 < complete < N_FRAMES:
+        z[:, complete:] = z[:, complete - 1:complete]
+    return z[None].astype(np.float32)
+
+
 def build_decoder(sampling_rate: int = SR):
     """An ``AutoencoderOobleck`` whose decoder is the exact synthesis of :func:`encode`'s latents.
 
@@ -276,5 +297,6 @@ def decode(latents: np.ndarray | torch.Tensor, vae=None) -> np.ndarray:
 
 
 __all__ = ["CURVE", "SR", "HOP", "GRID_HZ", "N_FRAMES", "N_SAMPLES", "N_CHANNELS", "Z_MAX", "LEAK", "TONIC",
-           "amplitude", "latent", "analyze", "encode", "decode", "build_decoder", "synthesize_amplitudes", "bins",
+           "amplitude", "latent", "analyze", "encode", "encode_clip",
+           "decode", "build_decoder", "synthesize_amplitudes", "bins",
            "channel", "grid_bin", "cents_off", "instrument_pitches", "voice_harmonics"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tada_core.adapters import MusicGenAdapter, StableAudioAdapter
 from tada_core.adapters.entry import ModelEntry
+from tada_core.organism.codec import encode_clip
 from tada_core.organism.concepts import ORGANISM_CONCEPT_SET
 from tada_core.organism.model import NAME, checkpoint_path
 from tada_core.organism.musicgen_model import MUSICGEN_NAME, musicgen_checkpoint_path
@@ -23,6 +24,7 @@ ENTRY = ModelEntry(
     folder=checkpoint_path, scorer_name="organism", make_scorer=_scorer, make_panel=build_panel,
     denoiser_config=lambda: Path(checkpoint_path()) / "transformer" / "config.json",
     notes="functional layers: see results/organism_localization (found by `tada localize`)",
+    encode_audio=encode_clip,
 )
 
 MUSICGEN_ENTRY = ModelEntry(
