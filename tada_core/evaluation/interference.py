@@ -191,15 +191,14 @@ def interference_job(groups: Sequence[Group], seeds: Sequence[int], models: Mode
         return measured(unit, torch.cat(out), adapter)
 
     singles = [("single", t.name, t.sha256[:16], s) for g in groups for t in g.targets for s in seeds]
-    pairs = []
-    for g in groups:               # per method, every plain pair first, then the orthogonalized ones
-        ortho = []
+    plain, ortho = [], []
+    for g in groups:
         for a, b in g.pairs():
-            pairs += [("pair", a.name, b.name, 0, a.sha256[:8] + b.sha256[:8], s) for s in seeds]
+            plain += [("pair", a.name, b.name, 0, a.sha256[:8] + b.sha256[:8], s) for s in seeds]
             if orthogonalize is not None and shares_layers(a, b) and \
                     shared_cosine(models.vector(a), models.vector(b), a, b) >= orthogonalize:
                 ortho += [("pair", a.name, b.name, 1, a.sha256[:8] + b.sha256[:8], s) for s in seeds]
-        pairs += ortho
+    pairs = plain + ortho          # every method's plain pairs first: an interrupted run has whole matrices
     stages = [Stage([("reference", s) for s in seeds], timed(do_reference)),
               Stage(singles, timed(do_single)), Stage(pairs, timed(do_pair))]
 
