@@ -228,3 +228,37 @@ def test_the_shared_cosine_picks_which_pairs_are_measured_orthogonalized(organis
     cos = torch.nn.functional.cosine_similarity(a.vectors[2], b.vectors[2], dim=0)
     assert itf.shared_cosine(a, b, ta, tb) == pytest.approx(abs(float(cos)), abs=1e-6) and abs(float(cos)) > 0.9
     assert itf.shared_cosine(a, b, ta, target(b, [5])) == 0.0        # no shared layer
+
+
+# ---------------------------------------------------------------------------- the committed results and the docs
+DOCS = [ROOT / "README.md", ROOT / "docs" / "composition.md"]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_docs_state_exactly_the_committed_interference_results(doc):
+    result = json.loads((RESULTS / itf.RESULT_FILE).read_text())
+    assert itf.sync_docs(doc, result, "results/interference/interference.json", write=False), \
+        f"{doc.name} differs from results/interference: run `tada interference ... --docs {doc.name}`"
+
+
+def test_a_doc_that_states_another_interference_verdict_fails_the_check(tmp_path):
+    result = json.loads((RESULTS / itf.RESULT_FILE).read_text())
+    doc = tmp_path / "composition.md"
+    doc.write_text((ROOT / "docs" / "composition.md").read_text())
+    assert itf.sync_docs(doc, result, "results/interference/interference.json", write=False)
+    pair = result["groups"][0]["pairs"][0]
+    pair["verdict"] = "composes cleanly" if pair["verdict"] != "composes cleanly" else "interferes"
+    assert not itf.sync_docs(doc, result, "results/interference/interference.json", write=False)
+
+
+def test_the_committed_run_covers_every_shipped_pair_with_its_current_files():
+    from tada_core.evaluation.verification import artifact_sha256
+
+    result = json.loads((RESULTS / itf.RESULT_FILE).read_text())
+    for g in result["groups"]:
+        names = [v["name"] for v in g["vectors"]]
+        plain = {(p["a"], p["b"]) for p in g["pairs"] if not p["orthogonalized"]}
+        assert len(plain) == len(names) * (len(names) - 1) // 2, g["method"]
+        for v in g["vectors"]:
+            assert v["sha256"] == artifact_sha256(ROOT / "vectors" / v["name"]), \
+                f"{v['name']} changed since the committed interference run: rerun it"

@@ -195,10 +195,13 @@ def interference_job(groups: Sequence[Group], seeds: Sequence[int], models: Mode
     for g in groups:
         for a, b in g.pairs():
             plain += [("pair", a.name, b.name, 0, a.sha256[:8] + b.sha256[:8], s) for s in seeds]
-            if orthogonalize is not None and shares_layers(a, b) and \
-                    shared_cosine(models.vector(a), models.vector(b), a, b) >= orthogonalize:
-                ortho += [("pair", a.name, b.name, 1, a.sha256[:8] + b.sha256[:8], s) for s in seeds]
-    pairs = plain + ortho          # every method's plain pairs first: an interrupted run has whole matrices
+            cos = shared_cosine(models.vector(a), models.vector(b), a, b) if shares_layers(a, b) else 0.0
+            if orthogonalize is not None and cos >= orthogonalize:
+                ortho.append((-cos, a.name, b.name, [("pair", a.name, b.name, 1, a.sha256[:8] + b.sha256[:8], s)
+                                                     for s in seeds]))
+    # every method's plain pairs first, then the orthogonalized ones from the most parallel pair down: a run cut
+    # short has whole matrices, and its orthogonalized pairs are exactly those above some |cos|
+    pairs = plain + [u for *_, units in sorted(ortho, key=lambda x: x[:3]) for u in units]
     stages = [Stage([("reference", s) for s in seeds], timed(do_reference)),
               Stage(singles, timed(do_single)), Stage(pairs, timed(do_pair))]
 
