@@ -101,8 +101,7 @@ def noised(scheduler: Any, x0: torch.Tensor, noise: torch.Tensor, index: int) ->
 def trajectory(adapter, x0: torch.Tensor, steps: int, seed: int) -> list[torch.Tensor]:
     """``[x_0 noised to step 0, ..., to step steps-1, x_0]``: the edit-friendly trajectory (Eq. 6), one
     independent Gaussian per step from a generator seeded with ``seed``."""
-    scheduler = type(adapter.pipeline.scheduler).from_config(adapter.pipeline.scheduler.config)
-    scheduler.set_timesteps(steps)
+    scheduler = adapter.edit_scheduler(steps)   # the schedule the pipeline itself samples on (its adapter knows it)
     gen = torch.Generator().manual_seed(int(seed))
     points = [noised(scheduler, x0, torch.randn(x0.shape, generator=gen).to(x0), i) for i in range(steps)]
     return points + [x0]

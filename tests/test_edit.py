@@ -8,7 +8,7 @@ import torch
 
 from tada_core import TadaError, load_model
 from tada_core.adapters.settings import GenerationSettings
-from tada_core.artifacts.vectors import load_vector
+from tada_core.artifacts.vectors import SteeringVector, load_vector
 from tada_core.audio import check_clip, read_clip
 from tada_core.editing import edit, start_step
 from tada_core.organism import codec
@@ -105,10 +105,35 @@ def test_the_diffusion_families_reconstruct_their_encoding_at_alpha_zero(name):
     torch.testing.assert_close(r.audio[1], r.encoded, atol=1e-4, rtol=1e-3)
 
 
-def test_ace_step_says_it_cannot_edit_yet():
+def random_vector(model, scale: float = 4.0) -> SteeringVector:
+    g = torch.Generator().manual_seed(0)
+    return SteeringVector({i: scale * torch.randn(layer.width, generator=g) for i, layer in enumerate(model.layers)},
+                          "x", model.name, {layer.index: layer.path for layer in model.layers})
+
+
+def test_ace_step_inverts_on_its_own_shifted_sigmas():
+    """ACE-Step's flow-matching pipeline: the edit noises the VAE latent along the pipeline's shifted sigmas
+    (rectified-flow interpolation); alpha 0 lands on the encoding, a steered row departs from it."""
+    from tada_core.adapters.ace_step import SHIFT
+
     m = load_model("tiny-ace-step", device="cpu")
-    with pytest.raises(TadaError, match="cannot edit a clip yet.*accepted: the organism, Stable Audio, AudioLDM 2"):
-        edit(m, np.ones(1000, np.float32) * 0.1, 16000, prompt="x", steps=2)
+    m.set_progress_bar(False)
+    sched = m.edit_scheduler(4)
+    t = np.linspace(1, 0, 5)[:-1]
+    np.testing.assert_allclose(sched.sigmas[:-1].numpy(), SHIFT * t / (1 + (SHIFT - 1) * t), atol=1e-6)
+    assert float(sched.sigmas[-1]) == 0.0
+    rng = np.random.default_rng(1)
+    audio = rng.normal(0, 0.3, size=(1, 20000)).astype(np.float32)
+    r = edit(m, audio, 8000, steer=random_vector(m), alpha=[0.0, 4.0], prompt="x", steps=4)
+    assert r.original.shape == (2, 800) and r.audio.shape == (2, 2, 800)
+    assert float(r.encoded.abs().max()) > 0.5
+    torch.testing.assert_close(r.audio[0], r.encoded, atol=1e-5, rtol=0)
+    assert float((r.audio[1] - r.encoded).abs().max()) > 0.05
+    with pytest.raises(TadaError, match="strength must be between 0") as e:
+        edit(m, audio, 8000, prompt="x", steps=4, strength=2.0)
+    assert "\n" not in str(e.value)
+    keep = edit(m, audio, 8000, steer=random_vector(m), alpha=[4.0], prompt="x", steps=4, strength=0.0)
+    torch.testing.assert_close(keep.audio[0], keep.encoded, atol=1e-5, rtol=0)
 
 
 # ----- input handling -------------------------------------------------------------------------------------
