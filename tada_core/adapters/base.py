@@ -216,6 +216,7 @@ class ModelAdapter:
     # How this family edits a clip: "inversion" (edit-friendly inversion of the denoiser's trajectory, the diffusion
     # families) or "continuation" (an autoregressive model continues the clip's codec tokens: MusicGen)
     edit_kind: ClassVar[str] = "inversion"
+    default_edit_strength: ClassVar[float] = 1.0   # ``strength`` of an edit when none is given
 
     @property
     def audio_channels(self) -> int:
