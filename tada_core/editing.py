@@ -25,6 +25,12 @@ ICLR 2022) but with the edit-friendly noise maps of the skipped start (Huberman-
 
 Deterministic (ODE) samplers: the same construction holds (the residual is then the sampler's discretization
 and the model's error instead of noise), so alpha 0 still reconstructs; no separate ODE inversion is needed.
+For flow matching (ACE-Step: rectified flow, ``x_t = (1 - sigma) x_0 + sigma eps``) this is the Euler ODE with
+its per-step error absorbed by the residuals; the adapter supplies the sigmas its pipeline samples on
+(:meth:`ModelAdapter.edit_scheduler`).
+
+Autoregressive codec-token models (MusicGen, ``adapter.edit_kind == "continuation"``) have no trajectory to
+invert: :func:`continuation` keeps the clip's start as codec tokens and continues it steered (Copet et al. 2023).
 """
 
 from __future__ import annotations

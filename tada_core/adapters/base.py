@@ -228,7 +228,8 @@ class ModelAdapter:
         clean latent ``x_0``, [1, ...] (what :func:`tada_core.editing.edit` inverts). Families that can
         encode override this; the pipeline's ``_call_pipeline`` then starts from ``run.state["initial_latents"]``."""
         raise TadaError(f"{self.name} ({self.family}) cannot edit a clip yet: its adapter does not encode audio "
-                        f"(accepted: the organism, Stable Audio, AudioLDM 2; see docs/editing.md)")
+                        f"(accepted: the organism, Stable Audio, AudioLDM 2, ACE-Step; MusicGen by continuation; "
+                        f"see docs/editing.md)")
 
     def edit_scheduler(self, steps: int) -> Any:
         """A fresh copy of the pipeline's scheduler with the timesteps / sigmas the pipeline samples on for ``steps``

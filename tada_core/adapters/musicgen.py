@@ -20,6 +20,9 @@ What the model interface means here:
   duration, never chosen;
 * **branches**: with guidance > 1, ``generate`` stacks ``[cond; uncond]`` (conditional rows
   first); steering acts on both by default, the paper's choice.
+* **editing a clip** (:func:`tada_core.editing.edit`): continuation from the clip's codec tokens
+  (Copet et al. 2023's audio prompt): :meth:`MusicGenAdapter.encode_audio` gives the tokens and
+  :meth:`MusicGenAdapter.continuing` makes them the decoder's prefix; there is no trajectory to invert.
 
 Quirks fixed here:
 
