@@ -241,6 +241,17 @@ class Handlers:
         return [r["name"] for r in self._index(self.config.vectors, "steering-vector")
                 if r.get("model") == model and method in ("any", r.get("method"))]
 
+    def edit_strength(self, model: str) -> float:
+        """The default ``strength`` of an edit with ``model``: 1 (full inversion) for the diffusion families, the
+        fraction of the clip a continuation replaces for MusicGen (its adapter's ``default_edit_strength``)."""
+        from tada_core.registry import get_entry
+
+        self.cache.key(model)   # refuses what the app does not serve
+        try:
+            return float(get_entry(model).adapter.default_edit_strength)
+        except TadaError:   # a custom pipeline folder or Hub id: its family is known only once loaded
+            return 1.0
+
     def default_method(self, model: str) -> str:
         """The steering method of the model's first shipped vector ("caa" when there is none)."""
         for method in ("caa", "diffmean", "sae"):
@@ -387,10 +398,14 @@ class Handlers:
         images = spectrogram_images([c.float().numpy() for c in clips], result.sample_rate)
         pad = EDIT_ALPHAS - len(values)
         headers = ["concept: measure", "original", "reconstruction (alpha 0)"] + [f"alpha {a:g}" for a in values]
+        if result.method == "continuation":
+            how = (f"keeping the clip's first {result.start_step} codec frames); prompt {s['prompt']!r}; "
+                   f"continuation from the clip's codec tokens")
+        else:
+            how = (f"regenerating from step {result.start_step} of {s['steps']}); prompt {s['prompt']!r}; "
+                   f"edit-friendly DDPM inversion")
         caption = (f"{vec.concept} ({vec.method.upper()}) on layers {vec.default_layers()}, alphas "
-                   f"{', '.join(f'{a:g}' for a in values)}; strength {strength:g} (regenerating from step "
-                   f"{result.start_step} of {s['steps']}); prompt {s['prompt']!r}; edit-friendly DDPM inversion, "
-                   f"seed {s['seed']}")
+                   f"{', '.join(f'{a:g}' for a in values)}; strength {strength:g} ({how}, seed {s['seed']}")
         return (*players, *([None] * pad), *images, *([None] * pad), {"headers": headers, "data": table}, caption)
 
     def mix(self, model: str, prompt: str, seed: int, duration: float, steps: int, names: list[str],

@@ -581,7 +581,10 @@ def edit_tab(h: Handlers, shared: dict) -> None:
                 "(edit-friendly DDPM inversion), and regenerated with the vector at each alpha, in one batched "
                 f"call. The first `duration` seconds are edited (clips up to {EDIT_MAX_SECONDS:g} s are accepted; "
                 "any sample rate, mono or stereo). The reconstruction is alpha 0 through the same inversion: "
-                "what the edit keeps. See docs/editing.md for what moves, what is kept and where it fails.")
+                "what the edit keeps. MusicGen has no noise to invert: it keeps the clip's start as codec tokens "
+                "and continues it with the vector (strength: the fraction replaced; the alpha-0 slot is the "
+                "unsteered continuation), not an edit of the whole clip. See docs/editing.md for what moves, "
+                "what is kept and where it fails.")
     # a file path only from gradio's own upload cache (preprocessing refuses any other path); decoded here with
     # soundfile (gradio's numpy decoding needs ffmpeg for anything but WAV)
     audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="your clip (wav, flac, ogg, mp3)")
@@ -595,8 +598,9 @@ def edit_tab(h: Handlers, shared: dict) -> None:
     with gr.Row():
         alphas = gr.Textbox("-2, 2", label=f"alphas (1 to {EDIT_ALPHAS}, comma-separated; each within the vector's "
                                            "limit)")
-        strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05,
-                             label="strength (1: full inversion; smaller keeps more of the clip; 0: its encoding)")
+        strength = gr.Slider(0.0, 1.0, value=h.edit_strength(shared["model0"]), step=0.05,
+                             label="strength (1: full inversion; smaller keeps more of the clip; 0: its encoding. "
+                                   "MusicGen: the fraction of the clip replaced by a steered continuation)")
     go = gr.Button("Edit", variant="primary")
     names = ["original", "reconstruction (alpha 0)"] + [f"edit {i + 1}" for i in range(EDIT_ALPHAS)]
     players, images = [], []
@@ -625,11 +629,11 @@ def edit_tab(h: Handlers, shared: dict) -> None:
             raise TadaError(str(e).replace(str(audio), Path(audio).name)) from None
         return h.edit(model, (rate, samples), prompt, seed, duration, steps, vector, repo_id, values, strength)
 
-    def on_model(name):   # the vectors of the newly chosen model
+    def on_model(name):   # the vectors of the newly chosen model, and its default strength (MusicGen: 0.5)
         names = h.vector_choices(name, "any")
-        return gr.update(choices=names, value=names[0] if names else None)
+        return gr.update(choices=names, value=names[0] if names else None), gr.update(value=h.edit_strength(name))
 
-    shared["model"].input(friendly(on_model), shared["model"], vector, **PRIVATE)
+    shared["model"].input(friendly(on_model), shared["model"], [vector, strength], **PRIVATE)
     go.click(friendly(gpu(run)), [shared["model"], audio, prompt, shared["seed"], shared["duration"],
                                   shared["steps"], vector, repo_id, alphas, strength],
              players + images + [table, caption], api_name="edit")

@@ -25,6 +25,12 @@ ICLR 2022) but with the edit-friendly noise maps of the skipped start (Huberman-
 
 Deterministic (ODE) samplers: the same construction holds (the residual is then the sampler's discretization
 and the model's error instead of noise), so alpha 0 still reconstructs; no separate ODE inversion is needed.
+For flow matching (ACE-Step: rectified flow, ``x_t = (1 - sigma) x_0 + sigma eps``) this is the Euler ODE with
+its per-step error absorbed by the residuals; the adapter supplies the sigmas its pipeline samples on
+(:meth:`ModelAdapter.edit_scheduler`).
+
+Autoregressive codec-token models (MusicGen, ``adapter.edit_kind == "continuation"``) have no trajectory to
+invert: :func:`continuation` keeps the clip's start as codec tokens and continues it steered (Copet et al. 2023).
 """
 
 from __future__ import annotations
@@ -57,15 +63,16 @@ class EditResult:
     sample_rate: int
     prompt: str
     strength: float
-    start_step: int               # first regenerated step (0: full inversion)
+    start_step: int               # first regenerated step (0: full inversion); a continuation: the kept frames
     seed: int
     settings: GenerationSettings
+    method: str = "inversion"     # "inversion" (diffusion) or "continuation" (MusicGen: start_step frames kept)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data description (no audio)."""
         return {"alphas": list(self.alphas), "sample_rate": self.sample_rate, "prompt": self.prompt,
                 "strength": self.strength, "start_step": self.start_step, "seed": self.seed,
-                "settings": self.settings.to_dict(), "samples": int(self.original.shape[-1])}
+                "settings": self.settings.to_dict(), "samples": int(self.original.shape[-1]), "method": self.method}
 
 
 def check_strength(strength: float) -> float:
@@ -101,8 +108,7 @@ def noised(scheduler: Any, x0: torch.Tensor, noise: torch.Tensor, index: int) ->
 def trajectory(adapter, x0: torch.Tensor, steps: int, seed: int) -> list[torch.Tensor]:
     """``[x_0 noised to step 0, ..., to step steps-1, x_0]``: the edit-friendly trajectory (Eq. 6), one
     independent Gaussian per step from a generator seeded with ``seed``."""
-    scheduler = type(adapter.pipeline.scheduler).from_config(adapter.pipeline.scheduler.config)
-    scheduler.set_timesteps(steps)
+    scheduler = adapter.edit_scheduler(steps)   # the schedule the pipeline itself samples on (its adapter knows it)
     gen = torch.Generator().manual_seed(int(seed))
     points = [noised(scheduler, x0, torch.randn(x0.shape, generator=gen).to(x0), i) for i in range(steps)]
     return points + [x0]
@@ -167,17 +173,20 @@ def _alphas(alpha: float | Sequence[float]) -> list[float]:
 
 
 def edit(adapter, audio: np.ndarray | torch.Tensor, sample_rate: int, *, steer: Any = None,
-         alpha: float | Sequence[float] = 0.0, prompt: str | None = None, strength: float = 1.0, seed: int = 0,
-         settings: GenerationSettings | None = None, duration: float | None = None,
+         alpha: float | Sequence[float] = 0.0, prompt: str | None = None, strength: float | None = None,
+         seed: int = 0, settings: GenerationSettings | None = None, duration: float | None = None,
          steps: int | None = None, guidance: float | None = None) -> EditResult:
     """Edit ``audio`` (``[channels, samples]`` or ``[samples]`` at ``sample_rate``) with ``steer`` at each ``alpha``.
 
-    Edit-friendly DDPM inversion (Huberman-Spiegelglas et al. 2024, Eq. 6-7; module docstring) on the
-    adapter's own scheduler, the regeneration run inside ``steer.apply(adapter, alphas)`` with one alpha per
-    row: every alpha is one row of one batched call, plus the alpha-0 anchor row. ``prompt`` conditions
-    both inversion and regeneration (default: :data:`DEFAULT_PROMPT`); ``strength`` (0-1) chooses the step the
-    regeneration departs from; ``seed`` draws the trajectory's noise and the sampler's. The clip is
-    resampled, its channels matched, and trimmed or padded to ``duration`` (:func:`prepare_clip`).
+    Diffusion families (``adapter.edit_kind == "inversion"``): edit-friendly DDPM inversion
+    (Huberman-Spiegelglas et al. 2024, Eq. 6-7; module docstring) on the adapter's own scheduler, the
+    regeneration run inside ``steer.apply(adapter, alphas)`` with one alpha per row: every alpha is one row of
+    one batched call, plus the alpha-0 anchor row; ``strength`` (0-1, default 1) chooses the step the
+    regeneration departs from. Autoregressive families (``"continuation"``, MusicGen): :func:`continuation`,
+    where ``strength`` is the fraction of the clip replaced by the steered continuation (default
+    ``adapter.default_edit_strength``). ``prompt`` conditions both (default: :data:`DEFAULT_PROMPT`); ``seed``
+    draws the trajectory's noise and the sampler's. The clip is resampled, its channels matched, and trimmed or
+    padded to ``duration`` (:func:`prepare_clip`).
     """
     alphas = _alphas(alpha)
     prompt = DEFAULT_PROMPT if prompt is None else prompt
@@ -185,7 +194,13 @@ def edit(adapter, audio: np.ndarray | torch.Tensor, sample_rate: int, *, steer: 
         raise TadaError(f"prompt must be a non-empty string; got {prompt!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TadaError(f"seed must be a non-negative integer; got {seed!r}")
+    strength = adapter.default_edit_strength if strength is None else check_strength(strength)
     resolved = adapter.resolve_settings(settings, duration=duration, steps=steps, guidance=guidance)
+    if adapter.edit_kind == "continuation":
+        return continuation(adapter, audio, sample_rate, steer=steer, alphas=alphas, prompt=prompt,
+                            strength=strength, seed=seed, settings=resolved)
+    if adapter.edit_kind != "inversion":
+        raise TadaError(f"{adapter.name}: unknown edit kind {adapter.edit_kind!r} (accepted: inversion, continuation)")
     first_free = start_step(strength, resolved.steps)
     clip = prepare_clip(audio, sample_rate, adapter, resolved.duration)
     x0 = adapter.encode_audio(clip, resolved)
@@ -214,6 +229,47 @@ def edit(adapter, audio: np.ndarray | torch.Tensor, sample_rate: int, *, steer: 
                       seed=seed, settings=resolved)
 
 
+def continuation(adapter, audio: np.ndarray | torch.Tensor, sample_rate: int, *, steer: Any, alphas: list[float],
+                 prompt: str, strength: float, seed: int, settings: GenerationSettings) -> EditResult:
+    """Steer a clip through an autoregressive codec-token model: keep its first ``1 - strength`` as codec tokens
+    and continue them, steered, for the rest of ``settings.duration`` (continuation from an audio prompt,
+    Copet et al. 2023, "Simple and Controllable Music Generation", Sec. 2-3 / audiocraft's
+    ``generate_continuation``).
+
+    The adapter encodes the clip to its codec's tokens (:meth:`ModelAdapter.encode_audio`), and within
+    ``adapter.continuing(prefix)`` every row of one batched call continues the same prefix from the same
+    ``seed``, inside ``steer.apply(adapter, alphas)`` with one alpha per row: a row at alpha 0 is the
+    unsteered continuation. The prefix is kept as the codec reconstructs it; the continuation follows the key,
+    tempo and timbre the model infers from the prefix, not the clip's actual later content, so this is not an
+    edit of the whole clip. ``encoded`` is the whole clip through the codec. No anchor row is needed (there is
+    no trajectory to follow), so ``start_step`` is the number of kept frames.
+    """
+    if not 0.0 < strength < 1.0:
+        raise TadaError(f"strength is the fraction of the clip {adapter.name} replaces by a continuation; it must be "
+                        f"between 0 and 1, exclusive (0 keeps all of the clip, 1 none of it); got {strength!r}")
+    clip = prepare_clip(audio, sample_rate, adapter, settings.duration)
+    codes = adapter.encode_audio(clip, settings)
+    frames = codes.shape[-1]
+    keep = int(round((1.0 - strength) * frames))
+    if not 1 <= keep < frames:
+        raise TadaError(f"strength {strength:g} keeps {keep} of the clip's {frames} codec frames; it must keep at "
+                        f"least 1 and replace at least 1 (accepted here: {1 / frames:.3g} to {1 - 1 / frames:.3g})")
+    n = len(alphas)
+    with adapter._lock, _steering(adapter, steer, alphas), adapter.continuing(codes[..., :keep]):
+        gen = adapter.generate([prompt] * n, seeds=[seed] * n, settings=settings)
+    n_out = gen.audio.shape[-1]
+    encoded = adapter.decode_codes(codes)[0, ..., :n_out]
+    if encoded.shape[-1] < n_out:
+        encoded = torch.nn.functional.pad(encoded, (0, n_out - encoded.shape[-1]))
+    logger.info("continuation: %d alphas, keeping %d of %d codec frames, prompt %r", n, keep, frames, prompt)
+    original = torch.as_tensor(clip)[..., :n_out].float()
+    if original.shape[-1] < n_out:
+        original = torch.nn.functional.pad(original, (0, n_out - original.shape[-1]))
+    return EditResult(original=original, encoded=encoded, audio=gen.audio, alphas=tuple(alphas),
+                      sample_rate=gen.sample_rate, prompt=prompt, strength=float(strength), start_step=keep,
+                      seed=seed, settings=settings, method="continuation")
+
+
 # ----- the user's clip -----------------------------------------------------------------------------------
 
 def prepare_clip(audio: np.ndarray | torch.Tensor, sample_rate: int, adapter, duration: float) -> torch.Tensor:
@@ -235,5 +291,5 @@ def prepare_clip(audio: np.ndarray | torch.Tensor, sample_rate: int, adapter, du
     return torch.from_numpy(np.ascontiguousarray(x[:, :n], dtype=np.float32))
 
 
-__all__ = ["EditResult", "edit", "prepare_clip", "trajectory", "follow", "noised", "start_step", "check_strength",
-           "DEFAULT_PROMPT"]
+__all__ = ["EditResult", "edit", "continuation", "prepare_clip", "trajectory", "follow", "noised", "start_step",
+           "check_strength", "DEFAULT_PROMPT"]

@@ -100,3 +100,18 @@ def test_the_fuzz_script_finds_nothing_on_the_edit_endpoint(client):
                       log=print)
     assert counts["failures"] == 0, counts["failure_list"][:10]
     assert counts["requests"] == 16 * 3 and counts["refused"] > 30
+
+
+def test_musicgen_edits_by_continuation_in_the_edit_tab(h, clip):
+    """MusicGen is in the Edit tab's model box like every model; its default strength (the slider follows the
+    model box) is the fraction a continuation replaces, and the caption says it is a continuation."""
+    assert h.edit_strength(ORG) == 1.0 and h.edit_strength("musicgen-organism") == 0.5
+    out = h.edit("musicgen-organism", clip, "a waltz played on piano", 0, 1.0, 4,
+                 "musicgen-organism-brightness-diffmean", "", [0.5], 0.5)
+    (sr, orig), (_, rec), (_, hi) = out[:3]
+    assert sr == 16000 and orig.shape == rec.shape == hi.shape == (16000, 1)     # 16 codec frames, trimmed
+    np.testing.assert_array_equal(rec[:7 * 1024], hi[:7 * 1024])                 # the kept 8 frames, but the last
+    assert np.abs(rec[9 * 1024:].astype(int) - hi[9 * 1024:]).mean() > 0
+    assert "continuation from the clip's codec tokens" in out[-1] and "first 8 codec frames" in out[-1]
+    with pytest.raises(TadaError, match="between 0 and 1, exclusive"):
+        h.edit("musicgen-organism", clip, "", *FAST, "musicgen-organism-brightness-diffmean", "", [0.5], 1.0)

@@ -8,7 +8,7 @@ import torch
 
 from tada_core import TadaError, load_model
 from tada_core.adapters.settings import GenerationSettings
-from tada_core.artifacts.vectors import load_vector
+from tada_core.artifacts.vectors import SteeringVector, load_vector
 from tada_core.audio import check_clip, read_clip
 from tada_core.editing import edit, start_step
 from tada_core.organism import codec
@@ -105,10 +105,35 @@ def test_the_diffusion_families_reconstruct_their_encoding_at_alpha_zero(name):
     torch.testing.assert_close(r.audio[1], r.encoded, atol=1e-4, rtol=1e-3)
 
 
-def test_ace_step_says_it_cannot_edit_yet():
+def random_vector(model, scale: float = 4.0) -> SteeringVector:
+    g = torch.Generator().manual_seed(0)
+    return SteeringVector({i: scale * torch.randn(layer.width, generator=g) for i, layer in enumerate(model.layers)},
+                          "x", model.name, {layer.index: layer.path for layer in model.layers})
+
+
+def test_ace_step_inverts_on_its_own_shifted_sigmas():
+    """ACE-Step's flow-matching pipeline: the edit noises the VAE latent along the pipeline's shifted sigmas
+    (rectified-flow interpolation); alpha 0 lands on the encoding, a steered row departs from it."""
+    from tada_core.adapters.ace_step import SHIFT
+
     m = load_model("tiny-ace-step", device="cpu")
-    with pytest.raises(TadaError, match="cannot edit a clip yet.*accepted: the organism, Stable Audio, AudioLDM 2"):
-        edit(m, np.ones(1000, np.float32) * 0.1, 16000, prompt="x", steps=2)
+    m.set_progress_bar(False)
+    sched = m.edit_scheduler(4)
+    t = np.linspace(1, 0, 5)[:-1]
+    np.testing.assert_allclose(sched.sigmas[:-1].numpy(), SHIFT * t / (1 + (SHIFT - 1) * t), atol=1e-6)
+    assert float(sched.sigmas[-1]) == 0.0
+    rng = np.random.default_rng(1)
+    audio = rng.normal(0, 0.3, size=(1, 20000)).astype(np.float32)
+    r = edit(m, audio, 8000, steer=random_vector(m), alpha=[0.0, 4.0], prompt="x", steps=4)
+    assert r.original.shape == (2, 800) and r.audio.shape == (2, 2, 800)
+    assert float(r.encoded.abs().max()) > 0.5
+    torch.testing.assert_close(r.audio[0], r.encoded, atol=1e-5, rtol=0)
+    assert float((r.audio[1] - r.encoded).abs().max()) > 0.05
+    with pytest.raises(TadaError, match="strength must be between 0") as e:
+        edit(m, audio, 8000, prompt="x", steps=4, strength=2.0)
+    assert "\n" not in str(e.value)
+    keep = edit(m, audio, 8000, steer=random_vector(m), alpha=[4.0], prompt="x", steps=4, strength=0.0)
+    torch.testing.assert_close(keep.audio[0], keep.encoded, atol=1e-5, rtol=0)
 
 
 # ----- input handling -------------------------------------------------------------------------------------
@@ -201,7 +226,69 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, cli):
         assert code == 2 and message in err and err.count("\n") == 1, err
 
 
-def test_musicgen_says_plainly_what_it_cannot_do():
+# ----- MusicGen: continuation from the clip's codec tokens -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def musicgen_organism():
+    m = load_model("musicgen-organism", device="cpu")
+    m.set_progress_bar(False)
+    return m
+
+
+def test_musicgen_keeps_the_clips_tokens_and_continues_them_steered(musicgen_organism):
+    """The organism's EnCodec encodes the clip; the output's first half is the codec's copy of the clip, the
+    alpha-0 row is the unsteered continuation (the same as without a vector), the steered row differs only after
+    the kept frames, and the continuation depends on the clip it continues."""
+    m = musicgen_organism
+    hop = round(m.sample_rate / m.frame_rate)
+    clip = m.generate(PROMPT, seeds=8500).audio[0, 0].numpy()
+    vec = load_vector("vectors/musicgen-organism-brightness-diffmean")
+    r = edit(m, clip, 16000, steer=vec, alpha=[0.0, 2.0], prompt=PROMPT, seed=4, strength=0.5)
+    frames = m.steps_for(m.defaults.duration) - m.codebooks + 1
+    assert r.method == "continuation" and r.start_step == round(0.5 * frames) == 32
+    assert r.audio.shape == (2, 1, frames * hop) and r.alphas == (0.0, 2.0)
+    rms = float(r.original.pow(2).mean().sqrt())
+    assert float((r.encoded - r.original).pow(2).mean().sqrt()) < 0.05 * rms    # the codec keeps its own clip
+    kept = (r.start_step - 1) * hop     # the last kept frame cross-fades into the first generated one
+    for row in r.audio:
+        torch.testing.assert_close(row[:, :kept], r.encoded[:, :kept], atol=1e-4, rtol=0)
+    assert float((r.audio[1] - r.audio[0])[:, kept:].pow(2).mean().sqrt()) > 0.1 * rms
+    plain = edit(m, clip, 16000, alpha=[0.0], prompt=PROMPT, seed=4, strength=0.5)
+    torch.testing.assert_close(plain.audio[0], r.audio[0], atol=1e-4, rtol=0)
+    other = edit(m, m.generate("a fast march played on drums", seeds=3).audio[0, 0].numpy(), 16000, alpha=[0.0],
+                 prompt=PROMPT, seed=4, strength=0.5)
+    assert float((other.audio[0] - r.audio[0])[:, kept:].pow(2).mean().sqrt()) > 0.1 * rms
+
+
+def test_musicgen_continuation_on_the_tiny_fixture_and_its_one_line_errors():
     m = load_model("tiny-musicgen-melody", device="cpu")
-    with pytest.raises(TadaError, match="no diffusion trajectory to invert.*melody conditioning"):
-        edit(m, np.ones(4000, np.float32) * 0.1, 16000, prompt="x")
+    audio = np.random.default_rng(1).normal(0, 0.3, size=(1, 8000)).astype(np.float32)
+    r = edit(m, audio, 8000, steer=random_vector(m), alpha=[0.0, 4.0], prompt="x", strength=0.25)
+    assert r.start_step == 47 and r.audio.shape == (2, 1, 4000)      # 63 frames at 125 /s, 3/4 of them kept
+    kept = 46 * 64
+    torch.testing.assert_close(r.audio[:, :, :kept], r.encoded[None, :, :kept].expand(2, 1, kept), atol=1e-5, rtol=0)
+    assert float((r.audio[1] - r.audio[0]).abs().max()) > 0
+    assert edit(m, audio, 8000, prompt="x").strength == 0.5      # the family's default
+    for strength, message in [(1.0, "between 0 and 1, exclusive"), (0.0, "between 0 and 1, exclusive"),
+                              (0.001, "keeps 63 of the clip's 63 codec frames"), (2.0, "strength must be between")]:
+        with pytest.raises(TadaError, match=message) as e:
+            edit(m, audio, 8000, prompt="x", strength=strength)
+        assert "\n" not in str(e.value)
+
+
+def test_cli_continues_a_clip_with_musicgen(tmp_path, cli, musicgen_organism):
+    clip = musicgen_organism.generate(PROMPT, seeds=8501).audio[0, 0].numpy()
+    src = tmp_path / "in.wav"
+    sf.write(src, clip, 16000)
+    out = tmp_path / "out.wav"
+    code, stdout, err = cli("edit", "--model", "musicgen-organism", "--audio", src, "--steer",
+                            "vectors/musicgen-organism-brightness-diffmean", "--alpha", "0", "2", "--strength", "0.25",
+                            "--prompt", PROMPT, "--out", out, "--encoded")
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.glob("out*.wav")) == ["out_a+0.wav", "out_a+2.wav", "out_encoded.wav"]
+    a0, sr = sf.read(tmp_path / "out_a+0.wav")
+    a2, _ = sf.read(tmp_path / "out_a+2.wav")
+    assert sr == 16000 and a0.shape == a2.shape == (64 * 1024,)
+    np.testing.assert_allclose(a0[:40 * 1024], a2[:40 * 1024], atol=1e-3)     # 48 of 64 frames kept
+    assert np.abs(a0[49 * 1024:] - a2[49 * 1024:]).max() > 1e-2
+    assert "keeping the clip's first 48 codec frames" in err

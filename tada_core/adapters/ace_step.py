@@ -27,6 +27,8 @@ TADA reference code generates instrumental music (an empty string is not the sam
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from tada_core.errors import TadaError
@@ -37,6 +39,7 @@ from tada_core.adapters.text import build_tokenizer
 
 _MASK = "encoder_attention_mask"
 INSTRUMENTAL = "[inst]"      # the instrumental lyric token the TADA reference code passes
+SHIFT = 3.0                  # the pipeline's default sigma shift, passed explicitly so the edit's schedule is the same
 
 
 class AceStepAdapter(ModelAdapter):
@@ -120,12 +123,47 @@ class AceStepAdapter(ModelAdapter):
         raise TadaError(f"{self.name}: word positions in ACE-Step's packed conditioning (lyrics, timbre, then the "
                         f"templated text) are not mapped, so token-level methods are not available")
 
+    # ----- editing a user's clip (tada_core.editing) -----------------------------------------------
+    @property
+    def audio_channels(self) -> int:
+        return int(self.pipeline.vae.config.audio_channels)
+
+    def edit_scheduler(self, steps: int):
+        """The pipeline's flow-matching scheduler on ACE-Step's own sigmas: ``linspace(1, 0, steps + 1)`` shifted by
+        ``s t / (1 + (s - 1) t)`` (s = :data:`SHIFT`), the terminal 0 dropped, passed as ``set_timesteps(sigmas=...)``
+        exactly as the pipeline does (its scheduler is registered with ``num_train_timesteps=1``, so the scheduler's
+        own ``set_timesteps(steps)`` would put every step at sigma 1). The edit noises ``x_0`` along these sigmas with
+        the scheduler's ``scale_noise``, ``(1 - sigma) x_0 + sigma eps``: the rectified-flow interpolation (Liu et
+        al., ICLR 2023) the DiT was trained on."""
+        scheduler = type(self.pipeline.scheduler).from_config(self.pipeline.scheduler.config)
+        sigmas = self.pipeline._get_timestep_schedule(num_inference_steps=steps, shift=SHIFT, dtype=torch.float32)
+        scheduler.set_timesteps(sigmas=sigmas.tolist())
+        return scheduler
+
+    def encode_audio(self, audio: torch.Tensor, settings) -> torch.Tensor:
+        """The clip through the pipeline's Oobleck VAE (the mean of its latent distribution; the pipeline's own
+        audio-to-audio path samples it), in the DiT's layout ``[1, frames, channels]`` with
+        ``ceil(duration * latents_per_second)`` frames, as ``prepare_latents`` shapes the noise. The context latents
+        (silence latents and an all-ones chunk mask for text-to-music) are the pipeline's own and are left to it:
+        the edit regenerates as a text-to-music call that starts from the inverted latents."""
+        vae = self.pipeline.vae
+        frames = math.ceil(settings.duration * self.pipeline.latents_per_second)
+        x = torch.zeros(1, self.audio_channels, frames * int(vae.hop_length))
+        n = min(audio.shape[-1], x.shape[-1])
+        x[0, :, :n] = audio[:, :n]
+        with torch.no_grad():
+            latent = vae.encode(x.to(self.device, vae.dtype)).latent_dist.mode()
+        return latent[..., :frames].transpose(1, 2).to(self.device, self.denoiser.dtype)
+
     def _call_pipeline(self, run: Run, generators) -> torch.Tensor:
         s = run.settings
+        extra = {}
+        if "initial_latents" in run.state:   # an edit (tada_core.editing): the flow starts at sigma 1, unscaled
+            extra["latents"] = run.state["initial_latents"]
         return self.pipeline(
             prompt=run.prompts, lyrics=[self.lyrics] * run.n_samples, audio_duration=s.duration,
             num_inference_steps=s.steps, guidance_scale=s.guidance, generator=generators,
-            cfg_interval_start=self.cfg_interval[0], cfg_interval_end=self.cfg_interval[1],
+            cfg_interval_start=self.cfg_interval[0], cfg_interval_end=self.cfg_interval[1], shift=SHIFT, **extra,
         ).audios
 
 ACE_STEP_V1 = ReferenceModel(
@@ -139,7 +177,8 @@ AceStepAdapter.reference_checkpoints = (ACE_STEP_V1,)
 
 
 def tiny_ace_step(num_layers: int = 4):
-    """AceStepPipeline with a 4-layer DiT (32 wide), CFG enabled (not turbo), 800 Hz audio."""
+    """AceStepPipeline with a 4-layer DiT (32 wide), CFG enabled (not turbo), 800 Hz stereo audio; the VAE's encoder
+    makes the 8-channel latents its decoder takes (encoder width 2 x 8: mean and scale), so clips can be edited."""
     from diffusers import (
         AceStepPipeline,
         AutoencoderOobleck,
@@ -164,7 +203,7 @@ def tiny_ace_step(num_layers: int = 4):
             hidden_size=32, intermediate_size=64, text_hidden_dim=32, timbre_hidden_dim=8,
             num_lyric_encoder_hidden_layers=1, num_timbre_encoder_hidden_layers=1, num_attention_heads=4,
             num_key_value_heads=2, head_dim=8, rope_theta=10000.0, sliding_window=16)
-        vae = AutoencoderOobleck(encoder_hidden_size=6, downsampling_ratios=[2, 4], decoder_channels=4,
+        vae = AutoencoderOobleck(encoder_hidden_size=16, downsampling_ratios=[2, 4], decoder_channels=4,
                                  decoder_input_channels=8, audio_channels=2, channel_multiples=[2, 4],
                                  sampling_rate=800)
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0)

@@ -213,6 +213,11 @@ class ModelAdapter:
         raise NotImplementedError
 
     # ----- editing a user's clip (tada_core.editing) -----------------------------------------------
+    # How this family edits a clip: "inversion" (edit-friendly inversion of the denoiser's trajectory, the diffusion
+    # families) or "continuation" (an autoregressive model continues the clip's codec tokens: MusicGen)
+    edit_kind: ClassVar[str] = "inversion"
+    default_edit_strength: ClassVar[float] = 1.0   # ``strength`` of an edit when none is given
+
     @property
     def audio_channels(self) -> int:
         """Channels of the audio the pipeline generates (an edited clip is converted to this)."""
@@ -223,7 +228,16 @@ class ModelAdapter:
         clean latent ``x_0``, [1, ...] (what :func:`tada_core.editing.edit` inverts). Families that can
         encode override this; the pipeline's ``_call_pipeline`` then starts from ``run.state["initial_latents"]``."""
         raise TadaError(f"{self.name} ({self.family}) cannot edit a clip yet: its adapter does not encode audio "
-                        f"(accepted: the organism, Stable Audio, AudioLDM 2; see docs/editing.md)")
+                        f"(accepted: the organism, Stable Audio, AudioLDM 2, ACE-Step; MusicGen by continuation; "
+                        f"see docs/editing.md)")
+
+    def edit_scheduler(self, steps: int) -> Any:
+        """A fresh copy of the pipeline's scheduler with the timesteps / sigmas the pipeline samples on for ``steps``
+        steps: what :func:`tada_core.editing.trajectory` noises the clip's latent along. Here the scheduler's own
+        ``set_timesteps(steps)``; a pipeline that passes its own schedule (ACE-Step's shifted sigmas) overrides it."""
+        scheduler = type(self.pipeline.scheduler).from_config(self.pipeline.scheduler.config)
+        scheduler.set_timesteps(steps)
+        return scheduler
 
     @classmethod
     def cfg_batch(cls) -> str:

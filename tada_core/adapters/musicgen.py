@@ -20,6 +20,9 @@ What the model interface means here:
   duration, never chosen;
 * **branches**: with guidance > 1, ``generate`` stacks ``[cond; uncond]`` (conditional rows
   first); steering acts on both by default, the paper's choice.
+* **editing a clip** (:func:`tada_core.editing.edit`): continuation from the clip's codec tokens
+  (Copet et al. 2023's audio prompt): :meth:`MusicGenAdapter.encode_audio` gives the tokens and
+  :meth:`MusicGenAdapter.continuing` makes them the decoder's prefix; there is no trajectory to invert.
 
 Quirks fixed here:
 
@@ -58,6 +61,7 @@ TEMPERATURE = 1.0
 _MASK = "text_mask"
 _SEEN = "decoder_positions"   # decoder positions so far in this generation (prefix + audio)
 _TEXT = "text_override"       # a :meth:`MusicGenAdapter.text_conditioning` provider for this generation
+_PREFIX = "continuation_prefix"   # codec tokens [1, K, P] every row of this generation continues (editing)
 
 # (text encoder states [B, L, D], text mask [B, L], which rows to replace) for a generation's prompts
 TextOverride = Callable[[Run], "tuple[torch.Tensor, torch.Tensor, list[bool]]"]
@@ -281,16 +285,57 @@ class MusicGenAdapter(ModelAdapter):
 
         add(inner.register_forward_pre_hook(give_mask, with_kwargs=True))
 
+    # ----- editing a user's clip: continuation from its codec tokens (tada_core.editing) ------------------
+    edit_kind = "continuation"
+    default_edit_strength = 0.5
+
     def encode_audio(self, audio: torch.Tensor, settings: GenerationSettings) -> torch.Tensor:
-        """MusicGen samples tokens autoregressively: there is no noise trajectory to invert, so an edit that keeps
-        the clip's own time span is not possible. What its architecture allows (continuation from the clip's
-        EnCodec tokens: keeps the clip as a prefix, steers only what follows; MusicGen-Melody's chroma
-        conditioning: keeps the pitch-class contour, not timbre, rhythm or the audio itself) is not built yet."""
-        raise TadaError(f"{self.name} is a MusicGen model: it has no diffusion trajectory to invert, so `tada edit` "
-                        f"cannot keep the clip's own time span (accepted: the organism, Stable Audio, AudioLDM 2). "
-                        f"Continuation "
-                        f"from the clip's codec tokens and MusicGen-Melody's melody conditioning are the paths "
-                        f"MusicGen allows; neither is built yet (docs/editing.md)")
+        """The clip's codec tokens ``[1, K, frames]`` (``ceil(duration * frame_rate)`` frames): the model's own
+        EnCodec encoder and residual quantizer (``audio_encoder.encode``, at the bandwidth that gives the decoder's
+        ``K`` codebooks), the tokens MusicGen's audio prompt is made of (Copet et al. 2023, Sec. 2; the audiocraft
+        ``generate_continuation``). There is no noise trajectory to invert: a MusicGen edit keeps the clip's first
+        seconds as tokens and continues them (:func:`tada_core.editing.edit`)."""
+        codec = self.pipeline.model.audio_encoder
+        if int(self.pipeline.decoder.config.audio_channels) != 1:
+            raise TadaError(f"{self.name} is a stereo MusicGen (interleaved codebooks); continuation from a clip is "
+                            f"built for mono MusicGen only (accepted: musicgen-small/medium/large/melody)")
+        frames = max(1, math.ceil(settings.duration * self.frame_rate - 1e-9))
+        hop = math.prod(self.pipeline.model.config.audio_encoder.upsampling_ratios)
+        x = torch.zeros(1, 1, frames * hop)
+        n = min(audio.shape[-1], x.shape[-1])
+        x[0, :, :n] = audio[:1, :n]
+        with torch.no_grad():
+            codes = codec.encode(x.to(self.device, codec.dtype)).audio_codes   # [chunks=1, 1, K, frames]
+        codes = codes[0, :, :, :frames]
+        if codes.shape[1] != self.codebooks:
+            raise TadaError(f"{self.name}: the codec gave {codes.shape[1]} codebooks at its default bandwidth; the "
+                            f"decoder takes {self.codebooks}")
+        return codes.long()
+
+    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codec tokens ``[1, K, frames]`` back to audio ``[1, 1, samples]`` (the codec's reconstruction)."""
+        with torch.no_grad():
+            audio = self.pipeline.model.audio_encoder.decode(codes[None].to(self.device), [None]).audio_values
+        return audio.detach().float().cpu()
+
+    @contextlib.contextmanager
+    def continuing(self, codes: torch.Tensor) -> Iterator[None]:
+        """Within this block, every generation continues ``codes`` ``[1, K, P]`` (the same prefix for every row):
+        they are the decoder's input after its start token, MusicGen's audio prompt, and the sampler generates the
+        remaining ``ceil(duration * frame_rate) - P`` frames. The returned audio is the whole token sequence
+        decoded: the prefix as the codec reconstructs it, then the continuation."""
+        if codes.ndim != 3 or codes.shape[0] != 1 or codes.shape[1] != self.codebooks or codes.shape[2] < 1:
+            raise TadaError(f"a continuation prefix must be codes [1, {self.codebooks}, frames >= 1]; got "
+                            f"{tuple(codes.shape)}")
+
+        def prepare(run: Run) -> None:
+            run.state[_PREFIX] = codes
+
+        remove = self.add_before_generate(prepare)
+        try:
+            yield
+        finally:
+            remove()
 
     def _call_pipeline(self, run: Run, generators: list[torch.Generator]) -> torch.Tensor:
         from transformers import LogitsProcessorList
@@ -328,10 +373,20 @@ class MusicGenAdapter(ModelAdapter):
                 return output
 
             handle = self.pipeline.model.text_encoder.register_forward_hook(swap_text)
+        extra, new_tokens = {}, s.steps
+        prefix = run.state.get(_PREFIX)
+        if prefix is not None:   # continuation (:meth:`continuing`): the prefix frames are given, not generated
+            frames = prefix.shape[-1]
+            if frames >= s.steps - self.codebooks + 1:
+                raise TadaError(f"a continuation prefix of {frames} frames leaves nothing to generate in "
+                                f"{s.duration:g}s ({s.steps - self.codebooks + 1} frames)")
+            extra["decoder_input_ids"] = prefix.to(self.device).expand(len(run.prompts), -1, -1).reshape(
+                len(run.prompts) * self.codebooks, frames)
+            new_tokens = s.steps - frames
         try:
             audio = self.pipeline.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance,
-                                                 max_new_tokens=s.steps,
-                                                 logits_processor=LogitsProcessorList([sampler]))
+                                                 max_new_tokens=new_tokens,
+                                                 logits_processor=LogitsProcessorList([sampler]), **extra)
         finally:
             if handle is not None:
                 handle.remove()

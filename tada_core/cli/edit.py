@@ -13,7 +13,8 @@ from tada_core.cli.common import (add_generation_args, add_model_arg, add_renorm
 
 def register_edit(sub) -> None:
     p = sub.add_parser("edit", help="steer your own clip: invert it (edit-friendly DDPM inversion) and regenerate "
-                                    "it steered; several --alpha: one file each, one batched call")
+                                    "it steered (MusicGen: keep its start as codec tokens, continue it steered); "
+                                    "several --alpha: one file each, one batched call")
     p.add_argument("--audio", required=True, help="the clip: .wav, .flac, .ogg or .mp3 (any rate, mono or stereo; "
                                                   "at most 50 MB and 600 s; the model edits its first --duration s)")
     add_model_arg(p, artifact=True)
@@ -27,9 +28,10 @@ def register_edit(sub) -> None:
     p.add_argument("--prompt", default=None,
                    help="what the clip is, in the model's words (default: the neutral 'music'); it conditions both "
                         "the inversion and the regeneration (docs/editing.md)")
-    p.add_argument("--strength", type=finite_float, default=1.0,
+    p.add_argument("--strength", type=finite_float, default=None,
                    help="0-1: how much of the sampling is regenerated (1: full inversion, default; smaller keeps "
-                        "more of the clip, SDEdit-like; 0: the clip's encoding)")
+                        "more of the clip, SDEdit-like; 0: the clip's encoding). MusicGen: the fraction of the clip "
+                        "replaced by a steered continuation of the rest (default 0.5)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the inversion's noise maps (default 0)")
     p.add_argument("--out", required=True, help="output .wav path")
     p.add_argument("--encoded", action="store_true",
@@ -53,7 +55,8 @@ def run_edit(args: argparse.Namespace) -> int:
     from tada_core.errors import TadaError
 
     check_writable(check_wav_path(args.out))
-    check_strength(args.strength)
+    if args.strength is not None:
+        check_strength(args.strength)
     alphas = args.alpha if args.alpha is not None else [0.0]
     if args.steer is None and any(a != 0 for a in alphas):
         raise TadaError("--alpha other than 0 needs --steer VECTOR (the vector to scale)")
@@ -94,6 +97,10 @@ def run_edit(args: argparse.Namespace) -> int:
         save_wav(path, clips[-1], result.sample_rate)
         print(f"wrote {path}  (the clip through the autoencoder only)")
     what = f"{vec.concept!r}" if vec is not None else "no vector"
-    note(f"edited with {what}, {len(alphas)} alpha(s), regenerating from step {result.start_step} of "
-         f"{result.settings.steps}; model {model.name}: loaded in {t1 - t0:.2f}s, edited in {t2 - t1:.2f}s")
+    if result.method == "continuation":
+        how = f"keeping the clip's first {result.start_step} codec frames and continuing them"
+    else:
+        how = f"regenerating from step {result.start_step} of {result.settings.steps}"
+    note(f"edited with {what}, {len(alphas)} alpha(s), {how}; model {model.name}: loaded in {t1 - t0:.2f}s, "
+         f"edited in {t2 - t1:.2f}s")
     return 0
