@@ -213,6 +213,18 @@ def test_interference_runs_on_the_organism_and_resumes_without_generating(cli, t
     code, _, err = cli(*args)
     assert code == 0, err
     assert json.loads((out / itf.RESULT_FILE).read_text())["groups"] == result["groups"]
+    # an interrupted run's report (--partial): the pair's second seed missing, so the pair is listed as unfinished
+    journal = out / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(l for l in lines if not (json.loads(l)["unit"][0] == "pair"
+                                                             and json.loads(l)["unit"][-1] == 900002)) + "\n")
+    code, _, err = cli(*args[:-2], "--partial", "--out", out)
+    assert code == 0, err
+    partial = json.loads((out / itf.RESULT_FILE).read_text())
+    assert partial["groups"][0]["pairs"] == [] and partial["unfinished_pairs"] == [[p["a"], p["b"]]]
+    assert "Unfinished run" in (out / "interference.md").read_text()
+    code, _, err = cli(*args[:-2], "--partial", "--out", tmp_path / "nothing")
+    assert code == 2 and "holds no interference run" in err
 
 
 def test_the_shared_cosine_picks_which_pairs_are_measured_orthogonalized(organism):

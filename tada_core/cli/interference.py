@@ -34,6 +34,9 @@ def register_interference(sub) -> None:
                    help="do not measure orthogonalized pairs")
     p.add_argument("--docs", nargs="+", default=None, metavar="FILE",
                    help="afterwards, rewrite the generated interference blocks of these Markdown files")
+    p.add_argument("--partial", action="store_true",
+                   help="generate nothing: write the results of the pairs already finished in --out (an interrupted "
+                        "run's report; unfinished pairs are listed)")
     p.add_argument("--out", required=True, help="results folder (resumable: rerun the same command to finish)")
     add_device_args(p)
     p.set_defaults(func=run_interference)
@@ -112,9 +115,19 @@ def run_interference(args: argparse.Namespace) -> int:
     job = itf.interference_job(groups, seeds, models, model=args.model, prompts=prompts, gap_prompts=gaps,
                                settings=settings, orthogonalize=threshold if args.orthogonalize else None,
                                command=args.command_line)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(seeds_file, seeds)
-    result = run(job, out)
+    if args.partial:
+        from tada_core.runtime.jobs import finished
+
+        if not (out / job.spec_file).is_file():
+            raise TadaError(f"--partial: {out} holds no interference run yet")
+        records = finished(job, out)
+        result = job.reduce(records)
+        job.write(out, result, records)
+        note(f"partial report: {len(records)} calls finished; {len(result['unfinished_pairs'])} plain pairs not yet")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(seeds_file, seeds)
+        result = run(job, out)
     for g in result["groups"]:
         print(f"\n{g['method'].upper()}\n{itf.pair_table(result, g)}")
     note(f"wrote {out / itf.RESULT_FILE}, {out / 'interference.md'} and the heatmaps")

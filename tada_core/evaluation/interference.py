@@ -191,17 +191,18 @@ def interference_job(groups: Sequence[Group], seeds: Sequence[int], models: Mode
         return measured(unit, torch.cat(out), adapter)
 
     singles = [("single", t.name, t.sha256[:16], s) for g in groups for t in g.targets for s in seeds]
-    plain, ortho = [], []
+    pairs = []
     for g in groups:
+        ortho = []
         for a, b in g.pairs():
-            plain += [("pair", a.name, b.name, 0, a.sha256[:8] + b.sha256[:8], s) for s in seeds]
+            pairs += [("pair", a.name, b.name, 0, a.sha256[:8] + b.sha256[:8], s) for s in seeds]
             cos = shared_cosine(models.vector(a), models.vector(b), a, b) if shares_layers(a, b) else 0.0
             if orthogonalize is not None and cos >= orthogonalize:
                 ortho.append((-cos, a.name, b.name, [("pair", a.name, b.name, 1, a.sha256[:8] + b.sha256[:8], s)
                                                      for s in seeds]))
-    # every method's plain pairs first, then the orthogonalized ones from the most parallel pair down: a run cut
-    # short has whole matrices, and its orthogonalized pairs are exactly those above some |cos|
-    pairs = plain + [u for *_, units in sorted(ortho, key=lambda x: x[:3]) for u in units]
+        # per method, its plain pairs, then its orthogonalized ones from the most parallel pair down: a run cut
+        # short has the first methods' whole matrices, and orthogonalized pairs exactly above some |cos|
+        pairs += [u for *_, units in sorted(ortho, key=lambda x: x[:3]) for u in units]
     stages = [Stage([("reference", s) for s in seeds], timed(do_reference)),
               Stage(singles, timed(do_single)), Stage(pairs, timed(do_pair))]
 
@@ -397,6 +398,12 @@ def reduce_records(spec: Mapping[str, Any], groups: Sequence[tuple[str, Sequence
     seeds = [int(s) for s in seeds]
     cosines = cosines or {}
     n = len(spec["prompts"])
+    missing = [u for u in [("reference", s) for s in seeds] + [("single", t["name"], t["sha256"][:16], s)
+                                                                  for _, ts in groups for t in ts for s in seeds]
+               if u not in done]
+    if missing:
+        raise TadaError(f"the interference run has not finished its reference clips and single vectors yet "
+                        f"({len(missing)} calls missing, e.g. {list(missing[0])}); rerun the command to do them")
     ref = [done[("reference", s)] for s in seeds]
     concepts = list(ref[0]["values"])
     neutral, positive, negative = {}, {}, {}
@@ -444,7 +451,11 @@ def reduce_records(spec: Mapping[str, Any], groups: Sequence[tuple[str, Sequence
         for p in out_groups[-1]["pairs"]:
             p["cosine"] = cosines.get((p["a"], p["b"]))
     seconds = sum(float(r.get("seconds", 0.0)) for r in done.values())
+    measured = {(p["a"], p["b"], p["orthogonalized"]) for g in out_groups for p in g["pairs"]}
+    unfinished = [[a["name"], b["name"]] for _, targets in groups for a, b in itertools.combinations(targets, 2)
+                  if (a["name"], b["name"], False) not in measured]
     return {"kind": "tada-interference", "format_version": 1, "model": spec["model"], "seeds": seeds,
+            "unfinished_pairs": unfinished,
             "prompts": spec["prompts"], "settings": spec["settings"],
             "thresholds": {"effect": EFFECT, "level": 0.95, "n_boot": N_BOOT, "floor_quantile": FLOOR_QUANTILE},
             "wall_seconds": round(seconds, 1), "command": command, "concepts": concepts,
@@ -537,6 +548,10 @@ def report_markdown(result: Mapping[str, Any]) -> str:
              f"{t['n_boot']} draws); thresholds: {t['effect']} of the gap; quality floor: the "
              f"{t['floor_quantile']:.0%} quantile of unsteered clips' typicality. Definitions: "
              f"`tada_core/evaluation/interference.py` and docs/composition.md.", ""]
+    if result.get("unfinished_pairs"):
+        lines += [f"**Unfinished run**: {len(result['unfinished_pairs'])} plain pairs not measured yet ("
+                  + ", ".join(f"{_short(a, result['model'])} + {_short(b, result['model'])}"
+                              for a, b in result["unfinished_pairs"]) + "); rerun the command to finish them.", ""]
     for g in result["groups"]:
         lines += [f"## {g['method'].upper()}", "", "Each vector alone: the effect on its own concept, signed so that "
                   "a move in the intended direction is positive:", "", vector_table(result, g), "",
@@ -636,7 +651,11 @@ def summary_lines(result: Mapping[str, Any]) -> list[str]:
         w = worst["worst_interaction_a"] if abs(worst["worst_interaction_a"]) >= abs(worst["worst_interaction_b"]) \
             else worst["worst_interaction_b"]
         concept = worst["concepts"][0 if w == worst["worst_interaction_a"] else 1]
-        text = (f"- **{g['method'].upper()}** ({len(plain)} pairs): composes cleanly: "
+        names = {v["name"] for v in g["vectors"]}
+        left = [f"{_short(a, model)} + {_short(b, model)}" for a, b in result.get("unfinished_pairs", [])
+                if a in names]
+        text = (f"- **{g['method'].upper()}** ({len(plain)} pairs measured"
+                f"{'; not yet: ' + ', '.join(left) if left else ''}): composes cleanly: "
                 f"{', '.join(by['composes cleanly']) or 'none'}; interferes: {', '.join(by['interferes']) or 'none'}; "
                 f"unclear: {len(by['unclear'])}. Largest interaction: {_short(worst['a'], model)} + "
                 f"{_short(worst['b'], model)}, {w:+.2f} of the {concept} gap.")

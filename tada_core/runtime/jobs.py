@@ -194,6 +194,19 @@ def run(job: Job, out: str | Path | None = None, *, processes: Processes | None 
     return result
 
 
+def finished(job: Job, out: str | Path) -> dict[Hashable, Record]:
+    """The records of ``job``'s units already in ``out`` (its spec checked as :func:`run` checks it), in unit
+    order, without doing any: what a report of an unfinished run reduces."""
+    folder = ResumableFolder(out, job.spec, spec_file=job.spec_file, journal_file=job.journal_file, what=job.what)
+    units = [u for stage in _stages(job, Processes()) for u in stage.units]
+    done = {}
+    for rec in folder.records():
+        unit = job.unit_of(rec)
+        if unit is not None:
+            done[unit] = rec
+    return {u: done[u] for u in units if u in done}
+
+
 def _stages(job: Job, processes: Processes) -> list[Stage]:
     if not callable(job.stages):
         return list(job.stages)
