@@ -64,6 +64,7 @@ from tada_core.adapters.base import Conditioning, ModelAdapter, Run, hook_handle
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError
 from tada_core.interventions.hooks import condition, patch, record, steer, steer_sum
+from tada_core.artifacts.slider import load_slider
 from tada_core.artifacts.vectors import load_vector
 from tada_core.runtime.io import read_tensors
 from tada_core.runtime.io import save_tensors
@@ -79,7 +80,8 @@ class Context:
 
     ``items``: (neutral, positive, negative) prompt per base; ``functional``: the concept's
     functional layers (0-based; [] when localization found none); ``vectors``: folder template
-    of precomputed vectors, with ``{model}``, ``{concept}`` and ``{kind}``; ``fit_seeds``: seeds
+    of precomputed vectors, with ``{model}``, ``{concept}`` and ``{kind}`` (``sliders``: the same for trained
+    Concept Sliders, kind ``slider`` / ``slider-all``); ``fit_seeds``: seeds
     for directions a method computes itself (never the benchmark's seeds).
     """
 
@@ -90,6 +92,7 @@ class Context:
     settings: Any
     vectors: str = "vectors/{model}-{concept}-{kind}"
     fit_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    sliders: str = "sliders/{model}-{concept}-{kind}"
     cache: Path | None = None   # where methods keep what they fitted (the benchmark's folder), for resumes
 
     def vector_folder(self, kind: str) -> Path:
@@ -512,6 +515,51 @@ class AUSteer(Method):
 
 
 # --------------------------------------------------------------------------------------
+# weight level: Concept Sliders
+# --------------------------------------------------------------------------------------
+class Sliders(Method):
+    """A trained Concept Slider (``tada slider train``; Gandikota et al., 2024) on the functional layers or on
+    every cross-attention layer, at scale = strength. Like CAA's vectors, sliders are trained once per concept
+    and layer set on the fitting seeds and read from a folder (``ctx.sliders``, kind ``slider`` / ``slider-all``)."""
+
+    def __init__(self, localized: bool, max_strength: float = 2.0):
+        super().__init__()
+        self.localized, self.max_strength = localized, max_strength
+        self.key, self.label = ("sliders-f", "Concept Sliders(F)") if localized else ("sliders", "Concept Sliders")
+        self.slider = None
+
+    def setup(self, ctx: Context) -> None:
+        kind = "slider" if self.localized else "slider-all"
+        folder = Path(ctx.sliders.format(model=ctx.adapter.name, concept=ctx.concept.name, kind=kind))
+        want = _functional_layers(ctx) if self.localized else [layer.index for layer in ctx.adapter.layers]
+        if not (folder / "config.json").is_file():
+            layers = "functional" if self.localized else "all"
+            raise MethodUnavailable(f"no slider for {ctx.concept.name!r} at {folder} (train one with `tada slider "
+                                    f"train --concept {ctx.concept.name} --layers {layers} --out {folder}`)")
+        self.slider = load_slider(folder)
+        self.slider.check_compatible(ctx.adapter)
+        if self.slider.layers != sorted(want):
+            raise MethodUnavailable(f"the slider at {folder} adapts layers {self.slider.layers}, not {sorted(want)}")
+        self.layers = list(self.slider.layers)
+        fit = (self.slider.training or {}).get("seeds")
+        if fit is not None and set(fit) - set(ctx.fit_seeds):
+            raise MethodUnavailable(f"the slider at {folder} was trained on seeds {fit}, not the fitting seeds "
+                                    f"{list(ctx.fit_seeds)}")
+        if self.slider.scale_range:
+            self.max_strength = max(abs(float(x)) for x in self.slider.scale_range)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        t = self.slider.training if self.slider is not None else {}
+        return {**super().hyperparameters(), "rank": getattr(self.slider, "rank", None),
+                "lora_alpha": getattr(self.slider, "lora_alpha", None), "eta": t.get("eta"),
+                "train_steps": t.get("steps"), "lr": t.get("lr"), "fit_seeds": t.get("seeds"),
+                "loss": [t.get("loss_before"), t.get("loss_after")]}
+
+    def apply(self, ctx, bases, strengths):
+        return self.slider.apply(ctx.adapter, list(strengths))
+
+
+# --------------------------------------------------------------------------------------
 # controls: random directions of the same norm
 # --------------------------------------------------------------------------------------
 def random_like(vectors: dict[int, torch.Tensor], seed: int) -> dict[int, torch.Tensor]:
@@ -587,6 +635,8 @@ METHODS: dict[str, Any] = {
     "freesliders-f": lambda: FreeSliders(localized=True),
     "austeer": lambda: AUSteer(localized=False),
     "austeer-f": lambda: AUSteer(localized=True),
+    "sliders": lambda: Sliders(localized=False),
+    "sliders-f": lambda: Sliders(localized=True),
     "random-caa": lambda: RandomControl(VectorMethod("caa", "caa", localized=True)),
     "random-caa-all": lambda: RandomControl(VectorMethod("caa-all", "caa", localized=False)),
     "random-sae": lambda: RandomControl(VectorMethod("sae", "sae", localized=True)),
@@ -609,5 +659,5 @@ def make_method(key: str, *, vector_renorm: bool = True) -> Method:
 
 
 __all__ = ["Method", "Context", "MethodUnavailable", "METHODS", "make_method", "VectorMethod", "PCI",
-           "TextEmbeddings", "TokenEmbeddings", "FreeSliders", "AUSteer", "austeer_mask", "RandomControl",
+           "TextEmbeddings", "TokenEmbeddings", "FreeSliders", "AUSteer", "austeer_mask", "Sliders", "RandomControl",
            "random_like"]

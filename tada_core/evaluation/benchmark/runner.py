@@ -315,7 +315,8 @@ class BenchmarkConfig:
     ``bases``: base prompts (default the concept set's); ``strengths`` per direction; ``specificity``:
     other concepts measured on every clip for leakage; ``reference_seeds``: the unsteered clips a quality
     measure with a reference is fitted on; ``vectors``: folder template of the CAA / SAE vectors;
-    ``settings``: generation settings (``batch_size``: clips per call); ``calibrate``: calibrate every
+    ``sliders``: folder template of the trained Concept Sliders (kind ``slider`` on the functional layers,
+    ``slider-all`` on all); ``settings``: generation settings (``batch_size``: clips per call); ``calibrate``: calibrate every
     method's range on fitting seeds (False: nominal ranges); ``vector_renorm``: CAA and SAE vectors steer
     with ReNorm (Eq. 3, the paper's benchmark setting) or without it (``h + alpha v``, as a vector with
     ``renorm: false`` was validated).
@@ -336,6 +337,7 @@ class BenchmarkConfig:
     settings: GenerationSettings | None = None
     calibrate: bool = True
     vector_renorm: bool = True
+    sliders: str = "sliders/{model}-{concept}-{kind}"
 
     def __post_init__(self) -> None:
         if isinstance(self.strengths, bool) or not isinstance(self.strengths, int) or self.strengths < 1:
@@ -403,7 +405,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkCo
     if functional:                      # [] is allowed: no functional layer (the localized variants are n/a)
         adapter.resolve_layers(functional)
     ctx = Context(adapter=adapter, concept=concept, items=items, functional=functional, settings=settings,
-                  vectors=config.vectors, fit_seeds=config.fit_seeds, cache=Path(out) if out is not None else None)
+                  vectors=config.vectors, fit_seeds=config.fit_seeds, sliders=config.sliders,
+                  cache=Path(out) if out is not None else None)
     others = [c for c in config.specificity if c.name != concept.name]
     measured = [concept] + others
     strengths, quality, distance = config.strengths, config.quality, config.distance
@@ -423,6 +426,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkCo
             if config.calibrate else None, **settings.to_dict()}
     if not config.vector_renorm:        # recorded only when off, so folders made before the option still resume
         spec["vector_renorm"] = False
+    if config.sliders != BenchmarkConfig.sliders:   # likewise recorded only when not the default
+        spec["sliders"] = config.sliders
     plan = _Plan(concept=concept, scorer=scorer, model=adapter.name, distance=distance.label, quality=quality.label,
                  keys=keys, functional=functional, others=others, n_chunks=len(chunks), n_items=len(pairs))
 
