@@ -175,3 +175,26 @@ def test_sliders_in_the_benchmark(tmp_path, tiny_model, slider):
     ctx.functional = [2]
     with pytest.raises(MethodUnavailable, match=r"adapts layers \[1\], not \[2\]"):
         make_method("sliders-f").setup(ctx)
+
+
+def test_cli_trains_generates_and_pushes_a_slider(cli, tmp_path):
+    out = tmp_path / "tempo-slider"
+    code, text, err = cli("slider", "train", "--model", "tiny-stable-audio", "--concept", "tempo", "--layers", "1",
+                          "--prompts", "2", "--seeds", "0", "--train-steps", "5", "--steps", "3", "--out", out)
+    assert code == 0, err
+    assert "slider on layers [1]" in text and "mean loss" in text
+    config = json.loads((out / "config.json").read_text())
+    assert config["layers"][0]["index"] == 1 and config["training"]["steps"] == 5 and config["training"]["seeds"] == [0]
+    assert config["command"] and "slider train" in config["command"]
+    code, text, err = cli("slider", "train", "--model", "tiny-stable-audio", "--concept", "tempo", "--layers", "1",
+                          "--out", out)
+    assert code == 0 and "already holds a slider" in err          # kept, not retrained
+    code, text, err = cli("slider", "generate", out, "--prompt", "a song", "--scale", "-1", "1", "--steps", "3",
+                          "--out", tmp_path / "wav")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "wav").iterdir()) == ["scale_-1.wav", "scale_0.wav", "scale_1.wav"]
+    code, text, err = cli("push", out, "--repo", "tada-org/tempo-slider", "--dry-run")
+    assert code == 0 and "slider.safetensors" in text
+    code, _, err = cli("slider", "train", "--model", "tiny-stable-audio", "--concept", "tempo", "--layers", "x",
+                       "--out", tmp_path / "bad")
+    assert code == 2 and "'functional', 'all' or 0-based layer indices" in err
