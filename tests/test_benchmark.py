@@ -633,6 +633,12 @@ def test_cli_benchmark_on_the_organism(cli, tmp_path):
     assert json.loads((tmp_path / "b" / "mood" / "spec.json").read_text())["vector_renorm"] is False
     code, _, err = cli("benchmark", "--concept", "mood", "--methods", "bogus", "--out", tmp_path / "c")
     assert code == 2 and "unknown method 'bogus'" in err
+    (tmp_path / "b" / "table.md").unlink()      # a partial run's combined tables, rebuilt from its concepts' results
+    code, out, err = cli("benchmark", "table", "--rebuild", tmp_path / "b")
+    assert code == 0 and "| mood | PCI | all |" in (tmp_path / "b" / "table.md").read_text()
+    assert "CAA and SAE without ReNorm" in out
+    code, _, err = cli("benchmark", "table", "--rebuild", tmp_path)
+    assert code == 2 and "no concept folder with a result.json" in err
 
 
 def test_cli_interrupt_is_a_message_not_a_traceback(cli, monkeypatch, tmp_path):
