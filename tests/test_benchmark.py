@@ -201,8 +201,8 @@ def steered(m, method, ctx, strengths, bases=(0, 0), seeds=(5, 5)):
         return m.generate(method.prompts(ctx, list(bases)), seeds=list(seeds)).audio
 
 
-@pytest.mark.parametrize("key", ["pci", "pci-f", "text-emb", "token-emb", "freesliders", "freesliders-f",
-                                 "austeer", "austeer-f"])
+@pytest.mark.parametrize("key", ["pci", "pci-f", "text-emb", "text-emb-f", "token-emb", "token-emb-f", "freesliders",
+                                 "freesliders-f", "austeer", "austeer-f", "random-austeer-f"])
 def test_strength_zero_is_the_unsteered_run(tiny, key):
     ctx = ctx_for(tiny)
     method = make_method(key)
@@ -403,6 +403,91 @@ def test_text_embeddings_at_strength_one_moves_toward_the_positive_prompt(tiny):
     torch.testing.assert_close(out, pos, atol=2e-4, rtol=0)
 
 
+def test_localized_prompt_embeddings_steer_only_the_functional_layers(tiny):
+    from tada_core.interventions.hooks import record
+
+    ctx = ctx_for(tiny, functional=(1,))
+
+    def first_step(method, strength):           # every layer's output at the first diffusion step
+        prompt = method.prompts(ctx, [0])[0]
+        with method.apply(ctx, [0], [strength]), record(tiny, [0, 1, 2], mode="frames") as rec:
+            tiny.generate(prompt, seeds=5)
+        return {i: a[0] for i, a in rec.activations.items()}
+
+    for key in ("text-emb", "token-emb"):
+        local, everywhere = make_method(f"{key}-f"), make_method(key)
+        local.setup(ctx)
+        everywhere.setup(ctx)
+        assert local.layers == [1] and everywhere.layers is None
+        plain, steered_f, steered_all = first_step(local, 0.0), first_step(local, 1.0), first_step(everywhere, 1.0)
+        assert torch.equal(steered_f[0], plain[0]), key             # before the functional layer: untouched
+        assert not torch.equal(steered_all[0], plain[0]), key       # (where the all-layer variant already acts)
+        assert not torch.allclose(steered_f[1], plain[1], atol=1e-5), key   # the functional layer is steered
+    with pytest.raises(MethodUnavailable, match="no functional layer"):
+        make_method("text-emb-f").setup(ctx_for(tiny, functional=()))
+
+
+def test_random_directions_keep_the_norm_per_layer_and_step_and_are_fixed_by_the_seed():
+    from tada_core.evaluation.benchmark.methods import random_like
+
+    v = {0: torch.tensor([3.0, 4.0]), 2: torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0]])}
+    r = random_like(v, 7)
+    assert r[0].norm().item() == pytest.approx(5.0)
+    assert r[2].norm(dim=1).tolist() == pytest.approx([1.0, 0.0, 2.0])     # a zero step stays zero
+    assert torch.equal(r[0], random_like(v, 7)[0]) and not torch.equal(r[0], random_like(v, 8)[0])
+    cos = float(r[0] @ v[0]) / 25.0
+    assert abs(cos) < 1.0                                                 # not the direction itself
+
+
+def test_a_control_draws_per_base_prompt_and_sweeps_its_parents_strengths(tiny, tmp_path):
+    from tada_core.evaluation.benchmark.methods import random_like
+    from tada_core.interventions.hooks import steer
+    from tada_core.methods.caa import compute_caa
+
+    vec = compute_caa(tiny, ["a fast song"] * 2, ["a slow song"] * 2, concept="tempo", seeds=[0, 1],
+                      functional_layers=[1], alpha_range=(-1.0, 1.0), progress=False)
+    vec.save(tmp_path / "tiny-stable-audio-tempo-caa")
+    where = str(tmp_path / "{model}-{concept}-{kind}")
+    ctx = ctx_for(tiny)
+    ctx.vectors = where
+    control = make_method("random-caa", vector_renorm=False)
+    control.setup(ctx)
+    assert control.follows == "caa" and control.layers == [1] and control.renorm is False
+    out = steered(tiny, control, ctx, [0.0, 2.0, 2.0], bases=[0, 0, 1], seeds=[5, 5, 5])
+    for b, row in ((0, 1), (1, 2)):                           # base b is steered with draw b (seed b)
+        draw = random_like({1: vec.vectors[1]}, b)
+        assert draw[1].norm().item() == pytest.approx(vec.vectors[1].norm().item(), rel=1e-5)
+        with steer(tiny, draw, alpha=2.0, use_renorm=False):
+            alone = tiny.generate(ctx.items[b][0], seeds=5).audio
+        torch.testing.assert_close(out[row:row + 1], alone, atol=1e-5, rtol=0)
+    assert torch.equal(out[0], tiny.generate(["a song", "a song", "a waltz"], seeds=[5, 5, 5]).audio[0])
+    result = bench(tiny, None, methods=["pci", "caa", "random-caa"], vectors=where, vector_renorm=False)
+    caa, rnd = result.methods[1:]
+    assert rnd.available and rnd.grid == caa.grid and rnd.label == "CAA(F) random"
+    assert result.control_verdict("caa") in ("yes", "no", "below") and result.control_verdict("pci") == ""
+    alone = bench(tiny, None, methods=["pci", "random-caa"], vectors=where, calibrate=False).methods[1]
+    assert not alone.available and "not in this run" in alone.reason
+
+
+def test_methods_can_be_added_to_a_finished_folder_without_redoing_its_calls(tiny, tmp_path):
+    first = bench(tiny, tmp_path / "b", methods=["pci", "text-emb"])
+    before = (tmp_path / "b" / "clips.jsonl").read_text()
+    grown = bench(tiny, tmp_path / "b", methods=["pci", "text-emb", "text-emb-f"])
+    after = (tmp_path / "b" / "clips.jsonl").read_text()
+    assert after.startswith(before)                              # the old calls stay, none is redone
+    new_units = [json.loads(line)["unit"] for line in after[len(before):].splitlines()]
+    assert new_units and all("text-emb-f" in u[:2] for u in new_units)
+    assert json.loads((tmp_path / "b" / "spec.json").read_text())["methods"] == ["pci", "text-emb", "text-emb-f"]
+    assert [m.key for m in grown.methods] == ["pci", "text-emb", "text-emb-f"]
+    assert grown.methods[1].auc == first.methods[1].auc
+    with pytest.raises(TadaError, match="differs in: methods"):        # dropping a method is still refused
+        bench(tiny, tmp_path / "b", methods=["pci"])
+    with pytest.raises(TadaError, match="differs in: methods, reference_seeds"):   # and any other change with it
+        run_benchmark(tiny, CONCEPT, Energy(), concepts=CONCEPTS, methods=["pci", "text-emb", "text-emb-f", "token-emb"],
+                      distance=MelDistance(), quality=Typicality(), functional=[1], seeds=[300], strengths=2,
+                      reference_seeds=range(10_000, 10_004), out=tmp_path / "b", progress=False)
+
+
 # ----- the run ---------------------------------------------------------------------------
 def bench(m, out, methods=("pci", "text-emb", "freesliders"), on_unit=None, **kw):
     return run_benchmark(m, CONCEPT, Energy(), concepts=CONCEPTS, methods=list(methods),
@@ -548,6 +633,12 @@ def test_cli_benchmark_on_the_organism(cli, tmp_path):
     assert json.loads((tmp_path / "b" / "mood" / "spec.json").read_text())["vector_renorm"] is False
     code, _, err = cli("benchmark", "--concept", "mood", "--methods", "bogus", "--out", tmp_path / "c")
     assert code == 2 and "unknown method 'bogus'" in err
+    (tmp_path / "b" / "table.md").unlink()      # a partial run's combined tables, rebuilt from its concepts' results
+    code, out, err = cli("benchmark", "table", "--rebuild", tmp_path / "b")
+    assert code == 0 and "| mood | PCI | all |" in (tmp_path / "b" / "table.md").read_text()
+    assert "CAA and SAE without ReNorm" in out
+    code, _, err = cli("benchmark", "table", "--rebuild", tmp_path)
+    assert code == 2 and "no concept folder with a result.json" in err
 
 
 def test_cli_interrupt_is_a_message_not_a_traceback(cli, monkeypatch, tmp_path):
@@ -584,3 +675,27 @@ def test_verdicts_against_localized_caa_follow_the_paired_intervals(tmp_path):
     text = (tmp_path / "table.md").read_text()
     assert "| tempo | 3 | PCI | Text Embeddings | AUSteer |" in text
     assert "| drums | - | no comparison: no vector |" in text
+    assert "random control" not in text                     # no control in these runs: no controls block
+
+
+def test_a_method_clears_its_control_only_when_the_intervals_separate(tmp_path):
+    from tada_core.evaluation.benchmark.runner import BenchmarkResult, MethodResult, write_tables
+
+    def method(key, ci):
+        return MethodResult(key=key, label=key.upper(), available=True, layers=[3],
+                            auc={"pos": 1.0, "neg": 1.0, "avg": sum(ci) / 2}, auc_ci={"avg": list(ci)},
+                            smoothness={"pos": 0.1, "neg": 0.1}, grid={"pos": [1.0], "neg": [-1.0]},
+                            kept={"pos": 1, "neg": 1})
+
+    def result(ms):
+        return BenchmarkResult(concept="tempo", model="m", scorer="s", measure_label="x", distance="d", quality="q",
+                               n_items=6, p_max={"pos": 1.0, "neg": 1.0}, gap=1.0, functional=[3], methods=ms)
+
+    r = result([method("caa", (2.0, 3.0)), method("random-caa", (0.0, 1.9)), method("sae", (1.0, 2.0)),
+                method("random-sae", (1.5, 2.5)), method("austeer", (-1.0, 0.0)), method("random-austeer", (0.5, 1.0)),
+                method("pci", (0.0, 1.0))])
+    assert [r.control_verdict(k) for k in ("caa", "sae", "austeer", "pci")] == ["yes", "no", "below", ""]
+    assert r.table_rows()[0][6] == "yes" and r.table_rows()[-1][6] == ""
+    write_tables([r], tmp_path)
+    text = (tmp_path / "table.md").read_text()
+    assert "| tempo | CAA | 2.500 [2.000, 3.000] | 0.950 [0.000, 1.900] | yes |" in text

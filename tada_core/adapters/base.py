@@ -397,6 +397,20 @@ class ModelAdapter:
             audio = audio[:, None, :]
         return audio
 
+    @contextlib.contextmanager
+    def replaying(self, run: Run) -> Iterator[None]:
+        """Denoiser calls made inside, outside the pipeline, see ``run`` as the pipeline call in progress, with
+        the family's hooks on: a trainer that re-runs denoiser inputs captured during ``run`` (Concept Sliders)
+        gets what the pipeline's own calls got."""
+        with self._lock:
+            previous, self._run = self._run, run
+            try:
+                with hook_handles() as add:
+                    self._family_hooks(run, add)
+                    yield
+            finally:
+                self._run = previous
+
     def add_before_generate(self, fn: Callable[[Run], None]) -> Callable[[], None]:
         """Register ``fn(run)`` to be called before each pipeline call; returns its remover."""
         self._before_generate.append(fn)

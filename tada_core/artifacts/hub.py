@@ -22,6 +22,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from tada_core.errors import TadaError
 from tada_core.runtime.io import is_repo_id, iter_files, read_json, resolve, write_json
 from tada_core.artifacts.sae import SAE_KIND, SaeArtifact, validate_sae_folder
+from tada_core.artifacts.slider import SLIDER_FILE, load_slider
 from tada_core.artifacts.vectors import (
     CARD_FILE,
     CONFIG_FILE,
@@ -94,10 +95,13 @@ def validate_artifact(folder: Path) -> None:
     """Raise :class:`TadaError` unless ``folder`` is a valid steering vector or SAE folder with a model card."""
     if (folder / VECTOR_FILE).is_file():
         load_vector(folder)
+    elif (folder / SLIDER_FILE).is_file():
+        load_slider(folder)
     else:
         validate_sae_folder(folder)
     if not (folder / CARD_FILE).is_file():
-        raise TadaError(f"{folder.name} has no README.md model card; save it with SteeringVector.save")
+        raise TadaError(f"{folder.name} has no README.md model card; save it with SteeringVector.save "
+                        f"(or ConceptSlider.save)")
 
 
 def push(folder: str | Path, repo_id: str, *, revision: str | None = None, private: bool = False,

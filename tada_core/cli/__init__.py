@@ -47,13 +47,14 @@ from tada_core.cli.localize import register_caa, register_localize
 from tada_core.cli.models import register_generate, register_models
 from tada_core.cli.organism import register_organism
 from tada_core.cli.sae import register_sae
+from tada_core.cli.slider import register_slider
 from tada_core.cli.vector import register_vector
 from tada_core.cli.verify import register_verify
 
 REGISTER = (register_models, register_generate, register_list, register_push, register_pull, register_import,
             register_localize, register_caa, register_diffmean, register_sweep, register_ablate, register_benchmark,
             register_sae, register_organism, register_verify, register_vector,
-            register_interference, register_edit)
+            register_interference, register_edit, register_slider)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,6 +64,9 @@ def register_benchmark(sub) -> None:
                    help="a `tada benchmark --out` folder: its method ranking next to the published one")
     t.add_argument("--run", default=None, metavar="RUN",
                    help="a `tada benchmark --out` folder, rendered in the paper's Table 3 layout")
+    t.add_argument("--rebuild", default=None, metavar="RUN",
+                   help="a `tada benchmark --out` folder: rewrite its table.md|csv|json and curves.png from the "
+                        "result.json of every concept folder in it (after a partial or resumed run)")
     t.add_argument("--out", default=None, help="a folder: write tables_<axis>.md / tables_localization.md there")
     t.set_defaults(func=run_table)
 
@@ -86,8 +89,34 @@ def _functional(args, model, concept) -> list[int]:
     raise TadaError(f"no functional layers for {concept.name!r}: give --localization DIR or --functional L ...")
 
 
+def rebuild_tables(run: Path) -> int:
+    """``tada benchmark table --rebuild RUN``: the run's combined tables and curves from its concepts' results."""
+    from tada_core.evaluation.benchmark.runner import RESULT_FILE, BenchmarkResult, curves_png, write_tables
+    from tada_core.runtime.io import read_json
+
+    folders = sorted(p for p in run.iterdir() if (p / RESULT_FILE).is_file()) if run.is_dir() else []
+    if not folders:
+        raise TadaError(f"{run}: no concept folder with a {RESULT_FILE}; give a `tada benchmark --out` folder")
+    spec = read_json(folders[0] / "spec.json") if (folders[0] / "spec.json").is_file() else {}
+    results = [BenchmarkResult.from_dict(read_json(p / RESULT_FILE)) for p in folders]
+    old = run / "table.json"
+    if old.is_file():   # keep the run's concept order where it has one
+        order = [r.get("concept") for r in read_json(old) if isinstance(r, dict)]
+        results.sort(key=lambda r: order.index(r.concept) if r.concept in order else len(order))
+    renorm = "without" if spec.get("vector_renorm") is False else "with"
+    write_tables(results, run, title=f"Steering benchmark (TADA Table 3) on {results[0].model}, CAA and SAE {renorm} "
+                                     f"ReNorm")
+    curves_png(results, run / "curves.png")
+    print((run / "table.md").read_text(encoding="utf-8"))
+    note(f"rewrote {run}/table.md, table.csv, table.json and curves.png from {len(results)} concepts")
+    return 0
+
+
 def run_table(args: argparse.Namespace) -> int:
     from tada_core.evaluation import published as pub
+
+    if args.rebuild:
+        return rebuild_tables(Path(args.rebuild))
 
     data = pub.read_published(args.published or pub.DEFAULT_DIR)
     if args.out:

@@ -388,8 +388,9 @@ def localization_markdown(table: Mapping[str, Sequence[tuple[str, int, float]]])
 
 # ---------------------------------------------------------------------------------------------- side by side
 # this project's benchmark method keys -> the published cells they implement
-METHOD_CELLS = {"pci": "pci_all", "pci-f": "pci_loc", "text-emb": "textemb_all", "token-emb": "tokemb_all",
-                "freesliders": "freesliders_all", "freesliders-f": "freesliders_loc", "austeer": "austeer_all",
+METHOD_CELLS = {"pci": "pci_all", "pci-f": "pci_loc", "text-emb": "textemb_all", "text-emb-f": "textemb_loc",
+                "token-emb": "tokemb_all", "token-emb-f": "tokemb_loc", "freesliders": "freesliders_all",
+                "freesliders-f": "freesliders_loc", "sliders": "cs_all", "sliders-f": "cs_loc", "austeer": "austeer_all",
                 "austeer-f": "austeer_loc", "caa-all": "caa_all", "caa": "caa_loc", "sae": "sae"}
 
 

@@ -19,12 +19,14 @@ key                       method
                           prompt; from step T - |alpha| on, the cross-attention layers (all / only
                           the functional ones) take the positive (alpha > 0) or negative prompt.
                           |alpha| = T is the full prompt swap. Strengths are whole steps.
-``text-emb``              Text Embeddings (Ezra et al., 2025): conditioning = neutral + alpha
-                          (positive - negative), per token, every layer and step; masks united.
-``token-emb``             Token Embeddings (Baumann et al., 2025): d = state of the concept word
-                          in the positive prompt - state at its position in the negative prompt,
+``text-emb``,             Text Embeddings (Ezra et al., 2025): conditioning = neutral + alpha
+``text-emb-f``            (positive - negative), per token, every step; masks united; all layers /
+                          only the functional ones (the others keep the neutral conditioning).
+``token-emb``,            Token Embeddings (Baumann et al., 2025): d = state of the concept word
+``token-emb-f``           in the positive prompt - state at its position in the negative prompt,
                           averaged over the base prompts; alpha d is added to the state of a
-                          generic word (``word``, default "music") appended to the neutral prompt.
+                          generic word (``word``, default "music") appended to the neutral prompt,
+                          at all layers / only the functional ones (the others keep it unsteered).
 ``freesliders``,          FreeSliders (Ezra et al., 2025): the conditional prediction becomes
 ``freesliders-f``         eps(neutral) + alpha (eps(positive) - eps(negative)) at every step; the
                           -f variant gives the positive / negative conditioning only to the
@@ -33,6 +35,14 @@ key                       method
 ``austeer-f``             negative activation per pair and frame; beta = +-max(P(m > 0), P(m < 0));
                           the top-k |beta| (k = 2048 x width / 2560) over the active layers kept per
                           step; h += alpha beta mask, conditional branch, ReNorm on.
+``sliders``,              Concept Sliders (Gandikota et al., 2024): a LoRA slider trained per concept
+``sliders-f``             (:mod:`tada_core.methods.sliders`) on the cross-attention projections of all /
+                          the functional layers; the strength is the slider's scale.
+``random-caa``,           Random-direction controls: the method after ``random-`` with each direction
+``random-caa-all``,       replaced by a random one of the same norm per layer (and per step), one draw
+``random-sae``,           per base prompt (draw b, seeded b, for base prompt b), at the method's own
+``random-austeer``,       strengths and ReNorm setting: how much AUC any direction of that norm gets.
+``random-austeer-f``
 ========================  ======================================================================
 
 Where the strength of a method is not a number of steps, its range is generous by design: the
@@ -53,7 +63,8 @@ import torch
 from tada_core.adapters.base import Conditioning, ModelAdapter, Run, hook_handles
 from tada_core.concepts import Concept
 from tada_core.errors import TadaError
-from tada_core.interventions.hooks import condition, patch, record, steer
+from tada_core.interventions.hooks import condition, patch, record, steer, steer_sum
+from tada_core.artifacts.slider import load_slider
 from tada_core.artifacts.vectors import load_vector
 from tada_core.runtime.io import read_tensors
 from tada_core.runtime.io import save_tensors
@@ -69,7 +80,8 @@ class Context:
 
     ``items``: (neutral, positive, negative) prompt per base; ``functional``: the concept's
     functional layers (0-based; [] when localization found none); ``vectors``: folder template
-    of precomputed vectors, with ``{model}``, ``{concept}`` and ``{kind}``; ``fit_seeds``: seeds
+    of precomputed vectors, with ``{model}``, ``{concept}`` and ``{kind}`` (``sliders``: the same for trained
+    Concept Sliders, kind ``slider`` / ``slider-all``); ``fit_seeds``: seeds
     for directions a method computes itself (never the benchmark's seeds).
     """
 
@@ -80,6 +92,7 @@ class Context:
     settings: Any
     vectors: str = "vectors/{model}-{concept}-{kind}"
     fit_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    sliders: str = "sliders/{model}-{concept}-{kind}"
     cache: Path | None = None   # where methods keep what they fitted (the benchmark's folder), for resumes
 
     def vector_folder(self, kind: str) -> Path:
@@ -197,16 +210,29 @@ def _union(m1: torch.Tensor | None, m2: torch.Tensor | None) -> torch.Tensor | N
     return m1 | m2 if m1.dtype == torch.bool else torch.maximum(m1, m2)
 
 
-class TextEmbeddings(Method):
-    key, label = "text-emb", "Text Embeddings"
+def _functional_layers(ctx: Context) -> list[int]:
+    """The concept's functional layers, or :class:`MethodUnavailable` when localization found none."""
+    if not ctx.functional:
+        raise MethodUnavailable(f"{ctx.concept.name!r} has no functional layer on {ctx.adapter.name}")
+    return list(ctx.functional)
 
-    def __init__(self, max_strength: float = 2.0):
+
+class TextEmbeddings(Method):
+    """Text Embeddings; ``localized``: the steered conditioning reaches only the functional layers (the others
+    keep the neutral prompt's, as PCI(F) and FreeSliders(F) do)."""
+
+    def __init__(self, max_strength: float = 2.0, localized: bool = False):
         super().__init__()
-        self.max_strength = max_strength
+        self.max_strength, self.localized = max_strength, localized
+        self.key, self.label = ("text-emb-f", "Text Embeddings(F)") if localized else ("text-emb", "Text Embeddings")
+
+    def setup(self, ctx: Context) -> None:
+        if self.localized:
+            self.layers = _functional_layers(ctx)
 
     def apply(self, ctx, bases, strengths):
         adapter = ctx.adapter
-        layers = list(range(len(adapter.layers)))
+        layers = list(adapter.resolve_layers(self.layers))
 
         def provide(run: Run) -> dict[int, Conditioning]:
             n = len(bases)
@@ -237,11 +263,13 @@ def _span(longer: list[int], shorter: list[int]) -> tuple[int, int]:
 
 
 class TokenEmbeddings(Method):
-    key, label = "token-emb", "Token Embeddings"
+    """Token Embeddings; ``localized``: the word's state is moved only at the functional layers (the others see
+    the same prompt, neutral + word, unsteered)."""
 
-    def __init__(self, word: str = "music", max_strength: float = 4.0):
+    def __init__(self, word: str = "music", max_strength: float = 4.0, localized: bool = False):
         super().__init__()
-        self.word, self.max_strength = word, max_strength
+        self.word, self.max_strength, self.localized = word, max_strength, localized
+        self.key, self.label = ("token-emb-f", "Token Embeddings(F)") if localized else ("token-emb", "Token Embeddings")
         self.direction: dict[int, torch.Tensor] = {}
 
     def addon(self, neutral: str) -> str:
@@ -249,11 +277,13 @@ class TokenEmbeddings(Method):
 
     def setup(self, ctx: Context) -> None:
         adapter = ctx.adapter
+        if self.localized:
+            self.layers = _functional_layers(ctx)
         try:
             adapter.prompt_token_ids(ctx.items[0][0])
         except TadaError as e:
             raise MethodUnavailable(str(e)) from None
-        layers = list(range(len(adapter.layers)))
+        layers = list(adapter.resolve_layers(self.layers))
         pos = [p for _, p, _ in ctx.items]
         neg = [n for _, _, n in ctx.items]
         got = adapter.capture_conditioning(pos + neg, adapter.resolve_settings(ctx.settings), layers)
@@ -275,7 +305,7 @@ class TokenEmbeddings(Method):
 
     def apply(self, ctx, bases, strengths):
         adapter = ctx.adapter
-        layers = list(range(len(adapter.layers)))
+        layers = list(adapter.resolve_layers(self.layers))
         spans = []
         for b in bases:
             neutral = ctx.items[b][0]
@@ -485,6 +515,110 @@ class AUSteer(Method):
 
 
 # --------------------------------------------------------------------------------------
+# weight level: Concept Sliders
+# --------------------------------------------------------------------------------------
+class Sliders(Method):
+    """A trained Concept Slider (``tada slider train``; Gandikota et al., 2024) on the functional layers or on
+    every cross-attention layer, at scale = strength. Like CAA's vectors, sliders are trained once per concept
+    and layer set on the fitting seeds and read from a folder (``ctx.sliders``, kind ``slider`` / ``slider-all``)."""
+
+    def __init__(self, localized: bool, max_strength: float = 2.0):
+        super().__init__()
+        self.localized, self.max_strength = localized, max_strength
+        self.key, self.label = ("sliders-f", "Concept Sliders(F)") if localized else ("sliders", "Concept Sliders")
+        self.slider = None
+
+    def setup(self, ctx: Context) -> None:
+        kind = "slider" if self.localized else "slider-all"
+        folder = Path(ctx.sliders.format(model=ctx.adapter.name, concept=ctx.concept.name, kind=kind))
+        want = _functional_layers(ctx) if self.localized else [layer.index for layer in ctx.adapter.layers]
+        if not (folder / "config.json").is_file():
+            layers = "functional" if self.localized else "all"
+            raise MethodUnavailable(f"no slider for {ctx.concept.name!r} at {folder} (train one with `tada slider "
+                                    f"train --concept {ctx.concept.name} --layers {layers} --out {folder}`)")
+        self.slider = load_slider(folder)
+        self.slider.check_compatible(ctx.adapter)
+        if self.slider.layers != sorted(want):
+            raise MethodUnavailable(f"the slider at {folder} adapts layers {self.slider.layers}, not {sorted(want)}")
+        self.layers = list(self.slider.layers)
+        fit = (self.slider.training or {}).get("seeds")
+        if fit is not None and set(fit) - set(ctx.fit_seeds):
+            raise MethodUnavailable(f"the slider at {folder} was trained on seeds {fit}, not the fitting seeds "
+                                    f"{list(ctx.fit_seeds)}")
+        if self.slider.scale_range:
+            self.max_strength = max(abs(float(x)) for x in self.slider.scale_range)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        t = self.slider.training if self.slider is not None else {}
+        return {**super().hyperparameters(), "rank": getattr(self.slider, "rank", None),
+                "lora_alpha": getattr(self.slider, "lora_alpha", None), "eta": t.get("eta"),
+                "train_steps": t.get("steps"), "lr": t.get("lr"), "fit_seeds": t.get("seeds"),
+                "loss": [t.get("loss_before"), t.get("loss_after")]}
+
+    def apply(self, ctx, bases, strengths):
+        return self.slider.apply(ctx.adapter, list(strengths))
+
+
+# --------------------------------------------------------------------------------------
+# controls: random directions of the same norm
+# --------------------------------------------------------------------------------------
+def random_like(vectors: dict[int, torch.Tensor], seed: int) -> dict[int, torch.Tensor]:
+    """Gaussian directions with the norm of ``vectors`` per layer (and per step, for [steps, width] vectors):
+    r = g |v| / |g|, g ~ N(0, I) from a generator seeded ``seed`` (layers in sorted order); a zero row stays 0."""
+    gen = torch.Generator().manual_seed(int(seed))
+    out = {}
+    for layer in sorted(vectors):
+        v = vectors[layer].detach().to("cpu", torch.float32)
+        g = torch.randn(v.shape, generator=gen, dtype=torch.float32)
+        out[layer] = g * (v.norm(dim=-1, keepdim=True) / g.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+    return out
+
+
+class RandomControl(Method):
+    """The random-direction control of an activation-steering method (``parent``: CAA, SAE or AUSteer).
+
+    The parent's directions are replaced by :func:`random_like` draws of the same norm per layer (and step);
+    base prompt b gets draw b (seed b), so one control row costs one cell and its bootstrap over prompts
+    includes the variance between draws. Strengths are the parent's own (the benchmark takes the parent's
+    calibrated grid: ``follows``), so the row answers "how much of the parent's AUC would any direction of
+    this norm, at the same strengths, get"."""
+
+    def __init__(self, parent: Method):
+        super().__init__()
+        self.parent = parent
+        self.follows = parent.key
+        self.key, self.label = f"random-{parent.key}", f"{parent.label} random"
+        self.draws: dict[int, dict[int, torch.Tensor]] = {}
+
+    def _directions(self) -> dict[int, torch.Tensor]:
+        p = self.parent
+        if isinstance(p, VectorMethod):
+            return {i: p.vector.vectors[i] for i in p.layers}
+        if isinstance(p, AUSteer):
+            return dict(p.vectors)
+        raise TadaError(f"no random control for {type(p).__name__}; accepted parents: CAA, SAE, AUSteer")
+
+    def setup(self, ctx: Context) -> None:
+        self.parent.setup(ctx)
+        self.layers, self.max_strength = self.parent.layers, self.parent.max_strength
+        directions = self._directions()
+        self.draws = {b: random_like(directions, b) for b in range(len(ctx.items))}
+
+    @property
+    def renorm(self) -> bool:
+        return bool(getattr(self.parent, "renorm", True))
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {**self.parent.hyperparameters(), "control_of": self.parent.key,
+                "draws": "draw b (torch seed b) for base prompt b; same norm per layer and step"}
+
+    def apply(self, ctx, bases, strengths):
+        terms = [(self.draws[b], [a if bb == b else 0.0 for bb, a in zip(bases, strengths)])
+                 for b in sorted(set(bases))]
+        return steer_sum(ctx.adapter, terms, use_renorm=self.renorm)
+
+
+# --------------------------------------------------------------------------------------
 # the registry of methods
 # --------------------------------------------------------------------------------------
 METHODS: dict[str, Any] = {
@@ -494,11 +628,20 @@ METHODS: dict[str, Any] = {
     "pci": lambda: PCI(localized=False),
     "pci-f": lambda: PCI(localized=True),
     "text-emb": TextEmbeddings,
+    "text-emb-f": lambda: TextEmbeddings(localized=True),
     "token-emb": TokenEmbeddings,
+    "token-emb-f": lambda: TokenEmbeddings(localized=True),
     "freesliders": lambda: FreeSliders(localized=False),
     "freesliders-f": lambda: FreeSliders(localized=True),
     "austeer": lambda: AUSteer(localized=False),
     "austeer-f": lambda: AUSteer(localized=True),
+    "sliders": lambda: Sliders(localized=False),
+    "sliders-f": lambda: Sliders(localized=True),
+    "random-caa": lambda: RandomControl(VectorMethod("caa", "caa", localized=True)),
+    "random-caa-all": lambda: RandomControl(VectorMethod("caa-all", "caa", localized=False)),
+    "random-sae": lambda: RandomControl(VectorMethod("sae", "sae", localized=True)),
+    "random-austeer": lambda: RandomControl(AUSteer(localized=False)),
+    "random-austeer-f": lambda: RandomControl(AUSteer(localized=True)),
 }
 
 
@@ -509,10 +652,12 @@ def make_method(key: str, *, vector_renorm: bool = True) -> Method:
     if key not in METHODS:
         raise TadaError(f"unknown method {key!r}; accepted: {', '.join(METHODS)}")
     method = METHODS[key]()
-    if isinstance(method, VectorMethod):
-        method.renorm = bool(vector_renorm)
+    for m in (method, getattr(method, "parent", None)):
+        if isinstance(m, VectorMethod):
+            m.renorm = bool(vector_renorm)
     return method
 
 
 __all__ = ["Method", "Context", "MethodUnavailable", "METHODS", "make_method", "VectorMethod", "PCI",
-           "TextEmbeddings", "TokenEmbeddings", "FreeSliders", "AUSteer", "austeer_mask"]
+           "TextEmbeddings", "TokenEmbeddings", "FreeSliders", "AUSteer", "austeer_mask", "Sliders", "RandomControl",
+           "random_like"]

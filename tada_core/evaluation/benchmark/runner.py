@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -50,7 +52,7 @@ import numpy as np
 from tada_core.concepts import Concept, ConceptSet
 from tada_core.runtime.distributed import Processes
 from tada_core.errors import TadaError
-from tada_core.runtime.io import atomic_write_text, write_json
+from tada_core.runtime.io import atomic_write_text, read_json, write_json
 from tada_core.runtime.jobs import Job, Stage, run
 from tada_core.adapters.settings import GenerationSettings
 from tada_core.evaluation.scoring import Scorer
@@ -61,6 +63,8 @@ from tada_core.evaluation.benchmark.residual import make_method_for
 from tada_core.evaluation.benchmark.quality import Quality, logmel_stats
 from tada_core.evaluation.plots import Panel, Series, line_panels
 from tada_core.evaluation.stats import bootstrap_intervals
+
+logger = logging.getLogger(__name__)
 
 SPEC_FILE, CLIPS_FILE, RESULT_FILE = "spec.json", "clips.jsonl", "result.json"
 REQUIRED = ("pci",)
@@ -140,24 +144,38 @@ class BenchmarkResult:
             return NotImplemented
         return self.to_dict() == other.to_dict()
 
+    def control_verdict(self, key: str) -> str:
+        """Whether method ``key``'s AUC avg interval clears its random-direction control's (the row
+        ``random-KEY``): "yes" (its lower bound is above the control's upper bound), "below" (its upper bound is
+        below the control's lower bound), "no" (the intervals overlap); "" when the run has no such control."""
+        by_key = {m.key: m for m in self.methods if m.available}
+        m, c = by_key.get(key), by_key.get(f"random-{key}")
+        if m is None or c is None:
+            return ""
+        (lo, hi), (c_lo, c_hi) = m.auc_ci.get("avg", [math.nan] * 2), c.auc_ci.get("avg", [math.nan] * 2)
+        if not all(x is not None and math.isfinite(x) for x in (lo, hi, c_lo, c_hi)):
+            return ""
+        return "yes" if lo > c_hi else "below" if hi < c_lo else "no"
+
     def table_rows(self) -> list[list[str]]:
         rows = []
         for m in self.methods:
             if not m.available:
-                rows.append([self.concept, m.label, "-", "n/a", "", "", "", "", "", "", "", "", "", "", m.reason])
+                rows.append([self.concept, m.label, "-", "n/a", "", "", "", "", "", "", "", "", "", "", "", m.reason])
                 continue
             lo, hi = m.auc_ci.get("avg", [float("nan")] * 2)
             vs = (f"{_f(m.vs_reference[0])} [{_f(m.vs_reference[1])}, {_f(m.vs_reference[2])}]"
                   if m.vs_reference and m.key != "caa" else "")
             rows.append([self.concept, m.label, ",".join(map(str, m.layers)) if m.layers is not None else "all",
-                         _f(m.auc["pos"]), _f(m.auc["neg"]), f"{_f(m.auc['avg'])} [{_f(lo)}, {_f(hi)}]", vs,
+                         _f(m.auc["pos"]), _f(m.auc["neg"]), f"{_f(m.auc['avg'])} [{_f(lo)}, {_f(hi)}]",
+                         self.control_verdict(m.key), vs,
                          _f(m.nauc), _f(m.smoothness["pos"]), _f(m.smoothness["neg"]), _f(m.quality),
                          _f(m.leakage), f"{m.grid['pos'][-1]:.3g} / {m.grid['neg'][-1]:.3g}",
                          f"{m.kept['pos']} / {m.kept['neg']}", ""])
         return rows
 
 
-HEADER = ["concept", "method", "layers", "AUC +", "AUC -", "AUC avg [95% CI]", "minus CAA(F) [95% CI]", "nAUC avg", "smooth +", "smooth -",
+HEADER = ["concept", "method", "layers", "AUC +", "AUC -", "AUC avg [95% CI]", "> control", "minus CAA(F) [95% CI]", "nAUC avg", "smooth +", "smooth -",
           "quality", "leakage", "range + / -", "kept + / -", "note"]
 
 
@@ -256,7 +274,32 @@ def write_tables(results: Sequence[BenchmarkResult], out: str | Path, title: str
     atomic_write_text(out / "table.md", (f"# {title}\n\n" if title else "") + markdown_table(results)
                       + f"\n\nP_max ({results[0].distance}): {p}\n\n"
                       + "Against localized CAA (paired 95% bootstrap interval of AUC avg minus CAA(F)'s: above 0 "
-                        "beats, below 0 loses, including 0 ties):\n\n" + verdicts_table(results) + "\n")
+                        "beats, below 0 loses, including 0 ties):\n\n" + verdicts_table(results) + "\n"
+                      + controls_table(results))
+
+
+def controls_table(results: Sequence[BenchmarkResult]) -> str:
+    """Markdown: per concept, each method that has a random-direction control in the run and whether its AUC avg
+    interval clears the control's (:meth:`BenchmarkResult.control_verdict`); "" when no run has a control."""
+    lines = []
+    for r in results:
+        for m in r.methods:
+            verdict = r.control_verdict(m.key)
+            if verdict:
+                c = next(x for x in r.methods if x.key == f"random-{m.key}")
+                lines.append(f"| {r.concept} | {m.label} | {_f(m.auc['avg'])} {_ci(m)} | {_f(c.auc['avg'])} {_ci(c)} "
+                             f"| {verdict} |")
+    if not lines:
+        return ""
+    return ("\nAgainst random directions of the same norm per layer (95% bootstrap intervals of AUC avg; yes: the "
+            "method's interval lies above the control's, below: under it, no: they overlap):\n\n"
+            "| concept | method | AUC avg [95% CI] | random control [95% CI] | clears the control |\n"
+            "|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+
+
+def _ci(m: MethodResult) -> str:
+    lo, hi = m.auc_ci.get("avg", [math.nan] * 2)
+    return f"[{_f(lo)}, {_f(hi)}]"
 
 
 # --------------------------------------------------------------------------------------
@@ -273,7 +316,8 @@ class BenchmarkConfig:
     ``bases``: base prompts (default the concept set's); ``strengths`` per direction; ``specificity``:
     other concepts measured on every clip for leakage; ``reference_seeds``: the unsteered clips a quality
     measure with a reference is fitted on; ``vectors``: folder template of the CAA / SAE vectors;
-    ``settings``: generation settings (``batch_size``: clips per call); ``calibrate``: calibrate every
+    ``sliders``: folder template of the trained Concept Sliders (kind ``slider`` on the functional layers,
+    ``slider-all`` on all); ``settings``: generation settings (``batch_size``: clips per call); ``calibrate``: calibrate every
     method's range on fitting seeds (False: nominal ranges); ``vector_renorm``: CAA and SAE vectors steer
     with ReNorm (Eq. 3, the paper's benchmark setting) or without it (``h + alpha v``, as a vector with
     ``renorm: false`` was validated).
@@ -294,6 +338,7 @@ class BenchmarkConfig:
     settings: GenerationSettings | None = None
     calibrate: bool = True
     vector_renorm: bool = True
+    sliders: str = "sliders/{model}-{concept}-{kind}"
 
     def __post_init__(self) -> None:
         if isinstance(self.strengths, bool) or not isinstance(self.strengths, int) or self.strengths < 1:
@@ -363,7 +408,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkCo
     if functional:                      # [] is allowed: no functional layer (the localized variants are n/a)
         adapter.resolve_layers(functional)
     ctx = Context(adapter=adapter, concept=concept, items=items, functional=functional, settings=settings,
-                  vectors=config.vectors, fit_seeds=config.fit_seeds, cache=Path(out) if out is not None else None)
+                  vectors=config.vectors, fit_seeds=config.fit_seeds, sliders=config.sliders,
+                  cache=Path(out) if out is not None else None)
     others = [c for c in config.specificity if c.name != concept.name]
     measured = [concept] + others
     strengths, quality, distance = config.strengths, config.quality, config.distance
@@ -383,6 +429,8 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkCo
             if config.calibrate else None, **settings.to_dict()}
     if not config.vector_renorm:        # recorded only when off, so folders made before the option still resume
         spec["vector_renorm"] = False
+    if config.sliders != BenchmarkConfig.sliders:   # likewise recorded only when not the default
+        spec["sliders"] = config.sliders
     plan = _Plan(concept=concept, scorer=scorer, model=adapter.name, distance=distance.label, quality=quality.label,
                  keys=keys, functional=functional, others=others, n_chunks=len(chunks), n_items=len(pairs),
                  labels={m.key: m.label for m in built})
@@ -399,8 +447,14 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkCo
                 plan.reasons[m.key] = str(e)
         if "pci" not in plan.ready:
             raise TadaError(f"P_max needs the PCI baseline, which cannot run: {plan.reasons.get('pci')}")
-        calibrated = ["pci"] + [k for k, m in plan.ready.items() if m.grid_kind == "linear"] \
-            if config.calibrate else []
+        for k, m in list(plan.ready.items()):      # a control sweeps its parent's strengths: the parent must run
+            parent = getattr(m, "follows", None)
+            if parent is not None and parent not in plan.ready:
+                del plan.ready[k]
+                plan.reasons[k] = (f"a control sweeps the strengths of {parent}, which is not in this run"
+                                   + (f" ({plan.reasons[parent]})" if parent in plan.reasons else ""))
+        calibrated = ["pci"] + [k for k, m in plan.ready.items() if m.grid_kind == "linear"
+                                and getattr(m, "follows", None) is None] if config.calibrate else []
         return [Stage([("ref", 0, k) for k in range(len(ref_chunks))], reference),
                 Stage([("cal", k, d) for k in calibrated for d in (1, -1)], calibration, before=fit_quality),
                 Stage([("gap", c.name, k) for c in others for k in range(len(chunks))], prompt_gap,
@@ -442,8 +496,11 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkCo
                 "distance": dist.reshape(len(probe), len(probes)).mean(0).tolist(), "seconds": _since(started)}
 
     def set_grids(done) -> None:
-        for key, method in plan.ready.items():
+        for key, method in sorted(plan.ready.items(), key=lambda km: getattr(km[1], "follows", None) is not None):
             for d in (1, -1):
+                if getattr(method, "follows", None) is not None:
+                    plan.grids[(key, d)] = list(plan.grids[(method.follows, d)])
+                    continue
                 top = None
                 if config.calibrate and method.grid_kind == "linear":
                     swap = done[("cal", "pci", d)]["distance"][-1]
@@ -492,9 +549,36 @@ def run_benchmark(adapter, concept: Concept, scorer: Scorer, config: BenchmarkCo
         write_tables([result], folder, title=f"Steering benchmark: {concept.name} on {adapter.name}")
         curves_png([result], folder / "curves.png")
 
+    if out is not None and processes is not None and processes.distributed:
+        processes.wait()
+    if out is not None and (processes is None or processes.main):
+        add_methods(Path(out) / SPEC_FILE, spec)
+    if out is not None and processes is not None and processes.distributed:
+        processes.wait()
     job = Job(name=f"benchmark {concept.name}", spec=spec, stages=stages, reduce=lambda done: _reduce(plan, done),
               write=write, unit="call", what="benchmark", spec_file=SPEC_FILE, journal_file=CLIPS_FILE)
     return run(job, out, processes=processes, progress=progress, on_unit=on_unit)
+
+
+def add_methods(spec_path: Path, spec: Mapping[str, Any]) -> bool:
+    """Let a finished or partial run folder take more methods: when its ``spec.json`` differs from ``spec`` only
+    in ``methods`` and every method it holds is still asked for, the spec is rewritten with the longer list (the
+    finished calls stay valid: a method's calls depend only on PCI's, its own and, for a control, its parent's
+    strengths). Returns whether it was rewritten; any other difference is left for the folder to refuse."""
+    if not spec_path.is_file():
+        return False
+    old = read_json(spec_path)
+    new = json.loads(json.dumps(dict(spec)))
+    if not isinstance(old, dict) or old == new:
+        return False
+    same = {k: v for k, v in old.items() if k != "methods"} == {k: v for k, v in new.items() if k != "methods"}
+    before, after = list(old.get("methods") or []), list(new.get("methods") or [])
+    if not same or not set(before) < set(after):
+        return False
+    logger.info("%s: adding methods %s to the run's %s", spec_path.parent,
+                ", ".join(k for k in after if k not in before), ", ".join(before))
+    write_json(spec_path, new)
+    return True
 
 
 def _config(config: BenchmarkConfig | None, fields: Mapping[str, Any]) -> BenchmarkConfig:
@@ -658,4 +742,4 @@ def curves_png(results: Sequence[BenchmarkResult], path: str | Path) -> Path:
 
 
 __all__ = ["run_benchmark", "BenchmarkConfig", "BenchmarkResult", "MethodResult", "markdown_table", "verdicts",
-           "write_tables", "curves_png"]
+           "write_tables", "controls_table", "add_methods", "curves_png"]
