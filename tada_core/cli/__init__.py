@@ -23,6 +23,7 @@ arguments beside its handler (``register_<command>`` / ``run_<command>`` in this
     tada vector combine A:W B:W ... --out DIR            concept arithmetic: a weighted sum of vectors
     tada interference --out DIR [--method caa sae]       pairs of vectors composed: additivity, cross-talk
     tada edit --audio in.wav --steer VECTOR --alpha A [A ...] --out out.wav   steer your own clip (inversion)
+    tada slider train --concept C --layers functional|all --out DIR   a Concept Slider (LoRA, Gandikota et al.)
 
 Bad input ends with a one-line message and exit code 2, never a traceback.
 """
