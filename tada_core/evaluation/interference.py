@@ -661,8 +661,9 @@ def summary_lines(result: Mapping[str, Any]) -> list[str]:
                 f"{_short(worst['b'], model)}, {w:+.2f} of the {concept} gap.")
         s = orthogonalization_summary(g)
         if s["measured"]:
-            text += (f" Orthogonalized, the largest |interaction| fell in {s['improved']} of {s['measured']} pairs "
-                     f"that share a layer (mean {s['mean_plain']:.2f} -> {s['mean_orthogonalized']:.2f}).")
+            text += (f" Orthogonalized, the largest |interaction| fell in {s['improved']} of the {s['measured']} pairs "
+                     f"with |cos| >= {result['orthogonalize']['min_cosine']:g} on a shared layer (mean "
+                     f"{s['mean_plain']:.2f} -> {s['mean_orthogonalized']:.2f}).")
         lines.append(text)
     return lines
 
