@@ -240,28 +240,10 @@ def markdown(out: dict) -> str:
 
 
 def figure(out: dict, path: Path) -> None:
-    import matplotlib
+    """The figure scripts/figures.py redraws from editing.json (one definition: its ``editing_figure``)."""
+    from figures import editing_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(CONCEPTS), figsize=(5 * len(CONCEPTS), 3.8))
-    for ax, concept in zip(np.atleast_1d(axes), CONCEPTS):
-        for name, s in out["sets"].items():
-            e = s["concepts"][concept]
-            t = e["target"]
-            lo = [c[0] for c in t["per_alpha_ci"]]
-            hi = [c[1] for c in t["per_alpha_ci"]]
-            ax.plot(e["alphas"], t["per_alpha_mean"], marker="o", label=f"{name} clips (edit)")
-            ax.fill_between(e["alphas"], lo, hi, alpha=0.2)
-            ax.axhline(float(np.mean(s["input"][concept])), ls=":", color=ax.lines[-1].get_color(),
-                       label=f"{name} clips (input)")
-        ax.set_xlabel(f"alpha (vectors/tada-organism-{concept}-caa)")
-        ax.set_ylabel(out["labels"][concept].split(";")[0].split("(Krumhansl")[0])
-        ax.set_title(f"{concept}: edited clips, mean and 95% CI")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    editing_figure(out, path)
 
 
 if __name__ == "__main__":

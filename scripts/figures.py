@@ -17,6 +17,8 @@ Each figure is drawn with the library's plotting functions from the JSON next to
 * ``organism_guidance/adherence_vs_guidance.png``: ``scripts/organism_guidance.py``'s ``plot`` on ``g*.json``.
 * ``verification/{,before-fixes/}effects.png``: :func:`tada_core.evaluation.verification.effects_figure` on
   ``verification.json``.
+* ``interference/*.png``: :func:`tada_core.evaluation.interference.write_results`'s heatmaps on ``interference.json``.
+* ``editing/editing.png``: :func:`editing_figure` on ``editing.json`` (``scripts/edit_validation.py`` draws it so).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from tada_core.methods.localize import Localization, write_summary  # noqa: E402
 from tada_core.evaluation.plots import LAYER_AXIS, Panel, Series, heatmap_png, line_panels  # noqa: E402
 from tada_core.evaluation.stats import bootstrap_intervals  # noqa: E402
 
-BENCHMARKS = ("organism_benchmark", "organism_benchmark_no_renorm")
+BENCHMARKS = ("organism_benchmark", "organism_benchmark_no_renorm", "musicgen_benchmark")
 N_BOOT = 400   # as the runner's AUC intervals
 
 
@@ -175,6 +177,38 @@ def verification(src: Path, dst: Path) -> list[Path]:
     return written
 
 
+def interference(src: Path, dst: Path) -> list[Path]:
+    from tada_core.evaluation.interference import crosstalk_figure, interaction_figures
+
+    result = read_json(src / "interference.json")
+    dst.mkdir(parents=True, exist_ok=True)
+    return interaction_figures(result, dst) + [crosstalk_figure(result, dst / "crosstalk.png")]
+
+
+def editing_figure(out: dict, path: Path) -> Path:
+    """``tada edit`` on the organism: the edited clips' target measure per alpha (mean, 95% interval), one panel per
+    concept, generated and synthesized clips, with the inputs' mean as a flat line."""
+    panels = []
+    for concept in next(iter(out["sets"].values()))["concepts"]:
+        series = []
+        for name, s in out["sets"].items():
+            e = s["concepts"][concept]
+            t = e["target"]
+            series.append(Series(f"{name}, edited", e["alphas"], t["per_alpha_mean"],
+                                 [c[0] for c in t["per_alpha_ci"]], [c[1] for c in t["per_alpha_ci"]]))
+            level = float(np.mean(s["input"][concept]))
+            series.append(Series(f"{name}, input", e["alphas"], [level] * len(e["alphas"])))
+        label = out["labels"][concept].split(";")[0].split("(Krumhansl")[0].strip()
+        label += ")" * (label.count("(") - label.count(")"))
+        panels.append(Panel(f"{concept}: edits with vectors/tada-organism-{concept}-caa", series, y_label=label))
+    return line_panels(panels, path, x_label="alpha (steering strength of the edit)")
+
+
+def editing(src: Path, dst: Path) -> list[Path]:
+    dst.mkdir(parents=True, exist_ok=True)
+    return [editing_figure(read_json(src / "editing.json"), dst / "editing.png")]
+
+
 def regenerate(results: Path, out: Path) -> list[Path]:
     """Every figure of ``results`` drawn again into ``out`` (the same relative paths); returns the files."""
     written = localization(results / "organism_localization", out / "organism_localization")
@@ -183,6 +217,8 @@ def regenerate(results: Path, out: Path) -> list[Path]:
     written += musicgen(results / "musicgen_organism", out / "musicgen_organism")
     written += guidance(results / "organism_guidance", out / "organism_guidance")
     written += verification(results / "verification", out / "verification")
+    written += interference(results / "interference", out / "interference")
+    written += editing(results / "editing", out / "editing")
     return written
 
 
