@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tada_core.errors import TadaError
 from tada_core.cli.common import add_device_args, check_writable, note, positive_int, seed_int
+from tada_core.cli.verify import folder_seeds
 
 METHODS = ("caa", "sae", "diffmean")
 
@@ -75,7 +76,7 @@ def run_interference(args: argparse.Namespace) -> int:
     from tada_core.evaluation import interference as itf
     from tada_core.evaluation import verification as ver
     from tada_core.registry import get_entry, load_model
-    from tada_core.runtime.io import read_json, write_json
+    from tada_core.runtime.io import write_json
     from tada_core.runtime.jobs import run
 
     out = check_writable(args.out)
@@ -84,15 +85,7 @@ def run_interference(args: argparse.Namespace) -> int:
         raise TadaError(f"{args.model} has no verification panel (third-party measures of its concepts); "
                         f"`tada interference` runs on models that have one: the organisms")
     seeds_file = out / "seeds.json"
-    kept = [int(x) for x in read_json(seeds_file)] if seeds_file.is_file() else []
-    if args.seeds is not None:
-        seeds = list(dict.fromkeys(args.seeds))
-    elif kept:
-        seeds = kept
-        note(f"resuming {out}: its seeds {seeds}")
-    else:
-        seeds = ver.fresh_seeds(args.n_seeds)
-        note(f"fresh seeds drawn now: {seeds} (rerun with --seeds {' '.join(map(str, seeds))} to repeat this run)")
+    seeds = folder_seeds(args, out)
     if len(set(seeds)) < 2:
         raise TadaError(f"interference needs at least two distinct seeds; got {seeds}")
     cs = entry.concepts

@@ -66,26 +66,36 @@ def _concepts_of(model: str):
         return None
 
 
+def folder_seeds(args: argparse.Namespace, out: Path) -> list[int]:
+    """The seeds of a run folder of fresh seeds (verify, interference): ``--seeds`` if given, else the folder's own
+    (``seeds.json``), else ``--n-seeds`` drawn now; the choice is noted so that the run can be repeated."""
+    from tada_core.evaluation.verification import fresh_seeds
+    from tada_core.runtime.io import read_json
+
+    seeds_file = out / "seeds.json"
+    kept = [int(x) for x in read_json(seeds_file)] if seeds_file.is_file() else []
+    if args.seeds is not None:
+        return list(dict.fromkeys(args.seeds))
+    if kept:
+        note(f"resuming {out}: its seeds {kept}")
+        return kept
+    if args.n_seeds < 2:
+        raise TadaError(f"--n-seeds {args.n_seeds}: intervals over seeds need at least two")
+    seeds = fresh_seeds(args.n_seeds)
+    note(f"fresh seeds drawn now: {seeds} (rerun with --seeds {' '.join(map(str, seeds))} to repeat this run)")
+    return seeds
+
+
 def run_verify(args: argparse.Namespace) -> int:
     from tada_core.adapters.settings import GenerationSettings
     from tada_core.evaluation import verification as ver
     from tada_core.registry import get_entry, load_model
-    from tada_core.runtime.io import read_json, write_json
+    from tada_core.runtime.io import write_json
     from tada_core.runtime.jobs import run
 
     out = check_writable(args.out)
     seeds_file = out / "seeds.json"
-    kept = [int(x) for x in read_json(seeds_file)] if seeds_file.is_file() else []
-    if args.seeds is not None:
-        seeds = list(dict.fromkeys(args.seeds))
-    elif kept:
-        seeds = kept
-        note(f"resuming {out}: its seeds {seeds}")
-    else:
-        if args.n_seeds < 2:
-            raise TadaError(f"--n-seeds {args.n_seeds}: intervals over seeds need at least two")
-        seeds = ver.fresh_seeds(args.n_seeds)
-        note(f"fresh seeds drawn now: {seeds} (rerun with --seeds {' '.join(map(str, seeds))} to repeat this run)")
+    seeds = folder_seeds(args, out)
     if args.add_seeds:
         more = [x for x in ver.fresh_seeds(args.add_seeds + len(seeds)) if x not in seeds][:args.add_seeds]
         seeds = seeds + more

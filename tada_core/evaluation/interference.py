@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -46,7 +45,7 @@ import numpy as np
 
 from tada_core.errors import TadaError
 from tada_core.evaluation.stats import crossed_intervals
-from tada_core.evaluation.verification import EFFECT, Models, Target, _generate, _measure
+from tada_core.evaluation.verification import EFFECT, Models, Target, _generate, _measure, timed
 from tada_core.runtime.io import write_json
 from tada_core.runtime.jobs import Job, Stage
 
@@ -142,14 +141,6 @@ def interference_job(groups: Sequence[Group], seeds: Sequence[int], models: Mode
     # the orthogonalized pairs are not part of the spec: a folder run without them (--no-orthogonalize) can add
     # them later, and a run with them keeps the plain pairs' records
     ortho_setting = None if orthogonalize is None else {"min_cosine": float(orthogonalize)}
-
-    def timed(fn):
-        def do(unit):
-            t0 = time.perf_counter()
-            rec = fn(unit)
-            rec["seconds"] = round(time.perf_counter() - t0, 3)
-            return rec
-        return do
 
     def measured(unit, audio, adapter):
         return {"unit": list(unit), "values": _measure(panel, audio, adapter.sample_rate),

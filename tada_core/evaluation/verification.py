@@ -170,6 +170,16 @@ def _generate(adapter, prompts: list[str], seeds: list[int], settings, alphas=No
     return torch.cat(out)
 
 
+def timed(fn: Callable[[Any], dict]) -> Callable[[Any], dict]:
+    """A job unit's function that also records its wall time in the record (``"seconds"``)."""
+    def do(unit):
+        t0 = time.perf_counter()
+        rec = fn(unit)
+        rec["seconds"] = round(time.perf_counter() - t0, 3)
+        return rec
+    return do
+
+
 def verification_job(targets: Sequence[Target], seeds: Sequence[int], models: Models, *,
                      prompts: Mapping[str, Sequence[str]], gap_prompts: Mapping[str, Mapping[str, tuple]],
                      settings: Mapping[str, Any], check: bool = True, command: str | None = None,
@@ -207,14 +217,6 @@ def verification_job(targets: Sequence[Target], seeds: Sequence[int], models: Mo
         spec["class_prompts"] = {m: {k: list(v) for k, v in class_prompts[m].items()} for m in model_names
                                  if m in class_prompts}
     by_name = {t.name: t for t in targets}
-
-    def timed(fn):
-        def do(unit):
-            t0 = time.perf_counter()
-            rec = fn(unit)
-            rec["seconds"] = round(time.perf_counter() - t0, 3)
-            return rec
-        return do
 
     def do_check(unit):
         panel = models.panel(model_names[0])
